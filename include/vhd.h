@@ -1,0 +1,314 @@
+/* libvhd - read, write and manage VHD and VHDX virtual disk images.
+ *
+ * This header is the whole public interface. It is also the manual: every
+ * function states its contract where it is declared.
+ *
+ * Conventions (as in libnbd and zlib):
+ *  - Handles are opaque. Whoever opens or creates a handle closes it.
+ *  - Every function that can fail returns 0 (or a non-negative count) on
+ *    success and a negative errno value on failure. After a failure,
+ *    vhd_last_error() returns a one-line message that names the file and
+ *    what is wrong, and vhd_last_errno() the positive errno. Both are kept
+ *    per thread.
+ *  - Offsets and lengths are in bytes of the virtual disk unless a name says
+ *    otherwise.
+ *  - One vhd_image may be used from several threads at once: reads of
+ *    allocated data run in parallel, allocation and metadata updates are
+ *    serialised inside the library.
+ */
+#ifndef LIBVHD_VHD_H
+#define LIBVHD_VHD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VHD_API __attribute__((visibility("default")))
+#else
+#define VHD_API
+#endif
+
+#define LIBVHD_VERSION_MAJOR 0
+#define LIBVHD_VERSION_MINOR 1
+#define LIBVHD_VERSION_PATCH 0
+
+/* Returns the library version as "MAJOR.MINOR.PATCH". */
+VHD_API const char *vhd_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+/* Message of the last failure on this thread ("" if none). The string
+ * stays valid until the next libvhd call on this thread. */
+VHD_API const char *vhd_last_error(void);
+
+/* errno of the last failure on this thread (positive), 0 if none. */
+VHD_API int vhd_last_errno(void);
+
+/* ------------------------------------------------------------------ */
+/* Formats and types                                                   */
+
+enum vhd_format {
+  VHD_FORMAT_AUTO = 0,   /* probe by content (never by file name) */
+  VHD_FORMAT_RAW = 1,
+  VHD_FORMAT_VHD = 2,
+  VHD_FORMAT_VHDX = 3,
+};
+
+enum vhd_disk_type {
+  VHD_TYPE_NONE = 0,          /* raw files have no type */
+  VHD_TYPE_FIXED = 2,
+  VHD_TYPE_DYNAMIC = 3,
+  VHD_TYPE_DIFFERENCING = 4,
+};
+
+/* Names used on command lines and in JSON: "raw", "vhd", "vhdx";
+ * "fixed", "dynamic", "differencing". NULL for values out of range (and for
+ * VHD_TYPE_NONE). */
+VHD_API const char *vhd_format_name(enum vhd_format format);
+VHD_API const char *vhd_type_name(enum vhd_disk_type type);
+
+/* ------------------------------------------------------------------ */
+/* I/O backends                                                        */
+
+/* The container file is reached only through a vhd_io. libvhd brings a
+ * POSIX file backend and an in-memory backend; a program (the UEFI loader,
+ * a test) may bring its own by filling in vhd_io_ops. */
+typedef struct vhd_io vhd_io;
+
+struct vhd_io_ops {
+  /* Read exactly count bytes at offset. Bytes past the end of the file
+   * read as zeros. 0 or -errno. */
+  int (*pread)(void *opaque, void *buf, size_t count, uint64_t offset);
+  /* Write exactly count bytes at offset, growing the file if needed. */
+  int (*pwrite)(void *opaque, const void *buf, size_t count, uint64_t offset);
+  /* Make every completed write durable. */
+  int (*flush)(void *opaque);
+  /* Current length of the file in bytes. */
+  int (*get_size)(void *opaque, uint64_t *size);
+  /* Set the length of the file (grow with zeros or cut). */
+  int (*set_size)(void *opaque, uint64_t size);
+  /* Optional (NULL): give back the host space of a range, which then reads
+   * as zeros. -EOPNOTSUPP when the host cannot. */
+  int (*punch_hole)(void *opaque, uint64_t offset, uint64_t length);
+  /* Optional (NULL): find the next data at or after offset: *data is set to
+   * the first data byte (or the file size when none) and *hole to the first
+   * hole byte after *data. Lets raw sources skip holes quickly. */
+  int (*find_data)(void *opaque, uint64_t offset, uint64_t *data, uint64_t *hole);
+  /* Optional (NULL): host bytes the file occupies (st_blocks). */
+  int (*allocated_size)(void *opaque, uint64_t *bytes);
+  /* Optional (NULL): open another file of the same namespace (a parent
+   * image). A relative path is relative to the directory of this file.
+   * flags: VHD_IO_RDONLY or VHD_IO_RDWR. -ENOENT when it does not exist. */
+  int (*open_related)(void *opaque, const char *path, unsigned flags, vhd_io **out);
+  /* Release the backend's resources. */
+  void (*close)(void *opaque);
+};
+
+#define VHD_IO_RDONLY 0x0u
+#define VHD_IO_RDWR   0x1u
+#define VHD_IO_CREATE 0x2u  /* create the file, failing if it exists */
+#define VHD_IO_TRUNC  0x4u  /* with CREATE: replace an existing file */
+
+/* Wrap a backend. name is used in error messages (copied). On success the
+ * vhd_io owns opaque: closing it calls ops->close(opaque). */
+VHD_API int vhd_io_new(const struct vhd_io_ops *ops, void *opaque, const char *name,
+               unsigned flags, vhd_io **out);
+
+/* A file on the host, opened with O_CLOEXEC. */
+VHD_API int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out);
+
+/* A growable in-memory file, initialised with a copy of data[0..size).
+ * data may be NULL when size is 0. */
+VHD_API int vhd_io_new_memory(const void *data, size_t size, const char *name,
+                      unsigned flags, vhd_io **out);
+
+/* Copy out the current contents of an in-memory file: *data is allocated
+ * with malloc() and owned by the caller. -EINVAL for other backends. */
+VHD_API int vhd_io_memory_contents(vhd_io *io, void **data, size_t *size);
+
+/* The name given at creation (the path for files). */
+VHD_API const char *vhd_io_name(const vhd_io *io);
+
+/* Close the backend. NULL is allowed. */
+VHD_API void vhd_io_close(vhd_io *io);
+
+/* ------------------------------------------------------------------ */
+/* Opening and closing images                                          */
+
+typedef struct vhd_image vhd_image;
+
+#define VHD_OPEN_RDONLY     0x0u
+#define VHD_OPEN_RDWR       0x1u   /* the top image only; parents stay read-only */
+#define VHD_OPEN_NO_PARENT  0x2u   /* do not open the parent chain (info, check);
+                                      reads of parent-backed ranges fail with -ENXIO */
+#define VHD_OPEN_RAW        0x4u   /* skip probing: treat the file as raw */
+
+/* Open the image at path, probing its format by content. A differencing
+ * image opens its whole chain (parents read-only). Errors name the file
+ * and the field at fault. */
+VHD_API int vhd_open(const char *path, unsigned flags, vhd_image **out);
+
+/* Open an image over an I/O backend with a given format (or
+ * VHD_FORMAT_AUTO). On success the image owns io; on failure io is closed. */
+VHD_API int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags,
+                vhd_image **out);
+
+/* Flush (if writable) and release the image and its parents. Returns the
+ * flush result; the image is released in every case. NULL is allowed. */
+VHD_API int vhd_close(vhd_image *img);
+
+/* ------------------------------------------------------------------ */
+/* Creating images                                                     */
+
+struct vhd_create_params {
+  enum vhd_format format;      /* VHD_FORMAT_VHD, VHDX or RAW */
+  enum vhd_disk_type type;     /* default DYNAMIC; DIFFERENCING needs parent */
+  uint64_t size;               /* virtual size in bytes, rounded up to the
+                                  sector size; 0 = the parent's (differencing) */
+  uint32_t block_size;         /* 0 = format default (VHD 2 MiB, VHDX 32 MiB) */
+  uint32_t logical_sector_size;  /* 0 = 512; VHDX may use 4096 */
+  uint32_t physical_sector_size; /* 0 = 4096 for VHDX; VHD ignores it */
+  const char *parent;          /* differencing: path of the parent image */
+  unsigned flags;              /* VHD_CREATE_* */
+};
+
+#define VHD_CREATE_OVERWRITE   0x1u  /* replace an existing file */
+#define VHD_CREATE_CHS_ROUND   0x2u  /* VHD: round the size up to a CHS product
+                                        (Virtual PC compatible) */
+
+/* Fill p with defaults: format VHD, type dynamic, everything else 0. */
+VHD_API void vhd_create_params_init(struct vhd_create_params *p);
+
+/* Create a new image. When out is non-NULL the image is returned open
+ * read-write; otherwise it is closed. */
+VHD_API int vhd_create(const char *path, const struct vhd_create_params *p,
+               vhd_image **out);
+
+/* Create over an I/O backend (which must be empty and writable). The image
+ * owns io on success; on failure io is closed. A differencing image's parent
+ * is opened through io's open_related. */
+VHD_API int vhd_create_io(vhd_io *io, const struct vhd_create_params *p,
+                  vhd_image **out);
+
+/* ------------------------------------------------------------------ */
+/* I/O on the virtual disk                                             */
+
+/* Read count bytes at offset. Reading past the virtual size is -EINVAL. */
+VHD_API int vhd_pread(vhd_image *img, void *buf, size_t count, uint64_t offset);
+
+/* Write count bytes at offset (any alignment: unaligned edges are
+ * read-modify-written through the chain). Allocates blocks as needed; a
+ * write of zeros into an unallocated block of a dynamic image allocates
+ * nothing. Not durable until vhd_flush(). */
+VHD_API int vhd_pwrite(vhd_image *img, const void *buf, size_t count, uint64_t offset);
+
+/* Make every completed write durable (data, then metadata). */
+VHD_API int vhd_flush(vhd_image *img);
+
+/* Afterwards the range reads as zeros. Whole blocks are freed where the
+ * format can (host space given back); partial blocks are zeroed. */
+VHD_API int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length);
+
+/* Afterwards the range reads as zeros. With VHD_ZERO_MAY_TRIM whole blocks
+ * may be freed; with VHD_ZERO_FAST it fails with -ENOTSUP instead of
+ * writing zeros the slow way. */
+#define VHD_ZERO_MAY_TRIM 0x1u
+#define VHD_ZERO_FAST     0x2u
+VHD_API int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags);
+
+/* Allocation of the range starting at offset. *status gets VHD_STATUS_*
+ * flags for a run of *run bytes (1 <= *run <= length) that share them;
+ * *layer (if non-NULL) gets the chain depth holding the data (0 = this
+ * image, 1 = its parent, ...) or -1 when no layer holds it. */
+#define VHD_STATUS_DATA 0x1u   /* allocated in some layer */
+#define VHD_STATUS_ZERO 0x2u   /* known to read as zeros */
+VHD_API int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
+                     unsigned *status, uint64_t *run, int *layer);
+
+/* ------------------------------------------------------------------ */
+/* Information                                                         */
+
+struct vhd_info {
+  enum vhd_format format;
+  enum vhd_disk_type type;
+  uint64_t virtual_size;       /* bytes the guest sees */
+  uint64_t file_size;          /* length of the container file */
+  uint32_t block_size;         /* dynamic/differencing; 0 otherwise */
+  uint32_t logical_sector_size;
+  uint32_t physical_sector_size;
+  uint64_t allocated_blocks;   /* blocks holding data in this layer */
+  uint64_t total_blocks;       /* blocks the virtual size spans */
+  char creator[64];            /* e.g. "win 10.0 (Wi2k)" or the VHDX creator */
+  uint8_t id[16];              /* VHD unique id / VHDX virtual disk id */
+  uint8_t data_write_id[16];   /* VHDX data write GUID; zeros for VHD */
+  uint8_t parent_id[16];       /* differencing: parent identity expected */
+  const char *path;            /* this image's path (owned by the image) */
+  const char *parent_path;     /* resolved parent path, NULL if none or not
+                                  opened (owned by the image) */
+  const char *parent_hint;     /* first parent locator, as stored, or NULL */
+  uint16_t cylinders;          /* VHD CHS geometry */
+  uint8_t heads;
+  uint8_t sectors_per_track;
+  unsigned chain_depth;        /* 0 for a base image */
+  unsigned warnings;           /* non-fatal problems seen while opening */
+};
+
+VHD_API int vhd_get_info(vhd_image *img, struct vhd_info *info);
+
+/* The parent of a differencing image (owned by the child), NULL otherwise. */
+VHD_API vhd_image *vhd_get_parent(vhd_image *img);
+
+/* ------------------------------------------------------------------ */
+/* Operations                                                          */
+
+/* Progress callbacks get the work done and the total in the same unit;
+ * returning non-zero cancels the operation (-ECANCELED). */
+typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+/* Copy src's virtual disk (through its whole chain) into a new image at
+ * dst_path made with p (p->size 0 = src's size). All-zero blocks stay
+ * unallocated in dynamic outputs and become holes in raw ones. */
+VHD_API int vhd_convert(vhd_image *src, const char *dst_path,
+                const struct vhd_create_params *p,
+                vhd_progress_fn progress, void *opaque);
+
+enum vhd_check_severity {
+  VHD_CHECK_INFO = 0,        /* a note, nothing wrong */
+  VHD_CHECK_WARNING = 1,     /* odd but harmless */
+  VHD_CHECK_LEAK = 2,        /* space no structure uses */
+  VHD_CHECK_CORRUPTION = 3,  /* a structure is wrong */
+};
+
+typedef void (*vhd_check_report_fn)(void *opaque, enum vhd_check_severity sev,
+                                    const char *message);
+
+struct vhd_check_result {
+  enum vhd_format format;
+  enum vhd_disk_type type;
+  unsigned corruptions;
+  unsigned leaks;
+  unsigned warnings;
+  uint64_t leaked_bytes;
+  int log_needs_replay;        /* VHDX: the log holds entries to replay */
+};
+
+/* Validate every structure of the image at path (and its parent link).
+ * Each finding goes to report (may be NULL). Returns 0 when the check ran
+ * (look at *result), negative when it could not run at all. */
+VHD_API int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
+              void *opaque, struct vhd_check_result *result);
+
+/* Same over a backend (does not take ownership of io). */
+VHD_API int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
+                 void *opaque, struct vhd_check_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBVHD_VHD_H */

@@ -1,0 +1,107 @@
+/* Creating images: parameter defaults and checks shared by every format,
+ * then the driver's create, then an ordinary open of the result. */
+#include "driver.h"
+#include "error.h"
+#include "image.h"
+
+void vhd_create_params_init(struct vhd_create_params *p)
+{
+  memset(p, 0, sizeof *p);
+  p->format = VHD_FORMAT_VHD;
+  p->type = VHD_TYPE_DYNAMIC;
+}
+
+static int prepare(const char *name, const struct vhd_create_params *in,
+                   const struct vhd_driver **drv, struct vhd_create_params *p)
+{
+  *p = *in;
+  *drv = driver_for_format(p->format);
+  if (!*drv || !(*drv)->create)
+    return vhd_error(ENOTSUP, "%s: cannot create images of format %s", name,
+                     vhd_format_name(p->format) ? vhd_format_name(p->format) : "(unknown)");
+  if (p->format == VHD_FORMAT_RAW)
+    p->type = VHD_TYPE_NONE;
+  else if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC &&
+           p->type != VHD_TYPE_DIFFERENCING)
+    return vhd_error(EINVAL, "%s: unknown disk type %d", name, (int)p->type);
+  if ((p->type == VHD_TYPE_DIFFERENCING) != (p->parent != NULL))
+    return vhd_error(EINVAL, "%s: %s", name, p->parent ?
+                     "a parent is given but the type is not differencing" :
+                     "a differencing image needs a parent");
+  if (p->logical_sector_size == 0)
+    p->logical_sector_size = 512;
+  if (p->logical_sector_size != 512 && p->logical_sector_size != 4096)
+    return vhd_error(EINVAL, "%s: logical sector size %u is not 512 or 4096", name,
+                     p->logical_sector_size);
+  if (p->format != VHD_FORMAT_VHDX && p->logical_sector_size != 512)
+    return vhd_error(EINVAL, "%s: only VHDX images can have %u-byte sectors", name,
+                     p->logical_sector_size);
+  if (p->block_size && (p->block_size & (p->block_size - 1)))
+    return vhd_error(EINVAL, "%s: block size %u is not a power of two", name, p->block_size);
+  return 0;
+}
+
+/* Common tail: size defaults, the driver's create, then reopen read-write. */
+int create_on_io(vhd_io *io, const struct vhd_create_params *in,
+                 const struct parent_link *link, vhd_image **out)
+{
+  const struct vhd_driver *drv;
+  struct vhd_create_params p;
+  int r = prepare(io->name, in, &drv, &p);
+  if (r == 0 && link && p.size == 0)
+    p.size = link->image->virtual_size;
+  if (r == 0 && p.size == 0)
+    r = vhd_error(EINVAL, "%s: the virtual size must be given and not zero", io->name);
+  if (r == 0) {
+    uint64_t ss = p.logical_sector_size;
+    if (p.size > UINT64_MAX - ss)
+      r = vhd_error(EINVAL, "%s: virtual size %llu is too large", io->name,
+                    (unsigned long long)p.size);
+    else
+      p.size = (p.size + ss - 1) / ss * ss;
+  }
+  if (r == 0)
+    r = drv->create(io, &p, link);
+  if (r == 0)
+    r = io_flush(io);
+  if (r < 0) {
+    vhd_io_close(io);
+    return r;
+  }
+  struct vhd_image *img;
+  r = image_open_layer(io, drv, VHD_OPEN_RDWR, NULL, &img);
+  if (r < 0)
+    return r;
+  r = chain_open_parents(img, NULL, 0);
+  if (r < 0) {
+    image_free(img);
+    return r;
+  }
+  if (out)
+    *out = img;
+  else
+    r = vhd_close(img);
+  return r;
+}
+
+int vhd_create_io(vhd_io *io, const struct vhd_create_params *p, vhd_image **out)
+{
+  vhd_error_clear();
+  if (out)
+    *out = NULL;
+  struct parent_link link = { NULL, p->parent, p->parent };
+  if (p->parent) {
+    vhd_io *pio;
+    int r = io_open_related(io, p->parent, VHD_IO_RDONLY, &pio);
+    if (r == 0)
+      r = vhd_open_io(pio, VHD_FORMAT_AUTO, VHD_OPEN_RDONLY, &link.image);
+    if (r < 0) {
+      vhd_error_prefix(io->name);
+      vhd_io_close(io);
+      return r;
+    }
+  }
+  int r = create_on_io(io, p, p->parent ? &link : NULL, out);
+  vhd_close(link.image);
+  return r;
+}

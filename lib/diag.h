@@ -1,0 +1,37 @@
+/* Findings while opening or checking an image.
+ *
+ * Format drivers validate every structure in one code path. When an image
+ * is opened for use there is no collector (d == NULL): the first corruption
+ * fails the open with its message. When vhd_check runs, a collector records
+ * every finding and the driver carries on where it safely can (for example
+ * treating a BAT entry past the end of file as unallocated). This keeps one
+ * parser for both jobs. */
+#ifndef LIBVHD_DIAG_H
+#define LIBVHD_DIAG_H
+
+#include "vhd.h"
+#include "platform.h"
+
+struct vhd_diag {
+  vhd_check_report_fn report;
+  void *opaque;
+  struct vhd_check_result *result;
+};
+
+/* A structure is wrong. Without a collector: sets the error (EINVAL
+ * unless errnum says otherwise) and returns it negated. With one: records
+ * the finding and returns 0 so the caller repairs its in-memory view and
+ * continues. Message: "FILE: ..." is prefixed by the caller's format. */
+int diag_corrupt(struct vhd_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Space no structure uses. Never fails an open. */
+void diag_leak(struct vhd_diag *d, uint64_t bytes, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Odd but harmless. Never fails an open. */
+void diag_warn(struct vhd_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A note for the report only. */
+void diag_info(struct vhd_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif

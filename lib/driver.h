@@ -1,0 +1,101 @@
+/* The format driver interface. raw, VHD and VHDX each implement it; the
+ * image/chain layer (image.c, chain.c) is the only caller.
+ *
+ * Contract common to all callbacks:
+ *  - Return 0 or -errno, and set the error message (error.h) on failure.
+ *  - Offsets and lengths given to read/write/zero are multiples of the
+ *    image's logical sector size and lie inside the virtual size; the image
+ *    layer does unaligned edges and bounds.
+ *  - Locking is the image layer's: read and block_status run under the
+ *    image's shared lock (possibly in parallel), write runs under the
+ *    shared lock first and may ask for the exclusive one, everything else
+ *    runs exclusively. Drivers need no lock of their own unless they keep
+ *    caches that shared-lock callers fill.
+ */
+#ifndef LIBVHD_DRIVER_H
+#define LIBVHD_DRIVER_H
+
+#include "diag.h"
+#include "image.h"
+#include "io.h"
+
+/* What one layer holds at an offset. */
+enum layer_state {
+  LAYER_DATA,    /* this layer stores the bytes */
+  LAYER_ZERO,    /* this layer says they are zeros (never look below) */
+  LAYER_ABSENT,  /* not in this layer: the parent's, or zeros without one */
+};
+
+/* Returned by write (positive) when it needs the exclusive lock because it
+ * must allocate or change metadata; the image layer retries exclusively. */
+#define WRITE_NEEDS_EXCLUSIVE 1
+
+/* Where a differencing image's parent may be, in the order to try. Paths
+ * are as stored, converted to UTF-8 with '/' separators; relative ones are
+ * relative to the child's directory. */
+#define PARENT_MAX_CANDIDATES 8
+struct parent_candidates {
+  unsigned count;
+  char *path[PARENT_MAX_CANDIDATES];
+  const char *kind[PARENT_MAX_CANDIDATES];  /* "W2ru", "relative_path", ... */
+};
+void parent_candidates_free(struct parent_candidates *c);
+
+/* The parent a new differencing image points at. */
+struct parent_link {
+  struct vhd_image *image;  /* the opened parent */
+  const char *relative;     /* from the child's directory, '/' separators */
+  const char *absolute;     /* absolute host path, '/' separators */
+};
+
+struct vhd_driver {
+  const char *name;
+  enum vhd_format format;
+
+  /* How surely the file holds this format: 0 not at all, higher surer.
+   * Reads only what it needs; never fails on garbage. */
+  int (*probe)(vhd_io *io, uint64_t file_size);
+
+  /* Parse and validate every structure (d: see diag.h). Sets type,
+   * virtual_size, sector_size and priv. Does not open the parent. */
+  int (*open)(struct vhd_image *img, struct vhd_diag *d);
+  void (*close)(struct vhd_image *img);
+
+  int (*read)(struct vhd_image *img, void *buf, size_t len, uint64_t off);
+  int (*write)(struct vhd_image *img, const void *buf, size_t len,
+               uint64_t off, bool exclusive);
+  int (*flush)(struct vhd_image *img);
+  /* Make the range read as zeros; VHD_ZERO_MAY_TRIM lets whole blocks be
+   * freed, VHD_ZERO_FAST asks for -ENOTSUP instead of a slow path. */
+  int (*zero)(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+  /* State of this layer at off, for a run of *run bytes (<= len, >= 1). */
+  int (*block_status)(struct vhd_image *img, uint64_t off, uint64_t len,
+                      enum layer_state *state, uint64_t *run);
+  /* Fill the format-specific fields of info. */
+  void (*info)(struct vhd_image *img, struct vhd_info *info);
+
+  /* Write a new empty image onto io (empty, writable). parent is non-NULL
+   * for differencing images. */
+  int (*create)(vhd_io *io, const struct vhd_create_params *p,
+                const struct parent_link *parent);
+
+  /* Differencing only (NULL otherwise). */
+  int (*parent_candidates)(struct vhd_image *img, struct parent_candidates *c);
+  /* 0 when candidate is this image's parent, else -EINVAL with a message
+   * naming both files and the identity field that differs. */
+  int (*parent_matches)(struct vhd_image *img, struct vhd_image *candidate);
+
+  /* Extra whole-file checks run by vhd_check after open (leaks, overlaps
+   * that open tolerates). May be NULL. */
+  int (*check)(struct vhd_image *img, struct vhd_diag *d);
+};
+
+extern const struct vhd_driver vhd_driver_raw;
+extern const struct vhd_driver vhd_driver_vhd;
+extern const struct vhd_driver vhd_driver_vhdx;
+
+/* The drivers in probing order, NULL-terminated. */
+extern const struct vhd_driver *const vhd_drivers[];
+const struct vhd_driver *driver_for_format(enum vhd_format format);
+
+#endif

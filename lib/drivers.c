@@ -1,0 +1,17 @@
+/* The format drivers, in probing order: the most specific first; raw
+ * accepts anything and comes last. */
+#include "driver.h"
+
+const struct vhd_driver *const vhd_drivers[] = {
+  &vhd_driver_vhd,
+  &vhd_driver_raw,
+  NULL,
+};
+
+const struct vhd_driver *driver_for_format(enum vhd_format format)
+{
+  for (size_t i = 0; vhd_drivers[i]; i++)
+    if (vhd_drivers[i]->format == format)
+      return vhd_drivers[i];
+  return NULL;
+}

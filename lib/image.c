@@ -1,0 +1,394 @@
+/* The image handle: probing, bounds, alignment, locking, and the public
+ * I/O entry points. Drivers see only sector-aligned requests inside the
+ * virtual size, under the lock discipline described in driver.h. */
+#include "driver.h"
+#include "error.h"
+#include "image.h"
+#include "util/strfmt.h"
+
+static const struct vhd_driver *probe_driver(vhd_io *io)
+{
+  uint64_t size;
+  if (io_get_size(io, &size) < 0)
+    return NULL;
+  const struct vhd_driver *best = NULL;
+  int best_score = 0;
+  for (size_t i = 0; vhd_drivers[i]; i++) {
+    int score = vhd_drivers[i]->probe(io, size);
+    if (score > best_score) {
+      best = vhd_drivers[i];
+      best_score = score;
+    }
+  }
+  return best;
+}
+
+int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
+                     struct vhd_diag *d, struct vhd_image **out)
+{
+  *out = NULL;
+  if ((flags & VHD_OPEN_RDWR) && !io_writable(io)) {
+    int r = vhd_error(EROFS, "%s: cannot open read-write: the file is read-only", io->name);
+    vhd_io_close(io);
+    return r;
+  }
+  if (!drv)
+    drv = probe_driver(io);
+  if (!drv) {
+    int r = vhd_last_errno() ? -vhd_last_errno() : -EIO;
+    vhd_io_close(io);
+    return r;
+  }
+  struct vhd_image *img = vhd_calloc(1, sizeof *img);
+  if (!img) {
+    vhd_io_close(io);
+    return vhd_error(ENOMEM, "%s: out of memory", io->name);
+  }
+  img->drv = drv;
+  img->io = io;
+  img->path = io->name;
+  img->flags = flags;
+  img->writable = (flags & VHD_OPEN_RDWR) != 0;
+  vhd_rwlock_init(&img->lock);
+  int r = drv->open(img, d);
+  if (r == 0 && (img->sector_size == 0 || img->virtual_size % img->sector_size))
+    r = vhd_error(EINVAL, "%s: virtual size %llu is not a multiple of the sector size %u",
+                  img->path, (unsigned long long)img->virtual_size, img->sector_size);
+  if (r < 0) {
+    if (img->priv)
+      drv->close(img);
+    vhd_rwlock_destroy(&img->lock);
+    vhd_free(img);
+    vhd_io_close(io);
+    return r;
+  }
+  *out = img;
+  return 0;
+}
+
+void image_free(struct vhd_image *img)
+{
+  while (img) {
+    struct vhd_image *parent = img->parent;
+    img->drv->close(img);
+    vhd_rwlock_destroy(&img->lock);
+    vhd_io_close(img->io);
+    vhd_free(img->parent_path);
+    vhd_free(img);
+    img = parent;
+  }
+}
+
+int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags, vhd_image **out)
+{
+  vhd_error_clear();
+  *out = NULL;
+  const struct vhd_driver *drv = NULL;
+  if (flags & VHD_OPEN_RAW)
+    format = VHD_FORMAT_RAW;
+  if (format != VHD_FORMAT_AUTO) {
+    drv = driver_for_format(format);
+    if (!drv) {
+      int r = vhd_error(ENOTSUP, "%s: format %d is not supported", io->name, (int)format);
+      vhd_io_close(io);
+      return r;
+    }
+  }
+  struct vhd_image *img;
+  int r = image_open_layer(io, drv, flags, NULL, &img);
+  if (r < 0)
+    return r;
+  r = chain_open_parents(img, NULL, 0);
+  if (r < 0) {
+    image_free(img);
+    return r;
+  }
+  *out = img;
+  return 0;
+}
+
+int vhd_close(vhd_image *img)
+{
+  if (!img)
+    return 0;
+  int r = 0;
+  if (img->writable) {
+    vhd_rwlock_wrlock(&img->lock);
+    r = img->drv->flush(img);
+    vhd_rwlock_unlock(&img->lock);
+  }
+  image_free(img);
+  return r;
+}
+
+static int check_range(vhd_image *img, uint64_t offset, uint64_t count, const char *what)
+{
+  if (offset > img->virtual_size || count > img->virtual_size - offset)
+    return vhd_error(EINVAL, "%s: %s of %llu bytes at offset %llu is past the end of the "
+                     "disk (%llu bytes)", img->path, what, (unsigned long long)count,
+                     (unsigned long long)offset, (unsigned long long)img->virtual_size);
+  return 0;
+}
+
+static int check_writable(vhd_image *img)
+{
+  if (!img->writable)
+    return vhd_error(EROFS, "%s: the image is open read-only", img->path);
+  return 0;
+}
+
+/* Reads [off, off+len) that lie inside one sector into buf, or a whole
+ * aligned run, with the lock already held. */
+static int read_locked(vhd_image *img, void *buf, size_t count, uint64_t offset)
+{
+  uint32_t ss = img->sector_size;
+  uint8_t *out = buf;
+  if (offset % ss == 0 && count % ss == 0)
+    return img->drv->read(img, buf, count, offset);
+
+  uint8_t sector[4096];
+  uint64_t head = offset % ss;
+  int r;
+  if (head) {
+    uint64_t start = offset - head;
+    size_t n = count < ss - head ? count : (size_t)(ss - head);
+    r = img->drv->read(img, sector, ss, start);
+    if (r < 0)
+      return r;
+    memcpy(out, sector + head, n);
+    out += n;
+    offset += n;
+    count -= n;
+  }
+  size_t middle = count - count % ss;
+  if (middle) {
+    r = img->drv->read(img, out, middle, offset);
+    if (r < 0)
+      return r;
+    out += middle;
+    offset += middle;
+    count -= middle;
+  }
+  if (count) {
+    r = img->drv->read(img, sector, ss, offset);
+    if (r < 0)
+      return r;
+    memcpy(out, sector, count);
+  }
+  return 0;
+}
+
+int vhd_pread(vhd_image *img, void *buf, size_t count, uint64_t offset)
+{
+  int r = check_range(img, offset, count, "read");
+  if (r < 0 || count == 0)
+    return r;
+  vhd_rwlock_rdlock(&img->lock);
+  r = read_locked(img, buf, count, offset);
+  vhd_rwlock_unlock(&img->lock);
+  return r;
+}
+
+int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off)
+{
+  struct vhd_image *parent = img->parent;
+  if (!parent) {
+    if (img->type == VHD_TYPE_DIFFERENCING)
+      return vhd_error(ENXIO, "%s: the parent image is not open", img->path);
+    memset(buf, 0, len);
+    return 0;
+  }
+  size_t inside = 0;
+  if (off < parent->virtual_size)
+    inside = parent->virtual_size - off < len ? (size_t)(parent->virtual_size - off) : len;
+  /* A parent smaller than its child reads as zeros past its end. */
+  memset((uint8_t *)buf + inside, 0, len - inside);
+  if (!inside)
+    return 0;
+  vhd_rwlock_rdlock(&parent->lock);
+  int r = read_locked(parent, buf, inside, off);
+  vhd_rwlock_unlock(&parent->lock);
+  return r;
+}
+
+/* Sub-sector edges are read-modify-written under the exclusive lock so two
+ * writers of neighbouring bytes in one sector cannot lose each other's. */
+static int write_unaligned_locked(vhd_image *img, const uint8_t *buf, size_t count,
+                                  uint64_t offset)
+{
+  uint32_t ss = img->sector_size;
+  uint8_t sector[4096];
+  int r;
+  uint64_t head = offset % ss;
+  if (head) {
+    uint64_t start = offset - head;
+    size_t n = count < ss - head ? count : (size_t)(ss - head);
+    r = img->drv->read(img, sector, ss, start);
+    if (r == 0) {
+      memcpy(sector + head, buf, n);
+      r = img->drv->write(img, sector, ss, start, true);
+    }
+    if (r < 0)
+      return r;
+    buf += n;
+    offset += n;
+    count -= n;
+  }
+  size_t middle = count - count % ss;
+  if (middle) {
+    r = img->drv->write(img, buf, middle, offset, true);
+    if (r < 0)
+      return r;
+    buf += middle;
+    offset += middle;
+    count -= middle;
+  }
+  if (count) {
+    r = img->drv->read(img, sector, ss, offset);
+    if (r == 0) {
+      memcpy(sector, buf, count);
+      r = img->drv->write(img, sector, ss, offset, true);
+    }
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+int vhd_pwrite(vhd_image *img, const void *buf, size_t count, uint64_t offset)
+{
+  int r = check_writable(img);
+  if (r == 0)
+    r = check_range(img, offset, count, "write");
+  if (r < 0 || count == 0)
+    return r;
+  uint32_t ss = img->sector_size;
+  if (offset % ss == 0 && count % ss == 0) {
+    vhd_rwlock_rdlock(&img->lock);
+    r = img->drv->write(img, buf, count, offset, false);
+    vhd_rwlock_unlock(&img->lock);
+    if (r != WRITE_NEEDS_EXCLUSIVE)
+      return r;
+    vhd_rwlock_wrlock(&img->lock);
+    r = img->drv->write(img, buf, count, offset, true);
+    vhd_rwlock_unlock(&img->lock);
+    return r;
+  }
+  vhd_rwlock_wrlock(&img->lock);
+  r = write_unaligned_locked(img, buf, count, offset);
+  vhd_rwlock_unlock(&img->lock);
+  return r;
+}
+
+int vhd_flush(vhd_image *img)
+{
+  if (!img->writable)
+    return 0;
+  vhd_rwlock_wrlock(&img->lock);
+  int r = img->drv->flush(img);
+  vhd_rwlock_unlock(&img->lock);
+  return r;
+}
+
+int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
+{
+  int r = check_writable(img);
+  if (r == 0)
+    r = check_range(img, offset, length, "zero");
+  if (r < 0 || length == 0)
+    return r;
+  uint32_t ss = img->sector_size;
+  uint64_t start = (offset + ss - 1) / ss * ss;
+  uint64_t end = (offset + length) / ss * ss;
+  static const uint8_t zeros[4096];
+  vhd_rwlock_wrlock(&img->lock);
+  if (start >= end) {
+    /* Inside one sector (or two partial ones): plain zero writes. */
+    if (flags & VHD_ZERO_FAST)
+      r = vhd_error(ENOTSUP, "%s: no fast way to zero a partial sector", img->path);
+    else
+      r = write_unaligned_locked(img, zeros, (size_t)length, offset);
+  } else {
+    if (offset < start && !(flags & VHD_ZERO_FAST))
+      r = write_unaligned_locked(img, zeros, (size_t)(start - offset), offset);
+    if (r == 0)
+      r = img->drv->zero(img, start, end - start, flags);
+    if (r == 0 && end < offset + length && !(flags & VHD_ZERO_FAST))
+      r = write_unaligned_locked(img, zeros, (size_t)(offset + length - end), end);
+    if (r == 0 && (flags & VHD_ZERO_FAST) && (offset < start || end < offset + length))
+      r = vhd_error(ENOTSUP, "%s: no fast way to zero a partial sector", img->path);
+  }
+  vhd_rwlock_unlock(&img->lock);
+  return r;
+}
+
+int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length)
+{
+  return vhd_zero(img, offset, length, VHD_ZERO_MAY_TRIM);
+}
+
+int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
+                     unsigned *status, uint64_t *run, int *layer)
+{
+  int r = check_range(img, offset, length, "block status");
+  if (r < 0)
+    return r;
+  if (length == 0)
+    return vhd_error(EINVAL, "%s: block status of an empty range", img->path);
+  struct vhd_image *cur = img;
+  int depth = 0;
+  for (;;) {
+    enum layer_state state;
+    uint64_t n = length;
+    vhd_rwlock_rdlock(&cur->lock);
+    r = cur->drv->block_status(cur, offset, length, &state, &n);
+    vhd_rwlock_unlock(&cur->lock);
+    if (r < 0)
+      return r;
+    if (n == 0 || n > length)
+      n = length;
+    length = n;
+    if (state == LAYER_DATA || state == LAYER_ZERO) {
+      *status = state == LAYER_DATA ? VHD_STATUS_DATA : VHD_STATUS_ZERO;
+      *run = length;
+      if (layer)
+        *layer = depth;
+      return 0;
+    }
+    if (!cur->parent || offset >= cur->parent->virtual_size) {
+      /* Nothing below: zeros, unless the parent exists but is not open. */
+      bool unknown = cur->type == VHD_TYPE_DIFFERENCING && !cur->parent;
+      *status = unknown ? 0 : VHD_STATUS_ZERO;
+      *run = length;
+      if (layer)
+        *layer = -1;
+      return 0;
+    }
+    cur = cur->parent;
+    depth++;
+    if (length > cur->virtual_size - offset)
+      length = cur->virtual_size - offset;
+  }
+}
+
+int vhd_get_info(vhd_image *img, struct vhd_info *info)
+{
+  memset(info, 0, sizeof *info);
+  info->format = img->drv->format;
+  info->type = img->type;
+  info->virtual_size = img->virtual_size;
+  info->logical_sector_size = img->sector_size;
+  info->path = img->path;
+  info->parent_path = img->parent_path;
+  info->chain_depth = img->depth;
+  info->warnings = img->warnings;
+  int r = io_get_size(img->io, &info->file_size);
+  if (r < 0)
+    return r;
+  vhd_rwlock_rdlock(&img->lock);
+  img->drv->info(img, info);
+  vhd_rwlock_unlock(&img->lock);
+  return 0;
+}
+
+vhd_image *vhd_get_parent(vhd_image *img) { return img ? img->parent : NULL; }

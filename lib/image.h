@@ -1,0 +1,66 @@
+/* The image handle and the chain below it. */
+#ifndef LIBVHD_IMAGE_H
+#define LIBVHD_IMAGE_H
+
+#include "io.h"
+#include "platform.h"
+#include "vhd.h"
+
+/* Deepest differencing chain accepted (the top image is depth 0). */
+#define VHD_MAX_CHAIN_DEPTH 32
+
+struct vhd_driver;
+struct vhd_diag;
+
+struct vhd_image {
+  const struct vhd_driver *drv;
+  void *priv;                 /* the driver's state */
+  vhd_io *io;
+  const char *path;           /* = io->name */
+  unsigned flags;             /* VHD_OPEN_* */
+  bool writable;
+
+  /* Set by the driver's open. */
+  enum vhd_disk_type type;
+  uint64_t virtual_size;
+  uint32_t sector_size;       /* logical sector size */
+  unsigned warnings;
+
+  /* Set by the chain layer. */
+  struct vhd_image *parent;   /* owned */
+  char *parent_path;          /* resolved, owned */
+  unsigned depth;             /* layers below this one */
+
+  vhd_rwlock lock;
+};
+
+/* Read [off, off+len) of the layers below img into buf: from the parent
+ * (clipped to its size, zeros past it), zeros when there is none, -ENXIO
+ * when the image was opened without its parent. For drivers. */
+int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off);
+
+/* Open io as an image of the given driver (NULL = probe), without parents. */
+int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
+                     struct vhd_diag *d, struct vhd_image **out);
+void image_free(struct vhd_image *img);
+
+/* The images above the one whose parent is being opened, for loop
+ * detection. */
+struct chain_trail {
+  const struct vhd_image *image;
+  const struct chain_trail *below;   /* towards the top of the chain */
+};
+
+/* Open the parent chain of img (chain.c), read-only, at most
+ * VHD_MAX_CHAIN_DEPTH deep, rejecting loops. */
+int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
+                       unsigned depth);
+
+/* Create an image on io (owned; closed on failure) and open it read-write
+ * (create.c). link is NULL unless differencing. out may be NULL. */
+struct parent_link;
+struct vhd_create_params;
+int create_on_io(vhd_io *io, const struct vhd_create_params *p,
+                 const struct parent_link *link, vhd_image **out);
+
+#endif

@@ -1,0 +1,134 @@
+/* Wrapping backends, and the checked helpers the core calls. */
+#include "error.h"
+#include "io.h"
+#include "util/strfmt.h"
+
+int vhd_io_new(const struct vhd_io_ops *ops, void *opaque, const char *name,
+               unsigned flags, vhd_io **out)
+{
+  *out = NULL;
+  if (!ops || !ops->pread || !ops->get_size || !ops->close)
+    return vhd_error(EINVAL, "vhd_io_new: pread, get_size and close are required");
+  vhd_io *io = vhd_calloc(1, sizeof *io);
+  char *copy = vhd_strdup(name ? name : "(unnamed)");
+  if (!io || !copy) {
+    vhd_free(io);
+    vhd_free(copy);
+    return vhd_error(ENOMEM, "%s: out of memory", name ? name : "(unnamed)");
+  }
+  io->ops = ops;
+  io->opaque = opaque;
+  io->name = copy;
+  io->flags = flags & VHD_IO_RDWR;
+  *out = io;
+  return 0;
+}
+
+const char *vhd_io_name(const vhd_io *io) { return io ? io->name : NULL; }
+
+void vhd_io_close(vhd_io *io)
+{
+  if (!io)
+    return;
+  io->ops->close(io->opaque);
+  vhd_free(io->name);
+  vhd_free(io);
+}
+
+int io_pread(vhd_io *io, void *buf, size_t count, uint64_t offset)
+{
+  if (count == 0)
+    return 0;
+  if (offset + count < offset)
+    return vhd_error(EINVAL, "%s: read at offset %llu overflows", io->name,
+                     (unsigned long long)offset);
+  int r = io->ops->pread(io->opaque, buf, count, offset);
+  if (r < 0)
+    return vhd_error(-r, "%s: read of %zu bytes at offset %llu: %s", io->name,
+                     count, (unsigned long long)offset, vhd_strerror(-r));
+  return 0;
+}
+
+int io_pwrite(vhd_io *io, const void *buf, size_t count, uint64_t offset)
+{
+  if (count == 0)
+    return 0;
+  if (!io_writable(io) || !io->ops->pwrite)
+    return vhd_error(EROFS, "%s: the file is open read-only", io->name);
+  int r = io->ops->pwrite(io->opaque, buf, count, offset);
+  if (r < 0)
+    return vhd_error(-r, "%s: write of %zu bytes at offset %llu: %s", io->name,
+                     count, (unsigned long long)offset, vhd_strerror(-r));
+  return 0;
+}
+
+int io_flush(vhd_io *io)
+{
+  if (!io_writable(io) || !io->ops->flush)
+    return 0;
+  int r = io->ops->flush(io->opaque);
+  if (r < 0)
+    return vhd_error(-r, "%s: flush: %s", io->name, vhd_strerror(-r));
+  return 0;
+}
+
+int io_get_size(vhd_io *io, uint64_t *size)
+{
+  int r = io->ops->get_size(io->opaque, size);
+  if (r < 0)
+    return vhd_error(-r, "%s: cannot get the file size: %s", io->name, vhd_strerror(-r));
+  return 0;
+}
+
+int io_set_size(vhd_io *io, uint64_t size)
+{
+  if (!io_writable(io) || !io->ops->set_size)
+    return vhd_error(EROFS, "%s: the file is open read-only", io->name);
+  int r = io->ops->set_size(io->opaque, size);
+  if (r < 0)
+    return vhd_error(-r, "%s: cannot set the file size to %llu: %s", io->name,
+                     (unsigned long long)size, vhd_strerror(-r));
+  return 0;
+}
+
+int io_punch_hole(vhd_io *io, uint64_t offset, uint64_t length)
+{
+  if (!io_writable(io))
+    return vhd_error(EROFS, "%s: the file is open read-only", io->name);
+  if (io->punch_unsupported || !io->ops->punch_hole)
+    return -EOPNOTSUPP;
+  int r = io->ops->punch_hole(io->opaque, offset, length);
+  if (r == -EOPNOTSUPP) {
+    io->punch_unsupported = true;   /* remembered: don't ask the host again */
+    return r;
+  }
+  if (r < 0)
+    return vhd_error(-r, "%s: punch hole at offset %llu: %s", io->name,
+                     (unsigned long long)offset, vhd_strerror(-r));
+  return 0;
+}
+
+int io_find_data(vhd_io *io, uint64_t offset, uint64_t *data, uint64_t *hole)
+{
+  uint64_t size;
+  int r;
+  if (io->ops->find_data) {
+    r = io->ops->find_data(io->opaque, offset, data, hole);
+    if (r == 0)
+      return 0;
+  }
+  r = io_get_size(io, &size);
+  if (r < 0)
+    return r;
+  *data = offset < size ? offset : size;
+  *hole = size;
+  return 0;
+}
+
+int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out)
+{
+  if (!io->ops->open_related)
+    return vhd_error(ENOENT, "%s: cannot open %s: this backend has no other files",
+                     io->name, path);
+  return io->ops->open_related(io->opaque, path, flags, out);
+}

@@ -1,0 +1,29 @@
+/* Internal view of an I/O backend (the public side is in vhd.h).
+ * Each helper sets the error message (naming the file) on failure. */
+#ifndef LIBVHD_IO_H
+#define LIBVHD_IO_H
+
+#include "vhd.h"
+#include "platform.h"
+
+struct vhd_io {
+  const struct vhd_io_ops *ops;
+  void *opaque;
+  char *name;
+  unsigned flags;           /* VHD_IO_RDWR if writable */
+  bool punch_unsupported;   /* remembered after the first -EOPNOTSUPP */
+};
+
+int io_pread(vhd_io *io, void *buf, size_t count, uint64_t offset);
+int io_pwrite(vhd_io *io, const void *buf, size_t count, uint64_t offset);
+int io_flush(vhd_io *io);
+int io_get_size(vhd_io *io, uint64_t *size);
+int io_set_size(vhd_io *io, uint64_t size);
+/* -EOPNOTSUPP (without an error message) when the host cannot punch. */
+int io_punch_hole(vhd_io *io, uint64_t offset, uint64_t length);
+/* Without find_data support: the whole rest of the file is data. */
+int io_find_data(vhd_io *io, uint64_t offset, uint64_t *data, uint64_t *hole);
+int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out);
+static inline bool io_writable(const vhd_io *io) { return (io->flags & VHD_IO_RDWR) != 0; }
+
+#endif

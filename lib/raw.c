@@ -1,0 +1,108 @@
+/* The raw driver: the file is the disk. */
+#include "driver.h"
+#include "error.h"
+
+static int raw_probe(vhd_io *io, uint64_t file_size)
+{
+  (void)io;
+  (void)file_size;
+  return 1;   /* anything is a raw disk, but every other format is surer */
+}
+
+static int raw_open(struct vhd_image *img, struct vhd_diag *d)
+{
+  (void)d;
+  img->type = VHD_TYPE_NONE;
+  img->sector_size = 1;   /* no alignment needed: no read-modify-write */
+  return io_get_size(img->io, &img->virtual_size);
+}
+
+static void raw_close(struct vhd_image *img) { (void)img; }
+
+static int raw_read(struct vhd_image *img, void *buf, size_t len, uint64_t off)
+{
+  return io_pread(img->io, buf, len, off);
+}
+
+static int raw_write(struct vhd_image *img, const void *buf, size_t len,
+                     uint64_t off, bool exclusive)
+{
+  (void)exclusive;
+  return io_pwrite(img->io, buf, len, off);
+}
+
+static int raw_flush(struct vhd_image *img) { return io_flush(img->io); }
+
+static int write_zeros(vhd_io *io, uint64_t off, uint64_t len)
+{
+  static const uint8_t zeros[65536];
+  while (len) {
+    size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
+    int r = io_pwrite(io, zeros, n, off);
+    if (r < 0)
+      return r;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+static int raw_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
+{
+  if (flags & VHD_ZERO_MAY_TRIM) {
+    int r = io_punch_hole(img->io, off, len);
+    if (r != -EOPNOTSUPP)
+      return r;
+  }
+  if (flags & VHD_ZERO_FAST)
+    return vhd_error(ENOTSUP, "%s: no fast way to write zeros", img->path);
+  return write_zeros(img->io, off, len);
+}
+
+static int raw_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
+                            enum layer_state *state, uint64_t *run)
+{
+  uint64_t data, hole;
+  int r = io_find_data(img->io, off, &data, &hole);
+  if (r < 0)
+    return r;
+  if (data > off) {
+    *state = LAYER_ZERO;
+    *run = data - off;
+  } else {
+    *state = LAYER_DATA;
+    *run = hole > off ? hole - off : len;
+  }
+  if (*run > len || *run == 0)
+    *run = len;
+  return 0;
+}
+
+static void raw_info(struct vhd_image *img, struct vhd_info *info)
+{
+  (void)img;
+  info->logical_sector_size = 512;
+  info->physical_sector_size = 512;
+}
+
+static int raw_create(vhd_io *io, const struct vhd_create_params *p,
+                      const struct parent_link *parent)
+{
+  (void)parent;
+  return io_set_size(io, p->size);
+}
+
+const struct vhd_driver vhd_driver_raw = {
+  .name = "raw",
+  .format = VHD_FORMAT_RAW,
+  .probe = raw_probe,
+  .open = raw_open,
+  .close = raw_close,
+  .read = raw_read,
+  .write = raw_write,
+  .flush = raw_flush,
+  .zero = raw_zero,
+  .block_status = raw_block_status,
+  .info = raw_info,
+  .create = raw_create,
+};

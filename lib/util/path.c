@@ -1,0 +1,128 @@
+/* Path strings for parent locators (no file system access here). */
+#include "path.h"
+#include "platform.h"
+#include "strfmt.h"
+
+bool path_is_absolute(const char *path) { return path[0] == '/'; }
+
+const char *path_basename(const char *path)
+{
+  const char *slash = NULL;
+  for (const char *p = path; *p; p++)
+    if (*p == '/')
+      slash = p;
+  return slash ? slash + 1 : path;
+}
+
+char *path_dirname(const char *path)
+{
+  const char *base = path_basename(path);
+  if (base == path)
+    return vhd_strdup(".");
+  size_t n = (size_t)(base - path);
+  while (n > 1 && path[n - 1] == '/')
+    n--;
+  return vhd_strndup(path, n);
+}
+
+char *path_join(const char *dir, const char *rel)
+{
+  if (path_is_absolute(rel) || !dir || !*dir)
+    return vhd_strdup(rel);
+  size_t a = strlen(dir), b = strlen(rel);
+  char *r = vhd_malloc(a + b + 2);
+  if (!r)
+    return NULL;
+  memcpy(r, dir, a);
+  size_t o = a;
+  if (a && dir[a - 1] != '/')
+    r[o++] = '/';
+  memcpy(r + o, rel, b + 1);
+  return r;
+}
+
+static int hexval(char c)
+{
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+char *path_from_stored(const char *stored, bool url)
+{
+  const char *s = stored;
+  if (url) {
+    if (strncmp(s, "file://", 7) == 0)
+      s += 7;
+    if (strncmp(s, "localhost/", 10) == 0)
+      s += 9;
+  }
+  size_t n = strlen(s);
+  char *r = vhd_malloc(n + 1);
+  if (!r)
+    return NULL;
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (url && c == '%' && i + 2 < n + 0 + 1 && hexval(s[i + 1]) >= 0 &&
+        hexval(s[i + 2]) >= 0) {
+      c = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+      i += 2;
+    }
+    r[o++] = c == '\\' ? '/' : c;
+  }
+  r[o] = '\0';
+  /* Windows forms: "//?/C:/x", "C:/x", "./x". UNC names ("//server/...")
+   * cannot be reached here and are left as they are. */
+  char *p = r;
+  if (strncmp(p, "//?/", 4) == 0)
+    p += 3;
+  if (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) && p[1] == ':')
+    p += 2;
+  while (p[0] == '.' && p[1] == '/')
+    p += 2;
+  if (p != r)
+    memmove(r, p, strlen(p) + 1);
+  return r;
+}
+
+char *path_relative(const char *base_dir, const char *target)
+{
+  /* Find the longest common prefix made of whole components. */
+  size_t common = 0, i = 0;
+  while (base_dir[i] && target[i] && base_dir[i] == target[i]) {
+    if (base_dir[i] == '/')
+      common = i + 1;
+    i++;
+  }
+  if (!base_dir[i] && (target[i] == '/' || !target[i]))
+    common = i + (target[i] == '/');
+  else if (!base_dir[i] && i > 0 && base_dir[i - 1] == '/')
+    common = i;
+  /* Count the components of base_dir left after the common part. */
+  size_t ups = 0;
+  for (const char *p = base_dir + common; *p;) {
+    ups++;
+    while (*p && *p != '/')
+      p++;
+    while (*p == '/')
+      p++;
+  }
+  const char *rest = target + common;
+  size_t len = ups * 3 + strlen(rest) + 3;
+  char *r = vhd_malloc(len);
+  if (!r)
+    return NULL;
+  size_t o = 0;
+  if (ups == 0) {
+    r[o++] = '.';
+    r[o++] = '/';
+  }
+  for (size_t u = 0; u < ups; u++) {
+    memcpy(r + o, "../", 3);
+    o += 3;
+  }
+  memcpy(r + o, rest, strlen(rest) + 1);
+  return r;
+}
