@@ -1,0 +1,14 @@
+#!/bin/sh
+# Installs everything libvhd needs to build, test, benchmark and demo on
+# Debian 12. Run as root (CI does); uses sudo when run as another user.
+set -eu
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+  build-essential cmake pkg-config clang \
+  zlib1g-dev uuid-dev libcriterion-dev \
+  nbdkit nbdkit-plugin-dev libnbd-bin \
+  qemu-utils libvhdi-dev libvhdi-utils \
+  python3 bzip2 gzip coreutils
