@@ -1,0 +1,194 @@
+/* vhdtool check: validate every structure of an image (vhd_check) and
+ * exit as qemu-img check does, so scripts written for it keep working. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vhdtool.h"
+
+struct finding {
+  enum vhd_check_severity severity;
+  char *message;
+};
+
+/* Findings are printed as they come in text mode and kept for JSON, where
+ * they belong inside the one object printed at the end. */
+struct findings {
+  bool json;
+  bool out_of_memory;
+  size_t count, cap;
+  struct finding *items;
+};
+
+static const char *severity_name(enum vhd_check_severity s)
+{
+  switch (s) {
+  case VHD_CHECK_INFO: return "info";
+  case VHD_CHECK_WARNING: return "warning";
+  case VHD_CHECK_LEAK: return "leak";
+  case VHD_CHECK_CORRUPTION: return "corruption";
+  }
+  return "unknown";
+}
+
+static void on_finding(void *opaque, enum vhd_check_severity sev, const char *message)
+{
+  struct findings *f = opaque;
+  if (!message)
+    message = "";
+  if (!f->json) {
+    printf("%s: %s\n", severity_name(sev), message);
+    return;
+  }
+  if (f->count == f->cap) {
+    size_t cap = f->cap ? f->cap * 2 : 16;
+    struct finding *items = realloc(f->items, cap * sizeof *items);
+    if (!items) {
+      f->out_of_memory = true;
+      return;
+    }
+    f->items = items;
+    f->cap = cap;
+  }
+  char *copy = strdup(message);
+  if (!copy) {
+    f->out_of_memory = true;
+    return;
+  }
+  f->items[f->count].severity = sev;
+  f->items[f->count].message = copy;
+  f->count++;
+}
+
+static const char *result_name(const struct vhd_check_result *r)
+{
+  if (r->corruptions)
+    return "corrupt";
+  if (r->leaks)
+    return "leaked";
+  return "clean";
+}
+
+static void print_summary(const char *path, const struct vhd_check_result *r)
+{
+  char buf[32];
+  if (r->corruptions == 0 && r->leaks == 0)
+    printf("No errors were found on %s.\n", path);
+  if (r->corruptions)
+    printf("%u corruption%s found on %s.\n", r->corruptions,
+           r->corruptions == 1 ? "" : "s", path);
+  if (r->leaks)
+    printf("%u leak%s found, %s (%llu bytes) of unused space.\n", r->leaks,
+           r->leaks == 1 ? "" : "s", format_size(r->leaked_bytes, buf, sizeof buf),
+           (unsigned long long)r->leaked_bytes);
+  if (r->warnings)
+    printf("%u warning%s.\n", r->warnings, r->warnings == 1 ? "" : "s");
+  if (r->log_needs_replay)
+    printf("The VHDX log holds entries to replay; opening the image read-write "
+           "replays them.\n");
+}
+
+static void print_json(const char *path, const struct vhd_check_result *r,
+                       const struct findings *f)
+{
+  struct json_writer w;
+  json_init(&w, stdout);
+  json_begin_object(&w);
+  json_member_string(&w, "filename", path);
+  json_member_string(&w, "format", vhd_format_name(r->format));
+  json_member_string(&w, "type", vhd_type_name(r->type));
+  json_member_uint(&w, "corruptions", r->corruptions);
+  json_member_uint(&w, "leaks", r->leaks);
+  json_member_uint(&w, "leaked-bytes", r->leaked_bytes);
+  json_member_uint(&w, "warnings", r->warnings);
+  json_member_bool(&w, "log-needs-replay", r->log_needs_replay != 0);
+  json_key(&w, "findings");
+  json_begin_array(&w);
+  for (size_t i = 0; i < f->count; i++) {
+    json_begin_object(&w);
+    json_member_string(&w, "severity", severity_name(f->items[i].severity));
+    json_member_string(&w, "message", f->items[i].message);
+    json_end_object(&w);
+  }
+  json_end_array(&w);
+  json_member_string(&w, "result", result_name(r));
+  json_end_object(&w);
+  json_finish(&w);
+}
+
+enum { OPT_JSON = 256 };
+
+static const struct option long_options[] = {
+  {"json", no_argument, NULL, OPT_JSON},
+  {"help", no_argument, NULL, 'h'},
+  {NULL, 0, NULL, 0},
+};
+
+static int run(int argc, char **argv)
+{
+  const char *me = "check";
+  struct findings f = {0};
+  int c;
+
+  while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+    switch (c) {
+    case OPT_JSON:
+      f.json = true;
+      break;
+    case 'h':
+      print_command_help(&cmd_check, stdout);
+      return EXIT_OK;
+    default:
+      return option_error(me, c, argv);
+    }
+  }
+  if (optind >= argc)
+    return usage_error(me, "missing FILE");
+  if (optind + 1 < argc)
+    return usage_error(me, "unexpected argument '%s'", argv[optind + 1]);
+  const char *path = argv[optind];
+
+  struct vhd_check_result result;
+  memset(&result, 0, sizeof result);
+  int r = vhd_check(path, VHD_OPEN_RDONLY, on_finding, &f, &result);
+
+  int st;
+  if (r < 0) {
+    st = fail_lib(path, r);
+  } else if (f.out_of_memory) {
+    st = fail("%s: out of memory while collecting the check's findings", path);
+  } else {
+    if (f.json)
+      print_json(path, &result, &f);
+    else
+      print_summary(path, &result);
+    st = result.corruptions ? EXIT_CHECK_CORRUPT
+         : result.leaks     ? EXIT_CHECK_LEAKED
+                            : EXIT_OK;
+  }
+  for (size_t i = 0; i < f.count; i++)
+    free(f.items[i].message);
+  free(f.items);
+  return st;
+}
+
+const struct command cmd_check = {
+  .name = "check",
+  .summary = "Check an image's structures for corruption and leaked space.",
+  .synopsis = "vhdtool check [--json] FILE",
+  .help =
+    "Options:\n"
+    "      --json   print one JSON object (fields in docs/vhdtool.md)\n"
+    "  -h, --help   show this help\n"
+    "\n"
+    "The image is only read. Each finding is printed with its severity (info,\n"
+    "warning, leak, corruption), then a summary.\n"
+    "\n"
+    "Exit status (as qemu-img check):\n"
+    "  0  no corruption and no leaked space\n"
+    "  1  the check could not run (unreadable file, not an image, bad usage)\n"
+    "  2  corruption found\n"
+    "  3  leaked space found, no corruption\n",
+  .run = run,
+};

@@ -1,0 +1,205 @@
+/* vhdtool convert: copy an image's virtual disk (through its whole chain)
+ * into a new image of any format. The copy itself is vhd_convert(). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vhdtool.h"
+
+enum { OPT_SECTOR_SIZE = 256, OPT_FORCE };
+
+static const struct option long_options[] = {
+  {"output-format", required_argument, NULL, 'O'},
+  {"source-format", required_argument, NULL, 'f'},
+  {"type", required_argument, NULL, 't'},
+  {"block-size", required_argument, NULL, 'b'},
+  {"progress", no_argument, NULL, 'p'},
+  {"sector-size", required_argument, NULL, OPT_SECTOR_SIZE},
+  {"force", no_argument, NULL, OPT_FORCE},
+  {"help", no_argument, NULL, 'h'},
+  {NULL, 0, NULL, 0},
+};
+
+/* Whether the file at path is still the one described by before (same
+ * inode, size and modification time): a failed --force conversion that
+ * never touched the old file must not delete it. */
+static bool unchanged_since(const char *path, const struct stat *before)
+{
+  struct stat now;
+  if (lstat(path, &now) != 0)
+    return false;
+  return now.st_ino == before->st_ino && now.st_dev == before->st_dev &&
+         now.st_size == before->st_size &&
+         now.st_mtim.tv_sec == before->st_mtim.tv_sec &&
+         now.st_mtim.tv_nsec == before->st_mtim.tv_nsec;
+}
+
+/* Writing over any layer of the source would destroy what is being read. */
+static bool overwrites_source(vhd_image *src, const char *dst)
+{
+  for (vhd_image *l = src; l; l = vhd_get_parent(l)) {
+    struct vhd_info in;
+    if (vhd_get_info(l, &in) == 0 && in.path && same_file(in.path, dst))
+      return true;
+  }
+  return false;
+}
+
+static int run(int argc, char **argv)
+{
+  const char *me = "convert";
+  struct vhd_create_params p;
+  bool have_format = false, have_type = false, progress_wanted = false, force = false;
+  enum vhd_format src_format = VHD_FORMAT_AUTO;
+  uint64_t block_size = 0;
+  int c;
+
+  vhd_create_params_init(&p);
+  while ((c = getopt_long(argc, argv, ":O:f:t:b:ph", long_options, NULL)) != -1) {
+    switch (c) {
+    case 'O':
+      if (!parse_format(optarg, &p.format))
+        return usage_error(me, "unknown output format '%s' (use vhd, vhdx or raw)", optarg);
+      have_format = true;
+      break;
+    case 'f':
+      if (!parse_format(optarg, &src_format))
+        return usage_error(me, "unknown source format '%s' (use vhd, vhdx or raw)", optarg);
+      break;
+    case 't':
+      if (!parse_type(optarg, &p.type) || p.type == VHD_TYPE_DIFFERENCING)
+        return usage_error(me, "invalid output type '%s' (use fixed or dynamic)", optarg);
+      have_type = true;
+      break;
+    case 'b':
+      if (!parse_size_option(me, "block size", optarg, &block_size))
+        return EXIT_FAIL;
+      if (block_size == 0 || block_size > UINT32_MAX)
+        return usage_error(me, "invalid block size '%s': must be between 1 byte and 4 GiB",
+                           optarg);
+      break;
+    case 'p':
+      progress_wanted = true;
+      break;
+    case OPT_SECTOR_SIZE:
+      if (!parse_sector_size(me, optarg, &p.logical_sector_size))
+        return EXIT_FAIL;
+      break;
+    case OPT_FORCE:
+      force = true;
+      break;
+    case 'h':
+      print_command_help(&cmd_convert, stdout);
+      return EXIT_OK;
+    default:
+      return option_error(me, c, argv);
+    }
+  }
+  if (argc - optind < 2)
+    return usage_error(me, argc - optind == 0 ? "missing SRC and DST" : "missing DST");
+  if (argc - optind > 2)
+    return usage_error(me, "unexpected argument '%s'", argv[optind + 2]);
+  const char *src_path = argv[optind];
+  const char *dst_path = argv[optind + 1];
+
+  if (!have_format && !format_from_extension(dst_path, true, &p.format))
+    return usage_error(me, "cannot tell the output format from the name '%s': "
+                       "use -O vhd|vhdx|raw or a .vhd/.vhdx/.raw/.img extension",
+                       dst_path);
+  if (p.format == VHD_FORMAT_RAW) {
+    if (have_type)
+      return usage_error(me, "raw images have no type; drop -t");
+    if (block_size)
+      return usage_error(me, "raw images have no blocks; drop -b");
+    p.type = VHD_TYPE_NONE;
+  }
+  p.block_size = (uint32_t)block_size;
+
+  /* The source goes first so that a bad source never costs the user an
+   * existing destination. */
+  vhd_image *src;
+  unsigned open_flags = VHD_OPEN_RDONLY;
+  if (src_format == VHD_FORMAT_RAW)
+    open_flags |= VHD_OPEN_RAW;
+  int r = vhd_open(src_path, open_flags, &src);
+  if (r < 0)
+    return fail_lib(src_path, r);
+
+  struct vhd_info src_info;
+  r = vhd_get_info(src, &src_info);
+  if (r < 0) {
+    int st = fail_lib(src_path, r);
+    vhd_close(src);
+    return st;
+  }
+  if (src_format != VHD_FORMAT_AUTO && src_info.format != src_format) {
+    vhd_close(src);
+    return fail("%s: is a %s image, not %s", src_path, vhd_format_name(src_info.format),
+                vhd_format_name(src_format));
+  }
+
+  if (overwrites_source(src, dst_path)) {
+    vhd_close(src);
+    return fail("%s: is the source image or one of its parents; "
+                "choose another destination", dst_path);
+  }
+  struct stat before;
+  bool existed = lstat(dst_path, &before) == 0;
+  if (existed && !force) {
+    vhd_close(src);
+    return fail("%s: file exists (use --force to replace it)", dst_path);
+  }
+  if (force)
+    p.flags |= VHD_CREATE_OVERWRITE;
+
+  struct progress prog;
+  install_interrupt_handler();
+  progress_init(&prog, progress_wanted, src_info.virtual_size);
+  r = vhd_convert(src, dst_path, &p, progress_update, &prog);
+  progress_finish(&prog, r == 0);
+
+  int st = EXIT_OK;
+  if (r < 0) {
+    if (r == -ECANCELED && interrupted())
+      st = fail("%s: conversion interrupted", dst_path);
+    else
+      st = fail_lib(dst_path, r);
+    /* A half-written image may look valid but is not: remove it. A file
+     * that was there before and is untouched (the failure came first, or
+     * it appeared meanwhile without --force) belongs to someone else. */
+    if (r != -EEXIST && !(existed && unchanged_since(dst_path, &before)))
+      unlink(dst_path);
+  }
+  vhd_close(src);
+  return st;
+}
+
+const struct command cmd_convert = {
+  .name = "convert",
+  .summary = "Copy an image (through its whole chain) into a new image of any format.",
+  .synopsis = "vhdtool convert [-O vhd|vhdx|raw] [-t fixed|dynamic] [-b BLOCK_SIZE]\n"
+              "                       [--sector-size 512|4096] [-p] [--force] SRC DST",
+  .help =
+    "SRC's format is found from its content; a differencing SRC is read through\n"
+    "its parents, so DST is a standalone image.\n"
+    "\n"
+    "Options:\n"
+    "  -O, --output-format FMT  vhd, vhdx or raw; default: from DST's extension\n"
+    "                           (.vhd: vhd, .vhdx: vhdx, .raw/.img: raw)\n"
+    "  -f, --source-format FMT  take SRC as FMT: raw skips probing; vhd or vhdx\n"
+    "                           make sure SRC is one\n"
+    "  -t, --type TYPE          fixed or dynamic (default dynamic)\n"
+    "  -b, --block-size SIZE    block size of a dynamic DST\n"
+    "      --sector-size N      logical sector size of DST, 512 or 4096\n"
+    "  -p, --progress           show a progress bar (only when standard error is\n"
+    "                           a terminal)\n"
+    "      --force              replace DST if it exists\n"
+    "  -h, --help               show this help\n"
+    "\n"
+    "All-zero blocks stay unallocated in a dynamic DST and become holes in a raw\n"
+    "one. When the conversion fails or is interrupted, DST is removed.\n",
+  .run = run,
+};

@@ -1,0 +1,82 @@
+/* Help texts, version, and the one-line usage errors. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vhdtool.h"
+
+const struct command *const commands[] = {
+  &cmd_create, &cmd_info, &cmd_convert, &cmd_read, &cmd_write, &cmd_check, NULL,
+};
+
+const struct command *find_command(const char *name)
+{
+  for (size_t i = 0; commands[i]; i++)
+    if (strcmp(commands[i]->name, name) == 0)
+      return commands[i];
+  return NULL;
+}
+
+void print_version(FILE *out)
+{
+  /* The tool and the library it runs with may differ after an upgrade of
+   * one of them; show both. */
+  fprintf(out, "vhdtool %d.%d.%d (libvhd %s)\n", LIBVHD_VERSION_MAJOR,
+          LIBVHD_VERSION_MINOR, LIBVHD_VERSION_PATCH, vhd_version());
+}
+
+void print_general_help(FILE *out)
+{
+  fprintf(out,
+          "Usage: vhdtool COMMAND [OPTIONS] ARGS...\n"
+          "       vhdtool help [COMMAND]\n"
+          "       vhdtool --version\n"
+          "\n"
+          "Create, inspect, convert, read, write and check VHD and VHDX images.\n"
+          "\n"
+          "Commands:\n");
+  for (size_t i = 0; commands[i]; i++)
+    fprintf(out, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
+  fprintf(out,
+          "\n"
+          "Sizes take bytes or a K, M, G, T suffix (powers of 1024; KiB, MiB, ... and\n"
+          "lower case work too). Run 'vhdtool help COMMAND' for a command's options.\n"
+          "Every failure exits non-zero with one line on standard error.\n");
+}
+
+void print_command_help(const struct command *cmd, FILE *out)
+{
+  fprintf(out, "Usage: %s\n\n%s\n\n%s", cmd->synopsis, cmd->summary, cmd->help);
+}
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+  char msg[1024];
+  char line[1280];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(line, sizeof line, "%s (try 'vhdtool help %s')", msg, cmd);
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "vhdtool %s: ", cmd);
+  print_line(prefix, line);
+  return EXIT_FAIL;
+}
+
+int option_error(const char *cmd, int c, char **argv)
+{
+  /* getopt leaves the offending word at argv[optind - 1]; for a short
+   * option inside a group ("-xq") optopt is more precise. */
+  const char *word = argv[optind - 1];
+  bool short_opt = optopt > 0 && optopt < 128 && word[1] != '-';
+  if (c == ':') {
+    if (short_opt)
+      return usage_error(cmd, "option '-%c' needs a value", optopt);
+    return usage_error(cmd, "option '%s' needs a value", word);
+  }
+  if (short_opt)
+    return usage_error(cmd, "unknown option '-%c'", optopt);
+  return usage_error(cmd, "unknown option '%s'", word);
+}

@@ -1,0 +1,183 @@
+/* vhdtool: the pieces the subcommands share.
+ *
+ * vhdtool is a thin command line over include/vhd.h. Nothing here knows the
+ * on-disk formats; the helpers only parse arguments, print, and report
+ * errors in the one-line style every failure uses. */
+#ifndef VHDTOOL_H
+#define VHDTOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vhd.h"
+
+/* Exit statuses. check adds 2 (corruption) and 3 (leaks only), as
+ * qemu-img check does; every other failure, usage errors included, is 1. */
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_CHECK_CORRUPT 2
+#define EXIT_CHECK_LEAKED 3
+
+/* One subcommand. help is the text after the synopsis in `vhdtool help
+ * CMD`; options are listed there. */
+struct command {
+  const char *name;
+  const char *summary;    /* one line for `vhdtool help` */
+  const char *synopsis;   /* "vhdtool create [-f vhd|vhdx] ... FILE" */
+  const char *help;
+  int (*run)(int argc, char **argv);  /* argv[0] is the command name */
+};
+
+extern const struct command cmd_create;
+extern const struct command cmd_info;
+extern const struct command cmd_convert;
+extern const struct command cmd_read;
+extern const struct command cmd_write;
+extern const struct command cmd_check;
+
+/* usage.c ----------------------------------------------------------- */
+
+/* All commands, in the order `vhdtool help` lists them. NULL-terminated. */
+extern const struct command *const commands[];
+const struct command *find_command(const char *name);
+void print_general_help(FILE *out);
+void print_command_help(const struct command *cmd, FILE *out);
+void print_version(FILE *out);
+
+/* Print "vhdtool CMD: <message> (try 'vhdtool help CMD')" on one line and
+ * return EXIT_FAIL. */
+int usage_error(const char *cmd, const char *fmt, ...)
+  __attribute__((format(printf, 2, 3)));
+
+/* Turn a getopt_long() '?' or ':' result into a usage error. */
+int option_error(const char *cmd, int c, char **argv);
+
+/* report.c ---------------------------------------------------------- */
+
+/* prefix + msg + newline on stderr, with any newline in msg turned into a
+ * space: the single place that guarantees one line per message. */
+void print_line(const char *prefix, const char *msg);
+
+/* Print "vhdtool: <message>" on one line (newlines in the message become
+ * spaces, so a failure is always exactly one line) and return EXIT_FAIL. */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Report a libvhd failure: vhd_last_error() already names the file; when
+ * it is empty, fall back to "path: strerror(-err)". Returns EXIT_FAIL. */
+int fail_lib(const char *path, int err);
+
+/* "vhdtool: warning: <message>" on one line. */
+void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* size.c ------------------------------------------------------------ */
+
+/* Parse "4096", "64K", "1G", "1GiB", "2m"... (powers of 1024). false on
+ * anything else, with *why set to a short reason. */
+bool parse_size(const char *text, uint64_t *out, const char **why);
+
+/* Parse a size option; on failure print a usage error and return false. */
+bool parse_size_option(const char *cmd, const char *option, const char *text,
+                       uint64_t *out);
+
+/* "1 GiB", "1.5 MiB", "512 bytes" into buf. */
+const char *format_size(uint64_t bytes, char *buf, size_t len);
+
+/* names.c ----------------------------------------------------------- */
+
+/* "vhd", "vhdx", "raw" -> format; false when unknown. */
+bool parse_format(const char *name, enum vhd_format *out);
+bool parse_type(const char *name, enum vhd_disk_type *out);
+
+/* The format a file name asks for: .vhd/.avhd -> vhd, .vhdx/.avhdx -> vhdx,
+ * and (when allow_raw) .raw/.img -> raw. Case-insensitive. false when the
+ * extension says nothing. */
+bool format_from_extension(const char *path, bool allow_raw, enum vhd_format *out);
+
+/* Text of a 16-byte id. VHD keeps RFC 4122 byte order, VHDX the Microsoft
+ * mixed-endian GUID layout; ids are printed as each format's own tools
+ * print them. */
+void format_id(enum vhd_format format, const uint8_t id[16], char out[37]);
+bool id_is_zero(const uint8_t id[16]);
+
+/* Logical sector size option: 512 or 4096. */
+bool parse_sector_size(const char *cmd, const char *text, uint32_t *out);
+
+/* files.c ----------------------------------------------------------- */
+
+/* True when path names an existing directory entry (even a dangling
+ * symlink: creating over it would write through or fail). */
+bool path_exists(const char *path);
+
+/* Bytes the file occupies on the host (st_blocks * 512); false on error. */
+bool host_allocated_size(const char *path, uint64_t *out);
+
+/* True when a and b are the same file (device and inode). */
+bool same_file(const char *a, const char *b);
+
+/* Write all of buf to fd, retrying short writes and EINTR. 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Read up to len bytes from fd, stopping only at end of input: retries
+ * short reads and EINTR. Returns bytes read (< len only at EOF) or -errno. */
+long long read_full(int fd, void *buf, size_t len);
+
+/* json.c ------------------------------------------------------------ */
+
+/* A streaming JSON writer: pretty-printed, keys in the order written.
+ * Strings are escaped (quote, backslash, control characters); valid UTF-8
+ * passes through and each invalid byte becomes U+FFFD, so the output is
+ * always valid JSON. */
+#define JSON_MAX_DEPTH 16
+struct json_writer {
+  FILE *out;
+  int depth;
+  bool has_items[JSON_MAX_DEPTH];  /* a comma is due before the next item */
+  bool after_key;
+};
+
+void json_init(struct json_writer *w, FILE *out);
+void json_begin_object(struct json_writer *w);
+void json_end_object(struct json_writer *w);
+void json_begin_array(struct json_writer *w);
+void json_end_array(struct json_writer *w);
+void json_key(struct json_writer *w, const char *key);
+void json_string(struct json_writer *w, const char *s);  /* NULL -> null */
+void json_uint(struct json_writer *w, uint64_t v);
+void json_bool(struct json_writer *w, bool v);
+void json_null(struct json_writer *w);
+/* Ends the document with a newline. */
+void json_finish(struct json_writer *w);
+
+/* key + value in one call. */
+void json_member_string(struct json_writer *w, const char *key, const char *s);
+void json_member_uint(struct json_writer *w, const char *key, uint64_t v);
+void json_member_bool(struct json_writer *w, const char *key, bool v);
+void json_member_null(struct json_writer *w, const char *key);
+
+/* progress.c -------------------------------------------------------- */
+
+/* A one-line progress bar on stderr: bar, percentage, rate, time left.
+ * It draws only when enabled and stderr is a terminal; it also carries the
+ * cancel flag set by SIGINT, so long operations stop cleanly. */
+struct progress {
+  bool draw;
+  uint64_t bytes_total;   /* scale for the rate: the work in bytes */
+  double start;
+  double last_draw;
+  bool drawn;
+};
+
+void progress_init(struct progress *p, bool wanted, uint64_t bytes_total);
+/* A vhd_progress_fn: opaque is the struct progress. Returns non-zero
+ * (cancel) once SIGINT arrived. */
+int progress_update(void *opaque, uint64_t done, uint64_t total);
+/* Draw the final state (when complete) and end the line. */
+void progress_finish(struct progress *p, bool complete);
+
+/* Catch SIGINT/SIGTERM into a flag that progress_update() turns into a
+ * cancel, so an interrupted convert can clean up after itself. */
+void install_interrupt_handler(void);
+bool interrupted(void);
+
+#endif
