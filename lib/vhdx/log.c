@@ -1,0 +1,355 @@
+/* Reading the log: validating entries, finding the active sequence (MS-VHDX
+ * 2.3.3) and replaying it, onto the file for a read-write open or into the
+ * in-memory overlay for a read-only one. */
+#include "vhdx.h"
+#include "error.h"
+#include "util/endian.h"
+#include "util/guid.h"
+
+/* Descriptors: 126 fit in the first sector after the 64-byte header, 128 in
+ * every further sector. */
+static uint64_t descriptor_sectors(uint64_t count) { return (count + 2 + 127) / 128; }
+
+static const uint8_t *log_sector(const uint8_t *log, uint32_t log_length, uint32_t pos,
+                                 uint64_t i)
+{
+  return log + ((uint64_t)pos + i * VHDX_SECTOR) % log_length;
+}
+
+static const uint8_t *descriptor(const uint8_t *log, uint32_t log_length, uint32_t pos,
+                                 uint64_t k)
+{
+  return log_sector(log, log_length, pos, (k + 2) / 128) + ((k + 2) % 128) * 32;
+}
+
+/* Entry validation; *work counts the bytes checksummed so a hostile log
+ * cannot make the scan quadratic without bound. */
+static bool entry_valid(const uint8_t *log, uint32_t log_length, uint32_t pos,
+                        const uint8_t guid[16], struct vhdx_log_entry *e, uint64_t *work)
+{
+  const uint8_t *h = log + pos;
+  if (memcmp(h, "loge", 4) != 0)
+    return false;
+  uint32_t len = get_le32(h + 8), tail = get_le32(h + 12);
+  uint64_t seq = get_le64(h + 16);
+  uint32_t count = get_le32(h + 24);
+  if (len == 0 || len % VHDX_SECTOR || len > log_length || tail % VHDX_SECTOR ||
+      tail >= log_length || seq == 0 || memcmp(h + 32, guid, 16) != 0)
+    return false;
+  uint64_t sectors = len / VHDX_SECTOR;
+  uint64_t dsec = descriptor_sectors(count);
+  if (dsec > sectors)
+    return false;
+  uint64_t data = 0;
+  for (uint64_t k = 0; k < count; k++) {
+    const uint8_t *d = descriptor(log, log_length, pos, k);
+    if (get_le64(d + 24) != seq || get_le64(d + 16) % VHDX_SECTOR)
+      return false;
+    if (memcmp(d, "desc", 4) == 0)
+      data++;
+    else if (memcmp(d, "zero", 4) != 0 || get_le64(d + 8) % VHDX_SECTOR)
+      return false;
+  }
+  if (dsec + data > sectors)
+    return false;
+  for (uint64_t j = 0; j < data; j++) {
+    const uint8_t *d = log_sector(log, log_length, pos, dsec + j);
+    if (memcmp(d, "data", 4) != 0 || get_le32(d + 4) != (uint32_t)(seq >> 32) ||
+        get_le32(d + 4092) != (uint32_t)seq)
+      return false;
+  }
+  if (work)
+    *work += len;
+  static const uint8_t zero[4];
+  uint32_t crc = vhdx_crc32c_update(0xFFFFFFFFu, h, 4);
+  crc = vhdx_crc32c_update(crc, zero, 4);
+  crc = vhdx_crc32c_update(crc, h + 8, VHDX_SECTOR - 8);
+  for (uint64_t i = 1; i < sectors; i++)
+    crc = vhdx_crc32c_update(crc, log_sector(log, log_length, pos, i), VHDX_SECTOR);
+  if (~crc != get_le32(h + 4))
+    return false;
+  e->pos = pos;
+  e->length = len;
+  e->tail = tail;
+  e->sequence = seq;
+  e->descriptors = count;
+  e->flushed_file_offset = get_le64(h + 48);
+  e->last_file_offset = get_le64(h + 56);
+  return true;
+}
+
+bool vhdx_log_entry_valid(const uint8_t *log, uint32_t log_length, uint32_t pos,
+                          const uint8_t guid[16], struct vhdx_log_entry *e)
+{
+  if (log_length == 0 || log_length % VHDX_SECTOR || pos % VHDX_SECTOR || pos >= log_length)
+    return false;
+  return entry_valid(log, log_length, pos, guid, e, NULL);
+}
+
+int vhdx_log_find_active(const uint8_t *log, uint32_t log_length, const uint8_t guid[16],
+                         struct vhdx_log_seq *seq)
+{
+  memset(seq, 0, sizeof *seq);
+  if (log_length == 0 || log_length % VHDX_SECTOR)
+    return 0;
+  uint32_t max_entries = log_length / VHDX_SECTOR;
+  uint32_t *starts = vhd_malloc(max_entries * sizeof *starts);
+  if (!starts)
+    return -ENOMEM;
+  /* An honest log checksums each entry about once; allow generous slack. */
+  uint64_t work = 0, budget = 16ull * log_length + 64ull * VHDX_MIB;
+  uint32_t tail = 0, old_tail = 0;
+  bool have = false;
+  for (;;) {
+    unsigned count = 0;
+    uint64_t total = 0;
+    uint32_t pos = tail;
+    struct vhdx_log_entry e, last;
+    memset(&last, 0, sizeof last);
+    while (total < log_length && entry_valid(log, log_length, pos, guid, &e, &work)) {
+      if (count && e.sequence != last.sequence + 1)
+        break;
+      if (total + e.length > log_length)
+        break;   /* an entry cannot overlap the start of its own sequence */
+      starts[count++] = pos;
+      last = e;
+      total += e.length;
+      pos = (uint32_t)(((uint64_t)pos + e.length) % log_length);
+    }
+    if (work > budget) {
+      vhd_free(starts);
+      return -E2BIG;
+    }
+    /* Valid when the head's tail is the start of one of its entries. */
+    unsigned first = count;
+    for (unsigned i = 0; i < count; i++)
+      if (starts[i] == last.tail)
+        first = i;
+    bool valid = count > 0 && first < count;
+    if (valid && (!have || last.sequence > seq->head.sequence)) {
+      have = true;
+      seq->count = count - first;
+      seq->head = last;
+      seq->tail_pos = last.tail;
+    }
+    tail = valid ? pos : (uint32_t)(((uint64_t)tail + VHDX_SECTOR) % log_length);
+    if (tail <= old_tail)
+      break;   /* wrapped: the whole ring has been scanned */
+    old_tail = tail;
+  }
+  vhd_free(starts);
+  return 0;
+}
+
+/* Where replayed bytes go. */
+struct replay_sink {
+  int (*data)(void *opaque, uint64_t offset, const uint8_t sector[VHDX_SECTOR]);
+  int (*zero)(void *opaque, uint64_t offset, uint64_t length);
+  void *opaque;
+};
+
+/* Check every descriptor's target, then (when sink is non-NULL) hand the
+ * reconstructed sectors and zero ranges to it in replay order. */
+static int walk_sequence(const char *path, const uint8_t *log, uint32_t log_length,
+                         uint64_t log_offset, const struct vhdx_log_seq *seq,
+                         const struct replay_sink *sink)
+{
+  uint32_t pos = seq->tail_pos;
+  uint8_t sector[VHDX_SECTOR];
+  for (unsigned n = 0; n < seq->count; n++) {
+    const uint8_t *h = log + pos;
+    uint32_t len = get_le32(h + 8), count = get_le32(h + 24);
+    uint64_t dsec = descriptor_sectors(count), data = 0;
+    for (uint64_t k = 0; k < count; k++) {
+      const uint8_t *d = descriptor(log, log_length, pos, k);
+      bool is_data = memcmp(d, "desc", 4) == 0;
+      uint64_t off = get_le64(d + 16);
+      uint64_t dlen = is_data ? VHDX_SECTOR : get_le64(d + 8);
+      /* Descriptors may only touch metadata: never the identifier and
+       * headers (they are updated outside the log), never the log. */
+      if (dlen > (1ull << 48) || off > (1ull << 48) - dlen)
+        return vhd_error(EINVAL, "%s: log entry %llu: descriptor %llu targets offset %llu, "
+                         "length %llu, past any possible file", path,
+                         (unsigned long long)get_le64(h + 16), (unsigned long long)k,
+                         (unsigned long long)off, (unsigned long long)dlen);
+      if (off < VHDX_REGION1_OFFSET ||
+          (off < log_offset + log_length && log_offset < off + dlen))
+        return vhd_error(EINVAL, "%s: log entry %llu: descriptor %llu writes offset %llu, "
+                         "length %llu, over the file header or the log itself", path,
+                         (unsigned long long)get_le64(h + 16), (unsigned long long)k,
+                         (unsigned long long)off, (unsigned long long)dlen);
+      if (!sink)
+        continue;
+      int r;
+      if (is_data) {
+        const uint8_t *ds = log_sector(log, log_length, pos, dsec + data++);
+        memcpy(sector, d + 8, 8);                       /* leading bytes */
+        memcpy(sector + 8, ds + 8, VHDX_SECTOR - 12);
+        memcpy(sector + VHDX_SECTOR - 4, d + 4, 4);     /* trailing bytes */
+        r = sink->data(sink->opaque, off, sector);
+      } else {
+        r = dlen ? sink->zero(sink->opaque, off, dlen) : 0;
+      }
+      if (r < 0)
+        return r;
+    }
+    pos = (uint32_t)(((uint64_t)pos + len) % log_length);
+  }
+  return 0;
+}
+
+static int overlay_data(void *opaque, uint64_t offset, const uint8_t sector[VHDX_SECTOR])
+{
+  return vhdx_overlay_add(opaque, offset, VHDX_SECTOR, sector);
+}
+
+static int overlay_zero(void *opaque, uint64_t offset, uint64_t length)
+{
+  return vhdx_overlay_add(opaque, offset, length, NULL);
+}
+
+int vhdx_log_replay_overlay(const char *path, const uint8_t *log, uint32_t log_length,
+                            uint64_t log_offset, const struct vhdx_log_seq *seq,
+                            struct vhdx_overlay *o)
+{
+  struct replay_sink sink = { overlay_data, overlay_zero, o };
+  int r = walk_sequence(path, log, log_length, log_offset, seq, NULL);
+  if (r == 0)
+    r = walk_sequence(path, log, log_length, log_offset, seq, &sink);
+  if (r == -ENOMEM)
+    r = vhd_error(ENOMEM, "%s: out of memory replaying the log", path);
+  return r;
+}
+
+struct disk_sink {
+  struct vhdx *s;
+  uint64_t size;   /* file size before replay: zeros past it need no writing */
+};
+
+static int disk_data(void *opaque, uint64_t offset, const uint8_t sector[VHDX_SECTOR])
+{
+  struct disk_sink *k = opaque;
+  return io_pwrite(k->s->io, sector, VHDX_SECTOR, offset);
+}
+
+static int disk_zero(void *opaque, uint64_t offset, uint64_t length)
+{
+  struct disk_sink *k = opaque;
+  static const uint8_t zeros[64 * 1024];
+  uint64_t end = offset + length < k->size ? offset + length : k->size;
+  for (uint64_t o = offset; o < end;) {
+    size_t n = end - o < sizeof zeros ? (size_t)(end - o) : sizeof zeros;
+    int r = io_pwrite(k->s->io, zeros, n, o);
+    if (r < 0)
+      return r;
+    o += n;
+  }
+  return 0;
+}
+
+/* Read-write: the spec's order is header (new file_write_guid), replay,
+ * flush, then a header with an empty log_guid. */
+static int replay_to_disk(struct vhdx *s, const uint8_t *log, const struct vhdx_log_seq *seq)
+{
+  int r = walk_sequence(s->path, log, s->hdr.log_length, s->hdr.log_offset, seq, NULL);
+  if (r < 0)
+    return r;
+  r = vhdx_header_update(s, VHDX_NEW_FILE_GUID, NULL);
+  if (r < 0)
+    return r;
+  struct disk_sink k = { s, s->file_size };
+  struct replay_sink sink = { disk_data, disk_zero, &k };
+  r = walk_sequence(s->path, log, s->hdr.log_length, s->hdr.log_offset, seq, &sink);
+  if (r == 0 && s->file_size < seq->head.last_file_offset)
+    r = io_set_size(s->io, seq->head.last_file_offset);
+  if (r == 0)
+    r = io_flush(s->io);
+  if (r == 0)
+    r = io_get_size(s->io, &s->file_size);
+  if (r < 0) {
+    s->broken = true;
+    return r;
+  }
+  static const uint8_t empty[16];
+  return vhdx_header_update(s, 0, empty);
+}
+
+int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
+{
+  const struct vhdx_header *h = &s->hdr;
+  bool pending = !guid_is_zero(h->log_guid);
+  if (h->log_length == 0 && !pending)
+    return 0;
+  if (h->log_length % VHDX_MIB || h->log_length == 0 || h->log_offset % VHDX_MIB ||
+      h->log_offset < VHDX_MIB || h->log_offset + h->log_length > s->file_size) {
+    int r = diag_corrupt(d, "%s: log (offset %llu, length %u) is not a 1 MiB-aligned "
+                         "range inside the file (%llu bytes) after its first MiB", s->path,
+                         (unsigned long long)h->log_offset, h->log_length,
+                         (unsigned long long)s->file_size);
+    if (r < 0 || pending)
+      return r < 0 ? r : vhd_error(EINVAL, "%s: the log cannot be replayed", s->path);
+    return 0;
+  }
+  if (!pending)
+    return 0;
+  if (h->log_length > VHDX_MAX_REPLAY_LOG)
+    return vhdx_fatal(d, "%s: log of %u bytes is too large to replay (limit %u)", s->path,
+                      h->log_length, VHDX_MAX_REPLAY_LOG);
+
+  uint8_t *log = vhd_malloc(h->log_length);
+  if (!log)
+    return vhd_error(ENOMEM, "%s: out of memory reading the log", s->path);
+  int r = io_pread(s->io, log, h->log_length, h->log_offset);
+  if (r < 0)
+    goto out;
+  struct vhdx_log_seq seq;
+  r = vhdx_log_find_active(log, h->log_length, h->log_guid, &seq);
+  if (r == -E2BIG) {
+    r = vhdx_fatal(d, "%s: the log is too damaged to scan (checksum work limit reached)",
+                   s->path);
+    goto out;
+  }
+  if (r < 0) {
+    r = vhd_error(ENOMEM, "%s: out of memory scanning the log", s->path);
+    goto out;
+  }
+  if (seq.count == 0) {
+    r = diag_corrupt(d, "%s: header log_guid is set but the log holds no valid entry "
+                     "sequence", s->path);
+    goto out;
+  }
+  if (s->file_size < seq.head.flushed_file_offset) {
+    r = vhdx_fatal(d, "%s: the file is truncated: %llu bytes, but log entry %llu says "
+                   "%llu bytes were durable", s->path, (unsigned long long)s->file_size,
+                   (unsigned long long)seq.head.sequence,
+                   (unsigned long long)seq.head.flushed_file_offset);
+    goto out;
+  }
+  if (d && d->result)
+    d->result->log_needs_replay = 1;
+  if (s->img->writable) {
+    r = replay_to_disk(s, log, &seq);
+    if (r < 0)
+      goto out;
+    diag_info(d, "%s: replayed %u log entries", s->path, seq.count);
+  } else {
+    r = vhdx_log_replay_overlay(s->path, log, h->log_length, h->log_offset, &seq,
+                                &s->overlay);
+    if (r < 0) {
+      if (r != -ENOMEM && d)
+        diag_corrupt(d, "%s", vhd_last_error());
+      goto out;
+    }
+    if (s->file_size < seq.head.last_file_offset)
+      s->file_size = seq.head.last_file_offset;
+    vhdx_warn(s, d, "%s: the log holds %u entries not yet applied (sequence %llu); they "
+              "are replayed in memory, a read-write open applies them", s->path, seq.count,
+              (unsigned long long)seq.head.sequence);
+  }
+  s->log_replayed = true;
+  s->log_entries_replayed = seq.count;
+  r = 0;
+out:
+  vhd_free(log);
+  return r;
+}

@@ -1,0 +1,110 @@
+/* Opening a VHDX file in the spec's order (identifier, headers, log
+ * replay, region table, metadata, BAT) and the driver table. */
+#include "vhdx.h"
+#include "error.h"
+
+static int vhdx_probe(vhd_io *io, uint64_t size)
+{
+  uint8_t sig[8];
+  if (size < 8 || io_pread(io, sig, sizeof sig, 0) < 0)
+    return 0;
+  return memcmp(sig, "vhdxfile", 8) == 0 ? 100 : 0;
+}
+
+static int vhdx_open(struct vhd_image *img, struct vhd_diag *d)
+{
+  struct vhdx *s = vhd_calloc(1, sizeof *s);
+  if (!s)
+    return vhd_error(ENOMEM, "%s: out of memory", img->path);
+  img->priv = s;
+  s->img = img;
+  s->io = img->io;
+  s->path = img->path;
+  int r = io_get_size(s->io, &s->file_size);
+  if (r == 0)
+    r = vhdx_read_identifier(s, d);
+  if (r == 0)
+    r = vhdx_load_headers(s, d);
+  /* The log may rewrite the region table and everything after it. */
+  if (r == 0)
+    r = vhdx_log_open(s, d);
+  if (r == 0)
+    r = vhdx_load_regions(s, d);
+  if (r == 0)
+    r = vhdx_load_metadata(s, d);
+  if (r == 0)
+    r = vhdx_compute_geometry(s, d);
+  if (r == 0)
+    r = vhdx_load_bat(s, d);
+  if (r == 0)
+    r = vhdx_validate_bat(s, d);
+  if (r < 0)
+    return r;
+  img->type = s->has_parent ? VHD_TYPE_DIFFERENCING
+              : s->leave_allocated ? VHD_TYPE_FIXED : VHD_TYPE_DYNAMIC;
+  img->virtual_size = s->virtual_size;
+  img->sector_size = s->lss;
+  if (s->has_parent)
+    s->parent_hint = s->loc.relative_path ? s->loc.relative_path
+                     : s->loc.absolute_win32_path ? s->loc.absolute_win32_path
+                     : s->loc.volume_path;
+  return 0;
+}
+
+static void vhdx_close(struct vhd_image *img)
+{
+  struct vhdx *s = vhdx_of(img);
+  if (!s)
+    return;
+  /* The image layer has flushed; if that failed the log must stay. */
+  if (img->writable)
+    vhdx_log_close(s);
+  vhdx_overlay_free(&s->overlay);
+  vhdx_pending_free(s);
+  vhd_free(s->pend);
+  vhd_free(s->bat);
+  vhd_free(s->bat_dirty);
+  vhdx_locator_free(&s->loc);
+  vhd_free(s);
+  img->priv = NULL;
+}
+
+static void vhdx_info(struct vhd_image *img, struct vhd_info *info)
+{
+  struct vhdx *s = vhdx_of(img);
+  info->block_size = s->block_size;
+  info->logical_sector_size = s->lss;
+  info->physical_sector_size = s->pss;
+  info->total_blocks = s->payload_blocks;
+  uint64_t allocated = 0;
+  for (uint64_t b = 0; b < s->payload_blocks; b++) {
+    unsigned st = vhdx_block_state(s, b);
+    if (st == VHDX_BAT_FULLY_PRESENT || st == VHDX_BAT_PARTIALLY_PRESENT)
+      allocated++;
+  }
+  info->allocated_blocks = allocated;
+  memcpy(info->creator, s->creator, sizeof info->creator);
+  memcpy(info->id, s->disk_id, 16);
+  memcpy(info->data_write_id, s->hdr.data_write_guid, 16);
+  if (s->has_parent)
+    memcpy(info->parent_id, s->linkage, 16);
+  info->parent_hint = s->parent_hint;
+}
+
+const struct vhd_driver vhd_driver_vhdx = {
+  .name = "vhdx",
+  .format = VHD_FORMAT_VHDX,
+  .probe = vhdx_probe,
+  .open = vhdx_open,
+  .close = vhdx_close,
+  .read = vhdx_read,
+  .write = vhdx_write,
+  .flush = vhdx_flush,
+  .zero = vhdx_zero,
+  .block_status = vhdx_block_status,
+  .info = vhdx_info,
+  .create = vhdx_create,
+  .parent_candidates = vhdx_parent_candidates,
+  .parent_matches = vhdx_parent_matches,
+  .check = vhdx_check,
+};

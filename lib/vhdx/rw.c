@@ -1,0 +1,368 @@
+/* Virtual disk I/O: translating guest offsets through the BAT (and, in
+ * differencing files, the sector bitmaps), allocating blocks, zeroing and
+ * trimming, and reporting allocation. Requests arrive sector-aligned and
+ * inside the virtual size (driver.h). */
+#include "vhdx.h"
+#include "error.h"
+#include "image.h"
+#include "util/zero.h"
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* How a block reads, coarsely: runs of blocks of one class are served
+ * together. */
+enum block_class { CLASS_DATA, CLASS_PARTIAL, CLASS_ABSENT, CLASS_ZERO };
+
+static enum block_class classify(unsigned state)
+{
+  switch (state) {
+  case VHDX_BAT_FULLY_PRESENT: return CLASS_DATA;
+  case VHDX_BAT_PARTIALLY_PRESENT: return CLASS_PARTIAL;
+  case VHDX_BAT_NOT_PRESENT: return CLASS_ABSENT;
+  default: return CLASS_ZERO;   /* UNDEFINED, ZERO, UNMAPPED: we return zeros */
+  }
+}
+
+static uint64_t block_offset(const struct vhdx *s, uint64_t block)
+{
+  return VHDX_BAT_OFFSET(vhdx_bat_get(s, vhdx_payload_index(s, block)));
+}
+
+/* Bytes from off (inside block b) to len that continue in blocks of the same
+ * class; for DATA also contiguous in the file, so one pread serves them. */
+static uint64_t extend_run(const struct vhdx *s, uint64_t off, uint64_t len,
+                           enum block_class cls)
+{
+  uint64_t bs = s->block_size, b = off / bs;
+  uint64_t n = min_u64(len, bs - off % bs);
+  uint64_t base = block_offset(s, b);
+  for (uint64_t k = 1; n < len; k++) {
+    unsigned st = vhdx_block_state(s, b + k);
+    if (classify(st) != cls || cls == CLASS_PARTIAL)
+      break;
+    if (cls == CLASS_DATA && block_offset(s, b + k) != base + k * bs)
+      break;
+    n += min_u64(len - n, bs);
+  }
+  return n;
+}
+
+int vhdx_read(struct vhd_image *img, void *buf, size_t len, uint64_t off)
+{
+  struct vhdx *s = vhdx_of(img);
+  uint8_t *out = buf;
+  while (len) {
+    uint64_t b = off / s->block_size, inblk = off % s->block_size;
+    enum block_class cls = classify(vhdx_block_state(s, b));
+    uint64_t n = extend_run(s, off, len, cls);
+    int r = 0;
+    switch (cls) {
+    case CLASS_DATA:
+      r = io_pread(s->io, out, (size_t)n, block_offset(s, b) + inblk);
+      break;
+    case CLASS_PARTIAL: {
+      bool set;
+      uint64_t run;
+      uint64_t first = (b % s->chunk_ratio) * s->sectors_per_block + inblk / s->lss;
+      r = vhdx_bitmap_run(s, b / s->chunk_ratio, first, n / s->lss, &set, &run);
+      if (r < 0)
+        return r;
+      n = run * s->lss;
+      if (set)
+        r = io_pread(s->io, out, (size_t)n, block_offset(s, b) + inblk);
+      else
+        r = image_read_parent(img, out, (size_t)n, off);
+      break;
+    }
+    case CLASS_ABSENT:
+      if (s->has_parent)
+        r = image_read_parent(img, out, (size_t)n, off);
+      else
+        memset(out, 0, (size_t)n);
+      break;
+    case CLASS_ZERO:
+      memset(out, 0, (size_t)n);
+      break;
+    }
+    if (r < 0)
+      return r;
+    out += n;
+    off += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+int vhdx_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
+                      enum layer_state *state, uint64_t *run)
+{
+  struct vhdx *s = vhdx_of(img);
+  uint64_t b = off / s->block_size, inblk = off % s->block_size;
+  enum block_class cls = classify(vhdx_block_state(s, b));
+  uint64_t n = extend_run(s, off, len, cls);
+  switch (cls) {
+  case CLASS_DATA:
+    *state = LAYER_DATA;
+    break;
+  case CLASS_PARTIAL: {
+    bool set;
+    uint64_t sectors;
+    uint64_t first = (b % s->chunk_ratio) * s->sectors_per_block + inblk / s->lss;
+    int r = vhdx_bitmap_run(s, b / s->chunk_ratio, first, n / s->lss, &set, &sectors);
+    if (r < 0)
+      return r;
+    n = sectors * s->lss;
+    *state = set ? LAYER_DATA : LAYER_ABSENT;
+    break;
+  }
+  case CLASS_ABSENT:
+    *state = LAYER_ABSENT;
+    break;
+  case CLASS_ZERO:
+    *state = LAYER_ZERO;
+    break;
+  }
+  *run = n;
+  return 0;
+}
+
+/* --- changes ------------------------------------------------------------- */
+
+/* Before the first change of a session: fresh file_write_guid and
+ * data_write_guid (a child's link to this file breaks from now on). */
+static int begin_change(struct vhdx *s)
+{
+  if (s->broken)
+    return vhd_error(EIO, "%s: an earlier metadata update failed; close and reopen the "
+                     "image", s->path);
+  if (s->guids_updated)
+    return 0;
+  int r = vhdx_header_update(s, VHDX_NEW_FILE_GUID | VHDX_NEW_DATA_GUID, NULL);
+  if (r == 0)
+    s->guids_updated = true;
+  return r;
+}
+
+/* New space at the end of the file; it reads as zeros. */
+static int allocate(struct vhdx *s, uint64_t len, uint64_t *out)
+{
+  uint64_t off = s->alloc_end;
+  int r = io_set_size(s->io, off + len);
+  if (r < 0)
+    return r;
+  s->alloc_end = off + len;
+  s->file_size = off + len;
+  *out = off;
+  return 0;
+}
+
+/* The chunk's sector bitmap block, allocated on first use. *fresh says it
+ * was just allocated (and so holds only zero bits). */
+static int ensure_bitmap(struct vhdx *s, uint64_t chunk, bool *fresh)
+{
+  uint64_t idx = vhdx_bitmap_index(s, chunk);
+  *fresh = false;
+  if (VHDX_BAT_STATE(vhdx_bat_get(s, idx)) == VHDX_SB_PRESENT)
+    return 0;
+  if (idx >= s->bat_count)
+    return vhd_error(ENOSPC, "%s: the BAT region has no entry for sector bitmap block %llu",
+                     s->path, (unsigned long long)chunk);
+  uint64_t off;
+  int r = allocate(s, VHDX_BITMAP_BLOCK, &off);
+  if (r < 0)
+    return r;
+  vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_SB_PRESENT, off));
+  *fresh = true;
+  return 0;
+}
+
+/* Write one piece [off, off+n) lying inside one block. */
+static int write_piece(struct vhd_image *img, const uint8_t *buf, uint64_t n, uint64_t off)
+{
+  struct vhdx *s = vhdx_of(img);
+  uint64_t b = off / s->block_size, inblk = off % s->block_size;
+  uint64_t idx = vhdx_payload_index(s, b);
+  uint64_t chunk = b / s->chunk_ratio;
+  uint64_t first = (b % s->chunk_ratio) * s->sectors_per_block + inblk / s->lss;
+  unsigned st = vhdx_block_state(s, b);
+  int r;
+  switch (st) {
+  case VHDX_BAT_FULLY_PRESENT:
+    return io_pwrite(s->io, buf, (size_t)n, block_offset(s, b) + inblk);
+  case VHDX_BAT_PARTIALLY_PRESENT:
+    r = io_pwrite(s->io, buf, (size_t)n, block_offset(s, b) + inblk);
+    if (r == 0)
+      r = vhdx_bitmap_assign(s, chunk, first, n / s->lss, true);
+    return r;
+  default:
+    break;
+  }
+  /* Not allocated. Zeros into a block that reads as zeros change nothing:
+   * keep the image thin. */
+  bool reads_zero = st != VHDX_BAT_NOT_PRESENT || !s->has_parent;
+  if (reads_zero && buffer_is_zero(buf, (size_t)n))
+    return 0;
+  bool partial = st == VHDX_BAT_NOT_PRESENT && s->has_parent && n < s->block_size;
+  bool fresh_bitmap = false;
+  if (partial) {
+    r = ensure_bitmap(s, chunk, &fresh_bitmap);
+    if (r < 0)
+      return r;
+  }
+  uint64_t data;
+  r = allocate(s, s->block_size, &data);
+  if (r == 0)
+    r = io_pwrite(s->io, buf, (size_t)n, data + inblk);
+  if (r < 0)
+    return r;
+  if (partial) {
+    /* Old bits of a block that was never present here mean nothing. */
+    uint64_t base = (b % s->chunk_ratio) * s->sectors_per_block;
+    if (!fresh_bitmap)
+      r = vhdx_bitmap_assign(s, chunk, base, s->sectors_per_block, false);
+    if (r == 0)
+      r = vhdx_bitmap_assign(s, chunk, first, n / s->lss, true);
+    if (r < 0)
+      return r;
+    vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_PARTIALLY_PRESENT, data));
+  } else {
+    /* The rest of the new block is fresh file space: zeros, which is
+     * what an unallocated block of a dynamic file (or a ZERO block of any
+     * file) reads as. */
+    vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_FULLY_PRESENT, data));
+  }
+  return 0;
+}
+
+/* Under the shared lock only writes into existing data may go ahead. */
+static bool writable_in_place(struct vhdx *s, uint64_t off, uint64_t len)
+{
+  while (len) {
+    uint64_t b = off / s->block_size, inblk = off % s->block_size;
+    uint64_t n = min_u64(len, s->block_size - inblk);
+    unsigned st = vhdx_block_state(s, b);
+    if (st == VHDX_BAT_PARTIALLY_PRESENT) {
+      bool set;
+      uint64_t run;
+      uint64_t first = (b % s->chunk_ratio) * s->sectors_per_block + inblk / s->lss;
+      if (vhdx_bitmap_run(s, b / s->chunk_ratio, first, n / s->lss, &set, &run) < 0 ||
+          !set || run * s->lss < n)
+        return false;
+    } else if (st != VHDX_BAT_FULLY_PRESENT) {
+      return false;
+    }
+    off += n;
+    len -= n;
+  }
+  return true;
+}
+
+static int write_range(struct vhd_image *img, const uint8_t *buf, uint64_t len, uint64_t off)
+{
+  struct vhdx *s = vhdx_of(img);
+  while (len) {
+    uint64_t n = min_u64(len, s->block_size - off % s->block_size);
+    int r = write_piece(img, buf, n, off);
+    if (r < 0)
+      return r;
+    buf += n;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+int vhdx_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
+               bool exclusive)
+{
+  struct vhdx *s = vhdx_of(img);
+  if (!exclusive) {
+    if (!s->guids_updated || s->broken || !writable_in_place(s, off, len))
+      return WRITE_NEEDS_EXCLUSIVE;
+    return write_range(img, buf, len, off);
+  }
+  int r = begin_change(s);
+  if (r < 0)
+    return r;
+  return write_range(img, buf, len, off);
+}
+
+/* Zeros written the slow way, through the ordinary write path. */
+static int write_zeros(struct vhd_image *img, uint64_t off, uint64_t len)
+{
+  size_t chunk = (size_t)min_u64(len, VHDX_MIB);
+  uint8_t *zeros = vhd_calloc(1, chunk);
+  if (!zeros)
+    return vhd_error(ENOMEM, "%s: out of memory", img->path);
+  int r = 0;
+  while (r == 0 && len) {
+    uint64_t n = min_u64(len, chunk);
+    r = write_range(img, zeros, n, off);
+    off += n;
+    len -= n;
+  }
+  vhd_free(zeros);
+  return r;
+}
+
+/* Zero [off, off+n) inside one block. */
+static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned flags)
+{
+  struct vhdx *s = vhdx_of(img);
+  uint64_t b = off / s->block_size;
+  uint64_t idx = vhdx_payload_index(s, b);
+  unsigned st = vhdx_block_state(s, b);
+  bool present = st == VHDX_BAT_FULLY_PRESENT || st == VHDX_BAT_PARTIALLY_PRESENT;
+  bool reads_zero = !present && (st != VHDX_BAT_NOT_PRESENT || !s->has_parent);
+  /* The last block may stop at the end of the disk. */
+  bool whole = off % s->block_size == 0 &&
+               (n == s->block_size || off + n == s->virtual_size);
+  /* A fixed file keeps every block present (MS-VHDX 2.5.1.1). */
+  bool fixed = s->leave_allocated && !s->has_parent;
+  bool trim = flags & VHD_ZERO_MAY_TRIM;
+
+  if (reads_zero && (st != VHDX_BAT_UNDEFINED || fixed || !whole))
+    return 0;   /* UNDEFINED reads as zeros here; whole ones become ZERO below */
+  if (fixed && present) {
+    /* Its space may still go back to the host. */
+    if (trim && whole && io_punch_hole(s->io, block_offset(s, b), s->block_size) == 0)
+      return 0;
+  } else if (whole && (trim || !present)) {
+    /* ZERO reads as zeros and hides any parent; its offset must be 0. */
+    uint64_t old = block_offset(s, b);
+    vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_ZERO, 0));
+    if (present) {
+      /* Reading the old block before the BAT change is durable gives
+       * zeros too, so the space can go at once. */
+      int r = io_punch_hole(s->io, old, s->block_size);
+      if (r < 0 && r != -EOPNOTSUPP)
+        return r;
+    }
+    return 0;
+  }
+  if (flags & VHD_ZERO_FAST)
+    return vhd_error(ENOTSUP, "%s: zeroing part of block %llu needs writing zeros",
+                     s->path, (unsigned long long)b);
+  return write_zeros(img, off, n);
+}
+
+int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
+{
+  struct vhdx *s = vhdx_of(img);
+  int r = begin_change(s);
+  while (r == 0 && len) {
+    uint64_t n = min_u64(len, s->block_size - off % s->block_size);
+    r = zero_piece(img, off, n, flags);
+    off += n;
+    len -= n;
+  }
+  return r;
+}
+
+int vhdx_flush(struct vhd_image *img)
+{
+  struct vhdx *s = vhdx_of(img);
+  if (s->meta_dirty)
+    return vhdx_log_commit(s);
+  return io_flush(s->io);
+}
