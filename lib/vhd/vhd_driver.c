@@ -1,0 +1,23 @@
+/* The VHD format driver: the whole interface at a glance. The pieces live
+ * in the files of the structures they handle (footer.c, dyn_header.c,
+ * bat.c, bitmap.c) and of the jobs that use them (vhd_open.c, vhd_rw.c,
+ * vhd_create.c, vhd_parent.c). */
+#include "vhd/vhd_priv.h"
+
+const struct vhd_driver vhd_driver_vhd = {
+  .name = "vhd",
+  .format = VHD_FORMAT_VHD,
+  .probe = vhd_fmt_probe,
+  .open = vhd_fmt_open,
+  .close = vhd_fmt_close,
+  .read = vhd_fmt_read,
+  .write = vhd_fmt_write,
+  .flush = vhd_fmt_flush,
+  .zero = vhd_fmt_zero,
+  .block_status = vhd_fmt_block_status,
+  .info = vhd_fmt_info,
+  .create = vhd_fmt_create,
+  .parent_candidates = vhd_fmt_parent_candidates,
+  .parent_matches = vhd_fmt_parent_matches,
+  .check = vhd_fmt_check,
+};

@@ -1,0 +1,88 @@
+/* State of an open VHD image, shared by the files of the VHD driver. */
+#ifndef LIBVHD_VHD_PRIV_H
+#define LIBVHD_VHD_PRIV_H
+
+#include "driver.h"
+#include "vhd/bat.h"
+#include "vhd/bitmap.h"
+#include "vhd/dyn_header.h"
+#include "vhd/footer.h"
+
+struct vhd_state {
+  struct vhd_footer footer;
+  struct vhd_dyn_header header;   /* dynamic and differencing only */
+  uint64_t header_offset;
+
+  /* Dynamic and differencing: the table and the geometry of a block. */
+  struct vhd_bat bat;
+  struct vhd_bitmap_cache bitmaps;
+  uint32_t block_size;       /* data bytes per block */
+  uint32_t bitmap_bytes;     /* sector bitmap in front of each block */
+  uint32_t sectors_per_block;
+  uint32_t total_blocks;     /* blocks the virtual size spans */
+
+  /* Where the footer lives now (the end of the file minus the footer), and
+   * the end of the last structure (BAT, locator payloads, blocks). A new
+   * block goes at footer_pos, which is at least data_end. */
+  uint64_t footer_pos;
+  uint64_t data_end;
+
+  bool footer_from_copy;     /* the EOF footer was bad; offset 0 used */
+  bool footer_short;         /* 511-byte footer */
+  bool copy_mismatch;        /* offset-0 copy differs from the EOF footer */
+  bool meta_dirty;           /* BAT or bitmaps changed since the last flush */
+  bool footer_dirty;         /* footer (and copy) must be rewritten */
+  uint64_t meta_end;         /* end of header, BAT and locator payloads */
+  bool trimmed;              /* blocks freed since the last flush */
+  bool can_punch;            /* cleared after the first -EOPNOTSUPP */
+
+  char *loc_path[VHD_MAX_LOCATORS];  /* decoded path locators, as stored */
+  const char *parent_hint;   /* the preferred one of them, or NULL */
+};
+
+static inline struct vhd_state *vhd_state(struct vhd_image *img)
+{
+  return img->priv;
+}
+
+static inline bool vhd_is_sparse(const struct vhd_state *s)
+{
+  return s->footer.disk_type != VHD_TYPE_FIXED;
+}
+
+/* File offset of block blk's sector bitmap (the block must be allocated). */
+static inline uint64_t vhd_block_offset(const struct vhd_state *s, uint32_t blk)
+{
+  return (uint64_t)s->bat.entry[blk] * VHD_SECTOR_SIZE;
+}
+
+/* vhd_open.c */
+int vhd_fmt_probe(vhd_io *io, uint64_t file_size);
+int vhd_fmt_open(struct vhd_image *img, struct vhd_diag *d);
+void vhd_fmt_close(struct vhd_image *img);
+void vhd_fmt_info(struct vhd_image *img, struct vhd_info *info);
+int vhd_fmt_check(struct vhd_image *img, struct vhd_diag *d);
+void vhd_warn(struct vhd_image *img, struct vhd_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* vhd_rw.c */
+int vhd_fmt_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
+int vhd_fmt_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
+                  bool exclusive);
+int vhd_fmt_flush(struct vhd_image *img);
+int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+int vhd_fmt_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
+                         enum layer_state *state, uint64_t *run);
+
+/* vhd_create.c */
+int vhd_fmt_create(vhd_io *io, const struct vhd_create_params *p,
+                   const struct parent_link *parent);
+
+/* vhd_parent.c */
+int vhd_fmt_parent_candidates(struct vhd_image *img, struct parent_candidates *c);
+int vhd_fmt_parent_matches(struct vhd_image *img, struct vhd_image *candidate);
+/* The identity a child records for parent: the VHD unique id, or the id
+ * another format's driver reports. */
+void vhd_parent_identity(struct vhd_image *parent, uint8_t id[16], uint32_t *timestamp);
+
+#endif
