@@ -60,9 +60,11 @@ int vhd_fmt_probe(vhd_io *io, uint64_t size)
   if (size % 512 == VHD_FOOTER_SIZE_OLD &&
       io_pread(io, buf, 8, size - VHD_FOOTER_SIZE_OLD) == 0 && vhd_footer_has_cookie(buf))
     return 100;
-  /* A dynamic disk whose last sector was lost still has its copy. */
-  if (size >= VHD_FOOTER_SIZE + VHD_HEADER_SIZE &&
-      io_pread(io, buf, VHD_FOOTER_SIZE, 0) == 0 && vhd_footer_has_cookie(buf) &&
+  /* A dynamic disk whose end was lost still has its copy. Claim it even
+   * when too short to be whole: it is a damaged VHD, and open then says
+   * so, rather than a raw disk. */
+  if (size >= VHD_FOOTER_SIZE && io_pread(io, buf, VHD_FOOTER_SIZE, 0) == 0 &&
+      vhd_footer_has_cookie(buf) &&
       is_sparse_type(get_be32(buf + 60)))
     return 60;
   return 0;
