@@ -1,0 +1,312 @@
+#!/bin/bash
+# convert-bench.sh: vhdtool convert against qemu-img convert, raw <-> dynamic
+# VHD (and VHDX when vhdtool supports it), on the 2 GiB half-data image made
+# by bench/make-dataset. See bench/README.md for what is measured and why.
+#
+# Method (shared/reference/nbdkit-plugin.md section 2.1): every command runs
+# once per round, rounds interleave the tools (order rotates each round so
+# no tool always runs first), warm-up rounds are not counted, the input is
+# re-read into the page cache right before each timed run, outputs are
+# deleted and dirty data synced before the next run. Reported: median and
+# minimum wall time (CLOCK_MONOTONIC, bench-timer) and median CPU time.
+# Every vhdtool output is checked in every round; qemu-img outputs once.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+BUILD=${BUILD:-$ROOT/build-bench}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}
+VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
+TIMER=${TIMER:-$BUILD/bench/bench-timer}
+QEMU_IMG=${QEMU_IMG:-qemu-img}
+ROUNDS=5
+WARMUP=1
+OPS="vhd.to vhd.from vhdx.to vhdx.from"
+QEMU_SYNC=both      # no: qemu-img as is; yes: + fdatasync of its output; both
+FROM_INPUT=vhdtool  # which tool's image the *.from operations read (both tools read the same file)
+SRC=
+
+usage() {
+  cat <<EOF
+usage: $0 [options]
+  -r N            timed rounds (default $ROUNDS)
+  -w N            warm-up rounds, not counted (default $WARMUP)
+  -o "OPS"        operations among: vhd.to vhd.from vhdx.to vhdx.from (default all)
+  -q no|yes|both  qemu-img variants: as is (no fdatasync: its default cache=unsafe),
+                  followed by fdatasync of the output inside the timing (yes), or both
+                  (default $QEMU_SYNC). vhdtool always fdatasyncs before exiting.
+  -i vhdtool|qemu which tool's VHD/VHDX the *.from operations read (default $FROM_INPUT)
+  -s FILE         raw source (default: \$BENCH_DIR/raw-2g.img, made by make-dataset)
+environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD), VHDTOOL, TIMER, QEMU_IMG
+EOF
+}
+
+while getopts "r:w:o:q:i:s:h" opt; do
+  case $opt in
+    r) ROUNDS=$OPTARG ;;
+    w) WARMUP=$OPTARG ;;
+    o) OPS=$OPTARG ;;
+    q) QEMU_SYNC=$OPTARG ;;
+    i) FROM_INPUT=$OPTARG ;;
+    s) SRC=$OPTARG ;;
+    h) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+case $QEMU_SYNC in no|yes|both) ;; *) echo "-q takes no, yes or both" >&2; exit 2 ;; esac
+case $FROM_INPUT in vhdtool|qemu) ;; *) echo "-i takes vhdtool or qemu" >&2; exit 2 ;; esac
+
+die() { echo "convert-bench: $*" >&2; exit 1; }
+note() { echo "convert-bench: $*" >&2; }
+
+[ -x "$VHDTOOL" ] || die "no vhdtool at $VHDTOOL (cmake -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench -j2)"
+[ -x "$TIMER" ] || die "no bench-timer at $TIMER (build the bench directory)"
+command -v "$QEMU_IMG" >/dev/null || die "no qemu-img"
+
+mkdir -p "$BENCH_DIR"
+if [ -z "$SRC" ]; then
+  SRC=$BENCH_DIR/raw-2g.img
+  SRC_SHA=$("$HERE/make-dataset" "$SRC") || die "make-dataset failed"
+else
+  SRC_SHA=$(sha256sum "$SRC" | cut -d' ' -f1)
+fi
+SRC_SIZE=$(stat -c %s "$SRC")
+WORK=$BENCH_DIR/work
+RESULTS=$BENCH_DIR/results-$(date +%Y%m%d-%H%M%S)
+rm -rf "$WORK"
+mkdir -p "$WORK" "$RESULTS"
+
+warm() { cat "$@" > /dev/null; }
+apparent() { stat -c %s "$1"; }
+on_disk() { echo $(( $(stat -c %b "$1") * $(stat -c %B "$1") )); }
+
+# Virtual size as libvhdi sees it (an oracle independent of both tools;
+# qemu 7.2 derives a VHD's size from CHS for most creators, see
+# nbdkit-plugin.md 2.5).
+libvhdi_size() {
+  command -v vhdiinfo >/dev/null || return 0
+  vhdiinfo "$1" 2>/dev/null | sed -n 's/.*Media size.*(\([0-9]*\) bytes).*/\1/p' | head -1
+}
+
+qemu_fmt() { case $1 in vhd) echo vpc ;; vhdx) echo vhdx ;; esac; }
+
+# Check an image made from SRC: same content (qemu-img compare) and the
+# exact size (libvhdi when available, else qemu-img info).
+check_image() {
+  local fmt=$1 img=$2 out size
+  out=$("$QEMU_IMG" compare -f raw -F "$(qemu_fmt "$fmt")" "$SRC" "$img" 2>&1) ||
+    { echo "$out" >&2; return 1; }
+  case $out in *"Images are identical"*) ;; *) echo "$out" >&2; return 1 ;; esac
+  case $out in *"size mismatch"*) echo "$img: qemu-img compare: $out" >&2; return 1 ;; esac
+  size=$(libvhdi_size "$img")
+  [ -n "$size" ] || size=$("$QEMU_IMG" info -f "$(qemu_fmt "$fmt")" --output=json "$img" |
+                          awk -F'[:,]' '/"virtual-size"/ {gsub(/ /, "", $2); print $2; exit}')
+  [ "$size" = "$SRC_SIZE" ] || { echo "$img: virtual size $size, source $SRC_SIZE" >&2; return 1; }
+}
+
+check_raw() {
+  cmp "$SRC" "$1" >&2 || return 1
+}
+
+# --- which formats can vhdtool write? -----------------------------------------
+PROBE=$WORK/probe.raw
+head -c $((4 << 20)) "$SRC" > "$PROBE"
+FORMATS=
+for fmt in vhd vhdx; do
+  case " $OPS " in *" $fmt."*) ;; *) continue ;; esac
+  if msg=$("$VHDTOOL" convert -O "$fmt" --force "$PROBE" "$WORK/probe.$fmt" 2>&1); then
+    FORMATS="$FORMATS $fmt"
+  else
+    [ "$fmt" = vhd ] && die "vhdtool convert -O vhd fails, nothing to measure: $msg"
+    echo "SKIPPED: VHDX benchmarks: \`vhdtool convert -O vhdx\` failed: $msg"
+    echo "SKIPPED: VHDX: skipped because vhdtool cannot write VHDX yet: $msg" >> "$RESULTS/skipped"
+  fi
+  rm -f "$WORK/probe.$fmt"
+done
+rm -f "$PROBE"
+
+# --- inputs of the *.from operations ------------------------------------------
+# Both tools read the same file. By default it is vhdtool's own output, which
+# makes vhdtool's *.from run the round trip the brief asks to verify; qemu-img
+# must see the right size in it, else qemu's image is used instead.
+declare -A FROM_IMG
+for fmt in $FORMATS; do
+  case " $OPS " in *" $fmt.from "*) ;; *) continue ;; esac
+  v=$WORK/in-vhdtool.$fmt
+  q=$WORK/in-qemu.$fmt
+  "$VHDTOOL" convert -O "$fmt" -t dynamic --force "$SRC" "$v"
+  check_image "$fmt" "$v" || die "$v: vhdtool's $fmt output differs from the source"
+  if [ "$fmt" = vhd ]; then
+    "$QEMU_IMG" convert -f raw -O vpc -o subformat=dynamic,force_size=on "$SRC" "$q"
+  else
+    "$QEMU_IMG" convert -f raw -O vhdx -o subformat=dynamic "$SRC" "$q"
+  fi
+  qsize=$("$QEMU_IMG" info -f "$(qemu_fmt "$fmt")" --output=json "$v" |
+          awk -F'[:,]' '/"virtual-size"/ {gsub(/ /, "", $2); print $2; exit}')
+  if [ "$FROM_INPUT" = vhdtool ] && [ "$qsize" = "$SRC_SIZE" ]; then
+    FROM_IMG[$fmt]=$v
+    rm -f "$q"
+  else
+    [ "$FROM_INPUT" = vhdtool ] &&
+      note "qemu-img sees $v as $qsize bytes, not $SRC_SIZE: $fmt.from reads qemu-img's image instead"
+    FROM_IMG[$fmt]=$q
+    # vhdtool's own round trip is still checked once.
+    "$VHDTOOL" convert -O raw --force "$v" "$WORK/rt.raw"
+    check_raw "$WORK/rt.raw" || die "vhdtool round trip $fmt -> raw differs from the source"
+    rm -f "$WORK/rt.raw" "$v"
+  fi
+done
+
+# --- the commands -------------------------------------------------------------
+# A job is op:tool. tools: vhdtool, qemu (as is), qemu+sync (plus fdatasync).
+QTOOLS=
+case $QEMU_SYNC in no) QTOOLS="qemu" ;; yes) QTOOLS="qemu+sync" ;; both) QTOOLS="qemu qemu+sync" ;; esac
+JOBS=()
+for op in $OPS; do
+  fmt=${op%%.*}
+  case " $FORMATS " in *" $fmt "*) ;; *) continue ;; esac
+  for t in vhdtool $QTOOLS; do JOBS+=("$op:$t"); done
+done
+[ ${#JOBS[@]} -gt 0 ] || die "nothing to run"
+
+# Sets CMD (array), IN (file to warm), OUT, KIND (image or raw) for a job.
+job_setup() {
+  local op=${1%%:*} tool=${1#*:} fmt=${1%%.*}
+  local dir=${op#*.}
+  if [ "$dir" = to ]; then
+    IN=$SRC
+    OUT=$WORK/out-${tool%+sync}.$fmt
+    KIND=image
+    if [ "$tool" = vhdtool ]; then
+      CMD=("$VHDTOOL" convert -O "$fmt" -t dynamic --force "$SRC" "$OUT")
+    elif [ "$fmt" = vhd ]; then
+      CMD=("$QEMU_IMG" convert -f raw -O vpc -o subformat=dynamic,force_size=on "$SRC" "$OUT")
+    else
+      CMD=("$QEMU_IMG" convert -f raw -O vhdx -o subformat=dynamic "$SRC" "$OUT")
+    fi
+  else
+    IN=${FROM_IMG[$fmt]}
+    OUT=$WORK/out-${tool%+sync}.raw
+    KIND=raw
+    if [ "$tool" = vhdtool ]; then
+      CMD=("$VHDTOOL" convert -O raw --force "$IN" "$OUT")
+    else
+      CMD=("$QEMU_IMG" convert -f "$(qemu_fmt "$fmt")" -O raw "$IN" "$OUT")
+    fi
+  fi
+}
+
+declare -A CHECKED
+run_job() {   # job round
+  local job=$1 round=$2 tool=${1#*:} fmt=${1%%.*} sync=()
+  job_setup "$job"
+  [ "$tool" = qemu+sync ] && sync=(-s "$OUT")
+  rm -f "$OUT"
+  sync                       # no writeback of earlier outputs during the run
+  warm "$IN"
+  local tfile=$RESULTS/${job//[:+]/_}.times
+  [ "$round" -lt "$WARMUP" ] && tfile=$RESULTS/warmup.times
+  "$TIMER" -o "$tfile" "${sync[@]}" -- "${CMD[@]}" > /dev/null ||
+    die "$job failed: ${CMD[*]}"
+  # Correctness: every vhdtool run, and each qemu-img command once.
+  if [ "$tool" = vhdtool ] || [ -z "${CHECKED[$job]:-}" ]; then
+    if [ "$KIND" = image ]; then
+      check_image "$fmt" "$OUT" || die "$job: output differs from the source (round $round)"
+    else
+      check_raw "$OUT" || die "$job: output differs from the source (round $round)"
+    fi
+    CHECKED[$job]=1
+  fi
+  echo "$job $(apparent "$OUT") $(on_disk "$OUT")" > "$RESULTS/${job//[:+]/_}.size"
+  rm -f "$OUT"
+}
+
+# --- header -------------------------------------------------------------------
+{
+  echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "machine:  $(nproc) vCPU $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo),"\
+       "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
+  echo "fs:       $(df -T "$BENCH_DIR" | awk 'NR==2 {print $2}') ($(findmnt -no OPTIONS -T "$BENCH_DIR" | cut -c1-60))"
+  echo "vhdtool:  $VHDTOOL (libvhd $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "qemu-img: $("$QEMU_IMG" --version | head -1)"
+  echo "source:   $SRC ($SRC_SIZE bytes, sha256 ${SRC_SHA:0:16}...)"
+  for fmt in $FORMATS; do
+    [ -n "${FROM_IMG[$fmt]:-}" ] && echo "$fmt.from input: ${FROM_IMG[$fmt]##*/} (read by both tools)"
+  done
+  echo "rounds:   $ROUNDS timed + $WARMUP warm-up, interleaved, order rotating"
+  echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) at start"
+} | tee "$RESULTS/header"
+
+# --- the rounds ----------------------------------------------------------------
+n=${#JOBS[@]}
+for ((round = 0; round < WARMUP + ROUNDS; round++)); do
+  printf 'round %d/%d%s\r' "$((round + 1))" "$((WARMUP + ROUNDS))" \
+    "$([ $round -lt $WARMUP ] && echo ' (warm-up)')" >&2
+  for ((k = 0; k < n; k++)); do
+    # Rotate the order so every job runs early and late equally often.
+    run_job "${JOBS[(k + round) % n]}" "$round"
+  done
+done
+echo >&2
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) at end" | tee -a "$RESULTS/header"
+
+# --- summary -------------------------------------------------------------------
+stat_of() {   # file column -> "median min"
+  awk -v c="$2" '{print $c}' "$1" | sort -g |
+    awk '{v[NR] = $1} END {
+      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%.0f %.0f\n", m, v[1] }'
+}
+cpu_median() {
+  awk '{print $2 + $3}' "$1" | sort -g |
+    awk '{v[NR] = $1} END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%.0f\n", m }'
+}
+label() {
+  case $1 in
+    vhd.to) echo "raw -> VHD dynamic" ;; vhd.from) echo "VHD dynamic -> raw" ;;
+    vhdx.to) echo "raw -> VHDX dynamic" ;; vhdx.from) echo "VHDX dynamic -> raw" ;;
+  esac
+}
+{
+  echo
+  printf '| %-20s | %-13s | %9s | %7s | %11s | %-26s |\n' operation tool "median ms" "min ms" \
+    "CPU ms med" "qemu/vhdtool median (min)"
+  echo "|----------------------|---------------|-----------|---------|-------------|----------------------------|"
+  for op in $OPS; do
+    fmt=${op%%.*}
+    case " $FORMATS " in *" $fmt "*) ;; *) printf '| %-20s | skipped: vhdtool cannot write %s |\n' "$(label "$op")" "$fmt"; continue ;; esac
+    read -r vmed vmin < <(stat_of "$RESULTS/${op}_vhdtool.times" 1)
+    for t in vhdtool $QTOOLS; do
+      f=$RESULTS/${op}_${t//+/_}.times
+      read -r med min < <(stat_of "$f" 1)
+      ratio=
+      [ "$t" != vhdtool ] && ratio=$(awk -v a="$med" -v b="$vmed" -v c="$min" -v d="$vmin" \
+        'BEGIN { printf "%.2f (%.2f)", a / b, c / d }')
+      name=$t; [ "$t" = qemu ] && name=qemu-img; [ "$t" = qemu+sync ] && name=qemu-img+sync
+      printf '| %-20s | %-13s | %9s | %7s | %11s | %-26s |\n' "$(label "$op")" "$name" "$med" "$min" \
+        "$(cpu_median "$f")" "$ratio"
+    done
+  done
+  echo
+  echo "ratio > 1: vhdtool is faster. qemu-img+sync = qemu-img followed by fdatasync of its output"
+  echo "(inside the timing), i.e. as durable as vhdtool's output."
+  echo
+  echo "| output | apparent bytes | on-disk bytes |"
+  echo "|---|---|---|"
+  for f in "$RESULTS"/*.size; do
+    [ -e "$f" ] || continue
+    read -r job a d < "$f"
+    case $job in *qemu+sync) continue ;; esac
+    t=${job#*:}; [ "$t" = qemu ] && t=qemu-img
+    printf '| %s by %s | %s | %s |\n' "$(label "${job%%:*}")" "$t" "$a" "$d"
+  done
+  for fmt in $FORMATS; do
+    [ -n "${FROM_IMG[$fmt]:-}" ] && printf '| %s (.from input) | %s | %s |\n' "${FROM_IMG[$fmt]##*/}" \
+      "$(apparent "${FROM_IMG[$fmt]}")" "$(on_disk "${FROM_IMG[$fmt]}")"
+  done
+  echo
+  echo "checks: every vhdtool output in every round (qemu-img compare + libvhdi size for images,"
+  echo "cmp for raw), each qemu-img command's output once: all passed."
+} | tee "$RESULTS/summary"
+echo "raw times (wall_ms user_ms sys_ms per run) in $RESULTS"
