@@ -102,7 +102,8 @@ char *path_relative(const char *base_dir, const char *target)
     common = i;
   /* Count the components of base_dir left after the common part. */
   size_t ups = 0;
-  for (const char *p = base_dir + common; *p;) {
+  /* common may stand one past base_dir's end (target = base_dir + "/..."). */
+  for (const char *p = base_dir + (common < i ? common : i); *p;) {
     ups++;
     while (*p && *p != '/')
       p++;
