@@ -9,7 +9,8 @@
 NBD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 NBD_PLUGIN=${NBD_PLUGIN:-}
 NBDKIT_PRELOAD=${NBDKIT_PRELOAD:-}
-NBDCLIENT="python3 $NBD_DIR/nbdclient.py"
+PYTHON=${PYTHON:-python3}
+NBDCLIENT="$PYTHON $NBD_DIR/nbdclient.py"
 
 need_nbd() {
   need_cmd nbdkit nbdinfo nbdcopy python3
@@ -49,35 +50,35 @@ captive() {
 }
 
 # serve SOCKET PIDFILE [NBDKIT-OPTIONS...] -- IMAGE [PARAMS...]
-# Starts a background nbdkit on SOCKET; waits until it accepts clients.
+# Starts a background nbdkit on SOCKET (its pid in SERVER_PID); waits
+# until it accepts clients.
 serve() {
   local sock=$1 pidfile=$2; shift 2
   local opts=()
   while [ $# -gt 0 ] && [ "$1" != -- ]; do opts+=("$1"); shift; done
   shift
   rm -f "$sock" "$pidfile"
-  nbdkit_cmd --exit-with-parent -U "$sock" -P "$pidfile" "${opts[@]}" \
-    "$NBD_PLUGIN" "$@" || return 1
+  # Foreground in the background: the test's shell owns the process, and
+  # --exit-with-parent ends it if the test dies.
+  nbdkit_cmd -f --exit-with-parent -U "$sock" -P "$pidfile" "${opts[@]}" \
+    "$NBD_PLUGIN" "$@" &
+  SERVER_PID=$!
   local i
   for i in $(seq 100); do
     [ -s "$pidfile" ] && [ -S "$sock" ] && return 0
+    kill -0 $! 2>/dev/null || return 1
     sleep 0.1
   done
   return 1
 }
 
-# stop PIDFILE: stop a background nbdkit and wait until it has exited
-# (it flushes and closes the image on the way out).
+# stop_server: stop the nbdkit started by serve and wait until it has
+# exited (it flushes and closes the image on the way out).
 stop_server() {
-  local pid
-  pid=$(cat "$1" 2>/dev/null) || return 0
-  kill "$pid" 2>/dev/null || return 0
-  local i
-  for i in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  return 1
+  [ -n "${SERVER_PID:-}" ] || return 0
+  kill "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID" 2>/dev/null
+  SERVER_PID=
 }
 
 # same_file DESC A B: byte-identical files.

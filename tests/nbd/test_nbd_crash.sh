@@ -1,0 +1,91 @@
+#!/bin/bash
+# Crash: a client writes numbered records (unaligned, spread over the disk
+# so that blocks keep being allocated) and flushes every 10 writes,
+# logging after each flush how many writes that flush acknowledged. nbdkit
+# is killed with SIGKILL in the middle. Afterwards the image must open,
+# `vhdtool check` must find no corruption (exit 0, or 3 = leaked space,
+# which a crash may leave; the test prints which), and every acknowledged
+# write must be in the image. For VHDX, qemu-img replaying the log of a
+# copy must find the same acknowledged writes.
+. "$(dirname "$0")/../interop/common.sh"
+. "$(dirname "$0")/common.sh"
+need_nbd
+
+SIZE=$((256 * 1024 * 1024))
+COUNT=3000
+
+crash_case() {
+  local label=$1 img=$2 qfmt=$3
+  local sock="$WORK/nbd.sock" pid="$WORK/nbd.pid" log="$WORK/$label.log"
+  rm -f "$log"
+  serve "$sock" "$pid" -- "$img" ||
+    { not_ok "$label: nbdkit did not start"; return; }
+  $NBDCLIENT crash-writer --socket "$sock" --log "$log" --count $COUNT --every 10 \
+    > "$WORK/writer.out" 2>&1 &
+  local writer=$! i
+  # Let some flushes complete, then kill at an arbitrary moment.
+  for i in $(seq 300); do
+    [ -f "$log" ] && [ "$(wc -l < "$log")" -ge 40 ] && break
+    sleep 0.05
+  done
+  sleep 0.$((RANDOM % 5))
+  kill -KILL "$(cat "$pid")"
+  wait "$SERVER_PID" 2>/dev/null
+  wait "$writer" 2>/dev/null
+  local acked
+  acked=$(tail -1 "$log" 2>/dev/null)
+  echo "# $label: killed after $acked acknowledged writes"
+  check "$label: some writes were acknowledged before the kill" test "${acked:-0}" -gt 0
+  check "$label: the kill came before the writer finished" test "${acked:-0}" -lt $COUNT
+
+  "$VHDTOOL" check "$img" > "$WORK/check.out" 2>&1
+  local rc=$?
+  case $rc in
+    0) ok "$label: vhdtool check clean after the crash" ;;
+    3) ok "$label: vhdtool check: leaked space only (exit 3) after the crash: $(grep -m1 leak "$WORK/check.out")" ;;
+    *) not_ok "$label: vhdtool check exit $rc: $(head -c 400 "$WORK/check.out")" ;;
+  esac
+  if "$VHDTOOL" read "$img" > "$WORK/after.raw" 2> "$WORK/err"; then
+    ok "$label: the image opens and reads after the crash"
+    if $NBDCLIENT crash-verify --disk "$WORK/after.raw" --log "$log" --count $COUNT > "$WORK/verify.out"; then
+      ok "$label: every acknowledged write is there ($(cat "$WORK/verify.out"))"
+    else
+      not_ok "$label: $(head -6 "$WORK/verify.out" | tr '\n' ';')"
+    fi
+  else
+    not_ok "$label: vhdtool read failed: $(head -c 300 "$WORK/err")"
+  fi
+  if [ "$qfmt" = vhdx ]; then
+    cp "$img" "$WORK/q.vhdx"
+    qemu-img check -q -r all -f vhdx "$WORK/q.vhdx" > /dev/null 2>&1
+    rm -f "$WORK/q.raw"
+    if qemu-img convert -f vhdx -O raw "$WORK/q.vhdx" "$WORK/q.raw" 2> "$WORK/err"; then
+      check "$label: qemu-img (after its own replay) finds every acknowledged write" \
+        $NBDCLIENT crash-verify --disk "$WORK/q.raw" --log "$log" --count $COUNT
+    else
+      not_ok "$label: qemu-img cannot read the image: $(head -c 300 "$WORK/err")"
+    fi
+    rm -f "$WORK/q.vhdx" "$WORK/q.raw"
+  fi
+  rm -f "$WORK/after.raw"
+}
+
+truncate -s "$SIZE" "$WORK/disk.raw"
+crash_case raw "$WORK/disk.raw" raw
+
+for fmt in vhd vhdx; do
+  if ! vhdtool_can "$fmt"; then
+    echo "# skipped: vhdtool cannot create $fmt images yet (driver not built)"
+    continue
+  fi
+  bs=512K; [ "$fmt" = vhdx ] && bs=1M
+  "$VHDTOOL" create -f "$fmt" -t dynamic -s "$SIZE" -b "$bs" "$WORK/dyn.$fmt"
+  crash_case "$fmt-dynamic" "$WORK/dyn.$fmt" "$fmt"
+  # Differencing: allocation in the child over a parent with data.
+  "$VHDTOOL" create -f "$fmt" -t dynamic -s "$SIZE" -b "$bs" "$WORK/base.$fmt"
+  head -c 1048576 /dev/urandom | "$VHDTOOL" write --offset 0 "$WORK/base.$fmt"
+  (cd "$WORK" && "$VHDTOOL" create -f "$fmt" -t differencing -p "base.$fmt" "child.$fmt")
+  crash_case "$fmt-differencing" "$WORK/child.$fmt" -
+done
+
+finish
