@@ -1,0 +1,23 @@
+# x86-64 rules for efi-app.cmake.
+#
+# GNU_EFI_USE_MS_ABI makes EFIAPI the Microsoft calling convention, so calls
+# into the firmware are direct calls and, more importantly, the protocol
+# functions the loader implements (BlockIo ReadBlocks ...) are called
+# correctly by the firmware. efi_main itself stays System V: gnu-efi's crt0
+# converts. The red zone must be off because firmware interrupt handlers
+# run on the same stack.
+set(EFI_ARCH_CFLAGS -mno-red-zone -maccumulate-outgoing-args -DGNU_EFI_USE_MS_ABI)
+set(EFI_CRT0 ${GNU_EFI_LIB_DIR}/crt0-efi-x86_64.o)
+set(EFI_LDS ${GNU_EFI_LIB_DIR}/elf_x86_64_efi.lds)
+set(EFI_LIBGNUEFI ${GNU_EFI_LIB_DIR}/libgnuefi.a)
+set(EFI_LIBEFI ${GNU_EFI_LIB_DIR}/libefi.a)
+set(EFI_LDFLAGS "")
+set(EFI_OBJCOPY_SECTIONS -j .text -j .sdata -j .data -j .dynamic -j .dynsym
+    -j .rel -j .rela -j .rel.* -j .rela.* -j .reloc)
+set(EFI_OBJCOPY_APP --target efi-app-x86_64 --subsystem=10)
+set(EFI_OBJCOPY_BSDRV --target efi-bsdrv-x86_64 --subsystem=11)
+set(EFI_BOOT_FILE BOOTX64.EFI)
+# AArch64 (arch-aarch64.cmake, not written yet) would set the same variables:
+# no red-zone flag, crt0-efi-aarch64.o / elf_aarch64_efi.lds, and, with
+# binutils older than 2.38, "-O binary" instead of an efi-app target since
+# gnu-efi's AArch64 crt0 carries its own PE header; BOOTAA64.EFI.

@@ -1,0 +1,97 @@
+# Building UEFI applications with GNU-EFI (Debian's gnu-efi package).
+#
+# Sources are compiled with the firmware's calling convention and no C
+# library, linked as a position-independent shared object against gnu-efi's
+# crt0 and linker script, and objcopy turns that into a PE/COFF image.
+# Everything that depends on the CPU lives in arch-<arch>.cmake; another
+# architecture is one more such file, nothing else changes.
+#
+# Provides:
+#   EFI_ARCH            x86_64 (or "" when unsupported here)
+#   EFI_BOOT_FILE       the removable-media boot file name, e.g. BOOTX64.EFI
+#   EFI_TOOLCHAIN_OK    TRUE when headers, crt0, linker script and library exist
+#   efi_target_flags(<target>)   compile flags for UEFI code on any target
+#   efi_add_image(<target> OUTPUT <file> OBJECT_LIBRARIES <lib>...
+#                 [SUBSYSTEM application|bsdriver] [LIBEFI])
+
+string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" _efi_cpu)
+if(_efi_cpu MATCHES "^(x86_64|amd64)$")
+  set(EFI_ARCH x86_64)
+elseif(_efi_cpu MATCHES "^(aarch64|arm64)$")
+  set(EFI_ARCH aarch64)
+else()
+  set(EFI_ARCH "")
+endif()
+
+set(EFI_TOOLCHAIN_OK FALSE)
+set(EFI_TOOLCHAIN_PROBLEM "")
+if(NOT EFI_ARCH OR NOT EXISTS ${CMAKE_CURRENT_LIST_DIR}/arch-${EFI_ARCH}.cmake)
+  set(EFI_TOOLCHAIN_PROBLEM "no UEFI build rules for the ${CMAKE_SYSTEM_PROCESSOR} processor yet")
+  return()
+endif()
+
+find_path(GNU_EFI_INCLUDE_DIR efi.h PATH_SUFFIXES efi)
+find_path(GNU_EFI_LIB_DIR crt0-efi-${EFI_ARCH}.o
+  PATHS /usr/lib /usr/lib64 /usr/local/lib /usr/local/lib64
+  PATH_SUFFIXES gnuefi NO_DEFAULT_PATH)
+include(${CMAKE_CURRENT_LIST_DIR}/arch-${EFI_ARCH}.cmake)
+
+foreach(_f ${GNU_EFI_INCLUDE_DIR}/${EFI_ARCH}/efibind.h ${EFI_CRT0} ${EFI_LDS} ${EFI_LIBGNUEFI})
+  if(NOT EXISTS "${_f}")
+    set(EFI_TOOLCHAIN_PROBLEM "gnu-efi for ${EFI_ARCH} is incomplete: ${_f} is missing")
+    return()
+  endif()
+endforeach()
+if(NOT CMAKE_OBJCOPY OR NOT CMAKE_LINKER)
+  set(EFI_TOOLCHAIN_PROBLEM "objcopy or ld not found")
+  return()
+endif()
+set(EFI_TOOLCHAIN_OK TRUE)
+
+# The compiler's own headers (stdint.h, stdarg.h ...) are the only system
+# headers UEFI code may see: there is no C library underneath.
+execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=include
+  OUTPUT_VARIABLE EFI_CC_INCLUDE OUTPUT_STRIP_TRAILING_WHITESPACE)
+
+function(efi_target_flags target)
+  target_compile_options(${target} PRIVATE
+    -ffreestanding -nostdinc -isystem ${EFI_CC_INCLUDE}
+    -fpic -fshort-wchar -fno-stack-protector -fno-stack-check
+    -fno-strict-aliasing -fno-sanitize=all -fno-omit-frame-pointer
+    ${EFI_ARCH_CFLAGS})
+  target_include_directories(${target} SYSTEM PRIVATE
+    ${GNU_EFI_INCLUDE_DIR} ${GNU_EFI_INCLUDE_DIR}/${EFI_ARCH}
+    ${GNU_EFI_INCLUDE_DIR}/protocol)
+  # -fpic is given above; CMake must not add its own PIE/PIC variants.
+  set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+endfunction()
+
+function(efi_add_image target)
+  cmake_parse_arguments(A "LIBEFI" "OUTPUT;SUBSYSTEM" "OBJECT_LIBRARIES" ${ARGN})
+  if(NOT A_SUBSYSTEM OR A_SUBSYSTEM STREQUAL "application")
+    set(kind ${EFI_OBJCOPY_APP})
+  else()
+    set(kind ${EFI_OBJCOPY_BSDRV})
+  endif()
+  set(objs "")
+  foreach(lib ${A_OBJECT_LIBRARIES})
+    list(APPEND objs $<TARGET_OBJECTS:${lib}>)
+  endforeach()
+  set(libs ${EFI_LIBGNUEFI})
+  if(A_LIBEFI)
+    list(PREPEND libs ${EFI_LIBEFI})
+  endif()
+  get_filename_component(so ${A_OUTPUT} NAME_WE)
+  set(so ${CMAKE_CURRENT_BINARY_DIR}/${so}.so)
+  # --no-undefined: a shared object may otherwise keep unresolved symbols,
+  # which the firmware would only discover as a crash.
+  add_custom_command(OUTPUT ${A_OUTPUT}
+    COMMAND ${CMAKE_LINKER} -nostdlib -znocombreloc -T ${EFI_LDS} -shared
+            -Bsymbolic --no-undefined ${EFI_LDFLAGS} -o ${so} ${EFI_CRT0} ${objs} ${libs}
+    COMMAND ${CMAKE_OBJCOPY} ${EFI_OBJCOPY_SECTIONS} ${kind} ${so} ${A_OUTPUT}
+    DEPENDS ${objs} ${EFI_CRT0} ${EFI_LDS}
+    COMMENT "Linking UEFI image ${A_OUTPUT}"
+    VERBATIM COMMAND_EXPAND_LISTS)
+  add_custom_target(${target} ALL DEPENDS ${A_OUTPUT})
+  add_dependencies(${target} ${A_OBJECT_LIBRARIES})
+endfunction()

@@ -1,0 +1,104 @@
+/* Where a file lives on a FAT12/16/32 or exFAT volume.
+ *
+ * A small read-only reader over a "read bytes of the volume" callback: it
+ * recognises the file system, walks a path (long names included) and turns
+ * the file's clusters into extents (file offset -> volume offset). The UEFI
+ * loader maps its image files with it before it installs the virtual disk,
+ * so that it can later serve the disk from the host's block device without
+ * calling the firmware's file system driver (see docs/efi-loader.md).
+ *
+ * It is plain C over lib/platform.h, so the host unit tests
+ * (tests/unit/test_efi_extents.c) compile the very same files. Every field
+ * read from the volume is checked before use: cluster numbers inside the
+ * heap, chains that end where the file size says, no loops, directory
+ * walks bounded by the volume's cluster count.
+ *
+ * Names match without regard to ASCII case (a-z = A-Z); other characters
+ * must match exactly. FAT long names (LFN entries with a valid checksum)
+ * and 8.3 names both match; exFAT names are always long.
+ */
+#ifndef VHDBOOT_FSMAP_H
+#define VHDBOOT_FSMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read len bytes at byte offset off of the volume. 0 or -errno. */
+typedef int (*fsmap_read_fn)(void *ctx, uint64_t off, void *buf, size_t len);
+
+enum fsmap_kind {
+  FSMAP_FAT12 = 12,
+  FSMAP_FAT16 = 16,
+  FSMAP_FAT32 = 32,
+  FSMAP_EXFAT = 64,
+};
+
+struct fsmap_volume {
+  fsmap_read_fn read;
+  void *ctx;
+  uint64_t size;            /* bytes of the volume */
+  enum fsmap_kind kind;
+  uint32_t sector_size;
+  uint32_t cluster_size;
+  uint64_t fat_offset;      /* byte offset of the (first) FAT */
+  uint64_t fat_bytes;       /* bytes of one FAT */
+  uint64_t heap_offset;     /* byte offset of cluster 2 */
+  uint32_t clusters;        /* valid cluster numbers are 2 .. clusters + 1 */
+  uint32_t root_cluster;    /* FAT32 and exFAT */
+  uint64_t root_offset;     /* FAT12/16: the fixed root directory */
+  uint32_t root_bytes;
+  uint8_t *fat_cache;       /* a window of the FAT, read on demand */
+  uint64_t fat_cache_start;
+  uint32_t fat_cache_len;
+  char error[256];          /* why the last call failed */
+};
+
+struct fsmap_file {
+  uint64_t size;            /* bytes; exFAT: DataLength */
+  uint64_t valid_size;      /* exFAT ValidDataLength (bytes past it read as
+                               zeros); FAT: = size */
+  uint32_t first_cluster;   /* 0: no clusters (empty file, FAT12/16 root) */
+  bool contiguous;          /* exFAT NoFatChain: no FAT chain to follow */
+  bool directory;
+};
+
+struct fsmap_extent {
+  uint64_t file_offset;
+  uint64_t volume_offset;
+  uint64_t length;
+};
+
+/* Sorted by file offset, adjacent and non-overlapping in file space: they
+ * cover [0, mapped) of the file. Runs that are contiguous on the volume
+ * are merged. */
+struct fsmap_extents {
+  struct fsmap_extent *v;
+  size_t count;
+  size_t cap;
+  uint64_t mapped;
+};
+
+/* Recognise the file system. -ENOTSUP (no message) when the volume is
+ * neither FAT nor exFAT; -EINVAL with vol->error when it claims to be one
+ * but its boot sector is inconsistent; -EIO etc. from read. */
+int fsmap_mount(struct fsmap_volume *vol, fsmap_read_fn read, void *ctx,
+                uint64_t volume_size);
+void fsmap_unmount(struct fsmap_volume *vol);
+const char *fsmap_kind_name(enum fsmap_kind kind);
+
+/* Find path ('/' or '\' separated, UTF-8, relative to the root; empty
+ * components are skipped, "." and ".." are not interpreted). -ENOENT with
+ * vol->error naming the missing component; -EINVAL for corruption. */
+int fsmap_lookup(struct fsmap_volume *vol, const char *path, struct fsmap_file *out);
+
+/* Extents of every cluster the file owns: ceil(size / cluster_size)
+ * clusters, so out->mapped >= f->size. out must be zeroed or freed. */
+int fsmap_map(struct fsmap_volume *vol, const struct fsmap_file *f,
+              struct fsmap_extents *out);
+void fsmap_extents_free(struct fsmap_extents *e);
+
+/* Index of the extent that holds file offset off; -1 when off >= mapped. */
+ptrdiff_t fsmap_extents_find(const struct fsmap_extents *e, uint64_t off);
+
+#endif

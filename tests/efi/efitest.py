@@ -1,0 +1,568 @@
+"""Shared harness of the UEFI loader tests.
+
+Builds disks without root (sgdisk, mtools, mkfs.exfat + exfatput.py, a
+small GPT writer for 4096-byte sectors), converts them with vhdtool, boots
+qemu-system-x86_64 with OVMF (TCG, serial console, one machine at a time)
+and reads the payload's serial lines. Every test script prints one line
+per case and ends with "N passed, M failed"; it exits 77 when qemu-system
+or OVMF is missing, 1 when a case failed.
+
+Environment: VHDBOOT_EFI, PAYLOAD_EFI (built images), VHDTOOL, TMPDIR,
+EFI_KEEP=1 keeps the work directory, EFI_VERBOSE=1 prints serial logs of
+failed cases.
+"""
+import os
+import random
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+BASIC_DATA_TYPE = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"
+VHDBOOT_GUID = "0B00F805-61BE-4224-AC21-89E3561F90FD"
+MIB = 1 << 20
+
+OVMF_CODE_CANDIDATES = ["/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd",
+                        "/usr/share/ovmf/OVMF.fd", "/usr/share/edk2/ovmf/OVMF_CODE.fd"]
+OVMF_VARS_CANDIDATES = ["/usr/share/OVMF/OVMF_VARS_4M.fd", "/usr/share/OVMF/OVMF_VARS.fd",
+                        "/usr/share/edk2/ovmf/OVMF_VARS.fd"]
+
+
+class Skip(Exception):
+    pass
+
+
+def say(msg):
+    print(msg, flush=True)
+
+
+def run(cmd, **kw):
+    """Run a command; raise with its output when it fails."""
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, **kw)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n"
+                           f"{p.stdout.decode(errors='replace')}")
+    return p.stdout.decode(errors="replace")
+
+
+def need(prog):
+    path = shutil.which(prog) or (os.path.exists(f"/usr/sbin/{prog}") and f"/usr/sbin/{prog}")
+    if not path:
+        raise RuntimeError(f"{prog} not found (install it: see scripts/install-deps.sh)")
+    return path
+
+
+class Env:
+    """Tools and paths, found once per test script."""
+
+    def __init__(self):
+        self.qemu = shutil.which("qemu-system-x86_64")
+        self.code = next((p for p in OVMF_CODE_CANDIDATES if os.path.exists(p)), None)
+        self.vars = next((p for p in OVMF_VARS_CANDIDATES if os.path.exists(p)), None)
+        if not self.qemu:
+            raise Skip("qemu-system-x86_64 not found")
+        if not self.code or not self.vars:
+            raise Skip("OVMF firmware not found")
+        self.loader = os.environ.get("VHDBOOT_EFI", "")
+        self.payload = os.environ.get("PAYLOAD_EFI", "")
+        self.vhdtool = os.environ.get("VHDTOOL", "")
+        for what, path in (("VHDBOOT_EFI", self.loader), ("PAYLOAD_EFI", self.payload),
+                           ("VHDTOOL", self.vhdtool)):
+            if not path or not os.path.exists(path):
+                raise RuntimeError(f"{what} does not name a built file ({path!r})")
+        for prog in ("sgdisk", "mformat", "mcopy", "mmd", "mdel", "mkfs.exfat"):
+            need(prog)
+        base = os.environ.get("TMPDIR") or None
+        self.work = tempfile.mkdtemp(prefix="efi-", dir=base)
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    def cleanup(self):
+        if os.environ.get("EFI_KEEP"):
+            say(f"# work directory kept: {self.work}")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def vhdtool_run(self, *args):
+        return run([self.vhdtool, *map(str, args)])
+
+    def vhdx_supported(self):
+        probe = self.path("probe.vhdx")
+        try:
+            self.vhdtool_run("create", "-f", "vhdx", "-s", "8M", probe)
+            self.vhdtool_run("info", probe)
+            return True
+        except RuntimeError:
+            return False
+        finally:
+            if os.path.exists(probe):
+                os.unlink(probe)
+
+
+# ---- data -------------------------------------------------------------------
+
+def pattern(size, seed):
+    """Deterministic bytes (a cheap PRNG stream; random.Random is seeded)."""
+    rnd = random.Random(seed)
+    return rnd.randbytes(size)
+
+
+def crc32(data):
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+# ---- GPT for any sector size -------------------------------------------------
+
+def write_gpt(path, size, sector, parts):
+    """A GPT disk of `size` bytes with `sector`-byte sectors; parts is a list
+    of (first_lba, last_lba or None, type_guid, name). Used for 4096-byte
+    sector disks, which sgdisk cannot make in a file."""
+    lbas = size // sector
+    entries = bytearray(128 * 128)
+    part_guids = []
+    for i, (first, last, ptype, name) in enumerate(parts):
+        last = last if last is not None else lbas - 1 - 33 * 512 // sector - 1
+        pg = uuid.uuid4()
+        part_guids.append(pg)
+        e = bytearray(128)
+        e[0:16] = uuid.UUID(ptype).bytes_le
+        e[16:32] = pg.bytes_le
+        struct.pack_into("<QQQ", e, 32, first, last, 0)
+        nm = name.encode("utf-16-le")[:72]
+        e[56:56 + len(nm)] = nm
+        entries[128 * i:128 * (i + 1)] = e
+    entry_lbas = len(entries) // sector
+    disk_guid = uuid.uuid4()
+
+    def header(my, alt, entries_lba):
+        h = bytearray(92)
+        h[0:8] = b"EFI PART"
+        struct.pack_into("<IIIIQQQQ", h, 8, 0x00010000, 92, 0, 0, my, alt,
+                         2 + entry_lbas, lbas - 2 - entry_lbas)
+        h[56:72] = disk_guid.bytes_le
+        struct.pack_into("<QIII", h, 72, entries_lba, 128, 128, crc32(entries))
+        struct.pack_into("<I", h, 16, crc32(h))
+        return bytes(h) + bytes(sector - 92)
+
+    mbr = bytearray(sector)
+    mbr[446:462] = struct.pack("<BBBBBBBBII", 0, 0, 2, 0, 0xEE, 0xFF, 0xFF, 0xFF, 1,
+                               min(lbas - 1, 0xFFFFFFFF))
+    mbr[510:512] = b"\x55\xaa"
+    with open(path, "r+b" if os.path.exists(path) else "w+b") as f:
+        f.truncate(size)
+        f.seek(0)
+        f.write(mbr)
+        f.write(header(1, lbas - 1, 2))
+        f.write(entries)
+        f.seek((lbas - 1 - entry_lbas) * sector)
+        f.write(entries)
+        f.write(header(lbas - 1, 1, lbas - 1 - entry_lbas))
+    return part_guids
+
+
+def sgdisk_disk(path, size, parts):
+    """512-byte-sector GPT disk via sgdisk. parts: (size_mib or None, type, name).
+    Returns [(start_byte, size_bytes, partition_guid)]."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    args = ["sgdisk", "-o", "-a", "2048"]
+    for i, (mib, ptype, name) in enumerate(parts, 1):
+        end = f"+{mib}M" if mib else "0"
+        args += ["-n", f"{i}:0:{end}", "-t", f"{i}:{ptype}", "-c", f"{i}:{name}"]
+    run(args + [path])
+    out = []
+    for i in range(1, len(parts) + 1):
+        info = run(["sgdisk", "-i", str(i), path])
+        first = int(re.search(r"First sector: (\d+)", info).group(1))
+        last = int(re.search(r"Last sector: (\d+)", info).group(1))
+        guid = re.search(r"Partition unique GUID: ([0-9A-F-]+)", info).group(1)
+        out.append((first * 512, (last - first + 1) * 512, guid))
+    return out
+
+
+# ---- FAT and exFAT contents --------------------------------------------------
+
+class Fat:
+    """A FAT file system inside an image file at a byte offset (mtools)."""
+
+    def __init__(self, image, offset):
+        self.spec = f"{image}@@{offset}"
+
+    def mkdir(self, *dirs):
+        for d in dirs:
+            run(["mmd", "-D", "s", "-i", self.spec, "::" + d.replace("\\", "/")])
+
+    def put(self, src, dest):
+        run(["mcopy", "-o", "-i", self.spec, src, "::" + dest.replace("\\", "/")])
+
+    def put_bytes(self, env, data, dest):
+        tmp = env.path("put.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        self.put(tmp, dest)
+
+    def get(self, env, src):
+        tmp = env.path("get.tmp")
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        run(["mcopy", "-o", "-i", self.spec, "::" + src.replace("\\", "/"), tmp])
+        with open(tmp, "rb") as f:
+            return f.read()
+
+    def delete(self, path):
+        run(["mdel", "-i", self.spec, "::" + path.replace("\\", "/")])
+
+    def exists(self, path):
+        p = subprocess.run(["mdir", "-i", self.spec, "::" + path.replace("\\", "/")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+        return p.returncode == 0
+
+
+def format_fat(image, offset, size, sector=512, fat32=False, label="ESP"):
+    args = ["mformat", "-i", f"{image}@@{offset}", "-T", str(size // sector),
+            "-H", str(offset // sector), "-v", label]
+    if sector != 512:
+        args += ["-S", str(sector.bit_length() - 8)]
+    if fat32:
+        args += ["-F"]
+    run(args + ["::"])
+    return Fat(image, offset)
+
+
+def format_exfat(env, image, offset, size, label="IMAGES"):
+    """mkfs.exfat on a separate file, copied into place."""
+    part = env.path("exfat.part")
+    with open(part, "wb") as f:
+        f.truncate(size)
+    run([need("mkfs.exfat"), "-L", label, part])
+    with open(part, "rb") as src, open(image, "r+b") as dst:
+        dst.seek(offset)
+        shutil.copyfileobj(src, dst)
+    os.unlink(part)
+
+
+def exfat_put(image, offset, *commands):
+    """exfatput.py commands (lists), joined with '+' into one run."""
+    words = []
+    for c in commands:
+        if words:
+            words.append("+")
+        words += list(c)
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    run([py, os.path.join(HERE, "exfatput.py"), f"{image}@{offset}", *words])
+
+
+# ---- the disks of the tests ----------------------------------------------------
+
+def inner_disk(env, name, marker, data, size=24 * MIB, sector=512, extra=None,
+               payload=None):
+    """A GPT disk whose first partition is a FAT ESP holding the payload as
+    \\EFI\\BOOT\\BOOTX64.EFI, \\MARKER.TXT and \\DATA.BIN."""
+    path = env.path(name)
+    if sector == 512:
+        (start, length, _), = sgdisk_disk(path, size, [(None, "ef00", "INNERESP")])
+    else:
+        first = MIB // sector
+        write_gpt(path, size, sector, [(first, None, ESP_TYPE, "INNERESP")])
+        start = first * sector
+        length = size - start - 34 * 512 - MIB // 2
+        length -= length % sector
+    fat = format_fat(path, start, length, sector=sector, label="INNER")
+    fat.mkdir("/EFI", "/EFI/BOOT")
+    fat.put(payload or env.payload, "/EFI/BOOT/BOOTX64.EFI")
+    fat.put_bytes(env, marker.encode() + b"\n", "/MARKER.TXT")
+    fat.put_bytes(env, data, "/DATA.BIN")
+    for dest, content in (extra or {}).items():
+        fat.put_bytes(env, content, dest)
+    return path, fat
+
+
+class HostDisk:
+    """The disk qemu boots: GPT, partition 1 a FAT32 ESP holding the loader
+    as \\EFI\\BOOT\\BOOTX64.EFI, vhdboot.cfg and images; optionally
+    partition 2 exFAT."""
+
+    def __init__(self, env, name="host.img", esp_mib=160, exfat_mib=0, total_mib=None):
+        self.env = env
+        self.path = env.path(name)
+        parts = [(esp_mib, "ef00", "EFI System")]
+        if exfat_mib:
+            parts.append((exfat_mib, "0700", "Images"))
+        total = total_mib or (esp_mib + exfat_mib + 4)
+        layout = sgdisk_disk(self.path, total * MIB, parts)
+        self.esp_start, self.esp_size, self.esp_guid = layout[0]
+        self.esp = format_fat(self.path, self.esp_start, self.esp_size, fat32=True)
+        self.esp.mkdir("/EFI", "/EFI/BOOT", "/VHD")
+        self.esp.put(env.loader, "/EFI/BOOT/BOOTX64.EFI")
+        self.exfat = None
+        if exfat_mib:
+            self.exfat_start, self.exfat_size, self.exfat_guid = layout[1]
+            format_exfat(env, self.path, self.exfat_start, self.exfat_size)
+            self.exfat = True
+
+    def config(self, text):
+        self.esp.put_bytes(self.env, text.encode(), "/EFI/BOOT/vhdboot.cfg")
+
+    def no_config(self):
+        if self.esp.exists("/EFI/BOOT/vhdboot.cfg"):
+            self.esp.delete("/EFI/BOOT/vhdboot.cfg")
+
+
+def fallback_disk(env):
+    """A second boot option: the payload with marker FALLBACK. A loader that
+    fails must return to the firmware, which then boots this."""
+    path, _ = inner_disk(env, "fallback.img", "FALLBACK", b"fallback\n", size=8 * MIB)
+    return path
+
+
+# ---- VHD/VHDX images -------------------------------------------------------------
+
+def convert(env, raw, out, fmt, kind, block=None, sector=None):
+    args = ["convert", "-f", "raw", "-O", fmt, "-t", kind]
+    if block:
+        args += ["-b", block]
+    if sector:
+        args += ["--sector-size", str(sector)]
+    env.vhdtool_run(*args, raw, out)
+
+
+def changed_runs(old, new, granule=4096):
+    """(offset, bytes) runs where new differs from old, granule-aligned."""
+    runs = []
+    i = 0
+    while i < len(new):
+        if new[i:i + granule] != old[i:i + granule]:
+            j = i
+            while j < len(new) and new[j:j + granule] != old[j:j + granule]:
+                j += granule
+            runs.append((i, new[i:j]))
+            i = j
+        else:
+            i += granule
+    return runs
+
+
+def write_at(env, image, offset, data):
+    p = subprocess.run([env.vhdtool, "write", "--offset", str(offset), image], input=data,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        raise RuntimeError(f"vhdtool write {image} at {offset}: {p.stdout.decode()}")
+
+
+def differencing(env, parent, child, old_raw, new_raw, fmt_args=()):
+    """child = a differencing image over parent holding new_raw - old_raw.
+    Created in the parent's directory with a relative parent path, as one
+    would on the host volume."""
+    cwd = os.path.dirname(parent)
+    run([env.vhdtool, "create", *fmt_args, "-p", os.path.basename(parent),
+         os.path.basename(child)], cwd=cwd)
+    with open(old_raw, "rb") as f:
+        old = f.read()
+    with open(new_raw, "rb") as f:
+        new = f.read()
+    for off, chunk in changed_runs(old, new):
+        write_at(env, child, off, chunk)
+
+
+def shuffled_dynamic_vhd(env, raw, out, seed=7, block=2 * MIB):
+    """A dynamic VHD whose blocks are stored in shuffled order: created
+    empty, then the non-zero blocks written in a random order (each
+    allocation appends)."""
+    with open(raw, "rb") as f:
+        data = f.read()
+    env.vhdtool_run("create", "-f", "vhd", "-t", "dynamic", "-s", str(len(data)), out)
+    blocks = [b for b in range(0, len(data), block) if data[b:b + block].strip(b"\0")]
+    random.Random(seed).shuffle(blocks)
+    for b in blocks:
+        write_at(env, out, b, data[b:b + block])
+    return blocks
+
+
+def vhd_bat_order(path):
+    """Block numbers of a dynamic VHD in file order (test-side check that a
+    BAT is really out of order)."""
+    with open(path, "rb") as f:
+        f.seek(-512, 2)
+        footer = f.read(512)
+        hdr_off = struct.unpack(">Q", footer[16:24])[0]
+        f.seek(hdr_off)
+        hdr = f.read(1024)
+        bat_off = struct.unpack(">Q", hdr[16:24])[0]
+        entries = struct.unpack(">I", hdr[28:32])[0]
+        f.seek(bat_off)
+        bat = struct.unpack(f">{entries}I", f.read(4 * entries))
+    used = [(sec, blk) for blk, sec in enumerate(bat) if sec != 0xFFFFFFFF]
+    return [blk for sec, blk in sorted(used)]
+
+
+# ---- qemu --------------------------------------------------------------------------
+
+class Boot:
+    """One qemu run: serial lines with arrival times, exit status, wall time."""
+
+    def __init__(self, lines, times, rc, wall, cpu):
+        self.lines, self.times, self.rc, self.wall, self.cpu = lines, times, rc, wall, cpu
+        self.text = "\n".join(lines)
+
+    def value(self, key):
+        """The text after 'KEY: ' on the first line that has it."""
+        for line in self.lines:
+            i = line.find(key + ":")
+            if i >= 0:
+                return line[i + len(key) + 1:].strip()
+        return None
+
+    def has(self, text):
+        return any(text in line for line in self.lines)
+
+    def time_of(self, text):
+        for line, t in zip(self.lines, self.times):
+            if text in line:
+                return t
+        return None
+
+    def handoff(self):
+        chunks = {}
+        for line in self.lines:
+            m = re.search(r"PAYLOAD-HANDOFF (\d+): ([0-9a-fA-F]+)", line)
+            if m:
+                chunks.setdefault(int(m.group(1)), []).append(bytes.fromhex(m.group(2)))
+        return b"".join(b"".join(chunks[k]) for k in sorted(chunks))
+
+
+ANSI = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
+
+
+def boot(env, disks, timeout=240, snapshot=False):
+    """Boot OVMF with disks (paths; the first is bootindex 0) and return a
+    Boot. The vars store is copied per run (OVMF writes it on every boot)."""
+    vars_copy = env.path("vars.fd")
+    shutil.copyfile(env.vars, vars_copy)
+    cmd = [env.qemu, "-machine", "q35,accel=tcg", "-m", "512", "-smp", "1",
+           "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
+           "-no-reboot", "-serial", "stdio", "-monitor", "none", "-parallel", "none",
+           "-net", "none",
+           "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={env.code}",
+           "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}",
+           "-boot", "strict=on"]
+    if snapshot:
+        cmd.append("-snapshot")
+    for i, d in enumerate(disks):
+        cmd += ["-drive", f"if=none,id=d{i},format=raw,file={d}",
+                "-device", f"virtio-blk-pci,drive=d{i},bootindex={i}"]
+    lines, times = [], []
+    start = time.monotonic()
+    ru0 = os.times()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+
+    def reader():
+        buf = b""
+        while True:
+            chunk = p.stdout.read1(4096)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                lines.append(ANSI.sub("", line.decode(errors="replace")).replace("\r", ""))
+                times.append(time.monotonic() - start)
+        if buf:
+            lines.append(ANSI.sub("", buf.decode(errors="replace")).replace("\r", ""))
+            times.append(time.monotonic() - start)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        rc = p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+        rc = "timeout"
+    t.join(5)
+    ru1 = os.times()
+    cpu = (ru1.children_user - ru0.children_user) + (ru1.children_system - ru0.children_system)
+    return Boot(lines, times, rc, time.monotonic() - start, cpu)
+
+
+# ---- reporting -------------------------------------------------------------------
+
+class Results:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, name, problems, boot_result=None):
+        if problems:
+            self.failed += 1
+            say(f"FAIL {name}: " + "; ".join(problems))
+            if boot_result is not None and os.environ.get("EFI_VERBOSE"):
+                for line in boot_result.lines:
+                    say(f"    | {line}")
+        else:
+            self.passed += 1
+            extra = f" ({boot_result.wall:.1f}s)" if boot_result is not None else ""
+            say(f"ok   {name}{extra}")
+
+    def finish(self):
+        say(f"{self.passed} passed, {self.failed} failed")
+        return 0 if self.failed == 0 and self.passed > 0 else 1
+
+
+def expect_payload(b, marker, data, tpl="4", device_prefix="VenHw(" + VHDBOOT_GUID):
+    """Problems with a boot that should have started the payload from the
+    virtual disk."""
+    problems = []
+    if b.rc == "timeout":
+        problems.append("timed out")
+    got = b.value("PAYLOAD-MARKER")
+    if got != marker:
+        problems.append(f"marker {got!r}, expected {marker!r}")
+    if b.value("PAYLOAD-TPL") != tpl:
+        problems.append(f"TPL {b.value('PAYLOAD-TPL')!r}, expected {tpl}")
+    dev = b.value("PAYLOAD-DEVICE") or ""
+    if device_prefix and not dev.upper().startswith(device_prefix.upper()):
+        problems.append(f"device {dev!r} is not on the virtual disk")
+    want = f"size={len(data)} crc32={crc32(data):08x}"
+    if (b.value("PAYLOAD-DATA") or "").lower() != want:
+        problems.append(f"data {b.value('PAYLOAD-DATA')!r}, expected {want}")
+    if not b.has("PAYLOAD-DONE"):
+        problems.append("the payload did not finish")
+    errors = [l for l in b.lines if l.startswith("vhdboot:") and "error" in l]
+    if errors:
+        problems.append("loader errors: " + " | ".join(errors))
+    return problems
+
+
+def main(body):
+    """Run a test script body(env, results) with the exit conventions."""
+    try:
+        env = Env()
+    except Skip as e:
+        say(f"SKIP: {e}")
+        say("0 passed, 0 failed")
+        return 77
+    results = Results()
+    try:
+        body(env, results)
+    except Skip as e:
+        say(f"SKIP: {e}")
+        say(f"{results.passed} passed, {results.failed} failed")
+        env.cleanup()
+        return 77 if results.passed + results.failed == 0 else results.finish()
+    except Exception as e:  # a broken fixture is a failure, never a pass
+        results.failed += 1
+        say(f"FAIL (harness): {e}")
+    env.cleanup()
+    return results.finish()

@@ -1,0 +1,240 @@
+/* The test payload: a tiny UEFI program the EFI tests put inside the
+ * virtual disks (and, as the fallback boot option, on a disk of its own).
+ *
+ * It prints, on the console (which OVMF copies to the serial port):
+ *   PAYLOAD-MARKER: <contents of \MARKER.TXT on its own volume>
+ *   PAYLOAD-TPL: <the TPL it runs at; 4 = TPL_APPLICATION>
+ *   PAYLOAD-DEVICE: <the device path of the volume it was loaded from>
+ *   PAYLOAD-DATA: size=<bytes> crc32=<CRC-32 of \DATA.BIN, 8 hex digits>
+ *   PAYLOAD-HANDOFF <i>: <hex of the loader's hand-off variable chunk i>
+ *   PAYLOAD-WRITE: ok | failed (<status>)      (with the "write" option)
+ *   PAYLOAD-BENCH: bytes=<n> crc32=<x>         (with "bench=\FILE")
+ *   PAYLOAD-DONE
+ * and then powers the machine off. Options come from its load options
+ * (the loader's args= setting): "write" creates \WRITTEN.TXT and a 3 MiB
+ * \WRITTEN.BIN of deterministic bytes; "bench=\PATH" reads a file whole
+ * between PAYLOAD-BENCH-START and the PAYLOAD-BENCH line. */
+#include <efi.h>
+#include <efilib.h>
+
+/* 0b00f805-61be-4224-ac21-89e3561f90fd: the loader's vendor GUID. */
+static EFI_GUID vhdboot_guid = { 0x0b00f805, 0x61be, 0x4224,
+                                 { 0xac, 0x21, 0x89, 0xe3, 0x56, 0x1f, 0x90, 0xfd } };
+
+static UINT32 crc_table[256];
+
+static void crc_init(void)
+{
+  for (UINT32 i = 0; i < 256; i++) {
+    UINT32 c = i;
+    for (int k = 0; k < 8; k++)
+      c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    crc_table[i] = c;
+  }
+}
+
+static UINT32 crc_update(UINT32 crc, const UINT8 *p, UINTN n)
+{
+  crc = ~crc;
+  while (n--)
+    crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+static EFI_FILE_HANDLE root;
+
+/* Whole small text file, NUL-terminated, or NULL. */
+static CHAR8 *read_text(CHAR16 *name)
+{
+  EFI_FILE_HANDLE f;
+  if (root->Open(root, &f, name, EFI_FILE_MODE_READ, 0) != EFI_SUCCESS)
+    return NULL;
+  static CHAR8 buf[256];
+  UINTN n = sizeof buf - 1;
+  if (f->Read(f, &n, buf) != EFI_SUCCESS)
+    n = 0;
+  buf[n] = 0;
+  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+    buf[--n] = 0;
+  f->Close(f);
+  return buf;
+}
+
+/* Size and CRC of a whole file, read in 1 MiB pieces. */
+static EFI_STATUS checksum_file(CHAR16 *name, UINT64 *size, UINT32 *crc)
+{
+  EFI_FILE_HANDLE f;
+  EFI_STATUS st = root->Open(root, &f, name, EFI_FILE_MODE_READ, 0);
+  if (st != EFI_SUCCESS)
+    return st;
+  UINTN cap = 1 << 20;
+  UINT8 *buf = AllocatePool(cap);
+  if (!buf) {
+    f->Close(f);
+    return EFI_OUT_OF_RESOURCES;
+  }
+  *size = 0;
+  *crc = 0;
+  for (;;) {
+    UINTN n = cap;
+    st = f->Read(f, &n, buf);
+    if (st != EFI_SUCCESS || n == 0)
+      break;
+    *crc = crc_update(*crc, buf, n);
+    *size += n;
+  }
+  FreePool(buf);
+  f->Close(f);
+  return st;
+}
+
+static EFI_STATUS write_file(CHAR16 *name, const UINT8 *data, UINTN len)
+{
+  EFI_FILE_HANDLE f;
+  EFI_STATUS st = root->Open(root, &f, name,
+                             EFI_FILE_MODE_READ | EFI_FILE_MODE_WRITE | EFI_FILE_MODE_CREATE, 0);
+  if (st != EFI_SUCCESS)
+    return st;
+  UINTN n = len;
+  st = f->Write(f, &n, (void *)data);
+  EFI_STATUS fst = f->Flush(f);
+  EFI_STATUS cst = f->Close(f);
+  if (st == EFI_SUCCESS)
+    st = fst;
+  if (st == EFI_SUCCESS)
+    st = cst;
+  return st;
+}
+
+static EFI_STATUS do_write(CHAR8 *marker)
+{
+  static const CHAR8 head[] = "written by the payload booted from ";
+  static CHAR8 text[300];
+  UINTN n = 0;
+  for (UINTN i = 0; head[i]; i++)
+    text[n++] = head[i];
+  for (UINTN i = 0; marker && marker[i] && n < sizeof text - 2; i++)
+    text[n++] = marker[i];
+  text[n++] = '\n';
+  EFI_STATUS st = write_file(L"\\WRITTEN.TXT", text, n);
+  if (st != EFI_SUCCESS)
+    return st;
+  /* 3 MiB: more than one 2 MiB VHD block, so a dynamic image must
+   * allocate. Byte i is the low byte of (i * 2654435761) >> 13. */
+  UINTN big = 3u << 20;
+  UINT8 *p = AllocatePool(big);
+  if (!p)
+    return EFI_OUT_OF_RESOURCES;
+  for (UINTN i = 0; i < big; i++)
+    p[i] = (UINT8)(((UINT64)i * 2654435761u) >> 13);
+  st = write_file(L"\\WRITTEN.BIN", p, big);
+  FreePool(p);
+  return st;
+}
+
+static void dump_handoff(void)
+{
+  static UINT8 buf[4096];
+  int found = 0;
+  for (UINTN i = 0; i < 64; i++) {
+    CHAR16 name[32];
+    if (i == 0)
+      StrCpy(name, L"VhdBootHandoff");
+    else
+      SPrint(name, sizeof name, L"VhdBootHandoff%d", i);
+    UINTN n = sizeof buf;
+    UINT32 attr;
+    if (RT->GetVariable(name, &vhdboot_guid, &attr, &n, buf) != EFI_SUCCESS)
+      break;
+    found = 1;
+    Print(L"PAYLOAD-HANDOFF-ATTR %d: %x\n", i, attr);
+    for (UINTN off = 0; off < n; off += 64) {
+      Print(L"PAYLOAD-HANDOFF %d: ", i);
+      for (UINTN k = off; k < n && k < off + 64; k++)
+        Print(L"%02x", buf[k]);
+      Print(L"\n");
+    }
+  }
+  if (!found)
+    Print(L"PAYLOAD-HANDOFF: none\n");
+}
+
+/* "word" anywhere in the options as a whole word; returns the text after
+ * "word=" for key=value words. */
+static CHAR16 *option(CHAR16 *opts, CHAR16 *word, int *present)
+{
+  static CHAR16 value[256];
+  *present = 0;
+  UINTN wl = StrLen(word);
+  for (CHAR16 *p = opts; p && *p;) {
+    while (*p == ' ')
+      p++;
+    CHAR16 *start = p;
+    while (*p && *p != ' ')
+      p++;
+    UINTN len = (UINTN)(p - start);
+    if (len >= wl && CompareMem(start, word, wl * 2) == 0 &&
+        (len == wl || start[wl] == '=')) {
+      *present = 1;
+      UINTN k = 0;
+      for (CHAR16 *v = start + wl + (len > wl); v < p && k < 255; v++)
+        value[k++] = *v;
+      value[k] = 0;
+      return value;
+    }
+  }
+  return NULL;
+}
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+{
+  InitializeLib(image, systab);
+  crc_init();
+  EFI_TPL tpl = BS->RaiseTPL(TPL_HIGH_LEVEL);
+  BS->RestoreTPL(tpl);
+
+  EFI_LOADED_IMAGE *li;
+  BS->HandleProtocol(image, &LoadedImageProtocol, (void **)&li);
+  root = LibOpenRoot(li->DeviceHandle);
+  CHAR8 *marker = root ? read_text(L"\\MARKER.TXT") : NULL;
+  Print(L"PAYLOAD-MARKER: %a\n", marker ? marker : (CHAR8 *)"(none)");
+  Print(L"PAYLOAD-TPL: %d\n", (int)tpl);
+  CHAR16 *dev = DevicePathToStr(DevicePathFromHandle(li->DeviceHandle));
+  Print(L"PAYLOAD-DEVICE: %s\n", dev ? dev : L"(unknown)");
+
+  UINT64 size;
+  UINT32 crc;
+  if (root && checksum_file(L"\\DATA.BIN", &size, &crc) == EFI_SUCCESS)
+    Print(L"PAYLOAD-DATA: size=%ld crc32=%08x\n", size, crc);
+  else
+    Print(L"PAYLOAD-DATA: missing\n");
+  dump_handoff();
+
+  CHAR16 *opts = NULL;
+  if (li->LoadOptionsSize >= 2 && li->LoadOptions) {
+    opts = AllocateZeroPool(li->LoadOptionsSize + 2);
+    CopyMem(opts, li->LoadOptions, li->LoadOptionsSize);
+    Print(L"PAYLOAD-OPTIONS: %s\n", opts);
+  }
+  int present;
+  option(opts, L"write", &present);
+  if (present) {
+    EFI_STATUS st = root ? do_write(marker) : EFI_NOT_FOUND;
+    if (st == EFI_SUCCESS)
+      Print(L"PAYLOAD-WRITE: ok\n");
+    else
+      Print(L"PAYLOAD-WRITE: failed (%r)\n", st);
+  }
+  CHAR16 *bench = option(opts, L"bench", &present);
+  if (present && bench && root) {
+    Print(L"PAYLOAD-BENCH-START\n");
+    EFI_STATUS st = checksum_file(bench, &size, &crc);
+    if (st == EFI_SUCCESS)
+      Print(L"PAYLOAD-BENCH: bytes=%ld crc32=%08x\n", size, crc);
+    else
+      Print(L"PAYLOAD-BENCH: failed (%r)\n", st);
+  }
+  Print(L"PAYLOAD-DONE\n");
+  RT->ResetSystem(EfiResetShutdown, EFI_SUCCESS, 0, NULL);
+  return EFI_SUCCESS;
+}
