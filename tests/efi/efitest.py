@@ -311,6 +311,14 @@ class HostDisk:
             format_exfat(env, self.path, self.exfat_start, self.exfat_size)
             self.exfat = True
 
+    def reset_free_hint(self):
+        """Point the FAT32 FSInfo "next free cluster" hint back at the start
+        of the volume: mtools then allocates from the first free cluster, so
+        holes left by deleted files get used (to make fragmented files)."""
+        with open(self.path, "r+b") as f:
+            f.seek(self.esp_start + 512 + 492)
+            f.write(struct.pack("<I", 2))
+
     def config(self, text):
         self.esp.put_bytes(self.env, text.encode(), "/EFI/BOOT/vhdboot.cfg")
 
@@ -404,6 +412,47 @@ def vhd_bat_order(path):
         bat = struct.unpack(f">{entries}I", f.read(4 * entries))
     used = [(sec, blk) for blk, sec in enumerate(bat) if sec != 0xFFFFFFFF]
     return [blk for sec, blk in sorted(used)]
+
+
+# ---- the OS hand-off record (docs/efi-handoff.md) --------------------------------
+
+def parse_handoff(blob):
+    """Decode and check a hand-off record; raises ValueError."""
+    if len(blob) < 112 or blob[:8] != b"VHDBHOFF":
+        raise ValueError(f"no record ({len(blob)} bytes)")
+    version, hsize, total, crc = struct.unpack_from("<HHII", blob, 8)
+    if version != 1 or hsize != 112 or total != len(blob):
+        raise ValueError(f"version {version}, header {hsize}, length {total} of {len(blob)}")
+    zeroed = blob[:16] + b"\0\0\0\0" + blob[20:]
+    if crc32(zeroed) != crc:
+        raise ValueError("CRC mismatch")
+    mode, layers, bsize, vsize = struct.unpack_from("<IIIQ", blob, 20)
+    rec = {
+        "mode": ["ro", "cow", "rw"][mode], "block_size": bsize, "virtual_size": vsize,
+        "disk_guid": str(uuid.UUID(bytes_le=blob[40:56])).upper(),
+        "partition_number": struct.unpack_from("<I", blob, 56)[0],
+        "disk_block_size": struct.unpack_from("<I", blob, 60)[0],
+        "partition_start": struct.unpack_from("<Q", blob, 64)[0],
+        "partition_size": struct.unpack_from("<Q", blob, 72)[0],
+        "partition_guid": str(uuid.UUID(bytes_le=blob[80:96])).upper(),
+        "table": blob[96], "fs": blob[97], "layers": [],
+    }
+    off = hsize
+    for _ in range(layers):
+        size, fmt, kind, plen, logical, phys, count, flags, lvsize = struct.unpack_from(
+            "<IBBHQQIIQ", blob, off)
+        path = blob[off + 40:off + 40 + plen].decode()
+        ext_at = off + 40 + (plen + 7) // 8 * 8
+        extents = [struct.unpack_from("<QQQ", blob, ext_at + 24 * i) for i in range(count)]
+        if ext_at + 24 * count != off + size:
+            raise ValueError(f"layer {path}: size {size} does not match its contents")
+        rec["layers"].append({"path": path, "format": fmt, "type": kind, "size": logical,
+                              "physical_size": phys, "in_memory": bool(flags & 1),
+                              "virtual_size": lvsize, "extents": extents})
+        off += size
+    if off != total:
+        raise ValueError(f"layers end at {off}, record at {total}")
+    return rec
 
 
 # ---- qemu --------------------------------------------------------------------------
@@ -512,7 +561,8 @@ class Results:
                     say(f"    | {line}")
         else:
             self.passed += 1
-            extra = f" ({boot_result.wall:.1f}s)" if boot_result is not None else ""
+            extra = (f" ({boot_result.wall:.1f}s wall, {boot_result.cpu:.1f}s cpu)"
+                     if boot_result is not None else "")
             say(f"ok   {name}{extra}")
 
     def finish(self):
