@@ -134,6 +134,9 @@ int reserve_ensure(struct host_volume *vol, struct efi_file *f, uint64_t want, u
       return vhd_error(-r, "%s: cannot read the image's last sector", f->path);
   }
   int r = sfs_grow(vol->sfs, f->path, target, end, end_len);
+  /* The firmware's driver rewrote FAT entries the mapper may have cached. */
+  if (vol->mapped)
+    fsmap_invalidate(&vol->map);
   if (r < 0)
     return r;
   *grown = target - f->phys_size;

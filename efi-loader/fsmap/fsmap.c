@@ -76,6 +76,11 @@ void fsmap_unmount(struct fsmap_volume *vol)
   vol->fat_cache_len = 0;
 }
 
+void fsmap_invalidate(struct fsmap_volume *vol)
+{
+  vol->fat_cache_len = 0;
+}
+
 /* One byte of the FAT through the cache window. */
 static int fat_bytes(struct fsmap_volume *vol, uint64_t off, uint8_t *out, unsigned n)
 {

@@ -85,6 +85,9 @@ struct fsmap_extents {
 int fsmap_mount(struct fsmap_volume *vol, fsmap_read_fn read, void *ctx,
                 uint64_t volume_size);
 void fsmap_unmount(struct fsmap_volume *vol);
+/* Forget cached FAT contents: call after someone else changed the volume
+ * (the loader grows an image through the firmware's driver). */
+void fsmap_invalidate(struct fsmap_volume *vol);
 const char *fsmap_kind_name(enum fsmap_kind kind);
 
 /* Find path ('/' or '\' separated, UTF-8, relative to the root; empty

@@ -263,6 +263,14 @@ def exfat_put(image, offset, *commands):
     run([py, os.path.join(HERE, "exfatput.py"), f"{image}@{offset}", *words])
 
 
+def exfat_get(env, image, offset, path):
+    tmp = env.path("exget.tmp")
+    py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    run([py, os.path.join(HERE, "exfatput.py"), f"{image}@{offset}", "get", path, tmp])
+    with open(tmp, "rb") as f:
+        return f.read()
+
+
 # ---- the disks of the tests ----------------------------------------------------
 
 def inner_disk(env, name, marker, data, size=24 * MIB, sector=512, extra=None,

@@ -10,6 +10,7 @@ fsck.exfat -n accepts the result (the tests check that).
 
     exfatput.py IMAGE[@OFFSET] mkdir PATH [--chain]
     exfatput.py IMAGE[@OFFSET] put SRC PATH [--fragments N] [--chain]
+    exfatput.py IMAGE[@OFFSET] get PATH DEST      (read a file back)
     exfatput.py IMAGE[@OFFSET] mkdir PATH + put SRC PATH ...   (several at once)
 
 --fragments N spreads the file over N runs of clusters with a free cluster
@@ -259,6 +260,17 @@ def run(fs, cmd, rest):
         fragments = int(rest[rest.index("--fragments") + 1])
     if cmd == "mkdir":
         fs.add(rest[0], bytes(fs.cs), 0x10, chain=chain)
+    elif cmd == "get":
+        parts = [p for p in rest[0].split("/") if p]
+        loc, attr = fs.find(fs.resolve_dir(parts[:-1]), parts[-1])
+        if loc is None:
+            raise SystemExit(f"no file {rest[0]}")
+        first, length, contiguous = loc
+        clusters = fs.chain(first, length, contiguous) if length else []
+        with open(rest[1], "wb") as out:
+            for c in clusters:
+                out.write(fs.read(fs.coff(c), fs.cs))
+            out.truncate(length)
     elif cmd == "put":
         with open(rest[0], "rb") as src:
             data = src.read()
