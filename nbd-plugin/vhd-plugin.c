@@ -30,10 +30,11 @@
  * per request is what makes servers slow on this kind of VM. */
 #define CACHE_CHUNK (1024 * 1024)
 
-/* A single block-status request stops after this many extents: nbdkit
- * allows a short reply, and a client asking about a huge sparse range
- * gets its answer in pieces instead of one enormous list. */
-#define MAX_EXTENTS_PER_REQUEST 65536
+/* One block-status request asks the library at most this many times:
+ * nbdkit allows a reply that stops short of the requested range, and a
+ * client asking about a huge fragmented range gets its answer in pieces
+ * instead of one enormous list. */
+#define MAX_STATUS_CALLS_PER_REQUEST 65536
 
 /* Configuration. */
 static char *filename;
@@ -458,10 +459,10 @@ vhd_plugin_extents (void *handle, uint32_t count, uint64_t offset,
 {
   struct handle *h = handle;
   uint64_t end = offset + count;
-  unsigned added = 0;
-  uint32_t last_type = UINT32_MAX;
+  uint32_t first_type = UINT32_MAX;
 
-  while (offset < end) {
+  for (unsigned calls = 0;
+       offset < end && calls < MAX_STATUS_CALLS_PER_REQUEST; calls++) {
     unsigned status;
     uint64_t run;
     int r = vhd_block_status (h->img, offset, end - offset, &status, &run,
@@ -476,17 +477,17 @@ vhd_plugin_extents (void *handle, uint32_t count, uint64_t offset,
       return -1;
     }
     uint32_t type = extent_type (status);
+    /* REQ_ONE wants one extent, but as long as possible: the library
+     * answers block by block, the client (qemu) would ask again for each
+     * block of one long run. */
+    if (first_type == UINT32_MAX)
+      first_type = type;
+    else if ((flags & NBDKIT_FLAG_REQ_ONE) && type != first_type)
+      break;
+    /* nbdkit merges neighbours of the same type. */
     if (nbdkit_add_extent (extents, offset, run, type) < 0)
       return -1;
     offset += run;
-    if (flags & NBDKIT_FLAG_REQ_ONE)
-      break;
-    /* nbdkit merges neighbours of one type; count only real changes. */
-    if (type != last_type) {
-      last_type = type;
-      if (++added >= MAX_EXTENTS_PER_REQUEST)
-        break;
-    }
   }
   return 0;
 }
