@@ -17,6 +17,7 @@
 
 #define SECTOR VHD_SECTOR_SIZE
 #define ZERO_CHUNK (1u << 20)
+#define JOIN_MAX (64u << 10)
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
@@ -153,10 +154,11 @@ static int allocate_block(struct vhd_image *img, struct vhd_state *s, struct seg
     return vhd_error(EFBIG, "%s: no room for block %u: a VHD cannot address data beyond 2 TiB",
                      img->path, g.blk);
 
-  /* The bitmap and, when the write starts the block, the data in one go.
-   * Data never written stays a hole past the old end of the file, so
-   * zeros need no write at all. */
-  bool joined = with_data && g.inblk == 0;
+  /* The bitmap and, when a small write starts the block, the data in one
+   * go; a large write is cheaper as a second pwrite than as a copy into a
+   * fresh buffer. Data never written stays a hole past the old end of the
+   * file, so zeros need no write at all. */
+  bool joined = with_data && g.inblk == 0 && g.len <= JOIN_MAX;
   buf_len = s->bitmap_bytes + (joined ? g.len : 0);
   buf = vhd_malloc(buf_len);
   if (!buf)
