@@ -28,6 +28,9 @@ struct fake {
   unsigned fail_read_at;        /* 1-based; 0 = never */
   unsigned fail_change_at;
   unsigned injected;            /* faults returned */
+  const char *fault_what;       /* the failed call: "pwrite", "flush", ... */
+  uint64_t fault_offset;        /* and its offset (pwrite) or size (set_size) */
+  size_t fault_len;
   unsigned *closes;             /* counts close() calls, may be NULL */
   int log;                      /* record changes */
   struct fake_change *changelog;
@@ -68,10 +71,13 @@ static inline void fake_log(struct fake *f, enum fake_op op, uint64_t off, const
 }
 
 /* Counts a change; returns -EIO when this one is to fail. */
-static inline int fake_change(struct fake *f)
+static inline int fake_change(struct fake *f, const char *what, uint64_t off, size_t len)
 {
   if (++f->changes == f->fail_change_at) {
     f->injected++;
+    f->fault_what = what;
+    f->fault_offset = off;
+    f->fault_len = len;
     return -EIO;
   }
   return 0;
@@ -82,6 +88,9 @@ static inline int fake_pread(void *o, void *buf, size_t count, uint64_t offset)
   struct fake *f = o;
   if (++f->reads == f->fail_read_at) {
     f->injected++;
+    f->fault_what = "pread";
+    f->fault_offset = offset;
+    f->fault_len = count;
     return -EIO;
   }
   size_t avail = offset < f->size ? f->size - (size_t)offset : 0;
@@ -95,7 +104,7 @@ static inline int fake_pread(void *o, void *buf, size_t count, uint64_t offset)
 static inline int fake_pwrite(void *o, const void *buf, size_t count, uint64_t offset)
 {
   struct fake *f = o;
-  int r = fake_change(f);
+  int r = fake_change(f, "pwrite", offset, count);
   if (r < 0)
     return r;
   if (offset + count < offset)
@@ -110,7 +119,7 @@ static inline int fake_pwrite(void *o, const void *buf, size_t count, uint64_t o
 static inline int fake_flush(void *o)
 {
   struct fake *f = o;
-  int r = fake_change(f);
+  int r = fake_change(f, "flush", 0, 0);
   if (r == 0)
     fake_log(f, FAKE_FLUSH, 0, NULL, 0);
   return r;
@@ -125,7 +134,7 @@ static inline int fake_get_size(void *o, uint64_t *size)
 static inline int fake_set_size(void *o, uint64_t size)
 {
   struct fake *f = o;
-  int r = fake_change(f);
+  int r = fake_change(f, "set_size", size, 0);
   if (r < 0)
     return r;
   r = fake_resize(f, size);

@@ -157,7 +157,9 @@ static void faults_while_writing(enum vhd_format fmt)
     f = (struct fake){ .closes = &closes, .fail_change_at = n };
     r = scenario_create(&f, fmt);
     cr_assert_eq(f.injected, 1u, "change %u of %u not reached", n, total);
-    cr_assert_lt(r, 0, "change %u of %u failed with EIO but every call succeeded", n, total);
+    cr_assert_lt(r, 0, "change %u of %u (%s of %zu bytes at %llu) failed with EIO but every "
+                 "call succeeded", n, total, f.fault_what, f.fault_len,
+                 (unsigned long long)f.fault_offset);
     cr_assert_not_null(strstr(vhd_last_error(), NAME), "change %u: message \"%s\" does not name the file",
                        n, vhd_last_error());
     cr_assert_eq(closes, 1, "change %u: backend closed %u times", n, closes);
@@ -209,7 +211,8 @@ static void faults_while_reading(enum vhd_format fmt)
     f.fail_read_at = n;
     int r = scenario_read(&f);
     cr_assert_eq(f.injected, 1u, "read %u of %u not reached", n, total);
-    cr_assert_lt(r, 0, "read %u of %u failed with EIO but every call succeeded", n, total);
+    cr_assert_lt(r, 0, "read %u of %u (%zu bytes at %llu) failed with EIO but every call "
+                 "succeeded", n, total, f.fault_len, (unsigned long long)f.fault_offset);
     cr_assert_not_null(strstr(vhd_last_error(), NAME), "read %u: message \"%s\" does not name the file",
                        n, vhd_last_error());
     cr_assert_eq(closes, 1, "read %u: backend closed %u times", n, closes);
