@@ -198,6 +198,7 @@ static int read_header(struct vhd_image *img, struct vhd_state *s, uint64_t limi
 {
   uint8_t buf[VHD_HEADER_SIZE];
   struct vhd_dyn_header *h = &s->header;
+  bool clamped = false;
   int r;
 
   s->header_offset = s->footer.data_offset;
@@ -219,11 +220,6 @@ static int read_header(struct vhd_image *img, struct vhd_state *s, uint64_t limi
   if (h->block_size < VHD_SECTOR_SIZE || (h->block_size & (h->block_size - 1)))
     return fatal(d, "%s: dynamic header block_size %u is not a power of two of at least 512",
                  img->path, h->block_size);
-  if ((uint64_t)h->max_table_entries * h->block_size < img->virtual_size)
-    CORRUPT("%s: BAT too small: max_table_entries %u of %u-byte blocks cover %llu bytes, the disk has %llu",
-            img->path, h->max_table_entries, h->block_size,
-            (unsigned long long)h->max_table_entries * h->block_size,
-            (unsigned long long)img->virtual_size);
   /* The table must fit in the file, which also bounds the memory a hostile
    * max_table_entries can make us allocate. */
   if (h->table_offset > limit || vhd_bat_bytes(h->max_table_entries) > limit - h->table_offset) {
@@ -233,6 +229,16 @@ static int read_header(struct vhd_image *img, struct vhd_state *s, uint64_t limi
       return r;
     h->max_table_entries =
         h->table_offset > limit ? 0 : (uint32_t)((limit - h->table_offset) / 4);
+    clamped = true;
+  }
+  if ((uint64_t)h->max_table_entries * h->block_size < img->virtual_size) {
+    if (!clamped)
+        CORRUPT("%s: BAT too small: max_table_entries %u of %u-byte blocks cover %llu bytes, the disk has %llu",
+              img->path, h->max_table_entries, h->block_size,
+              (unsigned long long)h->max_table_entries * h->block_size,
+              (unsigned long long)img->virtual_size);
+    /* Collecting: look only at what the table can describe. */
+    img->virtual_size = (uint64_t)h->max_table_entries * h->block_size;
   }
   return 0;
 }

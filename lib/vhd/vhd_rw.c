@@ -382,7 +382,8 @@ static int zero_fixed(struct vhd_image *img, struct vhd_state *s, uint64_t off, 
     s->can_punch = false;
   }
   if (flags & VHD_ZERO_FAST)
-    return -ENOTSUP;
+    return vhd_error(ENOTSUP, "%s: zeroing this range needs writes (the host cannot punch holes)",
+                     img->path);
   size_t chunk = (size_t)min_u64(len, ZERO_CHUNK);
   uint8_t *z = vhd_calloc(1, chunk);
   if (!z)
@@ -438,7 +439,8 @@ int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned fla
       struct seg g = seg_at(s, o, left);
       bool trim = (flags & VHD_ZERO_MAY_TRIM) && covers_block(img, s, g, o);
       if (is_diff(s) || (bat_entry(s, g.blk) != VHD_BAT_UNUSED && !trim))
-        return -ENOTSUP;
+        return vhd_error(ENOTSUP, "%s: zeroing block %u needs writes%s", img->path, g.blk,
+                         is_diff(s) ? " (a differencing disk stores its zeros)" : "");
       o += g.len;
       left -= g.len;
     }
