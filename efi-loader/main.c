@@ -148,15 +148,6 @@ static EFI_STATUS run(void)
     host_volume_close(&vol);
     return st;
   }
-  con_printf("vhdboot: %s: %s %s, %llu MiB, %u-byte sectors, %u layer%s, mode %s%s on %s\n",
-             cfg.image, vhd_format_name(bi.info.format), type_text(&bi.info),
-             (unsigned long long)(bi.info.virtual_size >> 20), bi.info.logical_sector_size,
-             bi.info.chain_depth + 1, bi.info.chain_depth ? "s" : "",
-             config_mode_name(bi.mode), bi.ram ? " (in memory)" : "", vol.name);
-  if (bi.grown)
-    con_printf("vhdboot: %s grew by %llu MiB of reserve for new blocks\n", cfg.image,
-               (unsigned long long)(bi.grown >> 20));
-
   /* Unique per host partition and image, so two loaders never clash. */
   uint32_t instance = crc32_update(crc32_of(cfg.image, strlen(cfg.image)),
                                    vol.has_hd ? vol.hd.Signature : NULL,
@@ -169,6 +160,16 @@ static EFI_STATUS run(void)
       boot_find(vd, cfg.path, cfg.image, &file_dp) < 0) {
     status = fail();
   } else {
+    /* The one line of a successful start (failures say only what failed). */
+    con_printf("vhdboot: %s: %s %s, %llu MiB, %u-byte sectors, %u layer%s, mode %s%s on %s; "
+               "starting %s\n", cfg.image, vhd_format_name(bi.info.format),
+               type_text(&bi.info), (unsigned long long)(bi.info.virtual_size >> 20),
+               bi.info.logical_sector_size, bi.info.chain_depth + 1,
+               bi.info.chain_depth ? "s" : "", config_mode_name(bi.mode),
+               bi.ram ? " (in memory)" : "", vol.name, cfg.path);
+    if (bi.grown)
+      con_printf("vhdboot: %s grew by %llu MiB of reserve for new blocks\n", cfg.image,
+                 (unsigned long long)(bi.grown >> 20));
     if (handoff_publish(&vol, bi.img, bi.mode, vd->block_size) < 0)
       con_printf("vhdboot: warning: %s\n", vhd_last_error());
     EFI_TPL tpl = efi_current_tpl();

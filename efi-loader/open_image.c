@@ -53,9 +53,14 @@ int boot_image_open(struct host_volume *vol, const struct config *cfg, struct bo
     return 0;
 
   if (out->ram) {
-    r = vhd_error(EROFS, "%s: mode=rw: the image is held in memory (the host file system "
-                  "cannot be mapped), so writes could not reach it; use mode=cow",
-                  cfg->image);
+    if (cfg->backend == BACKEND_RAM)
+      r = vhd_error(EROFS, "%s: mode=rw: backend=ram holds the image in memory, where "
+                    "writes could not reach the file; use mode=cow or backend=auto",
+                    cfg->image);
+    else
+      r = vhd_error(EROFS, "%s: mode=rw: the loader cannot map %s, so the image is held in "
+                    "memory, where writes could not reach the file; use mode=cow",
+                    cfg->image, vol->name);
     goto fail;
   }
   /* Read-write: make room for new blocks (growing the host file through

@@ -313,6 +313,7 @@ class HostDisk:
         self.esp = format_fat(self.path, self.esp_start, self.esp_size, fat32=True)
         self.esp.mkdir("/EFI", "/EFI/BOOT", "/VHD")
         self.esp.put(env.loader, "/EFI/BOOT/BOOTX64.EFI")
+        self.esp.put(env.loader, "/vhdboot.efi")   # for the payload's CHAIN.TXT runs
         self.exfat = None
         if exfat_mib:
             self.exfat_start, self.exfat_size, self.exfat_guid = layout[1]
@@ -335,11 +336,34 @@ class HostDisk:
             self.esp.delete("/EFI/BOOT/vhdboot.cfg")
 
 
-def fallback_disk(env):
+def fallback_disk(env, chain=None):
     """A second boot option: the payload with marker FALLBACK. A loader that
-    fails must return to the firmware, which then boots this."""
-    path, _ = inner_disk(env, "fallback.img", "FALLBACK", b"fallback\n", size=8 * MIB)
+    fails must return to the firmware, which then boots this. chain: lines
+    of load options; the payload then runs \\vhdboot.efi (from the host
+    ESP) once per line and prints each run's status (see payload.c)."""
+    extra = {"/CHAIN.TXT": "".join(l + "\n" for l in chain).encode()} if chain else None
+    path, _ = inner_disk(env, "fallback.img", "FALLBACK", b"fallback\n", size=8 * MIB,
+                         extra=extra)
     return path
+
+
+def chain_runs(b):
+    """Per CHAIN.TXT line: (options, loader lines, status, tpl)."""
+    runs, cur = [], None
+    for line in b.lines:
+        m = re.search(r"PAYLOAD-CHAIN (\d+): (.*)", line)
+        if m:
+            cur = [m.group(2), [], None, None]
+            continue
+        m = re.search(r"PAYLOAD-CHAIN-RESULT (\d+): status=([0-9a-fA-F]+) tpl=(\d+)", line)
+        if m and cur is not None:
+            cur[2], cur[3] = int(m.group(2), 16), int(m.group(3))
+            runs.append(tuple(cur))
+            cur = None
+            continue
+        if cur is not None and line.startswith("vhdboot:"):
+            cur[1].append(line)
+    return runs
 
 
 # ---- VHD/VHDX images -------------------------------------------------------------

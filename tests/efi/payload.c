@@ -13,7 +13,9 @@
  * and then powers the machine off. Options come from its load options
  * (the loader's args= setting): "write" creates \WRITTEN.TXT and a 3 MiB
  * \WRITTEN.BIN of deterministic bytes; "bench=\PATH" reads a file whole
- * between PAYLOAD-BENCH-START and the PAYLOAD-BENCH line. */
+ * between PAYLOAD-BENCH-START and the PAYLOAD-BENCH line. With a
+ * \CHAIN.TXT on its volume it runs the loader once per line first (see
+ * run_chain). */
 #include <efi.h>
 #include <efilib.h>
 
@@ -186,6 +188,78 @@ static CHAR16 *option(CHAR16 *opts, CHAR16 *word, int *present)
   return NULL;
 }
 
+/* \CHAIN.TXT on the payload's own volume: one line of load options per
+ * run of the loader, found as \vhdboot.efi on another volume. Each run's
+ * status and the TPL afterwards are printed, so one boot can check many
+ * ways of failing. */
+static void run_chain(EFI_HANDLE self)
+{
+  EFI_FILE_HANDLE f;
+  if (!root || root->Open(root, &f, L"\\CHAIN.TXT", EFI_FILE_MODE_READ, 0) != EFI_SUCCESS)
+    return;
+  static CHAR8 text[8192];
+  UINTN n = sizeof text - 1;
+  if (f->Read(f, &n, text) != EFI_SUCCESS)
+    n = 0;
+  text[n] = 0;
+  f->Close(f);
+
+  EFI_HANDLE *handles;
+  UINTN count;
+  EFI_DEVICE_PATH *loader = NULL;
+  if (BS->LocateHandleBuffer(ByProtocol, &FileSystemProtocol, NULL, &count, &handles) ==
+      EFI_SUCCESS) {
+    for (UINTN i = 0; i < count && !loader; i++) {
+      EFI_FILE_HANDLE vol = LibOpenRoot(handles[i]), probe;
+      if (vol && vol->Open(vol, &probe, L"\\vhdboot.efi", EFI_FILE_MODE_READ, 0) == EFI_SUCCESS) {
+        probe->Close(probe);
+        loader = FileDevicePath(handles[i], L"\\vhdboot.efi");
+      }
+      if (vol)
+        vol->Close(vol);
+    }
+    FreePool(handles);
+  }
+  if (!loader) {
+    Print(L"PAYLOAD-CHAIN: no \\vhdboot.efi found\n");
+    return;
+  }
+  UINTN index = 0;
+  for (CHAR8 *line = text; *line;) {
+    CHAR8 *end = line;
+    while (*end && *end != '\n')
+      end++;
+    CHAR8 *next = *end ? end + 1 : end;
+    *end = 0;
+    if (end > line && end[-1] == '\r')
+      end[-1] = 0;
+    if (*line) {
+      static CHAR16 opts[1024];
+      UINTN k = 0;
+      for (CHAR16 *p = L"vhdboot.efi "; *p; p++)
+        opts[k++] = *p;
+      for (CHAR8 *p = line; *p && k < 1023; p++)
+        opts[k++] = (CHAR16)*p;
+      opts[k] = 0;
+      Print(L"PAYLOAD-CHAIN %d: %s\n", index, opts);
+      EFI_HANDLE child;
+      EFI_STATUS st = BS->LoadImage(FALSE, self, loader, NULL, 0, &child);
+      if (st == EFI_SUCCESS) {
+        EFI_LOADED_IMAGE *li;
+        BS->HandleProtocol(child, &LoadedImageProtocol, (void **)&li);
+        li->LoadOptions = opts;
+        li->LoadOptionsSize = (UINT32)((k + 1) * sizeof(CHAR16));
+        st = BS->StartImage(child, NULL, NULL);
+      }
+      EFI_TPL tpl = BS->RaiseTPL(TPL_HIGH_LEVEL);
+      BS->RestoreTPL(tpl);
+      Print(L"PAYLOAD-CHAIN-RESULT %d: status=%lx tpl=%d\n", index, (UINT64)st, (int)tpl);
+      index++;
+    }
+    line = next;
+  }
+}
+
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
   InitializeLib(image, systab);
@@ -234,6 +308,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
     else
       Print(L"PAYLOAD-BENCH: failed (%r)\n", st);
   }
+  run_chain(image);
   Print(L"PAYLOAD-DONE\n");
   RT->ResetSystem(EfiResetShutdown, EFI_SUCCESS, 0, NULL);
   return EFI_SUCCESS;

@@ -123,6 +123,8 @@ def body(env, res):
         ("dynamic VHD, blocks out of order", "image=/VHD/shuf.vhd\nmode=ro\n",
          "VHD-BASE", data0),
         ("differencing VHD chain (2 levels)", "image=\\VHD\\top.vhd\n", "CHAIN-TOP", data1),
+        ("differencing chain read whole into memory (backend=ram)",
+         "image=\\VHD\\top.vhd\nbackend=ram\n", "CHAIN-TOP", data1),
         ("long, fragmented file name on FAT32",
          "# comment line\r\nimage = \\VHD\\A dynamic disk with a rather long file name.vhd\r\n",
          "VHD-BASE", data0),

@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""vhdboot.efi fails cleanly: one clear line, then back to its caller.
+
+Boot option 0 is the host disk without any vhdboot.cfg: the loader must
+say so in one line and return an error, and the firmware must then start
+boot option 1, the payload on a disk of its own (marker FALLBACK).
+That payload then starts the loader once per line of its \\CHAIN.TXT, with
+the line as load options (as the UEFI shell would), and prints the status
+each run returned and the TPL afterwards. Every broken setup must produce
+exactly one "vhdboot: ..." line naming the problem, an error status, and
+TPL 4 afterwards; nothing may hang. One boot covers all cases.
+"""
+import os
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import efitest as T  # noqa: E402
+
+
+def flip(path, offset, mask=0x01):
+    """Flip bits of one byte; a negative offset counts from the end."""
+    with open(path, "r+b") as f:
+        f.seek(offset, 0 if offset >= 0 else 2)
+        pos = f.tell()
+        b = f.read(1)
+        f.seek(pos)
+        f.write(bytes([b[0] ^ mask]))
+
+
+CASES = [
+    # (name, load options, what the one line must say)
+    ("image missing", "image=\\VHD\\missing.vhd", "\\VHD\\missing.vhd: not found"),
+    ("directory missing", "image=\\NODIR\\x.vhd", "\\NODIR not found"),
+    ("corrupt footer (fixed VHD)", "image=\\VHD\\badfoot.vhd", "footer checksum"),
+    ("corrupt dynamic header", "image=\\VHD\\badhead.vhd", "checksum"),
+    ("parent missing", "image=\\ORPHAN\\child.vhd", "parent image not found"),
+    ("parent with the wrong id", "image=\\WRONG\\child.vhd", "does not match"),
+    ("boot path missing inside the image",
+     "image=\\GOOD\\dyn.vhd path=\\EFI\\BOOT\\NOPE.EFI",
+     "\\EFI\\BOOT\\NOPE.EFI not found on the virtual disk"),
+    ("unknown setting", "image=\\GOOD\\dyn.vhd mdoe=rw", "unknown setting \"mdoe\""),
+    ("bad mode", "image=\\GOOD\\dyn.vhd mode=readwrite", "mode=readwrite"),
+    ("no such partition", "image=\\GOOD\\dyn.vhd partition=7",
+     "partition=7: no such partition"),
+    ("rw on an image held in memory", "image=\\GOOD\\dyn.vhd backend=ram mode=rw",
+     "backend=ram holds the image in memory"),
+]
+
+
+def body(env, res):
+    data = T.pattern(3 * T.MIB, 30)
+    raw, _ = T.inner_disk(env, "inner.raw", "FAIL-BASE", data)
+    raw_child = env.path("child.raw")
+    T.run(["cp", raw, raw_child])
+    T.Fat(raw_child, 1048576).put_bytes(env, b"FAIL-CHILD\n", "/MARKER.TXT")
+
+    fixed, dyn = env.path("fixed.vhd"), env.path("dyn.vhd")
+    T.convert(env, raw, fixed, "vhd", "fixed")
+    T.convert(env, raw, dyn, "vhd", "dynamic")
+    bad_footer = env.path("badfoot.vhd")
+    T.run(["cp", fixed, bad_footer])
+    flip(bad_footer, -512 + 64)                # footer checksum
+    bad_header = env.path("badhead.vhd")
+    T.run(["cp", dyn, bad_header])
+    hdr = struct.unpack(">Q", open(dyn, "rb").read(512)[16:24])[0]
+    flip(bad_header, hdr + 36)                 # dynamic header checksum
+
+    # A child whose parent is missing, and one whose parent is an image
+    # with the right name but another identity.
+    base = env.path("base.vhd")
+    T.convert(env, raw, base, "vhd", "dynamic")
+    child = env.path("child.vhd")
+    T.differencing(env, base, child, raw, raw_child)
+    impostor = env.path("impostor.vhd")
+    T.convert(env, raw, impostor, "vhd", "dynamic")   # same content, new unique id
+
+    host = T.HostDisk(env, esp_mib=120)
+    host.esp.mkdir("/ORPHAN", "/WRONG", "/GOOD")
+    host.esp.put(bad_footer, "/VHD/badfoot.vhd")
+    host.esp.put(bad_header, "/VHD/badhead.vhd")
+    host.esp.put(child, "/ORPHAN/child.vhd")
+    host.esp.put(child, "/WRONG/child.vhd")
+    host.esp.put(impostor, "/WRONG/base.vhd")
+    host.esp.put(dyn, "/GOOD/dyn.vhd")
+    host.no_config()
+    fb = T.fallback_disk(env, chain=[opts for _, opts, _ in CASES])
+
+    b = T.boot(env, [host.path, fb])
+    # Boot option 0: no configuration at all.
+    problems = []
+    first = []
+    for line in b.lines:
+        if "PAYLOAD-MARKER" in line:
+            break
+        if line.startswith("vhdboot:"):
+            first.append(line)
+    if len(first) != 1 or "no configuration" not in first[0]:
+        problems.append(f"expected one 'no configuration' line, got {first}")
+    if b.value("PAYLOAD-MARKER") != "FALLBACK" or b.value("PAYLOAD-TPL") != "4":
+        problems.append("the firmware did not go on to boot option 1 at TPL 4")
+    if b.rc == "timeout":
+        problems.append("timed out")
+    res.check(f"no configuration, as boot option 0: {first[0] if first else ''}", problems, b)
+
+    runs = T.chain_runs(b)
+    for i, (name, opts, expect) in enumerate(CASES):
+        if i >= len(runs):
+            res.check(name, ["the payload never got to this case"], b)
+            continue
+        got_opts, said, status, tpl = runs[i]
+        problems = []
+        if opts not in got_opts:
+            problems.append(f"ran with {got_opts!r}")
+        if len(said) != 1:
+            problems.append(f"expected one vhdboot line, got {said}")
+        elif expect not in said[0]:
+            problems.append(f"{said[0]!r} does not say {expect!r}")
+        if not status or not status >> 63:
+            problems.append(f"returned status {status:#x}, not an error")
+        if tpl != 4:
+            problems.append(f"TPL {tpl} after the loader returned")
+        res.check(f"{name}: {said[0] if said else '(nothing said)'}", problems, b)
+    if not b.has("PAYLOAD-DONE"):
+        res.check("the payload finished after all runs", ["it did not"], b)
+
+
+if __name__ == "__main__":
+    sys.exit(T.main(body))
