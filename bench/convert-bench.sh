@@ -18,6 +18,7 @@ BUILD=${BUILD:-$ROOT/build-bench}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}
 VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
 TIMER=${TIMER:-$BUILD/bench/bench-timer}
+NOSYNC=${NOSYNC:-$BUILD/bench/nosync.so}
 QEMU_IMG=${QEMU_IMG:-qemu-img}
 ROUNDS=5
 WARMUP=1
@@ -25,6 +26,7 @@ OPS="vhd.to vhd.from vhdx.to vhdx.from"
 QEMU_SYNC=both      # no: qemu-img as is; yes: + fdatasync of its output; both
 FROM_INPUT=vhdtool  # which tool's image the *.from operations read (both tools read the same file)
 SRC=
+DIAG_NOSYNC=
 
 usage() {
   cat <<EOF
@@ -37,11 +39,13 @@ usage: $0 [options]
                   (default $QEMU_SYNC). vhdtool always fdatasyncs before exiting.
   -i vhdtool|qemu which tool's VHD/VHDX the *.from operations read (default $FROM_INPUT)
   -s FILE         raw source (default: \$BENCH_DIR/raw-2g.img, made by make-dataset)
+  -n              diagnostic row: vhdtool with fsync/fdatasync disabled (LD_PRELOAD
+                  nosync.so), to measure what vhdtool's durability costs
 environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD), VHDTOOL, TIMER, QEMU_IMG
 EOF
 }
 
-while getopts "r:w:o:q:i:s:h" opt; do
+while getopts "r:w:o:q:i:s:nh" opt; do
   case $opt in
     r) ROUNDS=$OPTARG ;;
     w) WARMUP=$OPTARG ;;
@@ -49,6 +53,7 @@ while getopts "r:w:o:q:i:s:h" opt; do
     q) QEMU_SYNC=$OPTARG ;;
     i) FROM_INPUT=$OPTARG ;;
     s) SRC=$OPTARG ;;
+    n) DIAG_NOSYNC=1 ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -61,6 +66,7 @@ note() { echo "convert-bench: $*" >&2; }
 
 [ -x "$VHDTOOL" ] || die "no vhdtool at $VHDTOOL (cmake -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench -j2)"
 [ -x "$TIMER" ] || die "no bench-timer at $TIMER (build the bench directory)"
+[ -z "$DIAG_NOSYNC" ] || [ -f "$NOSYNC" ] || die "no $NOSYNC for -n (build the bench directory)"
 command -v "$QEMU_IMG" >/dev/null || die "no qemu-img"
 
 mkdir -p "$BENCH_DIR"
@@ -158,14 +164,17 @@ for fmt in $FORMATS; do
 done
 
 # --- the commands -------------------------------------------------------------
-# A job is op:tool. tools: vhdtool, qemu (as is), qemu+sync (plus fdatasync).
+# A job is op:tool. tools: vhdtool, vhdtool-nosync (diagnostic), qemu (as
+# is), qemu+sync (plus fdatasync).
+VTOOLS=vhdtool
+[ -n "$DIAG_NOSYNC" ] && VTOOLS="vhdtool vhdtool-nosync"
 QTOOLS=
 case $QEMU_SYNC in no) QTOOLS="qemu" ;; yes) QTOOLS="qemu+sync" ;; both) QTOOLS="qemu qemu+sync" ;; esac
 JOBS=()
 for op in $OPS; do
   fmt=${op%%.*}
   case " $FORMATS " in *" $fmt "*) ;; *) continue ;; esac
-  for t in vhdtool $QTOOLS; do JOBS+=("$op:$t"); done
+  for t in $VTOOLS $QTOOLS; do JOBS+=("$op:$t"); done
 done
 [ ${#JOBS[@]} -gt 0 ] || die "nothing to run"
 
@@ -179,6 +188,8 @@ job_setup() {
     KIND=image
     if [ "$tool" = vhdtool ]; then
       CMD=("$VHDTOOL" convert -O "$fmt" -t dynamic --force "$SRC" "$OUT")
+    elif [ "$tool" = vhdtool-nosync ]; then
+      CMD=(env LD_PRELOAD="$NOSYNC" "$VHDTOOL" convert -O "$fmt" -t dynamic --force "$SRC" "$OUT")
     elif [ "$fmt" = vhd ]; then
       CMD=("$QEMU_IMG" convert -f raw -O vpc -o subformat=dynamic,force_size=on "$SRC" "$OUT")
     else
@@ -190,6 +201,8 @@ job_setup() {
     KIND=raw
     if [ "$tool" = vhdtool ]; then
       CMD=("$VHDTOOL" convert -O raw --force "$IN" "$OUT")
+    elif [ "$tool" = vhdtool-nosync ]; then
+      CMD=(env LD_PRELOAD="$NOSYNC" "$VHDTOOL" convert -O raw --force "$IN" "$OUT")
     else
       CMD=("$QEMU_IMG" convert -f "$(qemu_fmt "$fmt")" -O raw "$IN" "$OUT")
     fi
@@ -270,34 +283,42 @@ label() {
 }
 {
   echo
-  printf '| %-20s | %-13s | %9s | %7s | %11s | %-26s |\n' operation tool "median ms" "min ms" \
+  printf '| %-20s | %-14s | %9s | %7s | %11s | %-26s |\n' operation tool "median ms" "min ms" \
     "CPU ms med" "qemu/vhdtool median (min)"
-  echo "|----------------------|---------------|-----------|---------|-------------|----------------------------|"
+  echo "|----------------------|----------------|-----------|---------|-------------|----------------------------|"
   for op in $OPS; do
     fmt=${op%%.*}
     case " $FORMATS " in *" $fmt "*) ;; *) printf '| %-20s | skipped: vhdtool cannot write %s |\n' "$(label "$op")" "$fmt"; continue ;; esac
     read -r vmed vmin < <(stat_of "$RESULTS/${op}_vhdtool.times" 1)
-    for t in vhdtool $QTOOLS; do
+    qf=$RESULTS/${op}_${QTOOLS%% *}.times; qf=${qf//+/_}
+    for t in $VTOOLS $QTOOLS; do
       f=$RESULTS/${op}_${t//+/_}.times
       read -r med min < <(stat_of "$f" 1)
       ratio=
-      [ "$t" != vhdtool ] && ratio=$(awk -v a="$med" -v b="$vmed" -v c="$min" -v d="$vmin" \
-        'BEGIN { printf "%.2f (%.2f)", a / b, c / d }')
+      case $t in
+        qemu*) ratio=$(awk -v a="$med" -v b="$vmed" -v c="$min" -v d="$vmin" \
+                 'BEGIN { printf "%.2f (%.2f)", a / b, c / d }') ;;
+        vhdtool-nosync) read -r qmed qmin < <(stat_of "$qf" 1)
+                 ratio=$(awk -v a="$qmed" -v b="$med" -v c="$qmin" -v d="$min" \
+                 'BEGIN { printf "[%.2f (%.2f)]", a / b, c / d }') ;;
+      esac
       name=$t; [ "$t" = qemu ] && name=qemu-img; [ "$t" = qemu+sync ] && name=qemu-img+sync
-      printf '| %-20s | %-13s | %9s | %7s | %11s | %-26s |\n' "$(label "$op")" "$name" "$med" "$min" \
+      printf '| %-20s | %-14s | %9s | %7s | %11s | %-26s |\n' "$(label "$op")" "$name" "$med" "$min" \
         "$(cpu_median "$f")" "$ratio"
     done
   done
   echo
   echo "ratio > 1: vhdtool is faster. qemu-img+sync = qemu-img followed by fdatasync of its output"
   echo "(inside the timing), i.e. as durable as vhdtool's output."
+  [ -n "$DIAG_NOSYNC" ] && echo "vhdtool-nosync: diagnostic only, vhdtool with fsync/fdatasync made no-ops (not durable);" \
+    "[ratio] = ${QTOOLS%% *} / vhdtool-nosync."
   echo
   echo "| output | apparent bytes | on-disk bytes |"
   echo "|---|---|---|"
   for f in "$RESULTS"/*.size; do
     [ -e "$f" ] || continue
     read -r job a d < "$f"
-    case $job in *qemu+sync) continue ;; esac
+    case $job in *qemu+sync|*nosync) continue ;; esac
     t=${job#*:}; [ "$t" = qemu ] && t=qemu-img
     printf '| %s by %s | %s | %s |\n' "$(label "${job%%:*}")" "$t" "$a" "$d"
   done
