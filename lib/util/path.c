@@ -77,7 +77,7 @@ char *path_from_stored(const char *stored, bool url)
    * cannot be reached here and are left as they are. */
   char *p = r;
   if (strncmp(p, "//?/", 4) == 0)
-    p += 3;
+    p += 4;
   if (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) && p[1] == ':')
     p += 2;
   while (p[0] == '.' && p[1] == '/')
