@@ -212,7 +212,7 @@ static int run(int argc, char **argv)
       print_command_help(&cmd_info, stdout);
       return EXIT_OK;
     default:
-      return option_error(me, c, argv);
+      return option_error(me, c, argv, long_options);
     }
   }
   if (optind >= argc)

@@ -62,7 +62,8 @@ static void format_duration(double secs, char *buf, size_t len)
     snprintf(buf, len, "%02u:%02u", s / 60, s % 60);
 }
 
-static void draw(struct progress *p, double fraction, double t)
+/* final: the work is done; show how long it took instead of time left. */
+static void draw(struct progress *p, double fraction, double t, bool final)
 {
   enum { WIDTH = 30 };
   char bar[WIDTH + 1];
@@ -81,14 +82,22 @@ static void draw(struct progress *p, double fraction, double t)
     char sz[32];
     format_size((uint64_t)rate, sz, sizeof sz);
     snprintf(rate_text, sizeof rate_text, "%s/s", sz);
-    format_duration(((double)p->bytes_total - bytes_done) / rate, left_text,
-                    sizeof left_text);
+    format_duration(final ? elapsed : ((double)p->bytes_total - bytes_done) / rate,
+                    left_text, sizeof left_text);
   } else {
     snprintf(rate_text, sizeof rate_text, "-");
-    snprintf(left_text, sizeof left_text, "--:--");
+    if (final)
+      format_duration(elapsed, left_text, sizeof left_text);
+    else
+      snprintf(left_text, sizeof left_text, "--:--");
   }
-  fprintf(stderr, "\r[%s] %5.1f%%  %12s  %s left\033[K", bar, fraction * 100.0,
-          rate_text, left_text);
+  /* "\033[K" clears what a longer previous line left behind. */
+  if (final)
+    fprintf(stderr, "\r[%s] %5.1f%%  %12s  in %s\033[K", bar, fraction * 100.0, rate_text,
+            left_text);
+  else
+    fprintf(stderr, "\r[%s] %5.1f%%  %12s  %s left\033[K", bar, fraction * 100.0,
+            rate_text, left_text);
   fflush(stderr);
   p->drawn = true;
   p->last_draw = t;
@@ -108,7 +117,7 @@ int progress_update(void *opaque, uint64_t done, uint64_t total)
   double fraction = total ? (double)done / (double)total : 1.0;
   if (fraction > 1.0)
     fraction = 1.0;
-  draw(p, fraction, t);
+  draw(p, fraction, t, false);
   return 0;
 }
 
@@ -117,7 +126,7 @@ void progress_finish(struct progress *p, bool complete)
   if (!p->draw)
     return;
   if (complete)
-    draw(p, 1.0, now());
+    draw(p, 1.0, now(), true);
   if (p->drawn)
     fputc('\n', stderr);
 }

@@ -1,4 +1,5 @@
 /* Help texts, version, and the one-line usage errors. */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,7 +66,26 @@ int usage_error(const char *cmd, const char *fmt, ...)
   return EXIT_FAIL;
 }
 
-int option_error(const char *cmd, int c, char **argv)
+/* Names of the long options that start with the text of word ("--fo"),
+ * written into buf as "--force, --format"; returns how many there are. */
+static int matching_options(const char *word, const struct option *options, char *buf,
+                            size_t len)
+{
+  const char *name = word + 2;
+  size_t n = strcspn(name, "=");
+  int count = 0;
+  buf[0] = '\0';
+  for (const struct option *o = options; o && o->name; o++) {
+    if (strncmp(o->name, name, n) != 0)
+      continue;
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, "%s--%s", count ? ", " : "", o->name);
+    count++;
+  }
+  return count;
+}
+
+int option_error(const char *cmd, int c, char **argv, const struct option *options)
 {
   /* getopt leaves the offending word at argv[optind - 1]; for a short
    * option inside a group ("-xq") optopt is more precise. */
@@ -78,5 +98,13 @@ int option_error(const char *cmd, int c, char **argv)
   }
   if (short_opt)
     return usage_error(cmd, "unknown option '-%c'", optopt);
+  if (word[0] == '-' && word[1] == '-') {
+    char names[256];
+    int n = matching_options(word, options, names, sizeof names);
+    if (n > 1)
+      return usage_error(cmd, "ambiguous option '%s' (could be %s)", word, names);
+    if (n == 1 && strchr(word, '='))
+      return usage_error(cmd, "option '%s' takes no value", names);
+  }
   return usage_error(cmd, "unknown option '%s'", word);
 }

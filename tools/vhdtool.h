@@ -50,8 +50,11 @@ void print_version(FILE *out);
 int usage_error(const char *cmd, const char *fmt, ...)
   __attribute__((format(printf, 2, 3)));
 
-/* Turn a getopt_long() '?' or ':' result into a usage error. */
-int option_error(const char *cmd, int c, char **argv);
+/* Turn a getopt_long() '?' or ':' result into a usage error; options is
+ * the command's long option table (to name the candidates of an ambiguous
+ * abbreviation). */
+struct option;
+int option_error(const char *cmd, int c, char **argv, const struct option *options);
 
 /* report.c ---------------------------------------------------------- */
 

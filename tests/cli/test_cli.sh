@@ -138,9 +138,10 @@ print(v if isinstance(v, str) else json.dumps(v))
 PY
 }
 
-# expect_eq NAME ACTUAL EXPECTED
+# expect_eq NAME ACTUAL EXPECTED (an empty ACTUAL never matches: it means
+# the command that should have produced it printed nothing)
 expect_eq() {
-  if [ "$2" = "$3" ]; then
+  if [ -n "$2" ] && [ "$2" = "$3" ]; then
     ok "$1"
   else
     not_ok "$1" "got '$2', expected '$3'"
@@ -581,6 +582,14 @@ run check --json "$T/corrupt.vhd"
 expect_eq "check exits 2 on corruption" "$rc" 2
 expect_eq "check --json result corrupt" "$(json "$T/out" result 2>/dev/null || echo ERROR)" corrupt
 
+# Bytes after a VHDX's last structure belong to nothing: leaked, exit 3.
+run create -s 64M "$T/leak.vhdx"
+head -c 4194304 /dev/zero | tr '\0' '\1' >>"$T/leak.vhdx"
+run check --json "$T/leak.vhdx"
+expect_eq "check exits 3 on leaked space only" "$rc" 3
+expect_eq "check --json result leaked" "$(json "$T/out" result 2>/dev/null || echo ERROR)" leaked
+expect_eq "check --json leaked-bytes" "$(json "$T/out" leaked-bytes 2>/dev/null || echo ERROR)" 4194304
+
 run check "$T/missing.vhd"
 expect_one_line_error "check of a missing file exits 1" 1 -- "missing.vhd"
 
@@ -595,6 +604,8 @@ run_in "$T/ten" write "$T/missing.vhdx"
 expect_one_line_error "write to a missing file" 1 -- "$T/missing.vhdx"
 run info --bogus "$T/a.vhd"
 expect_one_line_error "unknown option" 1 -- "--bogus" "vhdtool help info"
+run create -s 8M --for "$T/ambiguous.vhdx"
+expect_one_line_error "ambiguous abbreviation" 1 -- "--for" "--force" "--format"
 run create -s
 expect_one_line_error "option without its value" 1 -- "-s"
 run info
