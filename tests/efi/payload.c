@@ -5,6 +5,7 @@
  *   PAYLOAD-MARKER: <contents of \MARKER.TXT on its own volume>
  *   PAYLOAD-TPL: <the TPL it runs at; 4 = TPL_APPLICATION>
  *   PAYLOAD-DEVICE: <the device path of the volume it was loaded from>
+ *   PAYLOAD-BLOCK-SIZE: <that volume's BlockIo block size>
  *   PAYLOAD-DATA: size=<bytes> crc32=<CRC-32 of \DATA.BIN, 8 hex digits>
  *   PAYLOAD-HANDOFF <i>: <hex of the loader's hand-off variable chunk i>
  *   PAYLOAD-WRITE: ok | failed (<status>)      (with the "write" option)
@@ -275,6 +276,10 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
   Print(L"PAYLOAD-TPL: %d\n", (int)tpl);
   CHAR16 *dev = DevicePathToStr(DevicePathFromHandle(li->DeviceHandle));
   Print(L"PAYLOAD-DEVICE: %s\n", dev ? dev : L"(unknown)");
+
+  EFI_BLOCK_IO *bio;
+  if (BS->HandleProtocol(li->DeviceHandle, &BlockIoProtocol, (void **)&bio) == EFI_SUCCESS)
+    Print(L"PAYLOAD-BLOCK-SIZE: %d\n", bio->Media->BlockSize);
 
   UINT64 size;
   UINT32 crc;
