@@ -72,16 +72,15 @@ static const char *result_name(const struct vhd_check_result *r)
 
 static void print_summary(const char *path, const struct vhd_check_result *r)
 {
-  char buf[32];
+  char buf[64];
   if (r->corruptions == 0 && r->leaks == 0)
     printf("No errors were found on %s.\n", path);
   if (r->corruptions)
     printf("%u corruption%s found on %s.\n", r->corruptions,
            r->corruptions == 1 ? "" : "s", path);
   if (r->leaks)
-    printf("%u leak%s found, %s (%llu bytes) of unused space.\n", r->leaks,
-           r->leaks == 1 ? "" : "s", format_size(r->leaked_bytes, buf, sizeof buf),
-           (unsigned long long)r->leaked_bytes);
+    printf("%u leak%s found, %s of unused space.\n", r->leaks, r->leaks == 1 ? "" : "s",
+           format_size_exact(r->leaked_bytes, buf, sizeof buf));
   if (r->warnings)
     printf("%u warning%s.\n", r->warnings, r->warnings == 1 ? "" : "s");
   if (r->log_needs_replay)

@@ -42,12 +42,8 @@ static bool is_sparse(enum vhd_disk_type t)
 
 static void print_size_line(const char *label, uint64_t bytes)
 {
-  char buf[32];
-  if (bytes < 1024)
-    printf("%s: %llu bytes\n", label, (unsigned long long)bytes);
-  else
-    printf("%s: %s (%llu bytes)\n", label, format_size(bytes, buf, sizeof buf),
-           (unsigned long long)bytes);
+  char buf[64];
+  printf("%s: %s\n", label, format_size_exact(bytes, buf, sizeof buf));
 }
 
 static void print_text(const char *path, vhd_image *img, const struct vhd_info *in,

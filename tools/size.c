@@ -97,3 +97,14 @@ const char *format_size(uint64_t bytes, char *buf, size_t len)
     snprintf(buf, len, "%.2f %s", v, units[u]);
   return buf;
 }
+
+const char *format_size_exact(uint64_t bytes, char *buf, size_t len)
+{
+  char approx[32];
+  if (bytes < 1024)
+    snprintf(buf, len, "%llu bytes", (unsigned long long)bytes);
+  else
+    snprintf(buf, len, "%s (%llu bytes)", format_size(bytes, approx, sizeof approx),
+             (unsigned long long)bytes);
+  return buf;
+}

@@ -83,8 +83,10 @@ bool parse_size(const char *text, uint64_t *out, const char **why);
 bool parse_size_option(const char *cmd, const char *option, const char *text,
                        uint64_t *out);
 
-/* "1 GiB", "1.5 MiB", "512 bytes" into buf. */
+/* "1 GiB", "1.50 MiB", "512 bytes" into buf. */
 const char *format_size(uint64_t bytes, char *buf, size_t len);
+/* The same with the exact count: "1 GiB (1073741824 bytes)", "512 bytes". */
+const char *format_size_exact(uint64_t bytes, char *buf, size_t len);
 
 /* names.c ----------------------------------------------------------- */
 
