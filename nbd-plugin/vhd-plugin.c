@@ -277,23 +277,26 @@ is_power_of_2 (uint64_t v)
   return v && (v & (v - 1)) == 0;
 }
 
+/* Preferred is the physical sector (at least a page), not the image's
+ * block: the library has no read-modify-write penalty above a sector,
+ * and clients size their requests by it. nbdcopy asked for 32 MiB at a
+ * time when a VHDX's block was advertised and became 6-9 times slower
+ * (every request a fresh 32 MiB buffer on both sides). */
 static int
 vhd_plugin_block_size (void *handle, uint32_t *minimum, uint32_t *preferred,
                        uint32_t *maximum)
 {
   (void) handle;
-  uint32_t sector = info.logical_sector_size ? info.logical_sector_size : 512;
-  uint32_t pref = info.block_size;
-  /* Raw and fixed images have no block: a page is what avoids
-   * read-modify-write in the host. The protocol caps preferred at 32M. */
-  if (!is_power_of_2 (pref))
+  uint32_t sector = info.logical_sector_size;
+  if (!is_power_of_2 (sector) || sector > 65536)
+    sector = 512;
+  uint32_t pref = info.physical_sector_size;
+  if (!is_power_of_2 (pref) || pref > 2 * 1024 * 1024)
+    pref = 4096;
+  if (pref < 4096)
     pref = 4096;
   if (pref < sector)
     pref = sector;
-  if (pref < 4096)
-    pref = 4096;
-  if (pref > 32 * 1024 * 1024)
-    pref = 32 * 1024 * 1024;
   *minimum = sector;
   *preferred = pref;
   *maximum = 0xffffffff;

@@ -19,19 +19,18 @@ need_nbd() {
   need_vhdtool
 }
 
-# nbdkit with the sanitizer runtime preloaded when needed. Children that
+# nbdkit, with the sanitizer runtime preloaded when needed. Children that
 # nbdkit starts (--run) must not inherit it: they are not instrumented.
 # LeakSanitizer stays off for nbdkit itself, whose own allocations at exit
 # are not ours to judge; ASan still catches every bad access in the plugin.
-nbdkit_cmd() {
-  if [ -n "$NBDKIT_PRELOAD" ]; then
-    env LD_PRELOAD="$NBDKIT_PRELOAD" \
-        ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0:verify_asan_link_order=0" \
-        nbdkit "$@"
-  else
-    nbdkit "$@"
-  fi
-}
+# An array, not a function, so that `"${NBDKIT[@]}" ... &` makes $! the
+# server itself.
+NBDKIT=(nbdkit)
+if [ -n "$NBDKIT_PRELOAD" ]; then
+  NBDKIT=(env LD_PRELOAD="$NBDKIT_PRELOAD"
+          ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0:verify_asan_link_order=0"
+          nbdkit)
+fi
 
 # captive [NBDKIT-OPTIONS...] IMAGE [PARAMS...] -- SCRIPT
 # Serves IMAGE on a private socket while SCRIPT runs ($uri and
@@ -45,7 +44,7 @@ captive() {
   while [ ${#args[@]} -gt 0 ] && [ "${args[0]#-}" != "${args[0]}" ]; do
     opts+=("${args[0]}"); args=("${args[@]:1}")
   done
-  nbdkit_cmd -U - "${opts[@]}" "$NBD_PLUGIN" "${args[@]}" \
+  "${NBDKIT[@]}" -U - "${opts[@]}" "$NBD_PLUGIN" "${args[@]}" \
     --run "unset LD_PRELOAD; $1"
 }
 
@@ -60,7 +59,7 @@ serve() {
   rm -f "$sock" "$pidfile"
   # Foreground in the background: the test's shell owns the process, and
   # --exit-with-parent ends it if the test dies.
-  nbdkit_cmd -f --exit-with-parent -U "$sock" -P "$pidfile" "${opts[@]}" \
+  "${NBDKIT[@]}" -f --exit-with-parent -U "$sock" -P "$pidfile" "${opts[@]}" \
     "$NBD_PLUGIN" "$@" &
   SERVER_PID=$!
   local i

@@ -11,13 +11,13 @@
 . "$(dirname "$0")/common.sh"
 need_nbd
 
-SIZE=$((48 * 1024 * 1024))
+SIZE=$((32 * 1024 * 1024))
 
 # parallel_case LABEL IMAGE QEMU-FORMAT(or -) [NBDKIT-OPTIONS...]
 parallel_case() {
   local label=$1 img=$2 qfmt=$3; shift 3
   local model="$WORK/$label.model"
-  if captive "$@" "$img" -- "$NBDCLIENT random-io --socket \"\$unixsocket\" --clients 2 --depth 8 --ops 600 --zero --seed ${#label} --model '$model'" > "$WORK/out" 2>&1; then
+  if captive "$@" "$img" -- "$NBDCLIENT random-io --socket \"\$unixsocket\" --clients 2 --depth 8 --ops 400 --zero --seed ${#label} --model '$model'" > "$WORK/out" 2>&1; then
     ok "$label: two connections' writes read back as the model"
   else
     not_ok "$label: random I/O from two connections: $(head -c 600 "$WORK/out")"
