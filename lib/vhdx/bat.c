@@ -413,7 +413,7 @@ int vhdx_bitmap_assign(struct vhdx *s, uint64_t chunk, uint64_t first, uint64_t 
     uint64_t secno = pos / 8 / VHDX_SECTOR;
     uint64_t sec_end = (secno + 1) * VHDX_SECTOR * 8;
     uint64_t stop = end < sec_end ? end : sec_end;
-    uint8_t *sec;
+    uint8_t *sec = NULL;
     int r = pending_sector(s, base + secno * VHDX_SECTOR, &sec);
     if (r < 0)
       return r;

@@ -1,8 +1,9 @@
 /* Writing metadata through the log. Allocations and bitmap changes collect
  * in memory; a flush first makes the payload data durable, then writes all
  * changed 4 KiB metadata sectors as log entries (each written, flushed,
- * applied in place, flushed), so a crash at any point leaves either the old
- * metadata or a log that replays to the new one. */
+ * applied in place, flushed) and finally marks the log empty again, so a
+ * crash at any point leaves either the old metadata or a log that replays
+ * to the new one, and a clean file after every completed flush. */
 #include "vhdx.h"
 #include "error.h"
 #include "util/endian.h"
@@ -86,18 +87,14 @@ static int collect_changes(struct vhdx *s, struct change_list *c)
   return 0;
 }
 
-/* One transaction: entry to the log, flush, sectors in place, flush. */
+/* One log entry: written, flushed, then its sectors in place, flushed. The
+ * first entry of a commit is written before the header names its GUID: a
+ * crash in between leaves a header without a log to replay, and the old
+ * metadata, which is consistent. */
 static int write_entry(struct vhdx *s, size_t n, const uint64_t *offsets,
                        const uint8_t *data, uint8_t *buf)
 {
   uint32_t len = vhdx_log_entry_size(n);
-  if (!s->log_used) {
-    /* A fresh log GUID makes every older entry in the log invalid. */
-    vhdx_new_guid(s->session_log_guid);
-    s->log_seq = 0;
-    s->log_pos = 0;
-    s->log_used = true;
-  }
   if ((uint64_t)s->log_pos + len > s->hdr.log_length)
     s->log_pos = 0;
   uint64_t flushed = s->file_size / VHDX_MIB * VHDX_MIB;
@@ -109,8 +106,6 @@ static int write_entry(struct vhdx *s, size_t n, const uint64_t *offsets,
   int r = io_pwrite(s->io, buf, len, s->hdr.log_offset + s->log_pos);
   if (r == 0)
     r = io_flush(s->io);
-  /* The entry is written before the header names its GUID: a crash in
-   * between leaves a header without a log to replay, and old metadata. */
   if (r == 0 && !s->log_guid_in_header) {
     r = vhdx_header_update(s, 0, s->session_log_guid);
     if (r == 0)
@@ -148,10 +143,24 @@ int vhdx_log_commit(struct vhdx *s)
   uint8_t *buf = r == 0 ? vhd_malloc(vhdx_log_entry_size(max)) : NULL;
   if (r == 0 && !buf)
     r = vhd_error(ENOMEM, "%s: out of memory writing the log", s->path);
+  /* Every commit starts a new log: a fresh GUID makes all older entries
+   * invalid, so the ring can be reused from its start. */
+  vhdx_new_guid(s->session_log_guid);
+  s->log_seq = 0;
+  s->log_pos = 0;
   for (size_t i = 0; r == 0 && i < c.n;) {
     size_t k = c.n - i < max ? c.n - i : max;
     r = write_entry(s, k, c.offsets + i, c.data + i * VHDX_SECTOR, buf);
     i += k;
+  }
+  /* Everything is in place: the log is empty again. Leaving log_guid set
+   * would make other readers (QEMU) refuse the file after a crash that
+   * loses nothing. */
+  static const uint8_t empty[16];
+  if (r == 0 && s->log_guid_in_header) {
+    r = vhdx_header_update(s, 0, empty);
+    if (r == 0)
+      s->log_guid_in_header = false;
   }
   vhd_free(buf);
   vhd_free(c.offsets);
@@ -164,15 +173,4 @@ int vhdx_log_commit(struct vhdx *s)
   vhdx_pending_free(s);
   s->meta_dirty = false;
   return 0;
-}
-
-int vhdx_log_close(struct vhdx *s)
-{
-  if (!s->log_guid_in_header || s->meta_dirty || s->broken)
-    return 0;
-  static const uint8_t empty[16];
-  int r = vhdx_header_update(s, 0, empty);
-  if (r == 0)
-    s->log_guid_in_header = false;
-  return r;
 }

@@ -3,11 +3,17 @@
 #include "vhdx.h"
 #include "error.h"
 
+/* The identifier at offset 0. A read that fails is passed up (negative)
+ * rather than taken for "not VHDX", so an I/O error cannot make the file
+ * look like another format. */
 static int vhdx_probe(vhd_io *io, uint64_t size)
 {
   uint8_t sig[8];
-  if (size < 8 || io_pread(io, sig, sizeof sig, 0) < 0)
+  if (size < 8)
     return 0;
+  int r = io_pread(io, sig, sizeof sig, 0);
+  if (r < 0)
+    return r;
   return memcmp(sig, "vhdxfile", 8) == 0 ? 100 : 0;
 }
 
@@ -56,9 +62,6 @@ static void vhdx_close(struct vhd_image *img)
   struct vhdx *s = vhdx_of(img);
   if (!s)
     return;
-  /* The image layer has flushed; if that failed the log must stay. */
-  if (img->writable)
-    vhdx_log_close(s);
   vhdx_overlay_free(&s->overlay);
   vhdx_pending_free(s);
   vhd_free(s->pend);

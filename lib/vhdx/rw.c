@@ -28,6 +28,18 @@ static uint64_t block_offset(const struct vhdx *s, uint64_t block)
   return VHDX_BAT_OFFSET(vhdx_bat_get(s, vhdx_payload_index(s, block)));
 }
 
+/* Payload bytes from the file. A log is not meant to touch payload blocks,
+ * but if one did, a read-only open must see what a replay to disk would
+ * leave, so the overlay (empty unless a log was replayed in memory) applies
+ * here too. */
+static int data_read(struct vhdx *s, void *buf, uint64_t n, uint64_t off)
+{
+  int r = io_pread(s->io, buf, (size_t)n, off);
+  if (r == 0 && s->overlay.count)
+    vhdx_overlay_apply(&s->overlay, buf, (size_t)n, off);
+  return r;
+}
+
 /* Bytes from off (inside block b) to len that continue in blocks of the same
  * class; for DATA also contiguous in the file, so one pread serves them. */
 static uint64_t extend_run(const struct vhdx *s, uint64_t off, uint64_t len,
@@ -58,7 +70,7 @@ int vhdx_read(struct vhd_image *img, void *buf, size_t len, uint64_t off)
     int r = 0;
     switch (cls) {
     case CLASS_DATA:
-      r = io_pread(s->io, out, (size_t)n, block_offset(s, b) + inblk);
+      r = data_read(s, out, n, block_offset(s, b) + inblk);
       break;
     case CLASS_PARTIAL: {
       bool set;
@@ -69,7 +81,7 @@ int vhdx_read(struct vhd_image *img, void *buf, size_t len, uint64_t off)
         return r;
       n = run * s->lss;
       if (set)
-        r = io_pread(s->io, out, (size_t)n, block_offset(s, b) + inblk);
+        r = data_read(s, out, n, block_offset(s, b) + inblk);
       else
         r = image_read_parent(img, out, (size_t)n, off);
       break;

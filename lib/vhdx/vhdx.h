@@ -216,11 +216,10 @@ struct vhdx {
   struct vhdx_overlay overlay; /* read-only replay, consulted by meta reads */
   bool log_replayed;           /* a pending log was replayed at open */
   unsigned log_entries_replayed;
-  uint8_t session_log_guid[16];
-  bool log_guid_in_header;     /* this session set hdr.log_guid */
+  uint8_t session_log_guid[16]; /* the log GUID of the commit under way */
+  bool log_guid_in_header;     /* hdr.log_guid names it */
   uint64_t log_seq;            /* sequence number of the last entry written */
   uint32_t log_pos;            /* where the next entry goes */
-  bool log_used;               /* an entry was written this session */
 
   /* Session state of a read-write open. */
   bool guids_updated;          /* new file_write_guid and data_write_guid */
@@ -339,10 +338,9 @@ void vhdx_log_build_entry(uint8_t *out, uint32_t entry_length, uint32_t tail,
                           uint64_t sequence, const uint8_t guid[16],
                           uint64_t flushed_file_offset, uint64_t last_file_offset,
                           size_t n, const uint64_t *offsets, const uint8_t *data);
-/* Write every pending metadata change through the log (data first). */
+/* Write every pending metadata change through the log (data first); the
+ * header's log_guid is empty again when it returns 0. */
 int vhdx_log_commit(struct vhdx *s);
-/* At the end of a session: mark the log empty. */
-int vhdx_log_close(struct vhdx *s);
 
 /* rw.c */
 int vhdx_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
