@@ -3,6 +3,7 @@
 #include "driver.h"
 
 const struct vhd_driver *const vhd_drivers[] = {
+  &vhd_driver_vhdx,
   &vhd_driver_vhd,
   &vhd_driver_raw,
   NULL,

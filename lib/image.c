@@ -15,6 +15,8 @@ static const struct vhd_driver *probe_driver(vhd_io *io)
   int best_score = 0;
   for (size_t i = 0; vhd_drivers[i]; i++) {
     int score = vhd_drivers[i]->probe(io, size);
+    if (score < 0)
+      return NULL;   /* the file could not be read; the message is set */
     if (score > best_score) {
       best = vhd_drivers[i];
       best_score = score;
