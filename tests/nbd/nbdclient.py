@@ -298,6 +298,32 @@ def cmd_op(a):
     return 0
 
 
+def cmd_multi_conn(a):
+    """What multi-conn promises: a write acknowledged on connection A and a
+    flush on connection B are followed by reads on connection C that see
+    it; also a cache request on C succeeds."""
+    conns = [Client(a.socket) for _ in range(3)]
+    if not all(c.can(TF_CAN_MULTI_CONN) for c in conns):
+        print("multi-conn not advertised")
+        return 1
+    rng = random.Random(a.seed)
+    size = conns[0].size
+    for round_ in range(a.rounds):
+        off = rng.randrange(0, size - 70000)
+        data = rng.randbytes(rng.randint(1, 70000))
+        conns[0].pwrite(data, off)
+        conns[1].flush()
+        conns[2]._sync(CMD_CACHE, off, len(data))
+        if conns[2].pread(len(data), off) != data:
+            print("round %d: connection C does not see A's write at %d after B's flush"
+                  % (round_, off))
+            return 1
+        conns = conns[1:] + conns[:1]
+    for c in conns:
+        c.close()
+    return 0
+
+
 def crash_slot_data(i, length):
     rng = random.Random(i)
     head = b"write %08d " % i
@@ -322,6 +348,12 @@ def cmd_crash_writer(a):
     plan = crash_plan(c.size, a.count, a.seed)
     log = os.open(a.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     for i, (off, length) in enumerate(plan):
+        if a.fua:
+            # Every write durable on its own: acknowledged = logged.
+            c.pwrite(crash_slot_data(i, length), off, CMD_FLAG_FUA)
+            os.write(log, b"%d\n" % (i + 1))
+            os.fsync(log)
+            continue
         c.pwrite(crash_slot_data(i, length), off)
         if (i + 1) % a.every == 0:
             c.flush()
@@ -393,6 +425,7 @@ def main():
     w.add_argument("--count", type=int, default=4000)
     w.add_argument("--every", type=int, default=10)
     w.add_argument("--seed", type=int, default=7)
+    w.add_argument("--fua", action="store_true", help="FUA on every write, no flushes")
 
     v = sub.add_parser("crash-verify")
     v.add_argument("--disk", required=True)
@@ -400,9 +433,15 @@ def main():
     v.add_argument("--count", type=int, default=4000)
     v.add_argument("--seed", type=int, default=7)
 
+    m = sub.add_parser("multi-conn")
+    m.add_argument("--socket", required=True)
+    m.add_argument("--rounds", type=int, default=50)
+    m.add_argument("--seed", type=int, default=3)
+
     a = p.parse_args()
     fn = {"random-io": cmd_random_io, "fast-zero": cmd_fast_zero, "op": cmd_op,
-          "crash-writer": cmd_crash_writer, "crash-verify": cmd_crash_verify}[a.cmd]
+          "crash-writer": cmd_crash_writer, "crash-verify": cmd_crash_verify,
+          "multi-conn": cmd_multi_conn}[a.cmd]
     try:
         return fn(a)
     except (NBDError, ConnectionError, OSError) as e:

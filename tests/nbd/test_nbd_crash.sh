@@ -1,7 +1,8 @@
 #!/bin/bash
 # Crash: a client writes numbered records (unaligned, spread over the disk
 # so that blocks keep being allocated) and flushes every 10 writes,
-# logging after each flush how many writes that flush acknowledged. nbdkit
+# logging after each flush how many writes that flush acknowledged (or,
+# in the -fua cases, sends every write with FUA and logs each one). nbdkit
 # is killed with SIGKILL in the middle. Afterwards the image must open,
 # `vhdtool check` must find no corruption (exit 0, or 3 = leaked space,
 # which a crash may leave; the test prints which), and every acknowledged
@@ -17,12 +18,12 @@ COUNT=3000
 verify_quiet() { $NBDCLIENT crash-verify "$@" > /dev/null; }
 
 crash_case() {
-  local label=$1 img=$2 qfmt=$3
+  local label=$1 img=$2 qfmt=$3 mode=${4:-}
   local sock="$WORK/nbd.sock" pid="$WORK/nbd.pid" log="$WORK/$label.log"
   rm -f "$log"
   serve "$sock" "$pid" -- "$img" ||
     { not_ok "$label: nbdkit did not start"; return; }
-  $NBDCLIENT crash-writer --socket "$sock" --log "$log" --count $COUNT --every 10 \
+  $NBDCLIENT crash-writer --socket "$sock" --log "$log" --count $COUNT --every 10 $mode \
     > "$WORK/writer.out" 2>&1 &
   local writer=$! i
   # Let some flushes complete, then kill at an arbitrary moment.
@@ -82,6 +83,9 @@ for fmt in vhd vhdx; do
   bs=512K; [ "$fmt" = vhdx ] && bs=1M
   "$VHDTOOL" create -f "$fmt" -t dynamic -s "$SIZE" -b "$bs" "$WORK/dyn.$fmt"
   crash_case "$fmt-dynamic" "$WORK/dyn.$fmt" "$fmt"
+  # FUA instead of flushes: each write is acknowledged durable by itself.
+  "$VHDTOOL" create -f "$fmt" -t dynamic -s "$SIZE" -b "$bs" "$WORK/fua.$fmt"
+  crash_case "$fmt-dynamic-fua" "$WORK/fua.$fmt" "$fmt" --fua
   # Differencing: allocation in the child over a parent with data.
   "$VHDTOOL" create -f "$fmt" -t dynamic -s "$SIZE" -b "$bs" "$WORK/base.$fmt"
   head -c 1048576 /dev/urandom | "$VHDTOOL" write --offset 0 "$WORK/base.$fmt"

@@ -37,8 +37,19 @@ parallel_case() {
   rm -f "$model"
 }
 
+# multi_conn_case LABEL IMAGE: a write on one connection, a flush on a
+# second, then a read (after a cache request) on a third sees the write.
+multi_conn_case() {
+  if captive "$2" -- "$NBDCLIENT multi-conn --socket \"\$unixsocket\" --rounds 60" > "$WORK/out" 2>&1; then
+    ok "$1: multi-conn: a flush on any connection makes writes visible on all"
+  else
+    not_ok "$1: multi-conn: $(head -c 300 "$WORK/out")"
+  fi
+}
+
 truncate -s "$SIZE" "$WORK/disk.raw"
 parallel_case raw "$WORK/disk.raw" raw
+multi_conn_case raw "$WORK/disk.raw"
 parallel_case raw-threads1 "$WORK/disk.raw" raw --threads=1
 
 for fmt in vhd vhdx; do
@@ -50,6 +61,8 @@ for fmt in vhd vhdx; do
   bs=512K; [ "$fmt" = vhdx ] && bs=1M
   "$VHDTOOL" create -f "$fmt" -t dynamic -s "$SIZE" -b "$bs" "$WORK/dyn.$fmt"
   parallel_case "$fmt-dynamic-$bs" "$WORK/dyn.$fmt" "$qfmt"
+  multi_conn_case "$fmt-dynamic-$bs" "$WORK/dyn.$fmt"
+  check_clean "$fmt-dynamic-$bs: checks clean after the multi-conn rounds" "$WORK/dyn.$fmt"
   "$VHDTOOL" create -f "$fmt" -t dynamic -s "$SIZE" "$WORK/dyn2.$fmt"
   parallel_case "$fmt-dynamic" "$WORK/dyn2.$fmt" "$qfmt"
   "$VHDTOOL" create -f "$fmt" -t fixed -s "$SIZE" "$WORK/fixed.$fmt"
