@@ -440,3 +440,29 @@ void vhdx_pending_free(struct vhdx *s)
     vhd_free(s->pend[i].data);
   s->npend = 0;
 }
+
+/* --- space freed by trims ------------------------------------------------ */
+
+int vhdx_space_push(struct vhdx_space *sp, uint64_t offset)
+{
+  if (sp->count == sp->cap) {
+    size_t cap = sp->cap ? sp->cap * 2 : 16;
+    uint64_t *n = vhd_realloc(sp->offset, cap * sizeof *n);
+    if (!n)
+      return -ENOMEM;
+    sp->offset = n;
+    sp->cap = cap;
+  }
+  sp->offset[sp->count++] = offset;
+  return 0;
+}
+
+void vhdx_space_commit(struct vhdx *s)
+{
+  while (s->freed.count) {
+    if (vhdx_space_push(&s->reusable, s->freed.offset[s->freed.count - 1]) < 0)
+      break;   /* out of memory: the space is merely not reused */
+    s->freed.count--;
+  }
+  s->freed.count = 0;
+}

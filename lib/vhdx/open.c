@@ -65,6 +65,8 @@ static void vhdx_close(struct vhd_image *img)
   vhdx_overlay_free(&s->overlay);
   vhdx_pending_free(s);
   vhd_free(s->pend);
+  vhd_free(s->freed.offset);
+  vhd_free(s->reusable.offset);
   vhd_free(s->bat);
   vhd_free(s->bat_dirty);
   vhdx_locator_free(&s->loc);

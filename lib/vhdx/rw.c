@@ -155,9 +155,15 @@ static int begin_change(struct vhdx *s)
   return r;
 }
 
-/* New space at the end of the file; it reads as zeros. */
+/* Space for a new block or bitmap block; it reads as zeros. Payload
+ * blocks reuse space earlier trims gave back, everything else goes at the
+ * end of the file. */
 static int allocate(struct vhdx *s, uint64_t len, uint64_t *out)
 {
+  if (len == s->block_size && s->reusable.count) {
+    *out = s->reusable.offset[--s->reusable.count];
+    return 0;
+  }
   uint64_t off = s->alloc_end;
   int r = io_set_size(s->io, off + len);
   if (r < 0)
@@ -345,10 +351,13 @@ static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned 
     vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_ZERO, 0));
     if (present) {
       /* Reading the old block before the BAT change is durable gives
-       * zeros too, so the space can go at once. */
+       * zeros too, so the space can go at once; once punched (reading as
+       * zeros) it can hold a new block after the next commit. */
       int r = io_punch_hole(s->io, old, s->block_size);
       if (r < 0 && r != -EOPNOTSUPP)
         return r;
+      if (r == 0 && vhdx_space_push(&s->freed, old) < 0)
+        return vhd_error(ENOMEM, "%s: out of memory", s->path);
     }
     return 0;
   }

@@ -211,6 +211,13 @@ struct vhdx {
   bool meta_dirty;             /* something waits for the next flush */
   struct vhdx_pending *pend;   /* sorted by offset */
   size_t npend, cap_pend;
+  /* Payload block space given back by trims (punched, so it reads as
+   * zeros). It may be reused only once the BAT change that freed it is
+   * durable, or a crash could show one block's data in another. */
+  struct vhdx_space {
+    uint64_t *offset;
+    size_t count, cap;
+  } freed, reusable;
 
   /* Log. */
   struct vhdx_overlay overlay; /* read-only replay, consulted by meta reads */
@@ -289,6 +296,9 @@ int vhdx_bitmap_run(struct vhdx *s, uint64_t chunk, uint64_t first, uint64_t max
 int vhdx_bitmap_assign(struct vhdx *s, uint64_t chunk, uint64_t first, uint64_t count,
                        bool value);
 void vhdx_pending_free(struct vhdx *s);
+int vhdx_space_push(struct vhdx_space *sp, uint64_t offset);
+/* After a commit: what trims freed may now be reused. */
+void vhdx_space_commit(struct vhdx *s);
 
 /* overlay.c */
 int vhdx_meta_read(struct vhdx *s, void *buf, size_t len, uint64_t off);
