@@ -12,6 +12,44 @@
 
 #include "vhd.h"
 
+/* Every buffer a fake holds is tracked, so that a test's teardown can free
+ * what an assertion left behind (fake_free_all), keeping LeakSanitizer's
+ * reports for the library. */
+#define FAKE_TRACK_MAX 4096
+static void *fake_tracked[FAKE_TRACK_MAX];
+
+static inline void fake_track(void *old, void *p)
+{
+  for (int i = 0; i < FAKE_TRACK_MAX; i++)
+    if (fake_tracked[i] == old) {
+      fake_tracked[i] = p;
+      return;
+    }
+}
+
+static inline void *fake_realloc(void *old, size_t n)
+{
+  void *p = realloc(old, n ? n : 1);
+  if (p)
+    fake_track(old, p);   /* old == NULL takes a free slot */
+  return p;
+}
+
+static inline void fake_free(void *p)
+{
+  if (p)
+    fake_track(p, NULL);
+  free(p);
+}
+
+static inline void fake_free_all(void)
+{
+  for (int i = 0; i < FAKE_TRACK_MAX; i++) {
+    free(fake_tracked[i]);
+    fake_tracked[i] = NULL;
+  }
+}
+
 enum fake_op { FAKE_WRITE, FAKE_FLUSH, FAKE_SET_SIZE };
 
 struct fake_change {
@@ -41,7 +79,7 @@ static inline int fake_resize(struct fake *f, uint64_t size)
 {
   if (size > ((uint64_t)1 << 31))
     return -EFBIG;
-  uint8_t *p = realloc(f->data, size ? (size_t)size : 1);
+  uint8_t *p = fake_realloc(f->data, (size_t)size);
   if (!p)
     return -ENOMEM;
   if (size > f->size)
@@ -57,7 +95,7 @@ static inline void fake_log(struct fake *f, enum fake_op op, uint64_t off, const
     return;
   if (f->nlog == f->caplog) {
     f->caplog = f->caplog ? 2 * f->caplog : 64;
-    f->changelog = realloc(f->changelog, f->caplog * sizeof *f->changelog);
+    f->changelog = fake_realloc(f->changelog, f->caplog * sizeof *f->changelog);
   }
   struct fake_change *c = &f->changelog[f->nlog++];
   c->op = op;
@@ -65,7 +103,7 @@ static inline void fake_log(struct fake *f, enum fake_op op, uint64_t off, const
   c->len = len;
   c->data = NULL;
   if (buf) {
-    c->data = malloc(len ? len : 1);
+    c->data = fake_realloc(NULL, len);
     memcpy(c->data, buf, len);
   }
 }
@@ -146,8 +184,8 @@ static inline int fake_set_size(void *o, uint64_t size)
 static inline void fake_free_log(struct fake *f)
 {
   for (size_t i = 0; i < f->nlog; i++)
-    free(f->changelog[i].data);
-  free(f->changelog);
+    fake_free(f->changelog[i].data);
+  fake_free(f->changelog);
   f->changelog = NULL;
   f->nlog = f->caplog = 0;
 }
@@ -164,7 +202,7 @@ static inline void fake_close(void *o)
 static inline void fake_destroy(struct fake *f)
 {
   fake_free_log(f);
-  free(f->data);
+  fake_free(f->data);
   memset(f, 0, sizeof *f);
 }
 

@@ -166,7 +166,7 @@ Test(badinput_vhd, truncated_dynamic, .init = setup, .fini = teardown)
   };
   for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
     refuse_bytes(cuts[i].name, b, cuts[i].len, cuts[i].how);
-  free(b.p);
+  bytes_free(b);
 }
 
 /* A fixed VHD whose data is shorter than its footer's current_size. */
@@ -179,8 +179,8 @@ Test(badinput_vhd, truncated_fixed_keeps_footer, .init = setup, .fini = teardown
   refuse_bytes("fixed-short.vhd", c, keep + 512, REFUSE_PROBED);
   /* And with the footer cut off as well, at least an explicit VHD open fails. */
   refuse_bytes("fixed-no-footer.vhd", b, DISK_SIZE - 4096, 0);
-  free(b.p);
-  free(c.p);
+  bytes_free(b);
+  bytes_free(c);
 }
 
 /* --- Checksums and footer copy -------------------------------------------- */
@@ -192,12 +192,12 @@ Test(badinput_vhd, bad_footer_checksum, .init = setup, .fini = teardown)
   put_be32(b.p + b.len - 512 + 64, be32(b.p + b.len - 512 + 64) + 1);
   put_be32(b.p + 64, be32(b.p + 64) + 1);
   refuse_bytes("footer-checksum.vhd", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   struct bytes f = reference_fixed();
   f.p[f.len - 512 + 48 + 7] ^= 0x02;   /* current_size changes, checksum stale */
   refuse_bytes("fixed-footer-checksum.vhd", f, f.len, 0);
-  free(f.p);
+  bytes_free(f);
 }
 
 Test(badinput_vhd, bad_header_checksum, .init = setup, .fini = teardown)
@@ -206,7 +206,7 @@ Test(badinput_vhd, bad_header_checksum, .init = setup, .fini = teardown)
   struct layout l = parse(b);
   put_be32(b.p + l.header + 36, be32(b.p + l.header + 36) ^ 0x10);
   refuse_bytes("header-checksum.vhd", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhd, footer_copy_mismatch, .init = setup, .fini = teardown)
@@ -216,7 +216,7 @@ Test(badinput_vhd, footer_copy_mismatch, .init = setup, .fini = teardown)
   put_be64(b.p + 48, 2 * (uint64_t)DISK_SIZE);
   fix_footer_at(b, 0);
   refuse_bytes("footer-copy-size.vhd", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 /* --- BAT entries ------------------------------------------------------------ */
@@ -233,7 +233,7 @@ Test(badinput_vhd, bat_entry_past_eof, .init = setup, .fini = teardown)
   /* Largest possible entry: sector arithmetic must not overflow. */
   set_bat(b, l, 1, 0xFFFFFFFEu);
   refuse_bytes("bat-max.vhd", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhd, bat_entries_overlap, .init = setup, .fini = teardown)
@@ -248,8 +248,8 @@ Test(badinput_vhd, bat_entries_overlap, .init = setup, .fini = teardown)
   set_bat(c, l, 3, bat(c, l, 0) + 8);        /* an unused entry made to overlap */
   set_bat(c, l, 2, bat(b, l, 2));
   refuse_bytes("bat-overlap-unused.vhd", c, c.len, REFUSE_PROBED);
-  free(b.p);
-  free(c.p);
+  bytes_free(b);
+  bytes_free(c);
 }
 
 Test(badinput_vhd, bat_entry_over_metadata, .init = setup, .fini = teardown)
@@ -265,9 +265,9 @@ Test(badinput_vhd, bat_entry_over_metadata, .init = setup, .fini = teardown)
     struct bytes c = bytes_dup(b);
     set_bat(c, l, 1, cases[i].sector);
     refuse_bytes(cases[i].name, c, c.len, REFUSE_PROBED);
-    free(c.p);
+    bytes_free(c);
   }
-  free(b.p);
+  bytes_free(b);
 }
 
 /* --- Dynamic header fields -------------------------------------------------- */
@@ -279,7 +279,7 @@ static void refuse_header_u32(const char *name, size_t field, uint32_t value)
   put_be32(b.p + l.header + field, value);
   fix_header(b, l);
   refuse_bytes(name, b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhd, block_size_not_power_of_two, .init = setup, .fini = teardown)
@@ -316,18 +316,18 @@ Test(badinput_vhd, header_cookie_and_table_offset, .init = setup, .fini = teardo
   memcpy(c.p + l.header, "cxsparsf", 8);
   fix_header(c, l);
   refuse_bytes("header-cookie.vhd", c, c.len, REFUSE_PROBED);
-  free(c.p);
+  bytes_free(c);
   c = bytes_dup(b);
   put_be64(c.p + l.header + 16, (uint64_t)b.len + 4096);
   fix_header(c, l);
   refuse_bytes("table-past-eof.vhd", c, c.len, REFUSE_PROBED);
-  free(c.p);
+  bytes_free(c);
   c = bytes_dup(b);
   put_be64(c.p + l.header + 16, UINT64_MAX - 511);
   fix_header(c, l);
   refuse_bytes("table-offset-max.vhd", c, c.len, REFUSE_PROBED);
-  free(c.p);
-  free(b.p);
+  bytes_free(c);
+  bytes_free(b);
 }
 
 /* --- Footer fields ------------------------------------------------------------ */
@@ -339,7 +339,7 @@ static void refuse_footer_u64(const char *name, size_t field, uint64_t value)
   put_be64(b.p + field, value);
   fix_footers(b);
   refuse_bytes(name, b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhd, absurd_current_size, .init = setup, .fini = teardown)
@@ -352,14 +352,14 @@ Test(badinput_vhd, absurd_current_size, .init = setup, .fini = teardown)
   put_be64(f.p + f.len - 512 + 48, (uint64_t)1 << 63);
   fix_footer_at(f, f.len - 512);
   refuse_bytes("fixed-size-2p63.vhd", f, f.len, REFUSE_PROBED);
-  free(f.p);
+  bytes_free(f);
 }
 
 Test(badinput_vhd, data_offset_past_eof, .init = setup, .fini = teardown)
 {
   struct bytes b = reference_dynamic();
   uint64_t len = b.len;
-  free(b.p);
+  bytes_free(b);
   refuse_footer_u64("data-offset-past-eof.vhd", 16, len + 4096 * 512);
   refuse_footer_u64("data-offset-in-footer.vhd", 16, len - 256);
   refuse_footer_u64("data-offset-near-max.vhd", 16, UINT64_MAX - 1023);
@@ -378,9 +378,9 @@ Test(badinput_vhd, bad_disk_type, .init = setup, .fini = teardown)
     put_be32(c.p + 60, t);
     fix_footers(c);
     refuse_bytes(name, c, c.len, REFUSE_PROBED);
-    free(c.p);
+    bytes_free(c);
   }
-  free(b.p);
+  bytes_free(b);
 }
 
 /* --- Parent chains ------------------------------------------------------------- */
@@ -402,14 +402,14 @@ static void repoint(const char *path, const char *old_name, const char *new_name
   memcpy(b.p + l.header + 40, new_parent_id, 16);
   fix_header(b, l);
   spit(path, b.p, b.len);
-  free(b.p);
+  bytes_free(b);
 }
 
 static void unique_id(const char *path, uint8_t id[16])
 {
   struct bytes b = slurp(path);
   memcpy(id, b.p + b.len - 512 + 68, 16);
-  free(b.p);
+  bytes_free(b);
 }
 
 /* Give the image a new unique id (both footers), as a copy made by a tool
@@ -421,7 +421,7 @@ static void set_unique_id(const char *path, unsigned n)
     b.p[b.len - 512 + 68 + i] = b.p[68 + i] = (uint8_t)(0xA0 + n * 3 + i);
   fix_footers(b);
   spit(path, b.p, b.len);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhd, parent_loop, .init = setup, .fini = teardown)
@@ -494,7 +494,7 @@ static const char *make_chain(unsigned images)
     unique_id(spath(below), id);
     repoint(spath(name), "l00.vhd", below, id);
   }
-  free(tmpl.p);
+  bytes_free(tmpl);
   snprintf(top, sizeof top, "l%02u.vhd", images - 1);
   return spath(top);
 }

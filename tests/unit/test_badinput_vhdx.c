@@ -233,7 +233,7 @@ Test(badinput_vhdx, truncated, .init = setup, .fini = teardown)
   for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
     if (cuts[i].len < b.len)
       refuse_bytes(cuts[i].name, b, cuts[i].len, cuts[i].how);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhdx, file_identifier, .init = setup, .fini = teardown)
@@ -241,7 +241,7 @@ Test(badinput_vhdx, file_identifier, .init = setup, .fini = teardown)
   struct bytes b = reference();
   memcpy(b.p, "vhdxfilf", 8);
   refuse_bytes("identifier.vhdx", b, b.len, 0);
-  free(b.p);
+  bytes_free(b);
 }
 
 /* --- Headers ------------------------------------------------------------- */
@@ -252,7 +252,7 @@ Test(badinput_vhdx, header_checksums, .init = setup, .fini = teardown)
   b.p[HEADER1 + 200] ^= 1;   /* a reserved byte: the CRC covers all 4 KiB */
   b.p[HEADER2 + 200] ^= 1;
   refuse_bytes("headers-crc.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhdx, header_fields, .init = setup, .fini = teardown)
@@ -281,7 +281,7 @@ Test(badinput_vhdx, header_fields, .init = setup, .fini = teardown)
       headers_put64(b, cases[i].field, cases[i].v);
     }
     refuse_bytes(cases[i].name, b, b.len, REFUSE_PROBED);
-    free(b.p);
+    bytes_free(b);
   }
 }
 
@@ -295,7 +295,7 @@ Test(badinput_vhdx, equal_sequence_numbers_different_headers, .init = setup, .fi
   fix_crc(b, HEADER1, 4096);
   fix_crc(b, HEADER2, 4096);
   refuse_bytes("hdr-same-seq.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhdx, log_guid_without_log, .init = setup, .fini = teardown)
@@ -309,7 +309,7 @@ Test(badinput_vhdx, log_guid_without_log, .init = setup, .fini = teardown)
   fix_crc(b, HEADER1, 4096);
   fix_crc(b, HEADER2, 4096);
   refuse_bytes("log-guid-no-entries.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 /* --- Region tables ----------------------------------------------------- */
@@ -320,7 +320,7 @@ Test(badinput_vhdx, region_table_checksums, .init = setup, .fini = teardown)
   b.p[REGION1 + 40000] ^= 1;
   b.p[REGION2 + 40000] ^= 1;
   refuse_bytes("regions-crc.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhdx, region_entries, .init = setup, .fini = teardown)
@@ -334,37 +334,37 @@ Test(badinput_vhdx, region_entries, .init = setup, .fini = teardown)
   b = bytes_dup(ref);   /* BAT region on top of the metadata region */
   regions_put64(b, bat + 16, l.meta);
   refuse_bytes("region-overlap.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* inside the header section */
   regions_put64(b, meta + 16, 0);
   refuse_bytes("region-in-header.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* on the log */
   regions_put64(b, meta + 16, l.log_offset);
   refuse_bytes("region-on-log.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* past the end of the file */
   regions_put64(b, bat + 16, (uint64_t)b.len + 16 * MiB);
   refuse_bytes("region-past-eof.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* not MiB aligned */
   regions_put64(b, bat + 16, l.bat + 4096);
   refuse_bytes("region-unaligned.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* offset near 2^64 */
   regions_put64(b, bat + 16, UINT64_MAX & ~(uint64_t)0xFFFFF);
   refuse_bytes("region-offset-max.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* zero length */
   regions_put32(b, meta + 24, 0);
   refuse_bytes("region-length-0.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* the metadata region missing: its GUID changed */
   uint8_t other[16];
@@ -372,12 +372,12 @@ Test(badinput_vhdx, region_entries, .init = setup, .fini = teardown)
   other[15] ^= 0xFF;
   regions_patch(b, meta, other, 16);
   refuse_bytes("region-meta-missing.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* the BAT region twice */
   regions_patch(b, meta, GUID_BAT, 16);
   refuse_bytes("region-bat-twice.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* an unknown region marked required */
   uint8_t entry[32] = { 0 };
@@ -389,13 +389,13 @@ Test(badinput_vhdx, region_entries, .init = setup, .fini = teardown)
   regions_patch(b, 16 + 32 * count, entry, 32);
   regions_put32(b, 8, count + 1);
   refuse_bytes("region-unknown-required.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* more entries than a table can hold */
   regions_put32(b, 8, 4096);
   refuse_bytes("region-count.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
-  free(ref.p);
+  bytes_free(b);
+  bytes_free(ref);
 }
 
 /* --- Metadata ----------------------------------------------------------- */
@@ -406,7 +406,7 @@ static void refuse_item_u32(const char *name, const uint8_t guid[16], size_t fie
   struct layout l = parse(b);
   put_le32(b.p + meta_item(b, l, guid) + field, v);
   refuse_bytes(name, b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 static void refuse_item_u64(const char *name, const uint8_t guid[16], uint64_t v)
@@ -415,7 +415,7 @@ static void refuse_item_u64(const char *name, const uint8_t guid[16], uint64_t v
   struct layout l = parse(b);
   put_le64(b.p + meta_item(b, l, guid), v);
   refuse_bytes(name, b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhdx, block_size, .init = setup, .fini = teardown)
@@ -459,47 +459,47 @@ Test(badinput_vhdx, metadata_table, .init = setup, .fini = teardown)
   b = bytes_dup(ref);   /* a required item missing */
   b.p[meta_entry(b, l, GUID_DISK_SIZE) + 15] ^= 0xFF;
   refuse_bytes("meta-size-missing.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* an unknown item marked required */
   size_t pe = meta_entry(b, l, GUID_PHYSICAL);
   b.p[pe + 15] ^= 0xFF;                          /* now unknown... */
   put_le32(b.p + pe + 24, le32(b.p + pe + 24) | 4);   /* ...and required */
   refuse_bytes("meta-unknown-required.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* an item past the end of the region */
   put_le32(b.p + meta_entry(b, l, GUID_DISK_SIZE) + 16, l.meta_len - 4);
   refuse_bytes("meta-item-past-region.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* an item inside the table itself */
   put_le32(b.p + meta_entry(b, l, GUID_DISK_SIZE) + 16, 16);
   refuse_bytes("meta-item-in-table.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* an item larger than 1 MiB */
   put_le32(b.p + meta_entry(b, l, GUID_DISK_SIZE) + 20, 0xFFFFFFF0u);
   refuse_bytes("meta-item-huge.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* two items on the same bytes */
   put_le32(b.p + meta_entry(b, l, GUID_LOGICAL) + 16,
            le32(b.p + meta_entry(b, l, GUID_FILE_PARAMS) + 16));
   refuse_bytes("meta-items-overlap.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* more entries than the table holds */
   b.p[l.meta + 10] = 0xFF;
   b.p[l.meta + 11] = 0xFF;
   refuse_bytes("meta-count.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
+  bytes_free(b);
 
   b = bytes_dup(ref);   /* signature */
   memcpy(b.p + l.meta, "metadatb", 8);
   refuse_bytes("meta-signature.vhdx", b, b.len, REFUSE_PROBED);
-  free(b.p);
-  free(ref.p);
+  bytes_free(b);
+  bytes_free(ref);
 }
 
 /* --- BAT ------------------------------------------------------------------ */
@@ -524,9 +524,9 @@ Test(badinput_vhdx, bat_entries, .init = setup, .fini = teardown)
     struct bytes b = bytes_dup(ref);
     bat_put(b, l, cases[i].index, cases[i].value);
     refuse_bytes(cases[i].name, b, b.len, REFUSE_PROBED);
-    free(b.p);
+    bytes_free(b);
   }
-  free(ref.p);
+  bytes_free(ref);
 }
 
 /* --- Parent chains ----------------------------------------------------- */
@@ -547,7 +547,7 @@ static void data_write_guid(const char *path, uint8_t g[16])
   struct bytes b = slurp(path);
   struct layout l = parse(b);
   memcpy(g, b.p + l.header + 32, 16);
-  free(b.p);
+  bytes_free(b);
 }
 
 /* Point the child in b to another parent: names and parent_linkage. */
@@ -574,7 +574,7 @@ static void repoint(const char *path, const char *old_parent, const char *old_na
   struct bytes b = slurp(path);
   repoint_bytes(b, og, old_name, ng, new_name);
   spit(path, b.p, b.len);
-  free(b.p);
+  bytes_free(b);
 }
 
 Test(badinput_vhdx, parent_loop, .init = setup, .fini = teardown)
@@ -653,9 +653,9 @@ static const char *make_chain(unsigned images)
     fix_crc(c, HEADER1, 4096);
     fix_crc(c, HEADER2, 4096);
     spit(spath(name), c.p, c.len);
-    free(c.p);
+    bytes_free(c);
   }
-  free(tmpl.p);
+  bytes_free(tmpl);
   snprintf(top, sizeof top, "l%02u.vhdx", images - 1);
   return spath(top);
 }

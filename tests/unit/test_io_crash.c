@@ -20,7 +20,13 @@
 #define MiB (1024u * 1024u)
 #define DISK (4 * MiB)
 
-static uint8_t *model_new(void) { uint8_t *m = calloc(1, DISK); cr_assert_not_null(m); return m; }
+static uint8_t *model_new(void)
+{
+  uint8_t *m = fake_realloc(NULL, DISK);   /* tracked: freed by teardown */
+  cr_assert_not_null(m);
+  memset(m, 0, DISK);
+  return m;
+}
 
 static void pattern(uint8_t *buf, size_t len, unsigned seed)
 {
@@ -96,7 +102,7 @@ static void session(const struct fake *start, struct fake *logf, uint8_t *after,
 static void check_prefixes(const struct fake *start, const struct fake *logf,
                            const uint8_t *before, const uint8_t *after, size_t flushed_at)
 {
-  uint8_t *got = malloc(DISK);
+  uint8_t *got = model_new();
   cr_assert_gt(logf->nlog, 0u, "the session changed nothing");
   for (size_t k = 0; k <= logf->nlog; k++) {
     struct fake f;
@@ -118,7 +124,7 @@ static void check_prefixes(const struct fake *start, const struct fake *logf,
     vhd_close(img);
     fake_destroy(&f);
   }
-  free(got);
+  fake_free(got);
 }
 
 /* Writes that allocate blocks, fill parts of blocks, overwrite allocated data
@@ -154,8 +160,8 @@ static void crash_dynamic(enum vhd_format fmt)
   check_prefixes(&start, &logf, before, after, flushed_at);
   fake_destroy(&logf);
   fake_destroy(&start);
-  free(before);
-  free(after);
+  fake_free(before);
+  fake_free(after);
 }
 
 static void crash_differencing(enum vhd_format fmt)
@@ -191,11 +197,14 @@ static void crash_differencing(enum vhd_format fmt)
   check_prefixes(&start, &logf, before, after, flushed_at);
   fake_destroy(&logf);
   fake_destroy(&start);
-  free(before);
-  free(after);
+  fake_free(before);
+  fake_free(after);
   unlink(parent);
   rmdir(dir);
 }
+
+static void free_fakes(void) { fake_free_all(); }
+TestSuite(io_crash, .fini = free_fakes);
 
 Test(io_crash, vhd_dynamic, .timeout = 240) { crash_dynamic(VHD_FORMAT_VHD); }
 Test(io_crash, vhd_differencing, .timeout = 240) { crash_differencing(VHD_FORMAT_VHD); }

@@ -221,6 +221,9 @@ static void faults_while_reading(enum vhd_format fmt)
   fake_destroy(&w);
 }
 
+static void free_fakes(void) { fake_free_all(); }
+TestSuite(io_faults, .fini = free_fakes);
+
 Test(io_faults, vhd_writes) { faults_while_writing(VHD_FORMAT_VHD); }
 Test(io_faults, vhd_reads) { faults_while_reading(VHD_FORMAT_VHD); }
 Test(io_faults, vhdx_writes, .timeout = 120) { faults_while_writing(VHD_FORMAT_VHDX); }
