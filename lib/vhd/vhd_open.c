@@ -51,22 +51,33 @@ static bool is_sparse_type(uint32_t t)
 int vhd_fmt_probe(vhd_io *io, uint64_t size)
 {
   uint8_t buf[VHD_FOOTER_SIZE];
+  int r;
 
   /* The footer at the end is authoritative; a fixed VHD has nothing else,
-   * and its first sector is guest data that may itself say "conectix". */
-  if (size >= VHD_FOOTER_SIZE && io_pread(io, buf, 8, size - VHD_FOOTER_SIZE) == 0 &&
-      vhd_footer_has_cookie(buf))
-    return 100;
-  if (size % 512 == VHD_FOOTER_SIZE_OLD &&
-      io_pread(io, buf, 8, size - VHD_FOOTER_SIZE_OLD) == 0 && vhd_footer_has_cookie(buf))
-    return 100;
+   * and its first sector is guest data that may itself say "conectix".
+   * A read that fails is reported (the message is set), not taken for
+   * "not a VHD", or raw would claim a file we could not look at. */
+  if (size >= VHD_FOOTER_SIZE) {
+    if ((r = io_pread(io, buf, 8, size - VHD_FOOTER_SIZE)) < 0)
+      return r;
+    if (vhd_footer_has_cookie(buf))
+      return 100;
+  }
+  if (size % 512 == VHD_FOOTER_SIZE_OLD) {
+    if ((r = io_pread(io, buf, 8, size - VHD_FOOTER_SIZE_OLD)) < 0)
+      return r;
+    if (vhd_footer_has_cookie(buf))
+      return 100;
+  }
   /* A dynamic disk whose end was lost still has its copy. Claim it even
    * when too short to be whole: it is a damaged VHD, and open then says
    * so, rather than a raw disk. */
-  if (size >= VHD_FOOTER_SIZE && io_pread(io, buf, VHD_FOOTER_SIZE, 0) == 0 &&
-      vhd_footer_has_cookie(buf) &&
-      is_sparse_type(get_be32(buf + 60)))
-    return 60;
+  if (size >= VHD_FOOTER_SIZE) {
+    if ((r = io_pread(io, buf, VHD_FOOTER_SIZE, 0)) < 0)
+      return r;
+    if (vhd_footer_has_cookie(buf) && is_sparse_type(get_be32(buf + 60)))
+      return 60;
+  }
   return 0;
 }
 
