@@ -88,7 +88,7 @@ static void usage(FILE *f)
           "usage: random-write-bench create [-f vhd|vhdx] [-b BLOCK] [-s SIZE] IMAGE\n"
           "       random-write-bench script [-n N] [-S SEED] [-s SIZE]\n"
           "       random-write-bench run    [-n N] [-S SEED] [-s SIZE] IMAGE\n"
-          "defaults: -n 10000 -S 20240601 -s 2G -f vhd -b 0 (format default)\n");
+          "defaults: -n 5000 -S 20240601 -s 2G -f vhd -b 0 (format default)\n");
 }
 
 static int parse_opts(int argc, char **argv, struct opts *o)
@@ -215,7 +215,7 @@ int main(int argc, char **argv)
     return 2;
   }
   const char *cmd = argv[1];
-  struct opts o = {10000, 20240601, 2ull << 30, 0, VHD_FORMAT_VHD};
+  struct opts o = {5000, 20240601, 2ull << 30, 0, VHD_FORMAT_VHD};
   if (parse_opts(argc - 1, argv + 1, &o) < 0)
     return 2;
   int rest = argc - 1 - optind;
