@@ -84,9 +84,13 @@ int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
 {
   if (img->type != VHD_TYPE_DIFFERENCING || (img->flags & VHD_OPEN_NO_PARENT))
     return 0;
-  if (depth >= VHD_MAX_CHAIN_DEPTH)
-    return vhd_error(ELOOP, "%s: differencing chain deeper than %d images", img->path,
-                     VHD_MAX_CHAIN_DEPTH);
+  if (depth >= VHD_MAX_CHAIN_DEPTH) {
+    const struct chain_trail *top = trail;
+    while (top && top->below)
+      top = top->below;
+    return vhd_error(ELOOP, "%s: differencing chain deeper than %d images (at %s)",
+                     top ? top->image->path : img->path, VHD_MAX_CHAIN_DEPTH, img->path);
+  }
   if (!img->drv->parent_candidates || !img->drv->parent_matches)
     return vhd_error(ENOTSUP, "%s: cannot open the parent of this image", img->path);
 

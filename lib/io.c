@@ -55,6 +55,9 @@ int io_pwrite(vhd_io *io, const void *buf, size_t count, uint64_t offset)
     return 0;
   if (!io_writable(io) || !io->ops->pwrite)
     return vhd_error(EROFS, "%s: the file is open read-only", io->name);
+  if (offset + count < offset)
+    return vhd_error(EINVAL, "%s: write at offset %llu overflows", io->name,
+                     (unsigned long long)offset);
   int r = io->ops->pwrite(io->opaque, buf, count, offset);
   if (r < 0)
     return vhd_error(-r, "%s: write of %zu bytes at offset %llu: %s", io->name,

@@ -47,6 +47,8 @@ static int mem_set_size(void *opaque, uint64_t size)
 static int mem_pwrite(void *opaque, const void *buf, size_t count, uint64_t offset)
 {
   struct membuf *m = opaque;
+  if (offset > MEMORY_MAX_SIZE || count > MEMORY_MAX_SIZE - offset)
+    return -EFBIG;
   if (offset + count > m->size) {
     int r = mem_set_size(m, offset + count);
     if (r < 0)
