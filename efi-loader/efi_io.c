@@ -64,10 +64,10 @@ char *efi_path_normalise(const char *dir, const char *path)
 
 /* Read or write [off, off + len) of the host file's mapped clusters,
  * ignoring the logical size (the reserve record and the mirrored trailer
- * live past it). */
-static int phys_io(struct efi_file *f, uint64_t off, void *buf, size_t len, bool write)
+ * live past it). One of rbuf/wbuf is set. */
+static int phys_io(struct efi_file *f, uint64_t off, uint8_t *rbuf, const uint8_t *wbuf,
+                   size_t len)
 {
-  uint8_t *p = buf;
   while (len) {
     ptrdiff_t i = fsmap_extents_find(&f->ext, off);
     if (i < 0)
@@ -75,15 +75,28 @@ static int phys_io(struct efi_file *f, uint64_t off, void *buf, size_t len, bool
     const struct fsmap_extent *e = &f->ext.v[i];
     uint64_t in = off - e->file_offset;
     size_t n = e->length - in < len ? (size_t)(e->length - in) : len;
-    int r = write ? host_volume_write(f->vol, e->volume_offset + in, p, n)
-                  : host_volume_read(f->vol, e->volume_offset + in, p, n);
+    int r = wbuf ? host_volume_write(f->vol, e->volume_offset + in, wbuf, n)
+                 : host_volume_read(f->vol, e->volume_offset + in, rbuf, n);
     if (r < 0)
       return r;
-    p += n;
+    if (wbuf)
+      wbuf += n;
+    else
+      rbuf += n;
     off += n;
     len -= n;
   }
   return 0;
+}
+
+static int phys_read(struct efi_file *f, uint64_t off, void *buf, size_t len)
+{
+  return phys_io(f, off, buf, NULL, len);
+}
+
+static int phys_write(struct efi_file *f, uint64_t off, const void *buf, size_t len)
+{
+  return phys_io(f, off, NULL, buf, len);
 }
 
 static int zero_fill(struct efi_file *f, uint64_t from, uint64_t to)
@@ -92,7 +105,7 @@ static int zero_fill(struct efi_file *f, uint64_t from, uint64_t to)
     return -ENOMEM;
   while (from < to) {
     size_t n = to - from < ZERO_CHUNK ? (size_t)(to - from) : ZERO_CHUNK;
-    int r = phys_io(f, from, zero_chunk, n, true);
+    int r = phys_write(f, from, zero_chunk, n);
     if (r < 0)
       return r;
     from += n;
@@ -108,7 +121,7 @@ int efi_file_read_phys(struct efi_file *f, uint64_t off, void *buf, size_t len)
     memcpy(buf, f->data + off, len);
     return 0;
   }
-  return phys_io(f, off, buf, len, false);
+  return phys_read(f, off, buf, len);
 }
 
 int efi_file_write_record(struct efi_file *f)
@@ -117,7 +130,7 @@ int efi_file_write_record(struct efi_file *f)
     return 0;
   uint8_t rec[RESERVE_RECORD_SIZE];
   reserve_record_encode(rec, f->phys_size, f->size, f->tail);
-  return phys_io(f, f->record_off, rec, sizeof rec, true);
+  return phys_write(f, f->record_off, rec, sizeof rec);
 }
 
 /* ---- vhd_io_ops ------------------------------------------------------------ */
@@ -131,7 +144,7 @@ static int ef_pread(void *opaque, void *buf, size_t count, uint64_t off)
     if (f->mode == EFI_FILE_MEMORY) {
       memcpy(buf, f->data + off, n);
     } else {
-      int r = phys_io(f, off, buf, n, false);
+      int r = phys_read(f, off, buf, n);
       if (r < 0)
         return r;
     }
@@ -164,7 +177,7 @@ static int ef_pwrite(void *opaque, const void *buf, size_t count, uint64_t off)
   if (off > f->size)
     r = grow_to(f, off);
   if (r == 0)
-    r = phys_io(f, off, (void *)buf, count, true);
+    r = phys_write(f, off, buf, count);
   if (r == 0 && off + count > f->size) {
     f->size = off + count;
     r = efi_file_write_record(f);
@@ -173,7 +186,7 @@ static int ef_pwrite(void *opaque, const void *buf, size_t count, uint64_t off)
    * is copied to the physical end, where other readers look for it. */
   if (r == 0 && f->tail && count == f->tail && off + count == f->size &&
       memcmp(buf, f->tail_cookie, sizeof f->tail_cookie) == 0)
-    r = phys_io(f, f->phys_size - f->tail, (void *)buf, count, true);
+    r = phys_write(f, f->phys_size - f->tail, buf, count);
   return r;
 }
 

@@ -15,13 +15,13 @@ static bool sparse(enum vhd_disk_type t)
 static int open_chain(struct host_volume *vol, const char *path, bool ram, bool rw,
                       vhd_image **img, struct efi_file **top)
 {
-  for (int use_record = 1; use_record >= 0; use_record--) {
+  bool use_record = true;
+  for (;;) {
     vhd_io *io;
     int r = efi_file_open(vol, path, rw ? VHD_IO_RDWR : VHD_IO_RDONLY, ram, &io);
     if (r < 0)
       return r;
-    struct efi_file *f = efi_file_find(path);
-    bool applied = use_record && reserve_apply_record(f);
+    bool applied = use_record && reserve_apply_record(efi_file_find(path));
     r = vhd_open_io(io, VHD_FORMAT_AUTO, rw ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY, img);
     if (r == 0) {
       *top = efi_file_find(path);
@@ -29,8 +29,8 @@ static int open_chain(struct host_volume *vol, const char *path, bool ram, bool 
     }
     if (!applied)
       return r;
+    use_record = false;
   }
-  return -EIO;   /* not reached */
 }
 
 int boot_image_open(struct host_volume *vol, const struct config *cfg, struct boot_image *out)

@@ -525,12 +525,12 @@ class Boot:
 ANSI = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
 
 
-def boot(env, disks, timeout=240, snapshot=False):
+def boot(env, disks, timeout=240, snapshot=False, memory=512):
     """Boot OVMF with disks (paths; the first is bootindex 0) and return a
     Boot. The vars store is copied per run (OVMF writes it on every boot)."""
     vars_copy = env.path("vars.fd")
     shutil.copyfile(env.vars, vars_copy)
-    cmd = [env.qemu, "-machine", "q35,accel=tcg", "-m", "512", "-smp", "1",
+    cmd = [env.qemu, "-machine", "q35,accel=tcg", "-m", str(memory), "-smp", "1",
            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
            "-no-reboot", "-serial", "stdio", "-monitor", "none", "-parallel", "none",
            "-net", "none",

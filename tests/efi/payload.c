@@ -14,7 +14,8 @@
  * and then powers the machine off. Options come from its load options
  * (the loader's args= setting): "write" creates \WRITTEN.TXT and a 3 MiB
  * \WRITTEN.BIN of deterministic bytes; "bench=\PATH" reads a file whole
- * between PAYLOAD-BENCH-START and the PAYLOAD-BENCH line. With a
+ * between PAYLOAD-BENCH-START and PAYLOAD-BENCH-READ (reads only), then
+ * again for the PAYLOAD-BENCH line's CRC. With a
  * \CHAIN.TXT on its volume it runs the loader once per line first (see
  * run_chain). */
 #include <efi.h>
@@ -63,7 +64,8 @@ static CHAR8 *read_text(CHAR16 *name)
   return buf;
 }
 
-/* Size and CRC of a whole file, read in 1 MiB pieces. */
+/* Size and CRC of a whole file, read in 1 MiB pieces (crc NULL: read
+ * only, to time the reads alone). */
 static EFI_STATUS checksum_file(CHAR16 *name, UINT64 *size, UINT32 *crc)
 {
   EFI_FILE_HANDLE f;
@@ -77,13 +79,15 @@ static EFI_STATUS checksum_file(CHAR16 *name, UINT64 *size, UINT32 *crc)
     return EFI_OUT_OF_RESOURCES;
   }
   *size = 0;
-  *crc = 0;
+  if (crc)
+    *crc = 0;
   for (;;) {
     UINTN n = cap;
     st = f->Read(f, &n, buf);
     if (st != EFI_SUCCESS || n == 0)
       break;
-    *crc = crc_update(*crc, buf, n);
+    if (crc)
+      *crc = crc_update(*crc, buf, n);
     *size += n;
   }
   FreePool(buf);
@@ -293,8 +297,19 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
   if (li->LoadOptionsSize >= 2 && li->LoadOptions) {
     opts = AllocateZeroPool(li->LoadOptionsSize + 2);
     CopyMem(opts, li->LoadOptions, li->LoadOptionsSize);
-    Print(L"PAYLOAD-OPTIONS: %s\n", opts);
+  } else if (root) {
+    /* Booted directly by the firmware (no options): \OPTIONS.TXT, so a
+     * benchmark can compare with the same disk booted through the loader. */
+    CHAR8 *text = read_text(L"\\OPTIONS.TXT");
+    if (text) {
+      UINTN n = strlena(text);
+      opts = AllocateZeroPool((n + 1) * sizeof(CHAR16));
+      for (UINTN i = 0; i < n; i++)
+        opts[i] = (CHAR16)text[i];
+    }
   }
+  if (opts)
+    Print(L"PAYLOAD-OPTIONS: %s\n", opts);
   int present;
   option(opts, L"write", &present);
   if (present) {
@@ -306,8 +321,25 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
   }
   CHAR16 *bench = option(opts, L"bench", &present);
   if (present && bench && root) {
+    static CHAR16 bench_path[256];
+    StrCpy(bench_path, bench);   /* option() reuses its buffer */
+    bench = bench_path;
+    /* passes=N reads it N times, so the timed span is long enough to
+     * measure on a busy machine. */
+    CHAR16 *passes_text = option(opts, L"passes", &present);
+    UINTN passes = present && passes_text ? Atoi(passes_text) : 1;
+    if (passes < 1)
+      passes = 1;
     Print(L"PAYLOAD-BENCH-START\n");
-    EFI_STATUS st = checksum_file(bench, &size, &crc);
+    EFI_STATUS st = EFI_SUCCESS;
+    UINT64 total = 0;
+    for (UINTN i = 0; i < passes && st == EFI_SUCCESS; i++) {
+      st = checksum_file(bench, &size, NULL);
+      total += size;
+    }
+    Print(L"PAYLOAD-BENCH-READ: bytes=%ld\n", total);
+    if (st == EFI_SUCCESS)
+      st = checksum_file(bench, &size, &crc);
     if (st == EFI_SUCCESS)
       Print(L"PAYLOAD-BENCH: bytes=%ld crc32=%08x\n", size, crc);
     else
