@@ -498,3 +498,103 @@ Test(efi_extents, exfat_bad_entry_set_checksum)
   unmount_image(&m);
   free(t);
 }
+
+/* Damaged volumes must never crash, hang or read out of bounds: mutate
+ * bytes of real FAT12 and exFAT images in memory (boot sector, FAT,
+ * directories) and walk them. The mapper's answers may be anything, but
+ * extents it returns must lie inside the volume. ASan/UBSan builds make
+ * the out-of-bounds part strict. */
+struct mem_vol {
+  uint8_t *data;
+  uint64_t size;
+};
+
+static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+  struct mem_vol *m = ctx;
+  if (off > m->size || len > m->size - off)
+    return -EIO;
+  memcpy(buf, m->data + off, len);
+  return 0;
+}
+
+static uint8_t *slurp(const char *name, uint64_t *size)
+{
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", workdir, name);
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f);
+  fseek(f, 0, SEEK_END);
+  *size = (uint64_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *d = malloc(*size);
+  cr_assert_eq(fread(d, 1, *size, f), *size);
+  fclose(f);
+  return d;
+}
+
+static void mutate_and_walk(const uint8_t *orig, uint64_t size, uint64_t hot_bytes,
+                            const char *const *paths, unsigned rounds)
+{
+  struct mem_vol m = { malloc(size), size };
+  memcpy(m.data, orig, size);
+  uint32_t x = 12345;
+  for (unsigned round = 0; round < rounds; round++) {
+    unsigned flips = 1 + round % 8;
+    uint64_t at[8];
+    for (unsigned k = 0; k < flips; k++) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+      at[k] = x % hot_bytes;
+      m.data[at[k]] ^= (uint8_t)(1u << (x >> 29));
+    }
+    struct fsmap_volume vol;
+    if (fsmap_mount(&vol, mem_read, &m, size) == 0) {
+      for (const char *const *p = paths; *p; p++) {
+        struct fsmap_file f;
+        struct fsmap_extents e;
+        memset(&e, 0, sizeof e);
+        if (fsmap_lookup(&vol, *p, &f) == 0 && !f.directory && fsmap_map(&vol, &f, &e) == 0)
+          for (size_t i = 0; i < e.count; i++)
+            cr_assert_leq(e.v[i].volume_offset + e.v[i].length, size,
+                          "round %u: extent past the end of the volume", round);
+        fsmap_extents_free(&e);
+      }
+    }
+    fsmap_unmount(&vol);
+    for (unsigned k = 0; k < flips; k++)   /* undo: the next round starts clean */
+      m.data[at[k]] = orig[at[k]];
+  }
+  free(m.data);
+}
+
+Test(efi_extents, damaged_volumes_do_not_crash)
+{
+  sh("mkfs.fat -C -F 12 -s 1 fat.img 1024");
+  uint8_t *d = pattern(40000, 50);
+  write_file("d.bin", d, 40000);
+  sh("mmd -i fat.img '::/Some directory' && mcopy -i fat.img d.bin '::/Some directory/A long name.bin' "
+     "&& mcopy -i fat.img d.bin ::/SHORT.BIN");
+  sh("truncate -s 8M ex.img && mkfs.exfat -c 4096 ex.img && %s %s ex.img mkdir /Dir + "
+     "put d.bin '/Dir/A long name.bin' --fragments 3 + put d.bin /short.bin",
+     python(), exfatput());
+  static const char *const paths[] = { "/Some directory/A long name.bin", "/SHORT.BIN",
+                                       "/Dir/A long name.bin", "/short.bin", NULL };
+  uint64_t size;
+  uint8_t *fat = slurp("fat.img", &size);
+  /* Boot sector, both FATs and the root directory of this FAT12 volume. */
+  mutate_and_walk(fat, size, 16384, paths, 3000);
+  free(fat);
+  uint8_t *ex = slurp("ex.img", &size);
+  /* Boot region, FAT, and the start of the cluster heap (bitmap, up-case
+   * table, root and sub-directories). */
+  struct mem_vol mv = { ex, size };
+  struct fsmap_volume vol;
+  cr_assert_eq(fsmap_mount(&vol, mem_read, &mv, size), 0);
+  uint64_t hot = vol.heap_offset + 16 * (uint64_t)vol.cluster_size;
+  fsmap_unmount(&vol);
+  mutate_and_walk(ex, size, hot < size ? hot : size, paths, 3000);
+  free(ex);
+  free(d);
+}
