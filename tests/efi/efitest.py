@@ -348,21 +348,25 @@ def fallback_disk(env, chain=None):
 
 
 def chain_runs(b):
-    """Per CHAIN.TXT line: (options, loader lines, status, tpl)."""
+    """Per CHAIN.TXT line: (options, loader lines, status, tpl, Boot of the
+    lines in between, e.g. those of an inner payload started by that run)."""
     runs, cur = [], None
     for line in b.lines:
         m = re.search(r"PAYLOAD-CHAIN (\d+): (.*)", line)
         if m:
-            cur = [m.group(2), [], None, None]
+            cur = [m.group(2), [], None, None, []]
             continue
         m = re.search(r"PAYLOAD-CHAIN-RESULT (\d+): status=([0-9a-fA-F]+) tpl=(\d+)", line)
         if m and cur is not None:
             cur[2], cur[3] = int(m.group(2), 16), int(m.group(3))
+            cur[4] = Boot(cur[4], [0.0] * len(cur[4]), b.rc, b.wall, b.cpu)
             runs.append(tuple(cur))
             cur = None
             continue
-        if cur is not None and line.startswith("vhdboot:"):
-            cur[1].append(line)
+        if cur is not None:
+            cur[4].append(line)
+            if line.startswith("vhdboot:"):
+                cur[1].append(line)
     return runs
 
 

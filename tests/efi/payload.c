@@ -8,10 +8,12 @@
  *   PAYLOAD-BLOCK-SIZE: <that volume's BlockIo block size>
  *   PAYLOAD-DATA: size=<bytes> crc32=<CRC-32 of \DATA.BIN, 8 hex digits>
  *   PAYLOAD-HANDOFF <i>: <hex of the loader's hand-off variable chunk i>
- *   PAYLOAD-WRITE: ok | failed (<status>)      (with the "write" option)
+ *   PAYLOAD-WRITE: ok | failed (<status>)      (with the "write" option; the
+ *                 written file is read back and compared)
  *   PAYLOAD-BENCH: bytes=<n> crc32=<x>         (with "bench=\FILE")
  *   PAYLOAD-DONE
- * and then powers the machine off. Options come from its load options
+ * and then powers the machine off (with the "return" option it returns
+ * instead). Options come from its load options
  * (the loader's args= setting): "write" creates \WRITTEN.TXT and a 3 MiB
  * \WRITTEN.BIN of deterministic bytes; "bench=\PATH" reads a file whole
  * between PAYLOAD-BENCH-START and PAYLOAD-BENCH-READ (reads only), then
@@ -135,6 +137,13 @@ static EFI_STATUS do_write(CHAR8 *marker)
   for (UINTN i = 0; i < big; i++)
     p[i] = (UINT8)(((UINT64)i * 2654435761u) >> 13);
   st = write_file(L"\\WRITTEN.BIN", p, big);
+  /* Read it back: through the firmware's FAT driver, from the disk (in cow
+   * mode, from the loader's overlay). */
+  UINT64 size;
+  UINT32 crc;
+  if (st == EFI_SUCCESS && checksum_file(L"\\WRITTEN.BIN", &size, &crc) == EFI_SUCCESS &&
+      (size != big || crc != crc_update(0, p, big)))
+    st = EFI_CRC_ERROR;
   FreePool(p);
   return st;
 }
@@ -347,6 +356,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
   }
   run_chain(image);
   Print(L"PAYLOAD-DONE\n");
+  option(opts, L"return", &present);
+  if (present)
+    return EFI_SUCCESS;   /* back to whoever started it (the loader) */
   RT->ResetSystem(EfiResetShutdown, EFI_SUCCESS, 0, NULL);
   return EFI_SUCCESS;
 }

@@ -8,7 +8,15 @@ That payload then starts the loader once per line of its \\CHAIN.TXT, with
 the line as load options (as the UEFI shell would), and prints the status
 each run returned and the TPL afterwards. Every broken setup must produce
 exactly one "vhdboot: ..." line naming the problem, an error status, and
-TPL 4 afterwards; nothing may hang. One boot covers all cases.
+TPL 4 afterwards; nothing may hang.
+
+The same boot then runs good settings through load options, with the inner
+payload told to return instead of powering off: a path relative to the
+loader's directory, a host partition named by GUID with a quoted path
+containing blanks, and cow with a write that the payload reads back (from
+the overlay). Each must start the inner payload at TPL 4 with the right
+data, get its status back, remove its disk (the next run opens the same
+image again) and leave the image file unchanged. One boot covers all.
 """
 import os
 import struct
@@ -83,8 +91,20 @@ def body(env, res):
     host.esp.put(child, "/WRONG/child.vhd")
     host.esp.put(impostor, "/WRONG/base.vhd")
     host.esp.put(dyn, "/GOOD/dyn.vhd")
+    host.esp.mkdir("/GOOD/with space")
+    host.esp.put(dyn, "/GOOD/with space/dyn copy.vhd")
     host.no_config()
-    fb = T.fallback_disk(env, chain=[opts for _, opts, _ in CASES])
+    good = [
+        ("relative image path (loader in \\), program name ignored",
+         "image=GOOD\\dyn.vhd args=return", False),
+        ("partition by GPT GUID, quoted path with blanks",
+         f'partition={host.esp_guid} "image=\\GOOD\\with space\\dyn copy.vhd" args=return',
+         False),
+        ("cow: the payload writes and reads its files back from the overlay",
+         'image=\\GOOD\\dyn.vhd mode=cow "args=write return"', True),
+    ]
+    chain = [opts for _, opts, _ in CASES] + [opts for _, opts, _ in good]
+    fb = T.fallback_disk(env, chain=chain)
 
     b = T.boot(env, [host.path, fb])
     # Boot option 0: no configuration at all.
@@ -108,7 +128,7 @@ def body(env, res):
         if i >= len(runs):
             res.check(name, ["the payload never got to this case"], b)
             continue
-        got_opts, said, status, tpl = runs[i]
+        got_opts, said, status, tpl, _ = runs[i]
         problems = []
         if opts not in got_opts:
             problems.append(f"ran with {got_opts!r}")
@@ -121,8 +141,28 @@ def body(env, res):
         if tpl != 4:
             problems.append(f"TPL {tpl} after the loader returned")
         res.check(f"{name}: {said[0] if said else '(nothing said)'}", problems, b)
+    for k, (name, opts, writes) in enumerate(good):
+        i = len(CASES) + k
+        if i >= len(runs):
+            res.check(name, ["the payload never got to this case"], b)
+            continue
+        got_opts, said, status, tpl, inner = runs[i]
+        problems = T.expect_payload(inner, "FAIL-BASE", data)
+        if status != 0:
+            problems.append(f"returned status {status:#x}")
+        if tpl != 4:
+            problems.append(f"TPL {tpl} after the loader returned")
+        if len(said) != 2 or "starting" not in said[0] or "returned: success" not in said[1]:
+            problems.append(f"loader lines {said}")
+        if writes and inner.value("PAYLOAD-WRITE") != "ok":
+            problems.append(f"payload write/read back: {inner.value('PAYLOAD-WRITE')}")
+        res.check(name, problems, b)
+    problems = []
     if not b.has("PAYLOAD-DONE"):
-        res.check("the payload finished after all runs", ["it did not"], b)
+        problems.append("the fallback payload did not finish")
+    if host.esp.get(env, "/GOOD/dyn.vhd") != open(dyn, "rb").read():
+        problems.append("the image used in cow mode changed")
+    res.check("all runs done; the cow image is unchanged", problems, b)
 
 
 if __name__ == "__main__":
