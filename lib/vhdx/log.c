@@ -281,13 +281,17 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
   if (h->log_length == 0 && !pending)
     return 0;
   if (h->log_length % VHDX_MIB || h->log_length == 0 || h->log_offset % VHDX_MIB ||
-      h->log_offset < VHDX_MIB || h->log_offset + h->log_length > s->file_size) {
+      h->log_offset < VHDX_MIB || h->log_offset > s->file_size ||
+      h->log_length > s->file_size - h->log_offset) {
     int r = diag_corrupt(d, "%s: log (offset %llu, length %u) is not a 1 MiB-aligned "
                          "range inside the file (%llu bytes) after its first MiB", s->path,
                          (unsigned long long)h->log_offset, h->log_length,
                          (unsigned long long)s->file_size);
     if (r < 0 || pending)
       return r < 0 ? r : vhd_error(EINVAL, "%s: the log cannot be replayed", s->path);
+    /* Checking goes on as if there were no log. */
+    s->hdr.log_offset = 0;
+    s->hdr.log_length = 0;
     return 0;
   }
   if (!pending)
@@ -316,6 +320,13 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
   if (seq.count == 0) {
     r = diag_corrupt(d, "%s: header log_guid is set but the log holds no valid entry "
                      "sequence", s->path);
+    goto out;
+  }
+  /* 64 TiB of data plus every structure fits well below 2^47 bytes. */
+  if (seq.head.last_file_offset > (1ull << 47) || seq.head.last_file_offset % VHDX_MIB) {
+    r = vhdx_fatal(d, "%s: log entry %llu: last_file_offset %llu is not a plausible file "
+                   "size", s->path, (unsigned long long)seq.head.sequence,
+                   (unsigned long long)seq.head.last_file_offset);
     goto out;
   }
   if (s->file_size < seq.head.flushed_file_offset) {
