@@ -302,7 +302,9 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
   uint32_t ss = img->sector_size;
   uint64_t start = (offset + ss - 1) / ss * ss;
   uint64_t end = (offset + length) / ss * ss;
-  static const uint8_t zeros[4096];
+  /* Two partial sectors of up to 4096 bytes each can lie inside one
+   * request without a whole sector between them. */
+  static const uint8_t zeros[2 * 4096];
   vhd_rwlock_wrlock(&img->lock);
   if (start >= end) {
     /* Inside one sector (or two partial ones): plain zero writes. */

@@ -123,9 +123,7 @@ static void random_model(enum vhd_disk_type type, uint64_t size, uint32_t block,
   for (int i = 0; i < ops; i++) {
     uint64_t off, len;
     unsigned op = (unsigned)below(10);
-    /* Sub-sector zeroing of 4096-byte sectors is left out: it goes through
-     * the image layer's edge handling, not this driver. */
-    pick(size, op >= 6 && op < 8 && lss == 4096 ? lss : below(2) ? lss : 1, &off, &len);
+    pick(size, below(2) ? lss : 1, &off, &len);
     if (op < 6) {
       bool zeros = below(5) == 0;
       for (uint64_t k = 0; k < len; k++)
