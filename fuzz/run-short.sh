@@ -1,6 +1,7 @@
 #!/bin/sh
 # Build the fuzz harnesses with clang (own build directory) and run each for
-# a fixed short time; any crash, leak, timeout or broken promise fails.
+# a fixed short time; any crash, leak, timeout, model mismatch or broken
+# promise fails. Corpora live in fuzz/corpus/<harness> (git-ignored).
 #
 #   fuzz/run-short.sh [SECONDS]      (default 60; FUZZ_BUILD_DIR overrides build-fuzz)
 set -eu
@@ -16,8 +17,10 @@ cmake --build "$dir" -j"$(nproc)" --target vhdtool $(cd fuzz && ls fuzz_*.c | se
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
-mkdir -p fuzz/corpus
-fuzz/make-corpus.sh "$dir/tools/vhdtool" fuzz/corpus
+# fuzz_open starts from small valid images; fuzz_write's inputs are
+# operation lists, which it grows from nothing.
+mkdir -p fuzz/corpus/open fuzz/corpus/write
+fuzz/make-corpus.sh "$dir/tools/vhdtool" fuzz/corpus/open
 
 # Real images from other tools, as extra read-only seeds (kept out of the
 # project tree: decompressed into a temporary directory).
@@ -40,9 +43,16 @@ mkdir -p "$dir/artifacts"
 status=0
 for fuzzer in "$dir"/fuzz/fuzz_*; do
   [ -x "$fuzzer" ] || continue
-  echo "== $(basename "$fuzzer") for ${secs}s"
-  "$fuzzer" -max_total_time="$secs" -max_len=1048576 -rss_limit_mb=2048 -timeout=25 \
-    -print_final_stats=1 -artifact_prefix="$dir/artifacts/" fuzz/corpus "$extra" || status=1
+  name=$(basename "$fuzzer")
+  case $name in
+    fuzz_open) args="-max_len=1048576 fuzz/corpus/open $extra" ;;
+    fuzz_write) args="-max_len=1024 -len_control=0 fuzz/corpus/write" ;;
+    *) args="-max_len=1048576 fuzz/corpus/${name#fuzz_}"; mkdir -p "fuzz/corpus/${name#fuzz_}" ;;
+  esac
+  echo "== $name for ${secs}s"
+  # shellcheck disable=SC2086
+  "$fuzzer" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 \
+    -artifact_prefix="$dir/artifacts/$name-" $args || status=1
 done
 [ $status = 0 ] && echo "fuzz: no crash" || echo "fuzz: FAILED, see $dir/artifacts/"
 exit $status
