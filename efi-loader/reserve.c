@@ -32,11 +32,6 @@ static bool record_decode(const uint8_t *rec, uint64_t *phys, uint64_t *logical,
   return true;
 }
 
-static int read_phys(struct efi_file *f, uint64_t off, void *buf, size_t len)
-{
-  return efi_file_read_phys(f, off, buf, len);
-}
-
 bool reserve_apply_record(struct efi_file *f)
 {
   static const uint32_t tails[2] = { 0, 512 };
@@ -48,14 +43,15 @@ bool reserve_apply_record(struct efi_file *f)
     uint8_t rec[RESERVE_RECORD_SIZE];
     uint64_t phys, logical;
     uint32_t tail;
-    if (read_phys(f, off, rec, sizeof rec) < 0 || !record_decode(rec, &phys, &logical, &tail) ||
-        tail != t || phys != f->phys_size || logical > off || logical < 512)
+    if (efi_file_read_phys(f, off, rec, sizeof rec) < 0 ||
+        !record_decode(rec, &phys, &logical, &tail) || tail != t || phys != f->phys_size ||
+        logical > off || logical < 512)
       continue;
     if (t) {
       /* The trailer copy must be the image's own trailer. */
       uint8_t a[512], b[512];
-      if (read_phys(f, logical - t, a, t) < 0 || read_phys(f, f->phys_size - t, b, t) < 0 ||
-          memcmp(a, b, t) != 0)
+      if (efi_file_read_phys(f, logical - t, a, t) < 0 ||
+          efi_file_read_phys(f, f->phys_size - t, b, t) < 0 || memcmp(a, b, t) != 0)
         continue;
     }
     f->size = logical;
@@ -129,7 +125,7 @@ int reserve_ensure(struct host_volume *vol, struct efi_file *f, uint64_t want, u
   size_t end_len = RESERVE_RECORD_SIZE + tail;
   reserve_record_encode(end, target, f->size, tail);
   if (tail) {
-    int r = read_phys(f, f->size - tail, end + RESERVE_RECORD_SIZE, tail);
+    int r = efi_file_read_phys(f, f->size - tail, end + RESERVE_RECORD_SIZE, tail);
     if (r < 0)
       return vhd_error(-r, "%s: cannot read the image's last sector", f->path);
   }

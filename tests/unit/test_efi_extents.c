@@ -574,8 +574,9 @@ Test(efi_extents, damaged_volumes_do_not_crash)
   sh("mkfs.fat -C -F 12 -s 1 fat.img 1024");
   uint8_t *d = pattern(40000, 50);
   write_file("d.bin", d, 40000);
-  sh("mmd -i fat.img '::/Some directory' && mcopy -i fat.img d.bin '::/Some directory/A long name.bin' "
-     "&& mcopy -i fat.img d.bin ::/SHORT.BIN");
+  sh("mmd -i fat.img '::/Some directory' && "
+     "mcopy -i fat.img d.bin '::/Some directory/A long name.bin' && "
+     "mcopy -i fat.img d.bin ::/SHORT.BIN");
   sh("truncate -s 8M ex.img && mkfs.exfat -c 4096 ex.img && %s %s ex.img mkdir /Dir + "
      "put d.bin '/Dir/A long name.bin' --fragments 3 + put d.bin /short.bin",
      python(), exfatput());
