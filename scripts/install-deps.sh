@@ -11,4 +11,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   zlib1g-dev uuid-dev libcriterion-dev \
   nbdkit nbdkit-plugin-dev libnbd-bin \
   qemu-utils libvhdi-dev libvhdi-utils \
+  gnu-efi ovmf qemu-system-x86 mtools gdisk dosfstools exfatprogs \
   python3 bzip2 gzip coreutils
