@@ -7,7 +7,7 @@ SUDO=
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
-  build-essential cmake pkg-config clang \
+  build-essential cmake pkg-config clang libclang-rt-14-dev \
   zlib1g-dev uuid-dev libcriterion-dev \
   nbdkit nbdkit-plugin-dev libnbd-bin \
   qemu-utils libvhdi-dev libvhdi-utils \
