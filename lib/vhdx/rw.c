@@ -203,7 +203,15 @@ static int write_piece(struct vhd_image *img, const uint8_t *buf, uint64_t n, ui
   uint64_t chunk = b / s->chunk_ratio;
   uint64_t first = (b % s->chunk_ratio) * s->sectors_per_block + inblk / s->lss;
   unsigned st = vhdx_block_state(s, b);
-  int r;
+  bool present = st == VHDX_BAT_FULLY_PRESENT || st == VHDX_BAT_PARTIALLY_PRESENT;
+  /* Zeros into a block that reads as zeros change nothing: keep the image
+   * thin (and the file untouched). */
+  bool reads_zero = !present && (st != VHDX_BAT_NOT_PRESENT || !s->has_parent);
+  if (reads_zero && buffer_is_zero(buf, (size_t)n))
+    return 0;
+  int r = begin_change(s);
+  if (r < 0)
+    return r;
   switch (st) {
   case VHDX_BAT_FULLY_PRESENT:
     return io_pwrite(s->io, buf, (size_t)n, block_offset(s, b) + inblk);
@@ -215,11 +223,6 @@ static int write_piece(struct vhd_image *img, const uint8_t *buf, uint64_t n, ui
   default:
     break;
   }
-  /* Not allocated. Zeros into a block that reads as zeros change nothing:
-   * keep the image thin. */
-  bool reads_zero = st != VHDX_BAT_NOT_PRESENT || !s->has_parent;
-  if (reads_zero && buffer_is_zero(buf, (size_t)n))
-    return 0;
   bool partial = st == VHDX_BAT_NOT_PRESENT && s->has_parent && n < s->block_size;
   bool fresh_bitmap = false;
   if (partial) {
@@ -252,7 +255,7 @@ static int write_piece(struct vhd_image *img, const uint8_t *buf, uint64_t n, ui
   return 0;
 }
 
-/* Under the shared lock only writes into existing data may go ahead. */
+/* All of [off, off+len) lies in data this file already holds. */
 static bool writable_in_place(struct vhdx *s, uint64_t off, uint64_t len)
 {
   while (len) {
@@ -294,14 +297,10 @@ int vhdx_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
                bool exclusive)
 {
   struct vhdx *s = vhdx_of(img);
-  if (!exclusive) {
-    if (!s->guids_updated || s->broken || !writable_in_place(s, off, len))
-      return WRITE_NEEDS_EXCLUSIVE;
-    return write_range(img, buf, len, off);
-  }
-  int r = begin_change(s);
-  if (r < 0)
-    return r;
+  /* Under the shared lock only writes into existing data may go ahead,
+   * and only once the session's header update is done. */
+  if (!exclusive && (!s->guids_updated || s->broken || !writable_in_place(s, off, len)))
+    return WRITE_NEEDS_EXCLUSIVE;
   return write_range(img, buf, len, off);
 }
 
@@ -341,6 +340,9 @@ static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned 
 
   if (reads_zero && (st != VHDX_BAT_UNDEFINED || fixed || !whole))
     return 0;   /* UNDEFINED reads as zeros here; whole ones become ZERO below */
+  int r = begin_change(s);
+  if (r < 0)
+    return r;
   if (fixed && present) {
     /* Its space may still go back to the host. */
     if (trim && whole && io_punch_hole(s->io, block_offset(s, b), s->block_size) == 0)
@@ -353,7 +355,7 @@ static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned 
       /* Reading the old block before the BAT change is durable gives
        * zeros too, so the space can go at once; once punched (reading as
        * zeros) it can hold a new block after the next commit. */
-      int r = io_punch_hole(s->io, old, s->block_size);
+      r = io_punch_hole(s->io, old, s->block_size);
       if (r < 0 && r != -EOPNOTSUPP)
         return r;
       if (r == 0 && vhdx_space_push(&s->freed, old) < 0)
@@ -370,7 +372,7 @@ static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned 
 int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
 {
   struct vhdx *s = vhdx_of(img);
-  int r = begin_change(s);
+  int r = 0;
   while (r == 0 && len) {
     uint64_t n = min_u64(len, s->block_size - off % s->block_size);
     r = zero_piece(img, off, n, flags);
