@@ -24,10 +24,15 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d)
     if (located && VHDX_BAT_OFFSET(e) + len > end)
       end = VHDX_BAT_OFFSET(e) + len;
   }
-  if (s->file_size > end)
+  /* Less than a MiB cannot hold a block: slack some writers leave
+   * (Disk2VHD ends its files 512 bytes after the last block). */
+  if (s->file_size >= end + VHDX_MIB)
     diag_leak(d, s->file_size - end, "%s: %llu bytes after the last structure (offset %llu) "
               "belong to nothing", s->path, (unsigned long long)(s->file_size - end),
               (unsigned long long)end);
+  else if (s->file_size > end)
+    diag_info(d, "%s: %llu bytes of slack after the last structure", s->path,
+              (unsigned long long)(s->file_size - end));
   uint64_t allocated = 0;
   for (uint64_t b = 0; b < s->payload_blocks; b++) {
     unsigned st = vhdx_block_state(s, b);
