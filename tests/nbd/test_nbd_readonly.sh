@@ -32,8 +32,26 @@ readonly_case() {
   rm -f "$WORK/out" "$WORK/ref"
 }
 
-# refuses ARGS...: nbdkit with the plugin and ARGS does not start.
-refuses() { ! captive "$@" -- true > /dev/null 2>&1; }
+# Under the ASan preload, nbdkit itself (any plugin, even nbdkit's file
+# plugin on a missing file) deadlocks in exit() after a start-up error
+# (p11-kit's destructor waits for glibc's locale lock), so a refusal may
+# end in a timeout. Whether the image was served is told by a marker the
+# --run command leaves, never by the exit status alone.
+STARTUP_TIMEOUT=120
+[ -n "$NBDKIT_PRELOAD" ] && STARTUP_TIMEOUT=15
+
+# try_serve ARGS...: start nbdkit with ARGS; 0 if it served (ran --run).
+try_serve() {
+  rm -f "$WORK/served"
+  local saved=("${NBDKIT[@]}")
+  NBDKIT=(timeout "$STARTUP_TIMEOUT" "${NBDKIT[@]}")
+  captive "$@" -- "touch '$WORK/served'"
+  NBDKIT=("${saved[@]}")
+  [ -f "$WORK/served" ]
+}
+
+# refuses ARGS...: nbdkit with the plugin and ARGS does not serve.
+refuses() { ! try_serve "$@" > /dev/null 2>&1; }
 
 # startup_error LABEL IMAGE [PARAMS...]: nbdkit refuses to start and its
 # message contains vhdtool's message for the same file.
@@ -47,7 +65,7 @@ startup_error() {
     return
   fi
   want=$(head -1 "$WORK/verr" | sed 's/^vhdtool[a-z ]*: //')
-  if captive -r "$img" "$@" -- "echo served" > "$WORK/out" 2> "$WORK/err"; then
+  if try_serve -r "$img" "$@" > "$WORK/out" 2> "$WORK/err"; then
     not_ok "$label: nbdkit served the image"
   elif grep -qF -- "$want" "$WORK/err"; then
     ok "$label: nbdkit refuses to start with vhdtool's message ($want)"
@@ -103,22 +121,24 @@ elif ! gzip -dc "$log_image" > "$WORK/log.vhdx" || ! "$VHDTOOL" info --json "$WO
      [ "$(json_get "$WORK/info.json" format)" != vhdx ]; then
   echo "# skipped: vhdtool cannot open VHDX images yet (driver not built)"
 else
+  # The oracle: qemu-img replays the log of a copy (only a read-write open
+  # replays in qemu), then reads it. Compared by sha256 (1 GiB disks).
   cp "$WORK/log.vhdx" "$WORK/qemu.vhdx"
   qemu-img check -q -r all -f vhdx "$WORK/qemu.vhdx" > /dev/null 2>&1
   qemu-img convert -f vhdx -O raw "$WORK/qemu.vhdx" "$WORK/replayed.raw"
-  before=$(sha "$WORK/log.vhdx")
-  captive -r "$WORK/log.vhdx" -- "nbdcopy \"\$uri\" '$WORK/served.raw'" 2> "$WORK/err" ||
-    not_ok "vhdx log -r: export failed: $(head -c 300 "$WORK/err")"
-  same_file "vhdx log -r: served content = qemu-img's after replay" "$WORK/served.raw" "$WORK/replayed.raw"
-  check "vhdx log -r: the file is unchanged (sha256)" test "$(sha "$WORK/log.vhdx")" = "$before"
+  replayed=$(sha "$WORK/replayed.raw")
+  rm -f "$WORK/qemu.vhdx" "$WORK/replayed.raw"
   want=$(sed -n 's/^| vhdx-log-replay.vhdx.gz |[^|]*|[^|]*|[^|]*|[^|]*| \([0-9a-f]\{64\}\).*/\1/p' "$SHARED_DIR/images/CATALOG.md")
-  [ -n "$want" ] && check "vhdx log -r: content sha256 = the catalog's" test "$(sha "$WORK/served.raw")" = "$want"
-  rm -f "$WORK/served.raw"
+  [ -n "$want" ] && check "vhdx log: qemu-img's replay gives the catalog's content" test "$replayed" = "$want"
+
+  before=$(sha "$WORK/log.vhdx")
+  served=$(captive -r "$WORK/log.vhdx" -- 'nbdcopy "$uri" - | sha256sum' 2> "$WORK/err" | cut -d' ' -f1)
+  check "vhdx log -r: served content = qemu-img's after replay ($(head -c 200 "$WORK/err"))" test "$served" = "$replayed"
+  check "vhdx log -r: the file is unchanged (sha256)" test "$(sha "$WORK/log.vhdx")" = "$before"
 
   # Writable: the first connection replays the log into the file.
-  captive "$WORK/log.vhdx" -- "nbdcopy \"\$uri\" '$WORK/served.raw'" 2> "$WORK/err" ||
-    not_ok "vhdx log rw: export failed: $(head -c 300 "$WORK/err")"
-  same_file "vhdx log rw: served content = qemu-img's after replay" "$WORK/served.raw" "$WORK/replayed.raw"
+  served=$(captive "$WORK/log.vhdx" -- 'nbdcopy "$uri" - | sha256sum' 2> "$WORK/err" | cut -d' ' -f1)
+  check "vhdx log rw: served content = qemu-img's after replay ($(head -c 200 "$WORK/err"))" test "$served" = "$replayed"
   "$VHDTOOL" check --json "$WORK/log.vhdx" > "$WORK/check.json" 2>&1
   check "vhdx log rw: the log was replayed into the file" \
     test "$(json_get "$WORK/check.json" log-needs-replay)" = False
