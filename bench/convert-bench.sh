@@ -27,6 +27,8 @@ QEMU_SYNC=both      # no: qemu-img as is; yes: + fdatasync of its output; both
 FROM_INPUT=vhdtool  # which tool's image the *.from operations read (both tools read the same file)
 SRC=
 DIAG_NOSYNC=
+declare -A EXTRA    # -x NAME=PATH: more vhdtool builds to compare (A/B a change)
+EXTRA_NAMES=
 
 usage() {
   cat <<EOF
@@ -41,11 +43,13 @@ usage: $0 [options]
   -s FILE         raw source (default: \$BENCH_DIR/raw-2g.img, made by make-dataset)
   -n              diagnostic row: vhdtool with fsync/fdatasync disabled (LD_PRELOAD
                   nosync.so), to measure what vhdtool's durability costs
-environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD), VHDTOOL, TIMER, QEMU_IMG
+  -x NAME=PATH    also run the vhdtool at PATH as tool x-NAME (repeatable), checked
+                  like vhdtool: to A/B a library change in the same interleaved run
+environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD), LIBVHD_REV (commit shown in the header), VHDTOOL, TIMER, QEMU_IMG
 EOF
 }
 
-while getopts "r:w:o:q:i:s:nh" opt; do
+while getopts "r:w:o:q:i:s:nx:h" opt; do
   case $opt in
     r) ROUNDS=$OPTARG ;;
     w) WARMUP=$OPTARG ;;
@@ -54,6 +58,10 @@ while getopts "r:w:o:q:i:s:nh" opt; do
     i) FROM_INPUT=$OPTARG ;;
     s) SRC=$OPTARG ;;
     n) DIAG_NOSYNC=1 ;;
+    x) name=${OPTARG%%=*}
+       case $name in ""|*[!A-Za-z0-9_-]*) echo "-x takes NAME=PATH, NAME of letters, digits, - and _" >&2; exit 2 ;; esac
+       [ -x "${OPTARG#*=}" ] || { echo "-x $OPTARG: not an executable" >&2; exit 2; }
+       EXTRA[$name]=${OPTARG#*=}; EXTRA_NAMES="$EXTRA_NAMES x-$name" ;;
     h) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -168,6 +176,7 @@ done
 # is), qemu+sync (plus fdatasync).
 VTOOLS=vhdtool
 [ -n "$DIAG_NOSYNC" ] && VTOOLS="vhdtool vhdtool-nosync"
+VTOOLS="$VTOOLS$EXTRA_NAMES"
 QTOOLS=
 case $QEMU_SYNC in no) QTOOLS="qemu" ;; yes) QTOOLS="qemu+sync" ;; both) QTOOLS="qemu qemu+sync" ;; esac
 JOBS=()
@@ -181,15 +190,18 @@ done
 # Sets CMD (array), IN (file to warm), OUT, KIND (image or raw) for a job.
 job_setup() {
   local op=${1%%:*} tool=${1#*:} fmt=${1%%.*}
-  local dir=${op#*.}
+  local dir=${op#*.} vt=()
+  case $tool in
+    vhdtool) vt=("$VHDTOOL") ;;
+    vhdtool-nosync) vt=(env LD_PRELOAD="$NOSYNC" "$VHDTOOL") ;;
+    x-*) vt=("${EXTRA[${tool#x-}]}") ;;
+  esac
   if [ "$dir" = to ]; then
     IN=$SRC
     OUT=$WORK/out-${tool%+sync}.$fmt
     KIND=image
-    if [ "$tool" = vhdtool ]; then
-      CMD=("$VHDTOOL" convert -O "$fmt" -t dynamic --force "$SRC" "$OUT")
-    elif [ "$tool" = vhdtool-nosync ]; then
-      CMD=(env LD_PRELOAD="$NOSYNC" "$VHDTOOL" convert -O "$fmt" -t dynamic --force "$SRC" "$OUT")
+    if [ ${#vt[@]} -gt 0 ]; then
+      CMD=("${vt[@]}" convert -O "$fmt" -t dynamic --force "$SRC" "$OUT")
     elif [ "$fmt" = vhd ]; then
       CMD=("$QEMU_IMG" convert -f raw -O vpc -o subformat=dynamic,force_size=on "$SRC" "$OUT")
     else
@@ -199,10 +211,8 @@ job_setup() {
     IN=${FROM_IMG[$fmt]}
     OUT=$WORK/out-${tool%+sync}.raw
     KIND=raw
-    if [ "$tool" = vhdtool ]; then
-      CMD=("$VHDTOOL" convert -O raw --force "$IN" "$OUT")
-    elif [ "$tool" = vhdtool-nosync ]; then
-      CMD=(env LD_PRELOAD="$NOSYNC" "$VHDTOOL" convert -O raw --force "$IN" "$OUT")
+    if [ ${#vt[@]} -gt 0 ]; then
+      CMD=("${vt[@]}" convert -O raw --force "$IN" "$OUT")
     else
       CMD=("$QEMU_IMG" convert -f "$(qemu_fmt "$fmt")" -O raw "$IN" "$OUT")
     fi
@@ -222,7 +232,7 @@ run_job() {   # job round
   "$TIMER" -o "$tfile" "${sync[@]}" -- "${CMD[@]}" > /dev/null ||
     die "$job failed: ${CMD[*]}"
   # Correctness: every vhdtool run, and each qemu-img command once.
-  if [ "$tool" = vhdtool ] || [ -z "${CHECKED[$job]:-}" ]; then
+  if [ "$tool" = vhdtool ] || [ "${tool#x-}" != "$tool" ] || [ -z "${CHECKED[$job]:-}" ]; then
     if [ "$KIND" = image ]; then
       check_image "$fmt" "$OUT" || die "$job: output differs from the source (round $round)"
     else
@@ -240,7 +250,7 @@ run_job() {   # job round
   echo "machine:  $(nproc) vCPU $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo),"\
        "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
   echo "fs:       $(df -T "$BENCH_DIR" | awk 'NR==2 {print $2}') ($(findmnt -no OPTIONS -T "$BENCH_DIR" | cut -c1-60))"
-  echo "vhdtool:  $VHDTOOL (libvhd $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  echo "vhdtool:  $VHDTOOL (libvhd ${LIBVHD_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')})"
   echo "qemu-img: $("$QEMU_IMG" --version | head -1)"
   echo "source:   $SRC ($SRC_SIZE bytes, sha256 ${SRC_SHA:0:16}...)"
   for fmt in $FORMATS; do
@@ -298,7 +308,7 @@ label() {
       case $t in
         qemu*) ratio=$(awk -v a="$med" -v b="$vmed" -v c="$min" -v d="$vmin" \
                  'BEGIN { printf "%.2f (%.2f)", a / b, c / d }') ;;
-        vhdtool-nosync) read -r qmed qmin < <(stat_of "$qf" 1)
+        vhdtool-nosync|x-*) read -r qmed qmin < <(stat_of "$qf" 1)
                  ratio=$(awk -v a="$qmed" -v b="$med" -v c="$qmin" -v d="$min" \
                  'BEGIN { printf "[%.2f (%.2f)]", a / b, c / d }') ;;
       esac
@@ -312,13 +322,14 @@ label() {
   echo "(inside the timing), i.e. as durable as vhdtool's output."
   [ -n "$DIAG_NOSYNC" ] && echo "vhdtool-nosync: diagnostic only, vhdtool with fsync/fdatasync made no-ops (not durable);" \
     "[ratio] = ${QTOOLS%% *} / vhdtool-nosync."
+  [ -n "$EXTRA_NAMES" ] && echo "x-NAME rows: other vhdtool builds (-x);${EXTRA_NAMES// / }: [ratio] = ${QTOOLS%% *} / that row."
   echo
   echo "| output | apparent bytes | on-disk bytes |"
   echo "|---|---|---|"
   for f in "$RESULTS"/*.size; do
     [ -e "$f" ] || continue
     read -r job a d < "$f"
-    case $job in *qemu+sync|*nosync) continue ;; esac
+    case $job in *qemu+sync|*nosync|*:x-*) continue ;; esac
     t=${job#*:}; [ "$t" = qemu ] && t=qemu-img
     printf '| %s by %s | %s | %s |\n' "$(label "${job%%:*}")" "$t" "$a" "$d"
   done

@@ -28,7 +28,7 @@ usage: $0 [-n WRITES] [-r ROUNDS] [-S SEED] [-f "vhd vhdx"] [-c "writeback none"
   -n N   writes per run (default $COUNT)        -r N  rounds (default $ROUNDS)
   -S N   seed (default $SEED)                   -f    formats (default "$FORMATS")
   -c     qemu-io cache modes (default "$QEMU_MODES")
-environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD)
+environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD), LIBVHD_REV (commit shown in the header)
 EOF
 }
 while getopts "n:r:S:f:c:h" opt; do
@@ -76,7 +76,7 @@ done
 [ -n "$ACTIVE" ] || die "nothing to run"
 
 {
-  echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC'), libvhd $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC'), libvhd ${LIBVHD_REV:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')}"
   echo "machine: $(nproc) vCPU, kernel $(uname -r), $(qemu-io --version | head -1)"
   echo "pattern: $COUNT writes of 4 KiB (0xab), seed $SEED, uniform over $SIZE, one flush; fresh image each run"
   echo "blocks:  VHD 2 MiB (both defaults); VHDX $VHDX_BLOCK (both)"
