@@ -1,13 +1,37 @@
-/* Crash safety of VHDX writes. A recording backend logs every
- * pwrite, set_size and flush (and punch, as zeros) of a workload of rounds (random writes and
- * trims, then vhd_flush). Crash images are rebuilt from that log: every
+/* Crash safety of VHDX writes. A recording backend logs every pwrite,
+ * set_size and flush (and punch, as zeros) of a workload of rounds (random
+ * writes and trims, then vhd_flush). Crash images are rebuilt from that log: every
  * change up to some flush, plus a random subset of the changes issued after
  * it (they may reach the disk in any order before a crash). Each crash
  * image must open read-only (replaying any log in memory), be free of
  * corruption for vhd_check, read every sector as it was before the round or
  * as the round left it, and read the same after a read-write open replayed
- * its log to disk. After a completed vhd_flush nothing may be lost. */
+ * its log to disk. After a completed vhd_flush nothing may be lost. Dynamic
+ * images with 512- and 4096-byte sectors, and a differencing child whose
+ * partial blocks mix its data with the parent's through sector bitmaps. */
+#define _GNU_SOURCE
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
 #include "test_vhdx_util.h"
+
+static char scratch[PATH_MAX];
+static char parent_path[PATH_MAX + 32];
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+  (void)sb; (void)flag; (void)ftw;
+  return remove(p);
+}
+static void setup(void)
+{
+  const char *t = getenv("TMPDIR");
+  snprintf(scratch, sizeof scratch, "%s/vhdxcrash.XXXXXX", t && *t ? t : "/tmp");
+  cr_assert_not_null(mkdtemp(scratch));
+  snprintf(parent_path, sizeof parent_path, "%s/parent.vhdx", scratch);
+}
+static void teardown(void) { nftw(scratch, rm_one, 8, FTW_DEPTH | FTW_PHYS); }
 
 /* --- The recording backend ------------------------------------------------- */
 
@@ -103,6 +127,13 @@ static int rec_punch(void *o, uint64_t off, uint64_t len)
 
 static void rec_close(void *o) { (void)o; }
 
+/* Parents are host files (absolute paths). */
+static int rec_open_related(void *o, const char *path, unsigned flags, vhd_io **out)
+{
+  (void)o;
+  return vhd_io_open_file(path, flags & VHD_IO_RDWR, out);
+}
+
 static const struct vhd_io_ops rec_ops = {
   .pread = rec_pread,
   .pwrite = rec_pwrite,
@@ -110,13 +141,14 @@ static const struct vhd_io_ops rec_ops = {
   .get_size = rec_get_size,
   .set_size = rec_set_size,
   .punch_hole = rec_punch,
+  .open_related = rec_open_related,
   .close = rec_close,
 };
 
-static vhd_io *recording_io(struct recorder *r)
+static vhd_io *recording_io(struct recorder *r, unsigned flags)
 {
   vhd_io *io = NULL;
-  cr_assert_eq(vhd_io_new(&rec_ops, r, "crash.vhdx", VHD_IO_RDWR, &io), 0);
+  cr_assert_eq(vhd_io_new(&rec_ops, r, "crash.vhdx", flags, &io), 0);
   return io;
 }
 
@@ -151,22 +183,28 @@ struct round {
   uint8_t *before, *after;    /* the disk as the round found and left it */
 };
 
-/* Whole-disk contents of a crash image, or NULL when it does not open. */
+/* Whole-disk contents of a crash image, or NULL when it does not open. The
+ * image is served by a recorder (not logging) so a parent can be found. */
 static uint8_t *read_image(const struct bytes *b, unsigned flags, bool *replayed)
 {
+  struct recorder r;
+  memset(&r, 0, sizeof r);
+  r.data = malloc(b->len ? b->len : 1);
+  memcpy(r.data, b->p, b->len);
+  r.size = b->len;
   vhd_image *img;
-  vhd_io *io;
-  cr_assert_eq(vhd_io_new_memory(b->p, b->len, "crash.vhdx",
-                                 (flags & VHD_OPEN_RDWR) ? VHD_IO_RDWR : VHD_IO_RDONLY, &io), 0);
-  if (vhd_open_io(io, VHD_FORMAT_VHDX, flags, &img) < 0)
-    return NULL;
-  struct vhd_info info;
-  vhd_get_info(img, &info);
-  if (replayed)
-    *replayed = info.warnings > 0;
-  uint8_t *disk = malloc(DISK);
-  cr_assert_eq(vhd_pread(img, disk, DISK, 0), 0, "%s", vhd_last_error());
-  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  vhd_io *io = recording_io(&r, (flags & VHD_OPEN_RDWR) ? VHD_IO_RDWR : VHD_IO_RDONLY);
+  uint8_t *disk = NULL;
+  if (vhd_open_io(io, VHD_FORMAT_VHDX, flags, &img) == 0) {
+    struct vhd_info info;
+    vhd_get_info(img, &info);
+    if (replayed)
+      *replayed = info.warnings > 0;
+    disk = malloc(DISK);
+    cr_assert_eq(vhd_pread(img, disk, DISK, 0), 0, "%s", vhd_last_error());
+    cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  }
+  free(r.data);
   return disk;
 }
 
@@ -178,8 +216,11 @@ static void check_crash_image(const struct bytes *b, const struct round *r, cons
     if (memcmp(ro + s, r->before + s, 512) != 0 && memcmp(ro + s, r->after + s, 512) != 0)
       cr_assert_fail("%s: sector %zu reads neither as before nor as after the round", what,
                      s / 512);
-  vhd_io *io;
-  cr_assert_eq(vhd_io_new_memory(b->p, b->len, "crash.vhdx", VHD_IO_RDONLY, &io), 0);
+  struct recorder rc;
+  memset(&rc, 0, sizeof rc);
+  rc.data = b->p;
+  rc.size = b->len;
+  vhd_io *io = recording_io(&rc, VHD_IO_RDONLY);
   struct vhd_check_result res;
   cr_assert_eq(vhd_check_io(io, 0, NULL, NULL, &res), 0);
   cr_assert_eq(res.corruptions, 0u, "%s: vhd_check finds corruption", what);
@@ -192,7 +233,7 @@ static void check_crash_image(const struct bytes *b, const struct round *r, cons
   free(rw);
 }
 
-static void crash_workload(uint32_t lss, uint64_t seed)
+static void crash_workload(uint32_t lss, uint64_t seed, bool differencing)
 {
   tv_rng_state = seed;
   struct recorder f;
@@ -203,14 +244,27 @@ static void crash_workload(uint32_t lss, uint64_t seed)
   p.size = DISK;
   p.block_size = MiB;
   p.logical_sector_size = lss;
+  uint8_t *model = calloc(1, DISK);
   vhd_image *img;
-  cr_assert_eq(vhd_create_io(recording_io(&f), &p, &img), 0, "%s", vhd_last_error());
+  if (differencing) {
+    /* The parent holds a pattern in every other block; the child's
+     * partial writes then mix both layers through sector bitmaps. */
+    cr_assert_eq(vhd_create(parent_path, &p, &img), 0, "%s", vhd_last_error());
+    for (uint64_t b = 0; b < DISK / MiB; b += 2)
+      memset(model + b * MiB, (int)(0xA0 + b), MiB);
+    cr_assert_eq(vhd_pwrite(img, model, DISK, 0), 0);
+    cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+    p.type = VHD_TYPE_DIFFERENCING;
+    p.parent = parent_path;
+    p.size = 0;
+  }
+  cr_assert_eq(vhd_create_io(recording_io(&f, VHD_IO_RDWR), &p, &img), 0, "%s",
+               vhd_last_error());
   struct bytes base = { malloc(f.size), f.size };
   memcpy(base.p, f.data, f.size);
   f.log = 1;
 
   struct round rounds[ROUNDS];
-  uint8_t *model = calloc(1, DISK);
   uint8_t *buf = malloc(DISK);
   for (int k = 0; k < ROUNDS; k++) {
     struct round *r = &rounds[k];
@@ -311,5 +365,9 @@ static void crash_workload(uint32_t lss, uint64_t seed)
   free(f.data);
 }
 
-Test(vhdx_crash, dynamic_512, .timeout = 240) { crash_workload(512, 21); }
-Test(vhdx_crash, dynamic_4k, .timeout = 240) { crash_workload(4096, 22); }
+Test(vhdx_crash, dynamic_512, .timeout = 240) { crash_workload(512, 21, false); }
+Test(vhdx_crash, dynamic_4k, .timeout = 240) { crash_workload(4096, 22, false); }
+Test(vhdx_crash, differencing_512, .init = setup, .fini = teardown, .timeout = 240)
+{
+  crash_workload(512, 23, true);
+}
