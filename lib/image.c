@@ -305,6 +305,10 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
   /* Two partial sectors of up to 4096 bytes each can lie inside one
    * request without a whole sector between them. */
   static const uint8_t zeros[2 * 4096];
+  /* A fast zero must fail before changing anything: sub-sector edges can
+   * only be zeroed by read-modify-write, so refuse them up front. */
+  if ((flags & VHD_ZERO_FAST) && (start >= end || offset < start || end < offset + length))
+    return vhd_error(ENOTSUP, "%s: no fast way to zero a partial sector", img->path);
   vhd_rwlock_wrlock(&img->lock);
   if (start >= end) {
     /* Inside one sector (or two partial ones): plain zero writes. */
