@@ -312,19 +312,14 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
   vhd_rwlock_wrlock(&img->lock);
   if (start >= end) {
     /* Inside one sector (or two partial ones): plain zero writes. */
-    if (flags & VHD_ZERO_FAST)
-      r = vhd_error(ENOTSUP, "%s: no fast way to zero a partial sector", img->path);
-    else
-      r = write_unaligned_locked(img, zeros, (size_t)length, offset);
+    r = write_unaligned_locked(img, zeros, (size_t)length, offset);
   } else {
-    if (offset < start && !(flags & VHD_ZERO_FAST))
+    if (offset < start)
       r = write_unaligned_locked(img, zeros, (size_t)(start - offset), offset);
     if (r == 0)
       r = img->drv->zero(img, start, end - start, flags);
-    if (r == 0 && end < offset + length && !(flags & VHD_ZERO_FAST))
+    if (r == 0 && end < offset + length)
       r = write_unaligned_locked(img, zeros, (size_t)(offset + length - end), end);
-    if (r == 0 && (flags & VHD_ZERO_FAST) && (offset < start || end < offset + length))
-      r = vhd_error(ENOTSUP, "%s: no fast way to zero a partial sector", img->path);
   }
   vhd_rwlock_unlock(&img->lock);
   return r;
