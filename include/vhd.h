@@ -295,7 +295,12 @@ struct vhd_check_result {
   unsigned warnings;
   uint64_t leaked_bytes;
   int log_needs_replay;        /* VHDX: the log holds entries to replay */
+  unsigned repairs;            /* VHD_CHECK_REPAIR: changes made */
 };
+
+/* vhd_check flags. */
+#define VHD_CHECK_REPAIR 0x1u  /* fix what can be fixed safely (each change
+                                  reported as VHD_CHECK_INFO "repaired: ...") */
 
 /* Validate every structure of the image at path (and its parent link).
  * Each finding goes to report (may be NULL). Returns 0 when the check ran
@@ -306,6 +311,88 @@ VHD_API int vhd_check(const char *path, unsigned flags, vhd_check_report_fn repo
 /* Same over a backend (does not take ownership of io). */
 VHD_API int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
                  void *opaque, struct vhd_check_result *result);
+
+/* ------------------------------------------------------------------ */
+/* Maintenance operations. Each runs on an image opened read-write (or on
+ * paths, where several files change) and takes an optional progress
+ * callback; returning non-zero from it cancels with -ECANCELED, leaving a
+ * valid image. */
+
+/* Change the virtual size. Growing always works; shrinking needs
+ * VHD_RESIZE_SHRINK, and is refused (-ENOTEMPTY) when data lies past the
+ * new end unless VHD_RESIZE_FORCE. A crash at any point leaves the old or
+ * the new size, never a broken image. */
+#define VHD_RESIZE_SHRINK 0x1u
+#define VHD_RESIZE_FORCE  0x2u
+VHD_API int vhd_resize(vhd_image *img, uint64_t new_size, unsigned flags,
+                       vhd_progress_fn progress, void *opaque);
+
+/* Free blocks that read as zeros and give the space back to the host
+ * (VHD: later blocks move down and the file is truncated; VHDX: blocks
+ * become ZERO/UNMAPPED and their space is punched). Content is unchanged. */
+struct vhd_compact_result {
+  uint64_t blocks_freed;
+  uint64_t file_size_before;
+  uint64_t file_size_after;
+  uint64_t host_bytes_before;  /* allocated on the host (holes excluded) */
+  uint64_t host_bytes_after;
+};
+VHD_API int vhd_compact(vhd_image *img, unsigned flags,
+                        vhd_progress_fn progress, void *opaque,
+                        struct vhd_compact_result *result);
+
+/* Write the data of child_path's layers into ancestor_path (NULL: its
+ * parent), so the ancestor reads as the child did. Crash-safe: every image
+ * stays readable and a rerun finishes the job. */
+VHD_API int vhd_merge(const char *child_path, const char *ancestor_path,
+                      unsigned flags, vhd_progress_fn progress, void *opaque);
+
+/* Point a differencing image at a new parent file (locators and identity
+ * rewritten). A parent with another identity is refused unless
+ * VHD_SET_PARENT_IGNORE_ID. */
+#define VHD_SET_PARENT_IGNORE_ID 0x1u
+VHD_API int vhd_set_parent(const char *child_path, const char *parent_path,
+                           unsigned flags);
+
+/* The extents of the virtual disk in order, each with its state and the
+ * chain layer holding it, as `qemu-img map` reports them. */
+struct vhd_extent {
+  uint64_t offset;
+  uint64_t length;
+  unsigned status;       /* VHD_STATUS_* */
+  int layer;             /* 0 = this image, 1 = parent, ...; -1 = none */
+  uint64_t host_offset;  /* where the bytes are in that layer's file, or
+                            UINT64_MAX when not one contiguous place */
+};
+typedef int (*vhd_extent_fn)(void *opaque, const struct vhd_extent *extent);
+VHD_API int vhd_map(vhd_image *img, uint64_t offset, uint64_t length,
+                    vhd_extent_fn fn, void *opaque);
+
+/* Figures about the layout of one image, for `vhdtool info`. */
+struct vhd_layout {
+  uint64_t min_size;           /* smallest size a shrink reaches keeping data */
+  uint64_t data_blocks;        /* blocks allocated in this layer */
+  uint64_t fragmented_blocks;  /* allocated blocks not right after the
+                                  previous block in virtual order */
+  unsigned fragmentation_pct;  /* fragmented_blocks * 100 / data_blocks */
+};
+VHD_API int vhd_get_layout(vhd_image *img, struct vhd_layout *layout);
+
+/* Platform rules: checked on an image, or met by the parameters of a new
+ * one (vhd_profile_apply adjusts p for a copy of an image of src_size). */
+enum vhd_profile {
+  VHD_PROFILE_AZURE = 1,       /* fixed VHD, whole MiB, size limits */
+  VHD_PROFILE_HYPERV = 2,      /* alignment, block sizes */
+  VHD_PROFILE_VIRTUALPC = 3,   /* VHD with a CHS-exact size */
+};
+VHD_API int vhd_profile_from_name(const char *name, enum vhd_profile *out);
+VHD_API const char *vhd_profile_name(enum vhd_profile profile);
+/* Each broken rule goes to report (named); *violations counts them. */
+VHD_API int vhd_profile_check(vhd_image *img, enum vhd_profile profile,
+                              vhd_check_report_fn report, void *opaque,
+                              unsigned *violations);
+VHD_API int vhd_profile_apply(enum vhd_profile profile, uint64_t src_size,
+                              struct vhd_create_params *p);
 
 #ifdef __cplusplus
 }

@@ -88,6 +88,19 @@ struct vhd_driver {
   /* Extra whole-file checks run by vhd_check after open (leaks, overlaps
    * that open tolerates). May be NULL. */
   int (*check)(struct vhd_image *img, struct vhd_diag *d);
+
+  /* Maintenance (include/vhd.h); NULL when the format cannot. All run
+   * exclusively on an image opened read-write, after the operation layer
+   * (lib/ops/) has checked the arguments. */
+  int (*resize)(struct vhd_image *img, uint64_t new_size,
+                vhd_progress_fn progress, void *opaque);
+  int (*compact)(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
+                 struct vhd_compact_result *result);
+  int (*set_parent)(struct vhd_image *img, const struct parent_link *parent);
+  /* After an open in collecting mode (d non-NULL), fix what the findings
+   * allow; each change is reported with diag_info "repaired: ...". */
+  int (*repair)(struct vhd_image *img, struct vhd_diag *d);
+  int (*layout)(struct vhd_image *img, struct vhd_layout *layout);
 };
 
 extern const struct vhd_driver vhd_driver_raw;

@@ -159,7 +159,7 @@ static void sort_u64(uint64_t *a, size_t n)
   } while (0)
 
 int vhd_bat_validate(struct vhd_bat *bat, const char *path, uint64_t block_bytes,
-                     const struct vhd_extent *meta, size_t nmeta, uint64_t limit,
+                     const struct vhd_file_range *meta, size_t nmeta, uint64_t limit,
                      struct vhd_diag *d)
 {
   uint64_t used = 0;

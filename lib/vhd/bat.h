@@ -40,7 +40,7 @@ int vhd_bat_write_dirty(vhd_io *io, struct vhd_bat *bat);
 void vhd_bat_encode(const struct vhd_bat *bat, uint8_t *buf);
 
 /* Regions of the file that are not data blocks, for overlap checks. */
-struct vhd_extent {
+struct vhd_file_range {
   uint64_t start, end;   /* [start, end) */
   const char *what;      /* "the dynamic header", "the BAT", ... */
 };
@@ -51,7 +51,7 @@ struct vhd_extent {
  * lets the caller go on, the entry is cleared so the in-memory view only
  * holds sane blocks. path names the file in messages. */
 int vhd_bat_validate(struct vhd_bat *bat, const char *path, uint64_t block_bytes,
-                     const struct vhd_extent *meta, size_t nmeta, uint64_t limit,
+                     const struct vhd_file_range *meta, size_t nmeta, uint64_t limit,
                      struct vhd_diag *d);
 
 /* End of the last allocated block (0 when none). */

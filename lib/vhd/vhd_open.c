@@ -328,7 +328,7 @@ static uint64_t locator_end(const struct vhd_locator *l, uint64_t limit)
 static int check_layout(struct vhd_image *img, struct vhd_state *s, uint64_t limit,
                         struct vhd_diag *d)
 {
-  struct vhd_extent meta[3 + VHD_MAX_LOCATORS];
+  struct vhd_file_range meta[3 + VHD_MAX_LOCATORS];
   static const char *const loc_what[VHD_MAX_LOCATORS] = {
     "parent locator 0", "parent locator 1", "parent locator 2", "parent locator 3",
     "parent locator 4", "parent locator 5", "parent locator 6", "parent locator 7",
@@ -337,15 +337,15 @@ static int check_layout(struct vhd_image *img, struct vhd_state *s, uint64_t lim
   uint64_t end;
   int r;
 
-  meta[n++] = (struct vhd_extent){0, VHD_FOOTER_SIZE, "the footer copy"};
-  meta[n++] = (struct vhd_extent){s->header_offset, s->header_offset + VHD_HEADER_SIZE,
+  meta[n++] = (struct vhd_file_range){0, VHD_FOOTER_SIZE, "the footer copy"};
+  meta[n++] = (struct vhd_file_range){s->header_offset, s->header_offset + VHD_HEADER_SIZE,
                                   "the dynamic header"};
-  meta[n++] = (struct vhd_extent){s->bat.offset, s->bat.offset + vhd_bat_bytes(s->bat.count),
+  meta[n++] = (struct vhd_file_range){s->bat.offset, s->bat.offset + vhd_bat_bytes(s->bat.count),
                                   "the BAT"};
   for (unsigned i = 0; i < VHD_MAX_LOCATORS; i++) {
     const struct vhd_locator *l = &s->header.loc[i];
     if (l->code != VHD_LOC_NONE && l->data_length > 0)
-      meta[n++] = (struct vhd_extent){l->data_offset, l->data_offset + l->data_length,
+      meta[n++] = (struct vhd_file_range){l->data_offset, l->data_offset + l->data_length,
                                       loc_what[i]};
   }
   for (size_t a = 0; a < n; a++)

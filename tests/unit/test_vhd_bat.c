@@ -60,7 +60,7 @@ static struct vhd_bat make_bat(const uint32_t *entries, uint32_t n)
 
 /* Blocks of 8 sectors (bitmap 1 + 7 data, a toy geometry); metadata up to
  * sector 8; the footer at sector 100. */
-static const struct vhd_extent toy_meta[] = {
+static const struct vhd_file_range toy_meta[] = {
   { 0, 512, "the footer copy" },
   { 512, 1536, "the dynamic header" },
   { 1536, 1536 + 4 * 8, "the BAT" },
