@@ -12,6 +12,7 @@ void vhd_create_params_init(struct vhd_create_params *p)
 }
 
 static int prepare(const char *name, const struct vhd_create_params *in,
+                   const struct parent_link *link,
                    const struct vhd_driver **drv, struct vhd_create_params *p)
 {
   *p = *in;
@@ -28,6 +29,11 @@ static int prepare(const char *name, const struct vhd_create_params *in,
     return vhd_error(EINVAL, "%s: %s", name, p->parent ?
                      "a parent is given but the type is not differencing" :
                      "a differencing image needs a parent");
+  /* A VHDX child takes its parent's sector size unless told otherwise:
+   * Hyper-V refuses a chain whose layers disagree, and a user asking for a
+   * snapshot of a 4K disk means a 4K snapshot. */
+  if (p->logical_sector_size == 0 && link && p->format == VHD_FORMAT_VHDX)
+    p->logical_sector_size = link->image->sector_size;
   if (p->logical_sector_size == 0)
     p->logical_sector_size = 512;
   if (p->logical_sector_size != 512 && p->logical_sector_size != 4096)
@@ -47,7 +53,7 @@ int create_on_io(vhd_io *io, const struct vhd_create_params *in,
 {
   const struct vhd_driver *drv;
   struct vhd_create_params p;
-  int r = prepare(io->name, in, &drv, &p);
+  int r = prepare(io->name, in, link, &drv, &p);
   if (r == 0 && link && p.size == 0)
     p.size = link->image->virtual_size;
   if (r == 0 && p.size == 0)

@@ -503,6 +503,21 @@ PY
   mv "$T/moved.vhdx" "$T/base.vhdx"
 fi
 
+# A child of a 4K-sector VHDX takes its parent's sector size (Hyper-V
+# refuses mixed chains), and asking for another one is an error.
+run create -s 8M --sector-size 4096 "$T/base4k.vhdx"
+expect_ok "create a 4K-sector parent"
+run create -p "$T/base4k.vhdx" "$T/child4k.avhdx"
+expect_ok "create a child of a 4K parent without --sector-size"
+expect_eq "the child has the parent's 4096-byte sectors" \
+  "$(info_field "$T/child4k.avhdx" logical-sector-size)" 4096
+if command -v vhdiinfo >/dev/null 2>&1; then
+  expect_eq "libvhdi sees 4096-byte sectors in the child" \
+    "$(vhdiinfo "$T/child4k.avhdx" 2>/dev/null | sed -n 's/^[[:space:]]*Bytes per sector[[:space:]]*: *\([0-9]*\).*/\1/p' | head -n 1)" 4096
+fi
+run create -p "$T/base4k.vhdx" --sector-size 512 "$T/child512.avhdx"
+expect_one_line_error "a 512-byte child of a 4K parent is refused" -- "sector size"
+
 # Ids as libvhdi prints them (its "Identifier" is the VHD unique id and the
 # VHDX data write GUID): the check that VHDX GUIDs are printed in Windows'
 # byte order.
