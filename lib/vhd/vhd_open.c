@@ -84,7 +84,7 @@ int vhd_fmt_probe(vhd_io *io, uint64_t size)
 /* A footer is usable when its cookie and checksum are right. Early blktap
  * set its "hidden" byte without updating the checksum, so for creator
  * "tap" the sum is retried with that byte cleared. */
-static bool footer_usable(const uint8_t *buf, size_t len)
+bool vhd_footer_usable(const uint8_t *buf, size_t len)
 {
   if (!vhd_footer_has_cookie(buf))
     return false;
@@ -120,7 +120,7 @@ static int read_footer(struct vhd_image *img, struct vhd_state *s, uint64_t size
   memset(copy, 0, sizeof copy);
   if ((r = io_pread(img->io, eof, flen, pos)) < 0)
     return r;
-  if (footer_usable(eof, flen)) {
+  if (vhd_footer_usable(eof, flen)) {
     vhd_footer_decode(eof, flen, &s->footer);
     s->footer_pos = pos;
     s->footer_short = flen == VHD_FOOTER_SIZE_OLD;
@@ -130,7 +130,7 @@ static int read_footer(struct vhd_image *img, struct vhd_state *s, uint64_t size
 
   if (size >= VHD_FOOTER_SIZE && (r = io_pread(img->io, copy, VHD_FOOTER_SIZE, 0)) < 0)
     return r;
-  if (footer_usable(copy, VHD_FOOTER_SIZE) && is_sparse_type(get_be32(copy + 60))) {
+  if (vhd_footer_usable(copy, VHD_FOOTER_SIZE) && is_sparse_type(get_be32(copy + 60))) {
     vhd_footer_decode(copy, VHD_FOOTER_SIZE, &s->footer);
     s->footer_from_copy = true;
     s->footer_pos = align_up(size, 512);
@@ -325,10 +325,39 @@ static uint64_t locator_end(const struct vhd_locator *l, uint64_t limit)
   return end;
 }
 
+/* blktap images ("tap" creator) may keep a batmap right after the BAT.
+ * Returns its header offset and the map's range, or 0 when there is none
+ * or it does not fit the file (then it is just ignored, as readers may). */
+static int find_batmap(struct vhd_image *img, struct vhd_state *s, uint64_t limit,
+                       uint64_t *header, uint64_t *map, uint64_t *map_len)
+{
+  uint8_t buf[32];
+  *header = 0;
+  if (memcmp(s->footer.creator_app, "tap", 3) != 0)
+    return 0;
+  uint64_t at = s->bat.offset + vhd_bat_padded_bytes(s->bat.count);
+  if (at > limit || limit - at < VHD_SECTOR_SIZE)
+    return 0;
+  int r = io_pread(img->io, buf, sizeof buf, at);
+  if (r < 0)
+    return r;
+  if (memcmp(buf, "tdbatmap", 8) != 0)
+    return 0;
+  uint64_t off = get_be64(buf + 8);
+  uint64_t len = (uint64_t)get_be32(buf + 16) * VHD_SECTOR_SIZE;
+  if (off < at + VHD_SECTOR_SIZE || off > limit || len > limit - off)
+    return 0;
+  *header = at;
+  *map = off;
+  *map_len = len;
+  return 0;
+}
+
 static int check_layout(struct vhd_image *img, struct vhd_state *s, uint64_t limit,
                         struct vhd_diag *d)
 {
-  struct vhd_file_range meta[3 + VHD_MAX_LOCATORS];
+  struct vhd_file_range meta[5 + VHD_MAX_LOCATORS];
+  uint64_t batmap, batmap_map = 0, batmap_len = 0;
   static const char *const loc_what[VHD_MAX_LOCATORS] = {
     "parent locator 0", "parent locator 1", "parent locator 2", "parent locator 3",
     "parent locator 4", "parent locator 5", "parent locator 6", "parent locator 7",
@@ -347,6 +376,13 @@ static int check_layout(struct vhd_image *img, struct vhd_state *s, uint64_t lim
     if (l->code != VHD_LOC_NONE && l->data_length > 0)
       meta[n++] = (struct vhd_file_range){l->data_offset, l->data_offset + l->data_length,
                                       loc_what[i]};
+  }
+  if ((r = find_batmap(img, s, limit, &batmap, &batmap_map, &batmap_len)) < 0)
+    return r;
+  s->batmap_offset = batmap;
+  if (batmap) {
+    meta[n++] = (struct vhd_file_range){batmap, batmap + VHD_SECTOR_SIZE, "the blktap batmap header"};
+    meta[n++] = (struct vhd_file_range){batmap_map, batmap_map + batmap_len, "the blktap batmap"};
   }
   for (size_t a = 0; a < n; a++)
     for (size_t b = a + 1; b < n; b++)
@@ -368,6 +404,8 @@ static int check_layout(struct vhd_image *img, struct vhd_state *s, uint64_t lim
   for (unsigned i = 0; i < VHD_MAX_LOCATORS; i++)
     if (s->header.loc[i].code != VHD_LOC_NONE && locator_end(&s->header.loc[i], limit) > end)
       end = locator_end(&s->header.loc[i], limit);
+  if (batmap && batmap_map + batmap_len > end)
+    end = batmap_map + batmap_len;
   s->meta_end = end;
   uint64_t blocks = vhd_bat_blocks_end(&s->bat, (uint64_t)s->bitmap_bytes + s->block_size);
   if (blocks > end)
@@ -392,7 +430,7 @@ static int compare_footer_copy(struct vhd_image *img, struct vhd_state *s, struc
 
   if ((r = io_pread(img->io, copy, sizeof copy, 0)) < 0)
     return r;
-  if (!footer_usable(copy, VHD_FOOTER_SIZE)) {
+  if (!vhd_footer_usable(copy, VHD_FOOTER_SIZE)) {
     s->copy_mismatch = true;
     vhd_warn(img, d, "%s: the footer copy at offset 0 is %s", img->path,
              vhd_footer_has_cookie(copy) ? "damaged (bad checksum)" : "missing");

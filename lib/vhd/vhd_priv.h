@@ -35,6 +35,10 @@ struct vhd_state {
   uint64_t meta_end;         /* end of header, BAT and locator payloads */
   bool trimmed;              /* blocks freed since the last flush */
   bool can_punch;            /* cleared after the first -EOPNOTSUPP */
+  /* blktap's batmap ("tdbatmap" header right after the BAT): a bit per
+   * block saying "fully present". We never read it, but it is metadata we
+   * must not overwrite, and it must stop claiming blocks we free. */
+  uint64_t batmap_offset;    /* its header; 0 when there is none */
 
   char *loc_path[VHD_MAX_LOCATORS];  /* decoded path locators, as stored */
   const char *parent_hint;   /* the preferred one of them, or NULL */
@@ -62,6 +66,9 @@ int vhd_fmt_open(struct vhd_image *img, struct vhd_diag *d);
 void vhd_fmt_close(struct vhd_image *img);
 void vhd_fmt_info(struct vhd_image *img, struct vhd_info *info);
 int vhd_fmt_check(struct vhd_image *img, struct vhd_diag *d);
+/* A footer whose cookie and checksum are right (blktap's unchecksummed
+ * "hidden" byte tolerated for creator "tap"). */
+bool vhd_footer_usable(const uint8_t *buf, size_t len);
 void vhd_warn(struct vhd_image *img, struct vhd_diag *d, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -73,10 +80,39 @@ int vhd_fmt_flush(struct vhd_image *img);
 int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
 int vhd_fmt_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                          enum layer_state *state, uint64_t *run);
+/* Before freeing any block: disable a blktap batmap (see vhd_state). */
+int vhd_batmap_invalidate(struct vhd_image *img, struct vhd_state *s);
+int vhd_fmt_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
+                        uint64_t *run);
 
 /* vhd_create.c */
 int vhd_fmt_create(vhd_io *io, const struct vhd_create_params *p,
                    const struct parent_link *parent);
+/* An encoded locator payload (vhd_malloc'd data). */
+struct vhd_locator_payload {
+  uint32_t code;
+  uint8_t *data;
+  size_t len;
+};
+/* Fill h's parent fields (identity, parent_unicode_name) for parent and
+ * encode its W2ru, W2ku and MacX payloads into pl (*npl set; the caller
+ * frees each data). Used by create and set-parent. */
+int vhd_link_parent(const char *path, struct vhd_dyn_header *h,
+                    const struct parent_link *parent, struct vhd_locator_payload pl[3],
+                    size_t *npl);
+
+/* vhd_set_parent.c, vhd_repair.c */
+int vhd_fmt_set_parent(struct vhd_image *img, const struct parent_link *parent);
+int vhd_fmt_repair(struct vhd_image *img, struct vhd_diag *d);
+
+/* vhd_compact.c */
+int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
+                    struct vhd_compact_result *result);
+int vhd_fmt_layout(struct vhd_image *img, struct vhd_layout *layout);
+
+/* vhd_resize.c */
+int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                   void *opaque);
 
 /* vhd_parent.c */
 int vhd_fmt_parent_candidates(struct vhd_image *img, struct parent_candidates *c);

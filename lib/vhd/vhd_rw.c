@@ -395,6 +395,20 @@ static int zero_fixed(struct vhd_image *img, struct vhd_state *s, uint64_t off, 
   return r;
 }
 
+/* A blktap batmap claims blocks are fully present; before any block is
+ * freed, zero its cookie (the way blktap itself disables it) so tapdisk
+ * stops trusting it. Done before the BAT changes reach the disk. */
+int vhd_batmap_invalidate(struct vhd_image *img, struct vhd_state *s)
+{
+  static const uint8_t none[8];
+  if (!s->batmap_offset)
+    return 0;
+  int r = io_pwrite(img->io, none, sizeof none, s->batmap_offset);
+  if (r == 0)
+    s->batmap_offset = 0;
+  return r;
+}
+
 /* Free a whole block of a dynamic disk: the BAT entry goes at the next
  * flush; the host space is given back now (a crash before the flush
  * leaves the old entry pointing at zeros, which is what was asked for). */
@@ -403,6 +417,8 @@ static int trim_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk)
   uint64_t start = vhd_block_offset(s, blk);
   int r;
 
+  if ((r = vhd_batmap_invalidate(img, s)) < 0)
+    return r;
   vhd_bat_set(&s->bat, blk, VHD_BAT_UNUSED);
   vhd_bitmap_forget(&s->bitmaps, blk);
   s->meta_dirty = true;
@@ -524,5 +540,25 @@ int vhd_fmt_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
       break;
   }
   *run = total;
+  return 0;
+}
+
+/* A fixed image's disk is its file; a block's data follows its bitmap, so
+ * only one block at a time is contiguous in the file. */
+int vhd_fmt_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
+                        uint64_t *run)
+{
+  struct vhd_state *s = vhd_state(img);
+
+  if (!vhd_is_sparse(s)) {
+    *host = off;
+    *run = len;
+    return 0;
+  }
+  struct seg g = seg_at(s, off, len);
+  if (bat_entry(s, g.blk) == VHD_BAT_UNUSED)
+    return -ENOTSUP;
+  *host = data_offset(s, g.blk, g.inblk);
+  *run = g.len;
   return 0;
 }
