@@ -4,6 +4,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "util/path.h"
 #include "util/strfmt.h"
 
 static const struct vhd_driver *probe_driver(vhd_io *io)
@@ -25,6 +26,37 @@ static const struct vhd_driver *probe_driver(vhd_io *io)
   return best;
 }
 
+/* Virtual PC splits images on FAT volumes into NAME.vhd, NAME.v01, ...;
+ * only the last piece ends with the footer, so the first piece probes as
+ * raw and would silently read as a different disk. Refuse it by name
+ * instead. Returns 0 when io is not such a first piece. */
+static int refuse_split_piece(vhd_io *io)
+{
+  const char *base = path_basename(io->name);
+  size_t n = strlen(base);
+  if (n < 5 || base[n - 4] != '.' || (base[n - 3] | 0x20) != 'v' ||
+      (base[n - 2] | 0x20) != 'h' || (base[n - 1] | 0x20) != 'd')
+    return 0;
+  char sibling[256];
+  if (n >= sizeof sibling)
+    return 0;
+  memcpy(sibling, base, n + 1);
+  bool upper = base[n - 3] == 'V';
+  sibling[n - 2] = '0';
+  sibling[n - 1] = '1';
+  sibling[n - 3] = upper ? 'V' : 'v';
+  vhd_io *piece;
+  if (io_open_related(io, sibling, VHD_IO_RDONLY, &piece) < 0) {
+    vhd_error_clear();
+    return 0;
+  }
+  vhd_io_close(piece);
+  return vhd_error(ENOTSUP, "%s: no footer at the end, and %s exists beside it: this is the "
+                   "first piece of a split Virtual PC image; join the pieces in order "
+                   "(cat NAME.vhd NAME.v01 NAME.v02 ... > whole.vhd) and open the result",
+                   io->name, sibling);
+}
+
 int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
                      struct vhd_diag *d, struct vhd_image **out)
 {
@@ -34,8 +66,14 @@ int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
     vhd_io_close(io);
     return r;
   }
-  if (!drv)
+  if (!drv) {
     drv = probe_driver(io);
+    int r = drv == &vhd_driver_raw ? refuse_split_piece(io) : 0;
+    if (r < 0) {
+      vhd_io_close(io);
+      return r;
+    }
+  }
   if (!drv) {
     int r = vhd_last_errno() ? -vhd_last_errno() : -EIO;
     vhd_io_close(io);
@@ -330,41 +368,81 @@ int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length)
   return vhd_zero(img, offset, length, VHD_ZERO_MAY_TRIM);
 }
 
-int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
-                     unsigned *status, uint64_t *run, int *layer)
+/* Narrow a range cur holds (state DATA, or ZERO in map mode) to one
+ * place in its file, and look for a host hole there: bytes a hole backs
+ * read as zeros. One lseek per range; a driver without host offsets, or a
+ * range with none, is left as it was. Shared lock on cur held. */
+static int probe_host(struct vhd_image *cur, uint64_t off, uint64_t *len,
+                      struct image_status *st)
+{
+  uint64_t host, n = *len;
+  int r = cur->drv->host_extent ? cur->drv->host_extent(cur, off, n, &host, &n) : -ENOTSUP;
+  if (r == -ENOTSUP)
+    return 0;
+  if (r < 0)
+    return r;
+  if (n == 0 || n > *len)
+    n = *len;
+  uint64_t data, hole;
+  if (io_find_data(cur->io, host, &data, &hole) == 0) {
+    if (data > host || hole <= host) {
+      /* A hole, or past the end of the file: both read as zeros. */
+      st->status |= VHD_STATUS_ZERO;
+      if (data > host && data - host < n)
+        n = data - host;
+    } else if (hole - host < n) {
+      n = hole - host;
+    }
+  } else {
+    vhd_error_clear();   /* only a hint was lost */
+  }
+  st->status |= VHD_STATUS_DATA;
+  st->host = host;
+  *len = n;
+  return 0;
+}
+
+int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
+                       unsigned flags, struct image_status *st)
 {
   int r = check_range(img, offset, length, "block status");
   if (r < 0)
     return r;
   if (length == 0)
     return vhd_error(EINVAL, "%s: block status of an empty range", img->path);
+  bool map = (flags & IMAGE_STATUS_MAP) != 0;
   struct vhd_image *cur = img;
-  int depth = 0;
+  unsigned depth = 0;
+  st->host = UINT64_MAX;
   for (;;) {
     enum layer_state state;
     uint64_t n = length;
     vhd_rwlock_rdlock(&cur->lock);
     r = cur->drv->block_status(cur, offset, length, &state, &n);
+    if (r == 0 && n > 0 && n <= length)
+      length = n;
+    if (r == 0 && (state == LAYER_DATA || state == LAYER_ZERO)) {
+      st->status = state == LAYER_DATA ? VHD_STATUS_DATA : VHD_STATUS_ZERO;
+      if (state == LAYER_DATA || map)
+        r = probe_host(cur, offset, &length, st);
+    }
     vhd_rwlock_unlock(&cur->lock);
     if (r < 0)
       return r;
-    if (n == 0 || n > length)
-      n = length;
-    length = n;
+    st->run = length;
+    st->depth = depth;
     if (state == LAYER_DATA || state == LAYER_ZERO) {
-      *status = state == LAYER_DATA ? VHD_STATUS_DATA : VHD_STATUS_ZERO;
-      *run = length;
-      if (layer)
-        *layer = depth;
+      st->layer = (int)depth;
       return 0;
     }
     if (!cur->parent || offset >= cur->parent->virtual_size) {
-      /* Nothing below: zeros, unless the parent exists but is not open. */
-      bool unknown = cur->type == VHD_TYPE_DIFFERENCING && !cur->parent;
-      *status = unknown ? 0 : VHD_STATUS_ZERO;
-      *run = length;
-      if (layer)
-        *layer = -1;
+      /* Nothing below: zeros, unless the parent exists but is not open.
+       * The map counts a base image's unallocated ranges as its own (it
+       * defines them as zeros), as qemu-img map does for VHD. */
+      bool diff = cur->type == VHD_TYPE_DIFFERENCING;
+      bool unknown = diff && !cur->parent;
+      st->status = unknown ? 0 : VHD_STATUS_ZERO;
+      st->layer = map && !diff ? (int)depth : -1;
       return 0;
     }
     cur = cur->parent;
@@ -372,6 +450,20 @@ int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
     if (length > cur->virtual_size - offset)
       length = cur->virtual_size - offset;
   }
+}
+
+int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
+                     unsigned *status, uint64_t *run, int *layer)
+{
+  struct image_status st;
+  int r = image_block_status(img, offset, length, 0, &st);
+  if (r < 0)
+    return r;
+  *status = st.status;
+  *run = st.run;
+  if (layer)
+    *layer = st.layer;
+  return 0;
 }
 
 int vhd_get_info(vhd_image *img, struct vhd_info *info)

@@ -608,6 +608,25 @@ expect_eq "check --json leaked-bytes" "$(json "$T/out" leaked-bytes 2>/dev/null 
 run check "$T/missing.vhd"
 expect_one_line_error "check of a missing file exits 1" 1 -- "missing.vhd"
 
+# --- split Virtual PC images ----------------------------------------------------
+# The first piece has no footer, so it would probe as a raw disk of the
+# wrong size; it must be refused by name instead, and the joined pieces
+# must read as the original image.
+run create -t fixed -s 4M "$T/whole.vhd"
+random_file "$T/split-data" 4194304
+run_in "$T/split-data" write "$T/whole.vhd"
+head -c 2097152 "$T/whole.vhd" > "$T/split.vhd"
+tail -c +2097153 "$T/whole.vhd" > "$T/split.v01"
+run info "$T/split.vhd"
+expect_one_line_error "the first piece of a split image is refused" -- "split.v01"
+cat "$T/split.vhd" "$T/split.v01" > "$T/joined.vhd"
+run read "$T/joined.vhd"
+cmp -s "$T/out" "$T/split-data" && ok "the joined pieces read as the original" ||
+  not_ok "the joined pieces read as the original" "content differs"
+rm -f "$T/split.v01"
+run info "$T/split.vhd"
+expect_ok "without its .v01 sibling a footerless .vhd is just raw, as before"
+
 # --- one-line errors ---------------------------------------------------------------
 
 run info "$T/missing.vhdx"
