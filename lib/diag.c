@@ -64,3 +64,17 @@ void diag_info(struct vhd_diag *d, const char *fmt, ...)
   emit(d, VHD_CHECK_INFO, fmt, ap);
   va_end(ap);
 }
+
+void diag_repaired(struct vhd_diag *d, const char *fmt, ...)
+{
+  if (!d)
+    return;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vhd_vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (d->result)
+    d->result->repairs++;
+  diag_info(d, "repaired: %s", msg);
+}

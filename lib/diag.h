@@ -33,5 +33,9 @@ void diag_warn(struct vhd_diag *d, const char *fmt, ...)
 /* A note for the report only. */
 void diag_info(struct vhd_diag *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* A change made by a repair: reported as an info "repaired: ..." and
+ * counted in result->repairs. */
+void diag_repaired(struct vhd_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #endif

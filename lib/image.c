@@ -452,6 +452,90 @@ int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
   }
 }
 
+/* Narrow a range cur holds (state DATA, or ZERO in map mode) to one
+ * place in its file, and look for a host hole there: bytes a hole backs
+ * read as zeros. One lseek per range; a driver without host offsets, or a
+ * range with none, is left as it was. Shared lock on cur held. */
+static int probe_host(struct vhd_image *cur, uint64_t off, uint64_t *len,
+                      struct image_status *st)
+{
+  uint64_t host, n = *len;
+  int r = cur->drv->host_extent ? cur->drv->host_extent(cur, off, n, &host, &n) : -ENOTSUP;
+  if (r == -ENOTSUP)
+    return 0;
+  if (r < 0)
+    return r;
+  if (n == 0 || n > *len)
+    n = *len;
+  uint64_t data, hole;
+  if (io_find_data(cur->io, host, &data, &hole) == 0) {
+    if (data > host || hole <= host) {
+      /* A hole, or past the end of the file: both read as zeros. */
+      st->status |= VHD_STATUS_ZERO;
+      if (data > host && data - host < n)
+        n = data - host;
+    } else if (hole - host < n) {
+      n = hole - host;
+    }
+  } else {
+    vhd_error_clear();   /* only a hint was lost */
+  }
+  st->status |= VHD_STATUS_DATA;
+  st->host = host;
+  *len = n;
+  return 0;
+}
+
+int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
+                       unsigned flags, struct image_status *st)
+{
+  int r = check_range(img, offset, length, "block status");
+  if (r < 0)
+    return r;
+  if (length == 0)
+    return vhd_error(EINVAL, "%s: block status of an empty range", img->path);
+  bool map = (flags & IMAGE_STATUS_MAP) != 0;
+  struct vhd_image *cur = img;
+  unsigned depth = 0;
+  st->host = UINT64_MAX;
+  for (;;) {
+    enum layer_state state;
+    uint64_t n = length;
+    vhd_rwlock_rdlock(&cur->lock);
+    r = cur->drv->block_status(cur, offset, length, &state, &n);
+    if (r == 0 && n > 0 && n <= length)
+      length = n;
+    if (r == 0 && (state == LAYER_DATA || state == LAYER_ZERO)) {
+      st->status = state == LAYER_DATA ? VHD_STATUS_DATA : VHD_STATUS_ZERO;
+      if (state == LAYER_DATA || map)
+        r = probe_host(cur, offset, &length, st);
+    }
+    vhd_rwlock_unlock(&cur->lock);
+    if (r < 0)
+      return r;
+    st->run = length;
+    st->depth = depth;
+    if (state == LAYER_DATA || state == LAYER_ZERO) {
+      st->layer = (int)depth;
+      return 0;
+    }
+    if (!cur->parent || offset >= cur->parent->virtual_size) {
+      /* Nothing below: zeros, unless the parent exists but is not open.
+       * The map counts a base image's unallocated ranges as its own (it
+       * defines them as zeros), as qemu-img map does for VHD. */
+      bool diff = cur->type == VHD_TYPE_DIFFERENCING;
+      bool unknown = diff && !cur->parent;
+      st->status = unknown ? 0 : VHD_STATUS_ZERO;
+      st->layer = map && !diff ? (int)depth : -1;
+      return 0;
+    }
+    cur = cur->parent;
+    depth++;
+    if (length > cur->virtual_size - offset)
+      length = cur->virtual_size - offset;
+  }
+}
+
 int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
                      unsigned *status, uint64_t *run, int *layer)
 {

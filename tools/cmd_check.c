@@ -83,6 +83,8 @@ static void print_summary(const char *path, const struct vhd_check_result *r)
            format_size_exact(r->leaked_bytes, buf, sizeof buf));
   if (r->warnings)
     printf("%u warning%s.\n", r->warnings, r->warnings == 1 ? "" : "s");
+  if (r->repairs)
+    printf("%u repair%s made.\n", r->repairs, r->repairs == 1 ? "" : "s");
   if (r->log_needs_replay)
     printf("The VHDX log holds entries to replay; opening the image read-write "
            "replays them.\n");
@@ -102,6 +104,7 @@ static void print_json(const char *path, const struct vhd_check_result *r,
   json_member_uint(&w, "leaked-bytes", r->leaked_bytes);
   json_member_uint(&w, "warnings", r->warnings);
   json_member_bool(&w, "log-needs-replay", r->log_needs_replay != 0);
+  json_member_uint(&w, "repairs", r->repairs);
   json_key(&w, "findings");
   json_begin_array(&w);
   for (size_t i = 0; i < f->count; i++) {
@@ -116,10 +119,11 @@ static void print_json(const char *path, const struct vhd_check_result *r,
   json_finish(&w);
 }
 
-enum { OPT_JSON = 256 };
+enum { OPT_JSON = 256, OPT_REPAIR };
 
 static const struct option long_options[] = {
   {"json", no_argument, NULL, OPT_JSON},
+  {"repair", no_argument, NULL, OPT_REPAIR},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -128,12 +132,16 @@ static int run(int argc, char **argv)
 {
   const char *me = "check";
   struct findings f = {0};
+  unsigned check_flags = 0;
   int c;
 
   while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_JSON:
       f.json = true;
+      break;
+    case OPT_REPAIR:
+      check_flags |= VHD_CHECK_REPAIR;
       break;
     case 'h':
       print_command_help(&cmd_check, stdout);
@@ -150,7 +158,7 @@ static int run(int argc, char **argv)
 
   struct vhd_check_result result;
   memset(&result, 0, sizeof result);
-  int r = vhd_check(path, VHD_OPEN_RDONLY, on_finding, &f, &result);
+  int r = vhd_check(path, check_flags, on_finding, &f, &result);
 
   int st;
   if (r < 0) {
@@ -175,16 +183,20 @@ static int run(int argc, char **argv)
 const struct command cmd_check = {
   .name = "check",
   .summary = "Check an image's structures for corruption and leaked space.",
-  .synopsis = "vhdtool check [--json] FILE",
+  .synopsis = "vhdtool check [--repair] [--json] FILE",
   .help =
     "Options:\n"
+    "      --repair fix what can be fixed without losing readable data (a\n"
+    "               footer from its copy, checksums, leaked space, BAT entries\n"
+    "               past the end, a VHDX log to replay); each change is printed\n"
+    "               as \"info: repaired: ...\", then the image is checked again\n"
     "      --json   print one JSON object (fields in docs/vhdtool.md)\n"
     "  -h, --help   show this help\n"
     "\n"
-    "The image is only read. Each finding is printed with its severity (info,\n"
-    "warning, leak, corruption), then a summary.\n"
+    "Without --repair the image is only read. Each finding is printed with its\n"
+    "severity (info, warning, leak, corruption), then a summary.\n"
     "\n"
-    "Exit status (as qemu-img check):\n"
+    "Exit status (as qemu-img check; after --repair, of the repaired image):\n"
     "  0  no corruption and no leaked space\n"
     "  1  the check could not run (unreadable file, not an image, bad usage)\n"
     "  2  corruption found\n"

@@ -1,13 +1,23 @@
 /* vhd_check: run the driver's open in collecting mode (diag.h), then its
- * whole-file checks, then the parent link, reporting every finding. */
+ * whole-file checks, then the parent link, reporting every finding.
+ *
+ * With VHD_CHECK_REPAIR a first pass opens the file read-write in
+ * collecting mode and lets the driver fix what the findings allow; what it
+ * found there is reported as notes ("found: ..."), each change as
+ * "repaired: ...". The ordinary check then runs on the result, so the
+ * counts describe the image as it is after the repair. */
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "util/strfmt.h"
 
 /* vhd_check_io borrows the caller's io; the image layer owns what it is
  * given, so hand it a forwarding wrapper whose close does nothing. */
 static int fwd_pread(void *o, void *b, size_t n, uint64_t off) { vhd_io *io = o; return io->ops->pread(io->opaque, b, n, off); }
 static int fwd_get_size(void *o, uint64_t *s) { vhd_io *io = o; return io->ops->get_size(io->opaque, s); }
+static int fwd_pwrite(void *o, const void *b, size_t n, uint64_t off) { vhd_io *io = o; return io->ops->pwrite(io->opaque, b, n, off); }
+static int fwd_flush(void *o) { vhd_io *io = o; return io->ops->flush(io->opaque); }
+static int fwd_set_size(void *o, uint64_t s) { vhd_io *io = o; return io->ops->set_size(io->opaque, s); }
 static int fwd_find_data(void *o, uint64_t off, uint64_t *d, uint64_t *h)
 {
   vhd_io *io = o;
@@ -22,7 +32,10 @@ static void fwd_close(void *o) { (void)o; }
 
 static const struct vhd_io_ops borrowed_ops = {
   .pread = fwd_pread,
+  .pwrite = fwd_pwrite,
+  .flush = fwd_flush,
   .get_size = fwd_get_size,
+  .set_size = fwd_set_size,
   .find_data = fwd_find_data,
   .open_related = fwd_open_related,
   .close = fwd_close,
@@ -35,12 +48,64 @@ static bool is_finding(int r)
          r == -ERANGE || r == -EOVERFLOW || r == -EFBIG || r == -ENOTSUP;
 }
 
-int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
-                 void *opaque, struct vhd_check_result *result)
+/* Findings of the repair pass go to the caller as notes: the counts that
+ * matter are those of the check after it. */
+struct relay {
+  vhd_check_report_fn report;
+  void *opaque;
+};
+
+static void relay_finding(void *opaque, enum vhd_check_severity sev, const char *message)
 {
-  vhd_error_clear();
-  (void)flags;
-  memset(result, 0, sizeof *result);
+  struct relay *rl = opaque;
+  if (!rl->report)
+    return;
+  if (sev == VHD_CHECK_INFO) {
+    rl->report(rl->opaque, sev, message);
+    return;
+  }
+  char line[1100];
+  vhd_snprintf(line, sizeof line, "found: %s", message);
+  rl->report(rl->opaque, VHD_CHECK_INFO, line);
+}
+
+static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
+                       unsigned *repairs)
+{
+  if (!io_writable(io))
+    return vhd_error(EROFS, "%s: cannot repair: the file is open read-only", io->name);
+  struct relay rl = { report, opaque };
+  struct vhd_check_result seen;
+  memset(&seen, 0, sizeof seen);
+  struct vhd_diag d = { relay_finding, &rl, &seen };
+  vhd_io *borrowed;
+  int r = vhd_io_new(&borrowed_ops, io, io->name, VHD_IO_RDWR, &borrowed);
+  if (r < 0)
+    return r;
+  struct vhd_image *img;
+  r = image_open_layer(borrowed, NULL, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT, &d, &img);
+  if (r < 0) {
+    /* Nothing the drivers can work on; the check that follows says why. */
+    if (!is_finding(r))
+      return r;
+    diag_info(&d, "not repaired: %s: the image cannot be opened for repair", io->name);
+    return 0;
+  }
+  if (img->drv->repair) {
+    vhd_rwlock_wrlock(&img->lock);
+    r = img->drv->repair(img, &d);
+    vhd_rwlock_unlock(&img->lock);
+  } else {
+    diag_info(&d, "%s: nothing to repair in a %s image", img->path, img->drv->name);
+  }
+  int rc = vhd_close(img);
+  *repairs = seen.repairs;
+  return r < 0 ? r : rc;
+}
+
+static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
+                      struct vhd_check_result *result)
+{
   struct vhd_diag d = { report, opaque, result };
   vhd_io *borrowed;
   int r = vhd_io_new(&borrowed_ops, io, io->name, VHD_IO_RDONLY, &borrowed);
@@ -86,12 +151,31 @@ int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
   return 0;
 }
 
+int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
+                 void *opaque, struct vhd_check_result *result)
+{
+  vhd_error_clear();
+  memset(result, 0, sizeof *result);
+  if (flags & ~VHD_CHECK_REPAIR)
+    return vhd_error(EINVAL, "%s: unknown check flags 0x%x", io->name, flags);
+  unsigned repairs = 0;
+  if (flags & VHD_CHECK_REPAIR) {
+    int r = repair_pass(io, report, opaque, &repairs);
+    if (r < 0)
+      return r;
+  }
+  int r = check_pass(io, report, opaque, result);
+  result->repairs = repairs;
+  return r;
+}
+
 int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
               void *opaque, struct vhd_check_result *result)
 {
   vhd_io *io;
   memset(result, 0, sizeof *result);
-  int r = vhd_io_open_file(path, VHD_IO_RDONLY, &io);
+  int r = vhd_io_open_file(path, (flags & VHD_CHECK_REPAIR) ? VHD_IO_RDWR : VHD_IO_RDONLY,
+                           &io);
   if (r < 0)
     return r;
   r = vhd_check_io(io, flags, report, opaque, result);

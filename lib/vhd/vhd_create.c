@@ -103,15 +103,9 @@ static char *stored_url(const char *abs)
   return out;
 }
 
-struct payload {
-  uint32_t code;
-  uint8_t *data;
-  size_t len;
-};
-
-/* Fill the parent fields of the header and the locator payloads. */
-static int link_parent(const char *path, struct vhd_dyn_header *h,
-                       const struct parent_link *parent, struct payload pl[3], size_t *npl)
+int vhd_link_parent(const char *path, struct vhd_dyn_header *h,
+                    const struct parent_link *parent, struct vhd_locator_payload pl[3],
+                    size_t *npl)
 {
   const char *base = path_basename(parent->absolute ? parent->absolute : parent->image->path);
   char *stored[3] = {NULL, NULL, NULL};
@@ -189,7 +183,7 @@ static int create_sparse(vhd_io *io, const struct vhd_create_params *p,
                          const struct parent_link *parent, struct vhd_footer *f)
 {
   struct vhd_dyn_header h;
-  struct payload pl[3];
+  struct vhd_locator_payload pl[3];
   size_t npl = 0;
   uint8_t hbuf[VHD_HEADER_SIZE];
   uint32_t bs = p->block_size ? p->block_size : VHD_DEFAULT_BLOCK_SIZE;
@@ -207,7 +201,7 @@ static int create_sparse(vhd_io *io, const struct vhd_create_params *p,
   h.version = VHD_HEADER_VERSION;
   h.max_table_entries = (uint32_t)entries;
   h.block_size = bs;
-  if (parent && (r = link_parent(io->name, &h, parent, pl, &npl)) < 0)
+  if (parent && (r = vhd_link_parent(io->name, &h, parent, pl, &npl)) < 0)
     return r;
 
   /* Locator payloads follow the BAT, each in whole sectors; blocks will

@@ -362,9 +362,7 @@ int vhdx_bitmap_run(struct vhdx *s, uint64_t chunk, uint64_t first, uint64_t max
   return 0;
 }
 
-/* The pending copy of the bitmap sector at file offset off, loaded on
- * first use. */
-static int pending_sector(struct vhdx *s, uint64_t off, uint8_t **out)
+int vhdx_pending_sector(struct vhdx *s, uint64_t off, uint8_t **out)
 {
   size_t lo = 0, hi = s->npend;
   while (lo < hi) {
@@ -414,7 +412,7 @@ int vhdx_bitmap_assign(struct vhdx *s, uint64_t chunk, uint64_t first, uint64_t 
     uint64_t sec_end = (secno + 1) * VHDX_SECTOR * 8;
     uint64_t stop = end < sec_end ? end : sec_end;
     uint8_t *sec = NULL;
-    int r = pending_sector(s, base + secno * VHDX_SECTOR, &sec);
+    int r = vhdx_pending_sector(s, base + secno * VHDX_SECTOR, &sec);
     if (r < 0)
       return r;
     for (; pos < stop; pos++) {

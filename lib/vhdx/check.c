@@ -4,11 +4,8 @@
 #include "vhdx.h"
 #include "error.h"
 
-int vhdx_check(struct vhd_image *img, struct vhd_diag *d)
+uint64_t vhdx_structures_end(const struct vhdx *s)
 {
-  struct vhdx *s = vhdx_of(img);
-  /* Structures end at alloc_end, except where the file itself goes
-   * further: space past the last structure belongs to nothing. */
   uint64_t end = s->hdr.log_offset + s->hdr.log_length;
   if (s->reg.bat_offset + s->reg.bat_length > end)
     end = s->reg.bat_offset + s->reg.bat_length;
@@ -24,6 +21,14 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d)
     if (located && VHDX_BAT_OFFSET(e) + len > end)
       end = VHDX_BAT_OFFSET(e) + len;
   }
+  return end;
+}
+
+int vhdx_check(struct vhd_image *img, struct vhd_diag *d)
+{
+  struct vhdx *s = vhdx_of(img);
+  /* Space past the last structure belongs to nothing. */
+  uint64_t end = vhdx_structures_end(s);
   /* Less than a MiB cannot hold a block: slack some writers leave
    * (Disk2VHD ends its files 512 bytes after the last block). */
   if (s->file_size >= end + VHDX_MIB)

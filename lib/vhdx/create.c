@@ -66,6 +66,33 @@ static int build_locator(const char *name, const struct kv *kv, unsigned n, uint
   return 0;
 }
 
+int vhdx_encode_parent_locator(const char *name, const struct parent_link *parent,
+                               uint8_t *item, size_t cap, uint32_t *len)
+{
+  struct vhdx *ps = vhdx_of(parent->image);
+  char linkage[40];
+  linkage[0] = '{';
+  guid_format_ms(ps->hdr.data_write_guid, linkage + 1);
+  linkage[37] = '}';
+  linkage[38] = '\0';
+  struct kv kv[3] = { { "parent_linkage", linkage }, { NULL, NULL }, { NULL, NULL } };
+  unsigned nkv = 1;
+  int r = 0;
+  char *rel = parent->relative ? to_backslashes(parent->relative) : NULL;
+  char *abs = parent->absolute ? to_backslashes(parent->absolute) : NULL;
+  if ((parent->relative && !rel) || (parent->absolute && !abs))
+    r = vhd_error(ENOMEM, "%s: out of memory", name);
+  if (rel)
+    kv[nkv++] = (struct kv){ "relative_path", rel };
+  if (abs)
+    kv[nkv++] = (struct kv){ "absolute_win32_path", abs };
+  if (r == 0)
+    r = build_locator(name, kv, nkv, item, cap, len);
+  vhd_free(rel);
+  vhd_free(abs);
+  return r;
+}
+
 static void meta_entry(uint8_t *table, unsigned i, const uint8_t guid[16], uint32_t offset,
                        uint32_t length, uint32_t flags)
 {
@@ -208,29 +235,11 @@ static int write_metadata(vhd_io *io, const struct layout *l, const struct paren
   meta_entry(t, n++, vhdx_guid_physical_sector_size, off + 36, 4, REQ | VD);
   int r = 0;
   if (parent) {
-    struct vhdx *ps = vhdx_of(parent->image);
-    char linkage[40];
-    linkage[0] = '{';
-    guid_format_ms(ps->hdr.data_write_guid, linkage + 1);
-    linkage[37] = '}';
-    linkage[38] = '\0';
-    struct kv kv[3] = { { "parent_linkage", linkage }, { NULL, NULL }, { NULL, NULL } };
-    unsigned nkv = 1;
-    char *rel = parent->relative ? to_backslashes(parent->relative) : NULL;
-    char *abs = parent->absolute ? to_backslashes(parent->absolute) : NULL;
-    if ((parent->relative && !rel) || (parent->absolute && !abs))
-      r = vhd_error(ENOMEM, "%s: out of memory", io->name);
-    if (rel)
-      kv[nkv++] = (struct kv){ "relative_path", rel };
-    if (abs)
-      kv[nkv++] = (struct kv){ "absolute_win32_path", abs };
     uint32_t len = 0;
-    if (r == 0)
-      r = build_locator(io->name, kv, nkv, items + 40, cap - VHDX_META_TABLE_SIZE - 40, &len);
+    r = vhdx_encode_parent_locator(io->name, parent, items + 40,
+                                   cap - VHDX_META_TABLE_SIZE - 40, &len);
     if (r == 0)
       meta_entry(t, n++, vhdx_guid_parent_locator, off + 40, len, REQ);
-    vhd_free(rel);
-    vhd_free(abs);
   }
   put_le16(t + 10, (uint16_t)n);
   if (r == 0)

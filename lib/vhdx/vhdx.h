@@ -296,6 +296,9 @@ int vhdx_bitmap_run(struct vhdx *s, uint64_t chunk, uint64_t first, uint64_t max
 int vhdx_bitmap_assign(struct vhdx *s, uint64_t chunk, uint64_t first, uint64_t count,
                        bool value);
 void vhdx_pending_free(struct vhdx *s);
+/* The pending copy of the metadata sector (4 KiB) at file offset off,
+ * loaded on first use; the next log commit writes it. */
+int vhdx_pending_sector(struct vhdx *s, uint64_t off, uint8_t **out);
 int vhdx_space_push(struct vhdx_space *sp, uint64_t offset);
 /* After a commit: what trims freed may now be reused. */
 void vhdx_space_commit(struct vhdx *s);
@@ -364,6 +367,11 @@ int vhdx_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
 /* create.c */
 int vhdx_create(vhd_io *io, const struct vhd_create_params *p,
                 const struct parent_link *parent);
+/* Encode the parent locator item for parent (a VHDX image): parent_linkage
+ * from its data_write_guid, relative_path and absolute_win32_path. At most
+ * cap bytes; *len gets the item's length. */
+int vhdx_encode_parent_locator(const char *name, const struct parent_link *parent,
+                               uint8_t *item, size_t cap, uint32_t *len);
 
 /* parent.c */
 int vhdx_parent_candidates(struct vhd_image *img, struct parent_candidates *c);
@@ -371,5 +379,11 @@ int vhdx_parent_matches(struct vhd_image *img, struct vhd_image *candidate);
 
 /* check.c */
 int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
+/* End of the last structure (log, regions, located blocks). */
+uint64_t vhdx_structures_end(const struct vhdx *s);
+
+/* set_parent.c, repair.c */
+int vhdx_set_parent(struct vhd_image *img, const struct parent_link *parent);
+int vhdx_repair(struct vhd_image *img, struct vhd_diag *d);
 
 #endif
