@@ -47,7 +47,7 @@ static void print_size_line(const char *label, uint64_t bytes)
 }
 
 static void print_text(const char *path, vhd_image *img, const struct vhd_info *in,
-                       const char *parent_error)
+                       const struct vhd_layout *lay, const char *parent_error)
 {
   char id[37];
   uint64_t actual;
@@ -64,7 +64,13 @@ static void print_text(const char *path, vhd_image *img, const struct vhd_info *
     print_size_line("block size", in->block_size);
     printf("allocated blocks: %llu of %llu\n", (unsigned long long)in->allocated_blocks,
            (unsigned long long)in->total_blocks);
+    if (lay)
+      printf("fragmentation: %u%% (%llu of %llu blocks not right after the one before)\n",
+             lay->fragmentation_pct, (unsigned long long)lay->fragmented_blocks,
+             (unsigned long long)lay->data_blocks);
   }
+  if (lay)
+    print_size_line("minimum size (shrink)", lay->min_size);
   printf("sector size: %u logical, %u physical\n", (unsigned)in->logical_sector_size,
          (unsigned)in->physical_sector_size);
   if (in->format == VHD_FORMAT_RAW)
@@ -105,7 +111,7 @@ static void print_text(const char *path, vhd_image *img, const struct vhd_info *
 }
 
 static void print_json(const char *path, vhd_image *img, const struct vhd_info *in,
-                       const char *parent_error)
+                       const struct vhd_layout *lay, const char *parent_error)
 {
   struct json_writer w;
   char id[37];
@@ -130,7 +136,15 @@ static void print_json(const char *path, vhd_image *img, const struct vhd_info *
   if (is_sparse(in->type)) {
     json_member_uint(&w, "allocated-blocks", in->allocated_blocks);
     json_member_uint(&w, "total-blocks", in->total_blocks);
+    if (lay) {
+      json_member_uint(&w, "fragmented-blocks", lay->fragmented_blocks);
+      json_member_uint(&w, "fragmentation-percent", lay->fragmentation_pct);
+    }
   }
+  if (lay)
+    json_member_uint(&w, "min-size", lay->min_size);
+  else
+    json_member_null(&w, "min-size");
   if (raw || !in->creator[0]) {
     json_member_null(&w, "creator");
   } else {
@@ -168,7 +182,8 @@ static void print_json(const char *path, vhd_image *img, const struct vhd_info *
   json_member_uint(&w, "chain-depth", in->chain_depth);
   json_key(&w, "chain");
   json_begin_array(&w);
-  for (vhd_image *l = img; l; l = vhd_get_parent(l)) {
+  unsigned layer = 0;
+  for (vhd_image *l = img; l; l = vhd_get_parent(l), layer++) {
     struct vhd_info li;
     if (vhd_get_info(l, &li) < 0)
       break;
@@ -178,6 +193,7 @@ static void print_json(const char *path, vhd_image *img, const struct vhd_info *
     json_member_string(&w, "type",
                        li.format == VHD_FORMAT_RAW ? NULL : vhd_type_name(li.type));
     json_member_uint(&w, "virtual-size", li.virtual_size);
+    json_member_uint(&w, "layer", layer);   /* 0 = this image, as map counts */
     json_end_object(&w);
   }
   json_end_array(&w);
@@ -232,10 +248,14 @@ static int run(int argc, char **argv)
      * is fine and its structure is what the user asked about. */
     if (parent_error)
       warn("%s (showing the image without its parent)", parent_error);
+    /* Layout figures are extras: an image they cannot be worked out for
+     * is still described (min-size null in JSON). */
+    struct vhd_layout layout;
+    const struct vhd_layout *lay = vhd_get_layout(img, &layout) == 0 ? &layout : NULL;
     if (json)
-      print_json(path, img, &info, parent_error);
+      print_json(path, img, &info, lay, parent_error);
     else
-      print_text(path, img, &info, parent_error);
+      print_text(path, img, &info, lay, parent_error);
   }
   free(parent_error);
   vhd_close(img);

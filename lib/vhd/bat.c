@@ -137,7 +137,7 @@ static void sift_down(uint64_t *a, size_t root, size_t n)
   }
 }
 
-static void sort_u64(uint64_t *a, size_t n)
+void vhd_sort_u64(uint64_t *a, size_t n)
 {
   for (size_t i = n / 2; i-- > 0;)
     sift_down(a, i, n);
@@ -197,7 +197,7 @@ int vhd_bat_validate(struct vhd_bat *bat, const char *path, uint64_t block_bytes
   for (uint32_t i = 0; i < bat->count; i++)
     if (bat->entry[i] != VHD_BAT_UNUSED)
       keys[k++] = (uint64_t)bat->entry[i] << 32 | i;
-  sort_u64(keys, k);
+  vhd_sort_u64(keys, k);
   uint64_t prev = keys[0];
   for (size_t j = 1; j < k; j++) {
     uint64_t prev_start = (prev >> 32) * SECTOR;

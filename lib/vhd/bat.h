@@ -54,6 +54,10 @@ int vhd_bat_validate(struct vhd_bat *bat, const char *path, uint64_t block_bytes
                      const struct vhd_file_range *meta, size_t nmeta, uint64_t limit,
                      struct vhd_diag *d);
 
+/* Sort keys in place, ascending (heap sort: no qsort in freestanding
+ * builds, no recursion, no extra memory). */
+void vhd_sort_u64(uint64_t *a, size_t n);
+
 /* End of the last allocated block (0 when none). */
 uint64_t vhd_bat_blocks_end(const struct vhd_bat *bat, uint64_t block_bytes);
 /* Used entries among the first n. */

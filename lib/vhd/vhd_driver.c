@@ -20,6 +20,8 @@ const struct vhd_driver vhd_driver_vhd = {
   .parent_candidates = vhd_fmt_parent_candidates,
   .parent_matches = vhd_fmt_parent_matches,
   .check = vhd_fmt_check,
+  .compact = vhd_fmt_compact,
+  .layout = vhd_fmt_layout,
   .set_parent = vhd_fmt_set_parent,
   .repair = vhd_fmt_repair,
 };

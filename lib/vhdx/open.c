@@ -112,6 +112,8 @@ const struct vhd_driver vhd_driver_vhdx = {
   .parent_candidates = vhdx_parent_candidates,
   .parent_matches = vhdx_parent_matches,
   .check = vhdx_check,
+  .compact = vhdx_compact,
+  .layout = vhdx_layout,
   .set_parent = vhdx_set_parent,
   .repair = vhdx_repair,
 };

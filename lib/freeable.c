@@ -1,0 +1,42 @@
+/* The compact rule. A block that reads as zeros through this layer can be
+ * dropped only when what lies below reads as zeros too; otherwise its
+ * zeros are hiding parent data and dropping it would show that data. */
+#include "freeable.h"
+
+#include "driver.h"
+#include "util/zero.h"
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+int block_freeable(struct vhd_image *img, uint64_t off, uint64_t len, uint8_t *buf,
+                   size_t buf_len, enum freeable *out)
+{
+  *out = FREEABLE_NO;
+  for (uint64_t done = 0; done < len;) {
+    size_t n = (size_t)min_u64(buf_len, len - done);
+    int r = img->drv->read(img, buf, n, off + done);
+    if (r < 0)
+      return r;
+    if (!buffer_is_zero(buf, n))
+      return 0;
+    done += n;
+  }
+  /* A base image has nothing below: zeros there are plain zeros. */
+  if (img->type != VHD_TYPE_DIFFERENCING) {
+    *out = FREEABLE_ABSENT;
+    return 0;
+  }
+  *out = FREEABLE_ABSENT;
+  for (uint64_t done = 0; done < len;) {
+    size_t n = (size_t)min_u64(buf_len, len - done);
+    int r = image_read_parent(img, buf, n, off + done);
+    if (r < 0)
+      return r;
+    if (!buffer_is_zero(buf, n)) {
+      *out = FREEABLE_ZERO;
+      return 0;
+    }
+    done += n;
+  }
+  return 0;
+}

@@ -1,0 +1,238 @@
+/* Compacting a dynamic or differencing VHD, and its layout figures.
+ *
+ * Compact runs in two phases, each leaving an image that opens after a
+ * crash at any point (at worst with leaked space):
+ *  1. Free: every block that reads as zeros, with zeros below it too
+ *     (freeable.h), loses its BAT entry; the table is made durable, then
+ *     the block's space is punched.
+ *  2. Pack: blocks after a gap move down into it, in file order. A block is
+ *     copied to space no durable BAT entry references, the copy is flushed,
+ *     then its BAT entry is repointed and flushed; only after that may its
+ *     old place be reused. A block moves only to a place that does not
+ *     overlap where it is, so the old copy stays whole until the BAT
+ *     stops pointing at it. Finally the footer goes to the new end and the
+ *     file is cut (vhd_fmt_flush's tail shrink: footer first, then the cut).
+ */
+#include "vhd/vhd_priv.h"
+
+#include "error.h"
+#include "freeable.h"
+
+#define SECTOR VHD_SECTOR_SIZE
+#define COPY_CHUNK (1u << 20)
+#define DATA_ALIGN 4096u
+
+static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+struct compact_run {
+  struct vhd_image *img;
+  struct vhd_state *s;
+  vhd_progress_fn progress;
+  void *opaque;
+  uint64_t done, total;
+  uint8_t *buf;   /* COPY_CHUNK bytes */
+};
+
+/* One unit of work done; non-zero when the caller cancelled. */
+static bool step(struct compact_run *c)
+{
+  c->done++;
+  return c->progress && c->progress(c->opaque, c->done, c->total) != 0;
+}
+
+static uint64_t block_bytes(const struct vhd_state *s)
+{
+  return (uint64_t)s->bitmap_bytes + s->block_size;
+}
+
+/* Phase 1. Freed blocks are punched once the BAT without them is durable;
+ * a host that cannot punch just keeps the space until phase 2. */
+static int free_zero_blocks(struct compact_run *c, uint64_t *freed, bool *cancelled)
+{
+  struct vhd_image *img = c->img;
+  struct vhd_state *s = c->s;
+  uint32_t *old = vhd_malloc(((size_t)s->total_blocks + 1) * sizeof *old);
+  size_t nold = 0;
+  int r = 0;
+
+  if (!old)
+    return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
+  for (uint32_t blk = 0; blk < s->total_blocks && r == 0; blk++) {
+    if (s->bat.entry[blk] == VHD_BAT_UNUSED)
+      continue;
+    uint64_t off = (uint64_t)blk * s->block_size;
+    enum freeable f;
+    r = block_freeable(img, off, min_u64(s->block_size, img->virtual_size - off), c->buf,
+                       COPY_CHUNK, &f);
+    if (r < 0)
+      break;
+    /* No VHD state says "zeros" while hiding the parent: such a block
+     * stays (FREEABLE_ZERO). */
+    if (f == FREEABLE_ABSENT && (r = vhd_batmap_invalidate(img, s)) < 0)
+      break;
+    if (f == FREEABLE_ABSENT) {
+      old[nold++] = s->bat.entry[blk];
+      vhd_bat_set(&s->bat, blk, VHD_BAT_UNUSED);
+      vhd_bitmap_forget(&s->bitmaps, blk);
+      s->meta_dirty = true;
+    }
+    if (step(c)) {
+      *cancelled = true;
+      break;
+    }
+  }
+  /* Commit what was freed even when the scan stopped early. */
+  int r2 = vhd_fmt_flush(img);
+  if (r == 0)
+    r = r2;
+  for (size_t i = 0; r == 0 && i < nold && s->can_punch; i++) {
+    int p = io_punch_hole(img->io, (uint64_t)old[i] * SECTOR, block_bytes(s));
+    if (p == -EOPNOTSUPP)
+      s->can_punch = false;
+    else if (p < 0)
+      r = p;
+  }
+  *freed = nold;
+  vhd_free(old);
+  return r;
+}
+
+/* Copy one block's bytes (bitmap and data) from one file place to another
+ * that does not overlap it. */
+static int copy_block(struct compact_run *c, uint64_t from, uint64_t to)
+{
+  uint64_t len = block_bytes(c->s);
+  for (uint64_t done = 0; done < len;) {
+    size_t n = (size_t)min_u64(COPY_CHUNK, len - done);
+    int r = io_pread(c->img->io, c->buf, n, from + done);
+    if (r == 0)
+      r = io_pwrite(c->img->io, c->buf, n, to + done);
+    if (r < 0)
+      return r;
+    done += n;
+  }
+  return 0;
+}
+
+/* Where a block moving down to the first free byte `cursor` goes. A block
+ * whose data started on a 4 KiB boundary (Hyper-V's aligned layout) keeps
+ * that alignment. */
+static uint64_t target_for(const struct vhd_state *s, uint64_t cursor, uint64_t old)
+{
+  if ((old + s->bitmap_bytes) % DATA_ALIGN == 0)
+    return align_up(cursor + s->bitmap_bytes, DATA_ALIGN) - s->bitmap_bytes;
+  return align_up(cursor, SECTOR);
+}
+
+/* Phase 2. Blocks are visited in file order. Copies are batched while
+ * every copy lands below the oldest place of the batch, so a whole batch
+ * needs one data flush and one BAT flush. */
+static int pack_blocks(struct compact_run *c, bool *cancelled)
+{
+  struct vhd_image *img = c->img;
+  struct vhd_state *s = c->s;
+  uint64_t len = block_bytes(s);
+  size_t n = 0;
+  uint64_t *keys = vhd_malloc(((size_t)s->bat.count + 1) * sizeof *keys);
+  int r = 0;
+
+  if (!keys)
+    return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
+  for (uint32_t i = 0; i < s->bat.count; i++)
+    if (s->bat.entry[i] != VHD_BAT_UNUSED)
+      keys[n++] = (uint64_t)s->bat.entry[i] << 32 | i;
+  vhd_sort_u64(keys, n);
+
+  /* Everything that is not a block (header, BAT, locators) ends at
+   * meta_end; a block lying below it stays where it is. */
+  uint64_t cursor = align_up(s->meta_end, SECTOR);
+  uint64_t batch_low = UINT64_MAX;   /* lowest old place in the batch */
+  for (size_t k = 0; k < n && r == 0; k++) {
+    uint32_t blk = (uint32_t)keys[k];
+    uint64_t old = (keys[k] >> 32) * SECTOR;
+    uint64_t to = target_for(s, cursor, old);
+    if (to + len > old) {
+      /* No room below without overlapping itself: it stays. */
+      cursor = cursor > old + len ? cursor : old + len;
+    } else {
+      if (to + len > batch_low) {
+        /* This copy would land on a place the BAT still references. */
+        r = vhd_fmt_flush(img);
+        batch_low = UINT64_MAX;
+      }
+      if (r == 0)
+        r = copy_block(c, old, to);
+      if (r < 0)
+        break;
+      vhd_bat_set(&s->bat, blk, (uint32_t)(to / SECTOR));
+      s->meta_dirty = true;
+      batch_low = min_u64(batch_low, old);
+      cursor = to + len;
+    }
+    if (step(c)) {
+      *cancelled = true;
+      break;
+    }
+  }
+  vhd_free(keys);
+  /* The last batch, then the footer at the new end and the cut. */
+  s->trimmed = true;
+  int r2 = vhd_fmt_flush(img);
+  return r < 0 ? r : r2;
+}
+
+int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
+                    struct vhd_compact_result *result)
+{
+  struct vhd_state *s = vhd_state(img);
+  struct compact_run c = { img, s, progress, opaque, 0, 0, NULL };
+  bool cancelled = false;
+  uint64_t freed = 0;
+  int r;
+
+  if (!vhd_is_sparse(s))
+    return 0;   /* a fixed disk has no blocks to free */
+  /* Start from a durable, consistent file. */
+  if ((r = vhd_fmt_flush(img)) < 0)
+    return r;
+  /* Work: each block of the disk looked at, then each block placed. */
+  c.total = vhd_bat_count_used(&s->bat, s->total_blocks) +
+            vhd_bat_count_used(&s->bat, s->bat.count);
+  c.buf = vhd_malloc(COPY_CHUNK);
+  if (!c.buf)
+    return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
+  r = free_zero_blocks(&c, &freed, &cancelled);
+  result->blocks_freed = freed;
+  if (r == 0 && !cancelled)
+    r = pack_blocks(&c, &cancelled);
+  if (r == 0 && !cancelled && progress)
+    progress(opaque, c.total, c.total);
+  vhd_free(c.buf);
+  if (r == 0 && cancelled)
+    r = vhd_error(ECANCELED, "%s: compact cancelled", img->path);
+  return r;
+}
+
+int vhd_fmt_layout(struct vhd_image *img, struct vhd_layout *layout)
+{
+  struct vhd_state *s = vhd_state(img);
+  uint64_t prev_end = 0;
+  bool first = true;
+
+  if (!vhd_is_sparse(s))
+    return 0;
+  for (uint32_t blk = 0; blk < s->total_blocks; blk++) {
+    if (s->bat.entry[blk] == VHD_BAT_UNUSED)
+      continue;
+    uint64_t off = vhd_block_offset(s, blk);
+    layout->data_blocks++;
+    /* Padding that only aligns the next block's data is still "right
+     * after". */
+    if (!first && (off < prev_end || off >= prev_end + DATA_ALIGN))
+      layout->fragmented_blocks++;
+    prev_end = off + block_bytes(s);
+    first = false;
+  }
+  return 0;
+}
