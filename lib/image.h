@@ -39,6 +39,15 @@ struct vhd_image {
  * when the image was opened without its parent. For drivers. */
 int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 
+/* Internal open flags, above the public VHD_OPEN_* bits, for vhd_merge
+ * (lib/ops/merge.c says why). Only a read-write VHDX image heeds them.
+ * KEEP_DATA_ID: this session's writes leave the data_write_guid as it is,
+ * so the children linked to it keep opening while a merge copies their
+ * data down. RENEW_DATA_ID: the open itself gives the image a fresh
+ * data_write_guid, the change a merge deferred to its end. */
+#define IMAGE_OPEN_KEEP_DATA_ID  0x100u
+#define IMAGE_OPEN_RENEW_DATA_ID 0x200u
+
 /* Open io as an image of the given driver (NULL = probe), without parents. */
 int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
                      struct vhd_diag *d, struct vhd_image **out);

@@ -54,7 +54,11 @@ static int vhdx_open(struct vhd_image *img, struct vhd_diag *d)
     s->parent_hint = s->loc.relative_path ? s->loc.relative_path
                      : s->loc.absolute_win32_path ? s->loc.absolute_win32_path
                      : s->loc.volume_path;
-  return 0;
+  if (img->writable && (img->flags & IMAGE_OPEN_RENEW_DATA_ID)) {
+    r = vhdx_header_update(s, VHDX_NEW_FILE_GUID | VHDX_NEW_DATA_GUID, NULL);
+    s->guids_updated = r == 0;
+  }
+  return r;
 }
 
 static void vhdx_close(struct vhd_image *img)

@@ -141,7 +141,8 @@ int vhdx_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
 /* --- changes ------------------------------------------------------------- */
 
 /* Before the first change of a session: fresh file_write_guid and
- * data_write_guid (a child's link to this file breaks from now on). */
+ * data_write_guid (a child's link to this file breaks from now on), except
+ * in a merge, which keeps the data_write_guid until its end. */
 static int begin_change(struct vhdx *s)
 {
   if (s->broken)
@@ -149,7 +150,8 @@ static int begin_change(struct vhdx *s)
                      "image", s->path);
   if (s->guids_updated)
     return 0;
-  int r = vhdx_header_update(s, VHDX_NEW_FILE_GUID | VHDX_NEW_DATA_GUID, NULL);
+  bool keep = (s->img->flags & IMAGE_OPEN_KEEP_DATA_ID) != 0;
+  int r = vhdx_header_update(s, VHDX_NEW_FILE_GUID | (keep ? 0 : VHDX_NEW_DATA_GUID), NULL);
   if (r == 0)
     s->guids_updated = true;
   return r;
