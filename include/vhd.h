@@ -354,16 +354,27 @@ VHD_API int vhd_merge(const char *child_path, const char *ancestor_path,
 VHD_API int vhd_set_parent(const char *child_path, const char *parent_path,
                            unsigned flags);
 
-/* The extents of the virtual disk in order, each with its state and the
- * chain layer holding it, as `qemu-img map` reports them. */
+/* The extents of [offset, offset+length) in order, each a maximal run
+ * with one state, one layer and (when known) one contiguous place in that
+ * layer's file, as `qemu-img map` reports them. Here DATA means "stored in
+ * the layer's file" (a fixed image's holes are DATA|ZERO) and ZERO "reads
+ * as zeros" (host holes inside stored ranges included). Length 0 maps to
+ * the end of the disk. */
 struct vhd_extent {
   uint64_t offset;
   uint64_t length;
-  unsigned status;       /* VHD_STATUS_* */
-  int layer;             /* 0 = this image, 1 = parent, ...; -1 = none */
+  unsigned status;       /* VHD_STATUS_*; 0 = unknown (parent not open) */
+  int layer;             /* 0 = this image, 1 = parent, ...: the layer that
+                            stores the bytes or defines them as zeros (a
+                            base image's unallocated blocks are its own);
+                            -1 = none (past a shorter parent's end) */
   uint64_t host_offset;  /* where the bytes are in that layer's file, or
                             UINT64_MAX when not one contiguous place */
+  unsigned depth;        /* the layer where the lookup stopped (= layer
+                            when layer >= 0): qemu-img map's "depth" */
 };
+/* fn returns 0 to go on; anything else stops the map, which then returns
+ * that value when negative and -ECANCELED otherwise. */
 typedef int (*vhd_extent_fn)(void *opaque, const struct vhd_extent *extent);
 VHD_API int vhd_map(vhd_image *img, uint64_t offset, uint64_t length,
                     vhd_extent_fn fn, void *opaque);

@@ -71,6 +71,15 @@ struct vhd_driver {
   /* State of this layer at off, for a run of *run bytes (<= len, >= 1). */
   int (*block_status)(struct vhd_image *img, uint64_t off, uint64_t len,
                       enum layer_state *state, uint64_t *run);
+  /* Optional (NULL: offsets unknown). For a range block_status called
+   * LAYER_DATA: where off lies in this layer's file (*host) and how many
+   * bytes from there (*run, 1..len) lie contiguously in the file and read
+   * exactly as the file holds them, so a host hole there reads as zeros.
+   * -ENOTSUP when no such place exists (the caller then reports no host
+   * offset and no holes). Used by vhd_map and by block status's host-hole
+   * probe. */
+  int (*host_extent)(struct vhd_image *img, uint64_t off, uint64_t len,
+                     uint64_t *host, uint64_t *run);
   /* Fill the format-specific fields of info. */
   void (*info)(struct vhd_image *img, struct vhd_info *info);
 

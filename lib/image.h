@@ -39,6 +39,23 @@ struct vhd_image {
  * when the image was opened without its parent. For drivers. */
 int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 
+/* Block status through the chain (vhd_block_status and vhd_map). */
+struct image_status {
+  unsigned status;   /* VHD_STATUS_* */
+  uint64_t run;      /* bytes from the offset that share all of this */
+  int layer;         /* depth of the layer holding the bytes (or saying they
+                        are zeros), -1 when none does */
+  unsigned depth;    /* depth of the layer where the lookup stopped */
+  uint64_t host;     /* the bytes' offset in that layer's file, contiguous
+                        for run bytes; UINT64_MAX when unknown */
+};
+/* vhd_map's view: a range with a place in a layer's file is DATA (ZERO too
+ * where a host hole backs it), and a base image's unallocated ranges are
+ * that image's (layer set). Without it: vhd_block_status's contract. */
+#define IMAGE_STATUS_MAP 0x1u
+int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
+                       unsigned flags, struct image_status *st);
+
 /* Internal open flags, above the public VHD_OPEN_* bits, for vhd_merge
  * (lib/ops/merge.c says why). Only a read-write VHDX image heeds them.
  * KEEP_DATA_ID: this session's writes leave the data_write_guid as it is,

@@ -78,6 +78,16 @@ static int raw_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
   return 0;
 }
 
+/* The file is the disk. */
+static int raw_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
+                           uint64_t *run)
+{
+  (void)img;
+  *host = off;
+  *run = len;
+  return 0;
+}
+
 static void raw_info(struct vhd_image *img, struct vhd_info *info)
 {
   (void)img;
@@ -103,6 +113,7 @@ const struct vhd_driver vhd_driver_raw = {
   .flush = raw_flush,
   .zero = raw_zero,
   .block_status = raw_block_status,
+  .host_extent = raw_host_extent,
   .info = raw_info,
   .create = raw_create,
 };

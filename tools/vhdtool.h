@@ -39,6 +39,7 @@ extern const struct command cmd_snapshot;
 extern const struct command cmd_merge;
 extern const struct command cmd_compact;
 extern const struct command cmd_set_parent;
+extern const struct command cmd_map;
 
 /* usage.c ----------------------------------------------------------- */
 

@@ -138,6 +138,23 @@ int vhdx_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
   return 0;
 }
 
+/* A present block's payload, extended over the blocks that follow it in
+ * the file. A log replayed in memory (overlay) may change bytes the file
+ * holds, so then no range reads exactly as the file does. */
+int vhdx_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
+                     uint64_t *run)
+{
+  struct vhdx *s = vhdx_of(img);
+  uint64_t b = off / s->block_size;
+  enum block_class cls = classify(vhdx_block_state(s, b));
+  if (s->overlay.count || (cls != CLASS_DATA && cls != CLASS_PARTIAL))
+    return -ENOTSUP;
+  *host = block_offset(s, b) + off % s->block_size;
+  *run = cls == CLASS_DATA ? extend_run(s, off, len, cls)
+                           : min_u64(len, s->block_size - off % s->block_size);
+  return 0;
+}
+
 /* --- changes ------------------------------------------------------------- */
 
 /* Before the first change of a session: fresh file_write_guid and

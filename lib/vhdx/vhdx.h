@@ -7,7 +7,7 @@
  * bitmaps), log.c (finding and replaying the log), log_write.c (metadata
  * transactions through the log), overlay.c (metadata reads that see a log
  * replayed in memory), rw.c (virtual disk I/O), create.c, parent.c,
- * check.c, compact.c and open.c (the driver table).
+ * check.c and open.c (the driver table).
  *
  * All metadata is read through vhdx_meta_read() so that a read-only open
  * of a file with a pending log sees the replayed state without writing a
@@ -363,6 +363,8 @@ int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
 int vhdx_flush(struct vhd_image *img);
 int vhdx_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                       enum layer_state *state, uint64_t *run);
+int vhdx_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
+                     uint64_t *run);
 
 /* create.c */
 int vhdx_create(vhd_io *io, const struct vhd_create_params *p,
@@ -379,11 +381,6 @@ int vhdx_parent_matches(struct vhd_image *img, struct vhd_image *candidate);
 
 /* check.c */
 int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
-
-/* compact.c */
-int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
-                 struct vhd_compact_result *result);
-int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout);
 /* End of the last structure (log, regions, located blocks). */
 uint64_t vhdx_structures_end(const struct vhdx *s);
 
