@@ -102,6 +102,20 @@ static int raw_create(vhd_io *io, const struct vhd_create_params *p,
   return io_set_size(io, p->size);
 }
 
+/* The file is the disk: a truncate grows (with zeros) or cuts it. */
+static int raw_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                      void *opaque)
+{
+  (void)progress;
+  (void)opaque;
+  int r = io_set_size(img->io, new_size);
+  if (r == 0)
+    r = io_flush(img->io);
+  if (r == 0)
+    img->virtual_size = new_size;
+  return r;
+}
+
 const struct vhd_driver vhd_driver_raw = {
   .name = "raw",
   .format = VHD_FORMAT_RAW,
@@ -116,4 +130,5 @@ const struct vhd_driver vhd_driver_raw = {
   .host_extent = raw_host_extent,
   .info = raw_info,
   .create = raw_create,
+  .resize = raw_resize,
 };

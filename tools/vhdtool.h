@@ -35,6 +35,7 @@ extern const struct command cmd_convert;
 extern const struct command cmd_read;
 extern const struct command cmd_write;
 extern const struct command cmd_check;
+extern const struct command cmd_resize;
 extern const struct command cmd_snapshot;
 extern const struct command cmd_merge;
 extern const struct command cmd_compact;

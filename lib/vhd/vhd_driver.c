@@ -21,6 +21,7 @@ const struct vhd_driver vhd_driver_vhd = {
   .parent_candidates = vhd_fmt_parent_candidates,
   .parent_matches = vhd_fmt_parent_matches,
   .check = vhd_fmt_check,
+  .resize = vhd_fmt_resize,
   .set_parent = vhd_fmt_set_parent,
   .repair = vhd_fmt_repair,
 };

@@ -117,6 +117,7 @@ const struct vhd_driver vhd_driver_vhdx = {
   .parent_candidates = vhdx_parent_candidates,
   .parent_matches = vhdx_parent_matches,
   .check = vhdx_check,
+  .resize = vhdx_resize,
   .set_parent = vhdx_set_parent,
   .repair = vhdx_repair,
 };

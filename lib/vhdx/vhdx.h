@@ -381,6 +381,10 @@ int vhdx_parent_matches(struct vhd_image *img, struct vhd_image *candidate);
 
 /* check.c */
 int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
+
+/* resize.c */
+int vhdx_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                void *opaque);
 /* End of the last structure (log, regions, located blocks). */
 uint64_t vhdx_structures_end(const struct vhdx *s);
 
