@@ -24,4 +24,6 @@ const struct vhd_driver vhd_driver_vhd = {
   .resize = vhd_fmt_resize,
   .set_parent = vhd_fmt_set_parent,
   .repair = vhd_fmt_repair,
+  .compact = vhd_fmt_compact,
+  .layout = vhd_fmt_layout,
 };

@@ -120,4 +120,6 @@ const struct vhd_driver vhd_driver_vhdx = {
   .resize = vhdx_resize,
   .set_parent = vhdx_set_parent,
   .repair = vhdx_repair,
+  .compact = vhdx_compact,
+  .layout = vhdx_layout,
 };

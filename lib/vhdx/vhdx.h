@@ -7,7 +7,7 @@
  * bitmaps), log.c (finding and replaying the log), log_write.c (metadata
  * transactions through the log), overlay.c (metadata reads that see a log
  * replayed in memory), rw.c (virtual disk I/O), create.c, parent.c,
- * check.c and open.c (the driver table).
+ * check.c, compact.c and open.c (the driver table).
  *
  * All metadata is read through vhdx_meta_read() so that a read-only open
  * of a file with a pending log sees the replayed state without writing a
@@ -381,6 +381,11 @@ int vhdx_parent_matches(struct vhd_image *img, struct vhd_image *candidate);
 
 /* check.c */
 int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
+
+/* compact.c */
+int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
+                 struct vhd_compact_result *result);
+int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout);
 
 /* resize.c */
 int vhdx_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
