@@ -142,3 +142,29 @@ Test(batmap, kept_while_writing_and_disabled_before_a_free)
   check_clean("after a free");
   unlink(path);
 }
+
+Test(batmap, a_longer_bat_replaces_it_safely)
+{
+  make_tap_image();
+  vhd_image *img;
+  uint8_t buf[4096], back[4096];
+  memset(buf, 0x5a, sizeof buf);
+  cr_assert_eq(vhd_open(path, VHD_OPEN_RDWR, &img), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_pwrite(img, buf, sizeof buf, 4 * MiB), 0, "%s", vhd_last_error());
+  /* 1 GiB needs 512 entries: the BAT grows over the batmap. */
+  cr_assert_eq(vhd_resize(img, 1024ull * MiB, 0, NULL, NULL), 0, "%s", vhd_last_error());
+  /* Freeing a block afterwards must not write a cookie into the BAT. */
+  cr_assert_eq(vhd_pwrite(img, buf, sizeof buf, 0), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_discard(img, 0, 2 * MiB), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  check_clean("after growing the BAT over the batmap");
+
+  cr_assert_eq(vhd_open(path, VHD_OPEN_RDONLY, &img), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_pread(img, back, sizeof back, 4 * MiB), 0, "%s", vhd_last_error());
+  cr_expect_eq(memcmp(back, buf, sizeof back), 0, "data moved by the resize was lost");
+  cr_assert_eq(vhd_pread(img, back, sizeof back, 0), 0, "%s", vhd_last_error());
+  memset(buf, 0, sizeof buf);
+  cr_expect_eq(memcmp(back, buf, sizeof back), 0, "the freed block does not read zeros");
+  vhd_close(img);
+  unlink(path);
+}
