@@ -6,8 +6,6 @@
 static void emit(struct vhd_diag *d, enum vhd_check_severity sev,
                  const char *fmt, va_list ap)
 {
-  char msg[1024];
-  vhd_vsnprintf(msg, sizeof msg, fmt, ap);
   if (d->result) {
     switch (sev) {
     case VHD_CHECK_CORRUPTION: d->result->corruptions++; break;
@@ -16,8 +14,13 @@ static void emit(struct vhd_diag *d, enum vhd_check_severity sev,
     default: break;
     }
   }
-  if (d->report)
+  /* A check of a badly broken image may find a problem per BAT entry:
+   * format the text only when someone reads it. */
+  if (d->report) {
+    char msg[1024];
+    vhd_vsnprintf(msg, sizeof msg, fmt, ap);
     d->report(d->opaque, sev, msg);
+  }
 }
 
 int diag_corrupt(struct vhd_diag *d, const char *fmt, ...)
