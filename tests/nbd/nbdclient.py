@@ -13,6 +13,7 @@ Usage: nbdclient.py COMMAND --socket PATH [options]   (see main())
 import argparse
 import os
 import random
+import signal
 import socket
 import struct
 import sys
@@ -343,23 +344,41 @@ def crash_plan(size, count, seed):
 def cmd_crash_writer(a):
     """Write numbered slots, flushing every --every writes; after each flush
     append "N" to --log (fsync'd): writes 0..N-1 are acknowledged durable.
-    Runs until killed (or the plan is exhausted)."""
+    Runs until killed (or the plan is exhausted). With --kill-pid and
+    --kill-after N the writer itself kills the server (SIGKILL) right after
+    sending its Nth request (a write or a flush), which is then in flight:
+    the crash lands at a chosen point however fast the server answers (a
+    killer polling the log from outside lost the race to the end of the
+    plan once flushes stopped costing a disk sync)."""
     c = Client(a.socket)
     plan = crash_plan(c.size, a.count, a.seed)
     log = os.open(a.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sent = 0
+
+    def request(cmd, offset, length, flags=0, data=b""):
+        nonlocal sent
+        c.submit(cmd, offset, length, flags, data)
+        sent += 1
+        if a.kill_pid and sent == a.kill_after:
+            os.kill(a.kill_pid, signal.SIGKILL)
+            sys.exit(0)
+        _, err, _ = c.wait()
+        if err:
+            raise NBDError(cmd, err)
+
     for i, (off, length) in enumerate(plan):
         if a.fua:
             # Every write durable on its own: acknowledged = logged.
-            c.pwrite(crash_slot_data(i, length), off, CMD_FLAG_FUA)
+            request(CMD_WRITE, off, length, CMD_FLAG_FUA, crash_slot_data(i, length))
             os.write(log, b"%d\n" % (i + 1))
             os.fsync(log)
             continue
-        c.pwrite(crash_slot_data(i, length), off)
+        request(CMD_WRITE, off, length, 0, crash_slot_data(i, length))
         if (i + 1) % a.every == 0:
-            c.flush()
+            request(CMD_FLUSH, 0, 0)
             os.write(log, b"%d\n" % (i + 1))
             os.fsync(log)
-    c.flush()
+    request(CMD_FLUSH, 0, 0)
     os.write(log, b"%d\n" % len(plan))
     os.fsync(log)
     return 0
@@ -426,6 +445,8 @@ def main():
     w.add_argument("--every", type=int, default=10)
     w.add_argument("--seed", type=int, default=7)
     w.add_argument("--fua", action="store_true", help="FUA on every write, no flushes")
+    w.add_argument("--kill-pid", type=int, default=0, help="server to kill with SIGKILL")
+    w.add_argument("--kill-after", type=int, default=0, help="... after sending this many requests")
 
     v = sub.add_parser("crash-verify")
     v.add_argument("--disk", required=True)
