@@ -3,11 +3,17 @@
 # a fixed short time; any crash, leak, timeout, model mismatch or broken
 # promise fails. Corpora live in fuzz/corpus/<harness> (git-ignored).
 #
-#   fuzz/run-short.sh [SECONDS]      (default 60; FUZZ_BUILD_DIR overrides build-fuzz)
+#   fuzz/run-short.sh [SECONDS]      (default 30 per harness; FUZZ_BUILD_DIR
+#                                     overrides build-fuzz; FUZZ_JOBS how many
+#                                     harnesses run at once, default nproc)
+#
+# The harnesses run side by side, one per core: each is single-threaded, so
+# on CI's two cores two 30-second runs take 30 seconds, not 60.
 set -eu
 cd "$(dirname "$0")/.."
 if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
-secs=${1:-${FUZZ_SECONDS:-60}}
+secs=${1:-${FUZZ_SECONDS:-30}}
+jobs=${FUZZ_JOBS:-$(nproc)}
 dir=${FUZZ_BUILD_DIR:-build-fuzz}
 
 cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -40,20 +46,50 @@ if [ -d ../shared/images ]; then
 fi
 
 mkdir -p "$dir/artifacts"
-status=0
-for fuzzer in "$dir"/fuzz/fuzz_*; do
-  [ -x "$fuzzer" ] || continue
-  name=$(basename "$fuzzer")
+# run_one FUZZER: one harness for $secs seconds; its output goes to
+# $dir/artifacts/NAME.log (printed whole when it is done, so that two runs
+# side by side do not interleave) and its status to NAME.status.
+run_one() {
+  name=$(basename "$1")
   case $name in
     fuzz_open) args="-max_len=1048576 fuzz/corpus/open $extra" ;;
     fuzz_write) args="-max_len=1024 -len_control=0 fuzz/corpus/write" ;;
     *) args="-max_len=1048576 fuzz/corpus/${name#fuzz_}"; mkdir -p "fuzz/corpus/${name#fuzz_}" ;;
   esac
-  echo "== $name for ${secs}s"
   # shellcheck disable=SC2086
   # A fixed seed keeps CI's short run reproducible; FUZZ_SEED=0 asks libFuzzer for a random one.
-  "$fuzzer" -seed="${FUZZ_SEED:-1}" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 \
-    -artifact_prefix="$dir/artifacts/$name-" $args || status=1
+  rc=0
+  "$1" -seed="${FUZZ_SEED:-1}" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 \
+    -artifact_prefix="$dir/artifacts/$name-" $args > "$dir/artifacts/$name.log" 2>&1 || rc=$?
+  echo "$rc" > "$dir/artifacts/$name.status"
+}
+
+names=
+running=0
+for fuzzer in "$dir"/fuzz/fuzz_*; do
+  [ -x "$fuzzer" ] || continue
+  name=$(basename "$fuzzer")
+  names="$names $name"
+  rm -f "$dir/artifacts/$name.status"
+  echo "== $name for ${secs}s"
+  run_one "$fuzzer" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait
+    running=0
+  fi
+done
+wait
+
+status=0
+for name in $names; do
+  echo "== $name output"
+  cat "$dir/artifacts/$name.log"
+  rc=$(cat "$dir/artifacts/$name.status" 2>/dev/null || echo missing)
+  if [ "$rc" != 0 ]; then
+    echo "== $name FAILED (exit status $rc)"
+    status=1
+  fi
 done
 [ $status = 0 ] && echo "fuzz: no crash" || echo "fuzz: FAILED, see $dir/artifacts/"
 exit $status
