@@ -23,7 +23,7 @@ QEMU_IMG=${QEMU_IMG:-qemu-img}
 ROUNDS=5
 WARMUP=1
 OPS="vhd.to vhd.from vhdx.to vhdx.from"
-QEMU_SYNC=both      # no: qemu-img as is; yes: + fdatasync of its output; both
+QEMU_SYNC=both      # no: as is; yes: made durable (vhdtool --sync, qemu-img + fdatasync); both
 FROM_INPUT=vhdtool  # which tool's image the *.from operations read (both tools read the same file)
 SRC=
 DIAG_NOSYNC=
@@ -36,13 +36,14 @@ usage: $0 [options]
   -r N            timed rounds (default $ROUNDS)
   -w N            warm-up rounds, not counted (default $WARMUP)
   -o "OPS"        operations among: vhd.to vhd.from vhdx.to vhdx.from (default all)
-  -q no|yes|both  qemu-img variants: as is (no fdatasync: its default cache=unsafe),
-                  followed by fdatasync of the output inside the timing (yes), or both
-                  (default $QEMU_SYNC). vhdtool always fdatasyncs before exiting.
+  -q no|yes|both  durability: both tools as is, with no fdatasync of the output (vhdtool's
+                  default, qemu-img's cache=unsafe) (no); the output made durable inside
+                  the timing: vhdtool --sync, qemu-img followed by fdatasync (yes); or
+                  both (default $QEMU_SYNC)
   -i vhdtool|qemu which tool's VHD/VHDX the *.from operations read (default $FROM_INPUT)
   -s FILE         raw source (default: \$BENCH_DIR/raw-2g.img, made by make-dataset)
-  -n              diagnostic row: vhdtool with fsync/fdatasync disabled (LD_PRELOAD
-                  nosync.so), to measure what vhdtool's durability costs
+  -n              diagnostic row: vhdtool --sync with fsync/fdatasync disabled
+                  (LD_PRELOAD nosync.so), to measure what the --sync flushes cost
   -x NAME=PATH    also run the vhdtool at PATH as tool x-NAME (repeatable), checked
                   like vhdtool: to A/B a library change in the same interleaved run
 environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD), LIBVHD_REV (commit shown in the header), VHDTOOL, TIMER, QEMU_IMG
@@ -172,13 +173,17 @@ for fmt in $FORMATS; do
 done
 
 # --- the commands -------------------------------------------------------------
-# A job is op:tool. tools: vhdtool, vhdtool-nosync (diagnostic), qemu (as
-# is), qemu+sync (plus fdatasync).
-VTOOLS=vhdtool
-[ -n "$DIAG_NOSYNC" ] && VTOOLS="vhdtool vhdtool-nosync"
+# A job is op:tool. tools: vhdtool (as is: no flush), vhdtool+sync
+# (--sync), vhdtool-nosync (diagnostic), qemu (as is), qemu+sync (plus
+# fdatasync). The first vhdtool row is the reference of the ratios.
+case $QEMU_SYNC in
+  no) VTOOLS=vhdtool; QTOOLS="qemu" ;;
+  yes) VTOOLS=vhdtool+sync; QTOOLS="qemu+sync" ;;
+  both) VTOOLS="vhdtool vhdtool+sync"; QTOOLS="qemu qemu+sync" ;;
+esac
+[ -n "$DIAG_NOSYNC" ] && VTOOLS="$VTOOLS vhdtool-nosync"
 VTOOLS="$VTOOLS$EXTRA_NAMES"
-QTOOLS=
-case $QEMU_SYNC in no) QTOOLS="qemu" ;; yes) QTOOLS="qemu+sync" ;; both) QTOOLS="qemu qemu+sync" ;; esac
+
 JOBS=()
 for op in $OPS; do
   fmt=${op%%.*}
@@ -193,15 +198,18 @@ job_setup() {
   local dir=${op#*.} vt=()
   case $tool in
     vhdtool) vt=("$VHDTOOL") ;;
+    vhdtool+sync) vt=("$VHDTOOL") ;;
     vhdtool-nosync) vt=(env LD_PRELOAD="$NOSYNC" "$VHDTOOL") ;;
     x-*) vt=("${EXTRA[${tool#x-}]}") ;;
   esac
+  local vsync=()
+  case $tool in vhdtool+sync|vhdtool-nosync) vsync=(--sync) ;; esac
   if [ "$dir" = to ]; then
     IN=$SRC
     OUT=$WORK/out-${tool%+sync}.$fmt
     KIND=image
     if [ ${#vt[@]} -gt 0 ]; then
-      CMD=("${vt[@]}" convert -O "$fmt" -t dynamic --force "$SRC" "$OUT")
+      CMD=("${vt[@]}" convert "${vsync[@]}" -O "$fmt" -t dynamic --force "$SRC" "$OUT")
     elif [ "$fmt" = vhd ]; then
       CMD=("$QEMU_IMG" convert -f raw -O vpc -o subformat=dynamic,force_size=on "$SRC" "$OUT")
     else
@@ -212,7 +220,7 @@ job_setup() {
     OUT=$WORK/out-${tool%+sync}.raw
     KIND=raw
     if [ ${#vt[@]} -gt 0 ]; then
-      CMD=("${vt[@]}" convert -O raw --force "$IN" "$OUT")
+      CMD=("${vt[@]}" convert "${vsync[@]}" -O raw --force "$IN" "$OUT")
     else
       CMD=("$QEMU_IMG" convert -f "$(qemu_fmt "$fmt")" -O raw "$IN" "$OUT")
     fi
@@ -232,7 +240,7 @@ run_job() {   # job round
   "$TIMER" -o "$tfile" "${sync[@]}" -- "${CMD[@]}" > /dev/null ||
     die "$job failed: ${CMD[*]}"
   # Correctness: every vhdtool run, and each qemu-img command once.
-  if [ "$tool" = vhdtool ] || [ "${tool#x-}" != "$tool" ] || [ -z "${CHECKED[$job]:-}" ]; then
+  if [ "${tool#vhdtool}" != "$tool" ] || [ "${tool#x-}" != "$tool" ] || [ -z "${CHECKED[$job]:-}" ]; then
     if [ "$KIND" = image ]; then
       check_image "$fmt" "$OUT" || die "$job: output differs from the source (round $round)"
     else
@@ -299,28 +307,37 @@ label() {
   for op in $OPS; do
     fmt=${op%%.*}
     case " $FORMATS " in *" $fmt "*) ;; *) printf '| %-20s | skipped: vhdtool cannot write %s |\n' "$(label "$op")" "$fmt"; continue ;; esac
-    read -r vmed vmin < <(stat_of "$RESULTS/${op}_vhdtool.times" 1)
+    # qemu-img is compared with vhdtool, qemu-img+sync with vhdtool --sync.
+    declare -A VREF=()
+    for t in vhdtool vhdtool+sync; do
+      f=$RESULTS/${op}_${t//+/_}.times
+      [ -f "$f" ] && VREF[$t]=$(stat_of "$f" 1)
+    done
     qf=$RESULTS/${op}_${QTOOLS%% *}.times; qf=${qf//+/_}
     for t in $VTOOLS $QTOOLS; do
       f=$RESULTS/${op}_${t//+/_}.times
       read -r med min < <(stat_of "$f" 1)
       ratio=
       case $t in
-        qemu*) ratio=$(awk -v a="$med" -v b="$vmed" -v c="$min" -v d="$vmin" \
+        qemu*) ref=vhdtool; [ "$t" = qemu+sync ] && ref=vhdtool+sync
+               read -r vmed vmin <<< "${VREF[$ref]}"
+               ratio=$(awk -v a="$med" -v b="$vmed" -v c="$min" -v d="$vmin" \
                  'BEGIN { printf "%.2f (%.2f)", a / b, c / d }') ;;
         vhdtool-nosync|x-*) read -r qmed qmin < <(stat_of "$qf" 1)
                  ratio=$(awk -v a="$qmed" -v b="$med" -v c="$qmin" -v d="$min" \
                  'BEGIN { printf "[%.2f (%.2f)]", a / b, c / d }') ;;
       esac
       name=$t; [ "$t" = qemu ] && name=qemu-img; [ "$t" = qemu+sync ] && name=qemu-img+sync
+      [ "$t" = vhdtool+sync ] && name="vhdtool --sync"
       printf '| %-20s | %-14s | %9s | %7s | %11s | %-26s |\n' "$(label "$op")" "$name" "$med" "$min" \
         "$(cpu_median "$f")" "$ratio"
     done
   done
   echo
-  echo "ratio > 1: vhdtool is faster. qemu-img+sync = qemu-img followed by fdatasync of its output"
-  echo "(inside the timing), i.e. as durable as vhdtool's output."
-  [ -n "$DIAG_NOSYNC" ] && echo "vhdtool-nosync: diagnostic only, vhdtool with fsync/fdatasync made no-ops (not durable);" \
+  echo "ratio > 1: vhdtool is faster. qemu-img row: qemu-img / vhdtool, both as is (no fdatasync"
+  echo "of the output). qemu-img+sync row (qemu-img followed by fdatasync of its output inside the"
+  echo "timing): qemu-img+sync / vhdtool --sync, both outputs durable at the end."
+  [ -n "$DIAG_NOSYNC" ] && echo "vhdtool-nosync: diagnostic only, vhdtool --sync with fsync/fdatasync made no-ops (not durable);" \
     "[ratio] = ${QTOOLS%% *} / vhdtool-nosync."
   [ -n "$EXTRA_NAMES" ] && echo "x-NAME rows: other vhdtool builds (-x);${EXTRA_NAMES// / }: [ratio] = ${QTOOLS%% *} / that row."
   echo
@@ -329,7 +346,7 @@ label() {
   for f in "$RESULTS"/*.size; do
     [ -e "$f" ] || continue
     read -r job a d < "$f"
-    case $job in *qemu+sync|*nosync|*:x-*) continue ;; esac
+    case $job in *+sync|*nosync|*:x-*) continue ;; esac
     t=${job#*:}; [ "$t" = qemu ] && t=qemu-img
     printf '| %s by %s | %s | %s |\n' "$(label "${job%%:*}")" "$t" "$a" "$d"
   done

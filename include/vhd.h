@@ -180,6 +180,8 @@ struct vhd_create_params {
 #define VHD_CREATE_OVERWRITE   0x1u  /* replace an existing file */
 #define VHD_CREATE_CHS_ROUND   0x2u  /* VHD: round the size up to a CHS product
                                         (Virtual PC compatible) */
+#define VHD_CREATE_SYNC        0x100u /* vhd_convert: make the output durable
+                                         before returning (see vhd_convert) */
 
 /* Fill p with defaults: format VHD, type dynamic, everything else 0. */
 VHD_API void vhd_create_params_init(struct vhd_create_params *p);
@@ -272,7 +274,12 @@ typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 /* Copy src's virtual disk (through its whole chain) into a new image at
  * dst_path made with p (p->size 0 = src's size). All-zero blocks stay
- * unallocated in dynamic outputs and become holes in raw ones. */
+ * unallocated in dynamic outputs and become holes in raw ones. On failure
+ * the output file is removed. The output is written data before metadata
+ * but not flushed (like `qemu-img convert`, whose default is cache=unsafe):
+ * when the call returns it may still be in the host's cache, and a host
+ * crash soon after can lose it. With VHD_CREATE_SYNC in p->flags it is
+ * flushed to stable storage (data, then metadata) before the call returns. */
 VHD_API int vhd_convert(vhd_image *src, const char *dst_path,
                 const struct vhd_create_params *p,
                 vhd_progress_fn progress, void *opaque);

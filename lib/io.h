@@ -24,6 +24,9 @@ int io_punch_hole(vhd_io *io, uint64_t offset, uint64_t length);
 /* Without find_data support: the whole rest of the file is data. */
 int io_find_data(vhd_io *io, uint64_t offset, uint64_t *data, uint64_t *hole);
 int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out);
+/* Hosted file backend only (a no-op for others): start writing the range
+ * back to the disk without waiting, so that a later flush waits less. */
+void io_file_start_writeback(vhd_io *io, uint64_t offset, uint64_t length);
 static inline bool io_writable(const vhd_io *io) { return (io->flags & VHD_IO_RDWR) != 0; }
 
 #endif

@@ -9,7 +9,7 @@
 
 #include "vhdtool.h"
 
-enum { OPT_SECTOR_SIZE = 256, OPT_FORCE };
+enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_SYNC };
 
 static const struct option long_options[] = {
   {"output-format", required_argument, NULL, 'O'},
@@ -19,6 +19,7 @@ static const struct option long_options[] = {
   {"progress", no_argument, NULL, 'p'},
   {"sector-size", required_argument, NULL, OPT_SECTOR_SIZE},
   {"force", no_argument, NULL, OPT_FORCE},
+  {"sync", no_argument, NULL, OPT_SYNC},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -90,6 +91,9 @@ static int run(int argc, char **argv)
       break;
     case OPT_FORCE:
       force = true;
+      break;
+    case OPT_SYNC:
+      p.flags |= VHD_CREATE_SYNC;
       break;
     case 'h':
       print_command_help(&cmd_convert, stdout);
@@ -181,7 +185,8 @@ const struct command cmd_convert = {
   .name = "convert",
   .summary = "Copy an image (through its whole chain) into a new image of any format.",
   .synopsis = "vhdtool convert [-O vhd|vhdx|raw] [-t fixed|dynamic] [-b BLOCK_SIZE]\n"
-              "                       [--sector-size 512|4096] [-p] [--force] SRC DST",
+              "                       [--sector-size 512|4096] [-p] [--force] [--sync]\n"
+              "                       SRC DST",
   .help =
     "SRC's format is found from its content; a differencing SRC is read through\n"
     "its parents, so DST is a standalone image.\n"
@@ -197,6 +202,9 @@ const struct command cmd_convert = {
     "  -p, --progress           show a progress bar (only when standard error is\n"
     "                           a terminal)\n"
     "      --force              replace DST if it exists\n"
+    "      --sync               make DST durable (flushed to the disk) before\n"
+    "                           exiting; by default, as with qemu-img convert and\n"
+    "                           cp, DST may still be in the host's cache at exit\n"
     "  -h, --help               show this help\n"
     "\n"
     "All-zero blocks stay unallocated in a dynamic DST and become holes in a raw\n"

@@ -1,4 +1,4 @@
-#define _GNU_SOURCE 1  /* SEEK_DATA, fallocate */
+#define _GNU_SOURCE 1  /* SEEK_DATA, fallocate, sync_file_range */
 /* The POSIX file backend. I/O by offset only (pread/pwrite), so a handle
  * can serve parallel requests; every descriptor is O_CLOEXEC. */
 #include <errno.h>
@@ -161,6 +161,20 @@ static const struct vhd_io_ops file_ops = {
   .open_related = file_open_related,
   .close = file_close,
 };
+
+void io_file_start_writeback(vhd_io *io, uint64_t offset, uint64_t length)
+{
+  if (io->ops != &file_ops)
+    return;
+#ifdef SYNC_FILE_RANGE_WRITE
+  struct file *f = io->opaque;
+  /* Only a hint: a failure leaves the work to the next flush. */
+  (void)sync_file_range(f->fd, (off_t)offset, (off_t)length, SYNC_FILE_RANGE_WRITE);
+#else
+  (void)offset;
+  (void)length;
+#endif
+}
 
 int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out)
 {

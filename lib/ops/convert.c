@@ -1,75 +1,148 @@
 /* vhd_convert: copy a virtual disk, through its whole chain, into a new
  * image. Ranges the source reports as zero are never read; data that reads
  * as zeros is not written, so dynamic outputs stay thin and raw outputs
- * sparse. */
+ * sparse (the copy itself is copy_disk.c).
+ *
+ * Durability. The output is a new file that is removed when the conversion
+ * fails, so the crash-ordering flushes the drivers do for a long-lived
+ * image buy nothing until the conversion has succeeded; what is left is
+ * whether the finished file must be on stable storage when the call
+ * returns. By default it need not be, as with `qemu-img convert`
+ * (cache=unsafe), cp and dd: the drivers still write data before the
+ * metadata that points at it, but no flush waits for the disk, so the
+ * kernel writes back in its own time. Waiting costs about as much as the
+ * copy itself on this kind of host (bench/README.md). VHD_CREATE_SYNC asks
+ * for every flush the drivers make. */
 #include <unistd.h>
 
+#include "copy_disk.h"
 #include "error.h"
 #include "image.h"
-#include "util/zero.h"
+#include "io.h"
 
-/* Granularity of zero detection inside a chunk: small enough to leave
- * holes in raw outputs, large enough to keep the write calls few. */
-#define ZERO_GRAIN (64 * 1024)
+/* The output file, seen through a backend whose flush does nothing unless
+ * the caller asked for durability. Every other call goes to the file. */
+struct output {
+  vhd_io *file;
+  bool sync;
+  bool writeback_hint;
+};
 
-/* Write the non-zero parts of buf (len bytes, to be placed at off). */
-static int write_nonzero(vhd_image *dst, const uint8_t *buf, size_t len, uint64_t off)
+static int out_pread(void *o, void *buf, size_t count, uint64_t offset)
 {
-  size_t pos = 0;
-  while (pos < len) {
-    size_t n = len - pos < ZERO_GRAIN ? len - pos : ZERO_GRAIN;
-    if (buffer_is_zero(buf + pos, n)) {
-      pos += n;
-      continue;
-    }
-    size_t start = pos;
-    pos += n;
-    while (pos < len) {
-      n = len - pos < ZERO_GRAIN ? len - pos : ZERO_GRAIN;
-      if (buffer_is_zero(buf + pos, n))
-        break;
-      pos += n;
-    }
-    int r = vhd_pwrite(dst, buf + start, pos - start, off + start);
-    if (r < 0)
-      return r;
-  }
-  return 0;
+  vhd_io *f = ((struct output *)o)->file;
+  return f->ops->pread(f->opaque, buf, count, offset);
 }
 
-static int copy_disk(vhd_image *src, vhd_image *dst, uint64_t size, size_t chunk,
-                     vhd_progress_fn progress, void *opaque)
+/* Below this, a write is metadata or a small piece: not worth a hint. */
+#define WRITEBACK_HINT_MIN (256u << 10)
+
+static int out_pwrite(void *o, const void *buf, size_t count, uint64_t offset)
 {
-  uint8_t *buf = vhd_aligned_alloc(4096, chunk);
-  if (!buf)
-    return vhd_error(ENOMEM, "%s: out of memory for a %zu-byte buffer", dst->path, chunk);
-  int r = 0;
-  uint64_t off = 0;
-  while (off < size && r == 0) {
-    uint64_t want = size - off < chunk ? size - off : chunk;
-    unsigned status;
-    uint64_t run;
-    r = vhd_block_status(src, off, want, &status, &run, NULL);
+  struct output *out = o;
+  vhd_io *f = out->file;
+  int r = f->ops->pwrite(f->opaque, buf, count, offset);
+  /* A durable output waits for the disk at the end; starting writeback of
+   * each piece now overlaps that wait with the rest of the copy. */
+  if (r == 0 && out->writeback_hint && count >= WRITEBACK_HINT_MIN)
+    io_file_start_writeback(f, offset, count);
+  return r;
+}
+
+static int out_flush(void *o)
+{
+  struct output *out = o;
+  vhd_io *f = out->file;
+  if (!out->sync || !f->ops->flush)
+    return 0;
+  return f->ops->flush(f->opaque);
+}
+
+static int out_get_size(void *o, uint64_t *size)
+{
+  vhd_io *f = ((struct output *)o)->file;
+  return f->ops->get_size(f->opaque, size);
+}
+
+static int out_set_size(void *o, uint64_t size)
+{
+  vhd_io *f = ((struct output *)o)->file;
+  return f->ops->set_size(f->opaque, size);
+}
+
+static int out_punch_hole(void *o, uint64_t offset, uint64_t length)
+{
+  vhd_io *f = ((struct output *)o)->file;
+  return f->ops->punch_hole ? f->ops->punch_hole(f->opaque, offset, length) : -EOPNOTSUPP;
+}
+
+static int out_find_data(void *o, uint64_t offset, uint64_t *data, uint64_t *hole)
+{
+  vhd_io *f = ((struct output *)o)->file;
+  if (!f->ops->find_data) {
+    /* as io_find_data does without the operation: all data */
+    uint64_t size;
+    int r = f->ops->get_size(f->opaque, &size);
     if (r < 0)
-      break;
-    if (run > want)
-      run = want;
-    if ((status & VHD_STATUS_ZERO) && !(status & VHD_STATUS_DATA)) {
-      off += run;   /* the new image already reads zeros there */
-    } else {
-      /* Read whole chunks (aligned) so destination blocks fill at once. */
-      uint64_t n = chunk - off % chunk;
-      if (n > size - off)
-        n = size - off;
-      r = vhd_pread(src, buf, (size_t)n, off);
-      if (r == 0)
-        r = write_nonzero(dst, buf, (size_t)n, off);
-      off += n;
-    }
-    if (r == 0 && progress && progress(opaque, off, size))
-      r = vhd_error(ECANCELED, "%s: conversion cancelled", dst->path);
+      return r;
+    *data = offset < size ? offset : size;
+    *hole = size;
+    return 0;
   }
-  vhd_aligned_free(buf);
+  return f->ops->find_data(f->opaque, offset, data, hole);
+}
+
+static int out_allocated_size(void *o, uint64_t *bytes)
+{
+  vhd_io *f = ((struct output *)o)->file;
+  return f->ops->allocated_size ? f->ops->allocated_size(f->opaque, bytes) : -EOPNOTSUPP;
+}
+
+static void out_close(void *o)
+{
+  struct output *out = o;
+  vhd_io_close(out->file);
+  vhd_free(out);
+}
+
+static const struct vhd_io_ops output_ops = {
+  .pread = out_pread,
+  .pwrite = out_pwrite,
+  .flush = out_flush,
+  .get_size = out_get_size,
+  .set_size = out_set_size,
+  .punch_hole = out_punch_hole,
+  .find_data = out_find_data,
+  .allocated_size = out_allocated_size,
+  .close = out_close,
+};
+
+/* Create the output file and the new image on it (returned read-write). */
+static int create_output(const char *path, const struct vhd_create_params *p,
+                         vhd_image **dst)
+{
+  vhd_io *file;
+  unsigned ioflags = VHD_IO_RDWR | VHD_IO_CREATE |
+                     ((p->flags & VHD_CREATE_OVERWRITE) ? VHD_IO_TRUNC : 0);
+  int r = vhd_io_open_file(path, ioflags, &file);
+  if (r < 0)
+    return r;
+  struct output *out = vhd_calloc(1, sizeof *out);
+  if (!out) {
+    vhd_io_close(file);
+    return vhd_error(ENOMEM, "%s: out of memory", path);
+  }
+  out->file = file;
+  out->sync = (p->flags & VHD_CREATE_SYNC) != 0;
+  out->writeback_hint = out->sync;
+  vhd_io *io;
+  r = vhd_io_new(&output_ops, out, path, VHD_IO_RDWR, &io);
+  if (r < 0)
+    out_close(out);
+  else
+    r = create_on_io(io, p, NULL, dst);   /* closes io on failure */
+  if (r < 0)
+    unlink(path);   /* the file is ours from the open on */
   return r;
 }
 
@@ -89,16 +162,10 @@ int vhd_convert(vhd_image *src, const char *dst_path,
                      dst_path, (unsigned long long)p.size,
                      (unsigned long long)src->virtual_size);
   vhd_image *dst;
-  int r = vhd_create(dst_path, &p, &dst);
+  int r = create_output(dst_path, &p, &dst);
   if (r < 0)
     return r;
-  struct vhd_info info;
-  r = vhd_get_info(dst, &info);
-  size_t chunk = 2u << 20;
-  if (r == 0 && info.block_size > chunk && info.block_size <= (64u << 20))
-    chunk = info.block_size;
-  if (r == 0)
-    r = copy_disk(src, dst, src->virtual_size, chunk, progress, opaque);
+  r = copy_disk(src, dst, src->virtual_size, progress, opaque);
   int r2 = vhd_close(dst);
   if (r == 0)
     r = r2;
