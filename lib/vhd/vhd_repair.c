@@ -3,7 +3,7 @@
  *
  *  - BAT entries whose block lies past the end of the file are cleared
  *    (their data is not in the file; the block then reads as zeros or as
- *    the parent). Entries that overlap other structures are left alone:
+ *    the parent), a blktap batmap disabled first. Entries that overlap other structures are left alone:
  *    which of two claimants is right cannot be told.
  *  - A dynamic header with a wrong checksum gets the right one.
  *  - The footer at the end is rewritten from the copy at offset 0 (or from
@@ -36,6 +36,13 @@ static int repair_bat(struct vhd_image *img, struct vhd_state *s, uint64_t limit
     if (e == s->bat.entry[i] || e == VHD_BAT_UNUSED)
       continue;
     if ((uint64_t)e * SECTOR + block_bytes > limit) {
+      /* blktap's batmap must stop calling the block present. */
+      if (s->batmap_offset) {
+        if ((r = vhd_batmap_invalidate(img, s)) < 0)
+          break;
+        diag_repaired(d, "%s: blktap batmap disabled (a block it may list is freed)",
+                      img->path);
+      }
       vhd_bat_set(&s->bat, i, VHD_BAT_UNUSED);
       diag_repaired(d, "%s: BAT entry %u pointed past the end of the file (sector %u); "
                     "cleared, the block now reads as %s (its data was not in the file)",
@@ -48,6 +55,8 @@ static int repair_bat(struct vhd_image *img, struct vhd_state *s, uint64_t limit
     }
   }
   vhd_bat_free(&disk);
+  if (r < 0)
+    return r;
   uint64_t blocks = vhd_bat_blocks_end(&s->bat, block_bytes);
   if (blocks > s->data_end)
     s->data_end = blocks;

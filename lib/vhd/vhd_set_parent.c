@@ -23,7 +23,8 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 }
 
 /* Whether [off, off+len) touches no structure the new header keeps: the
- * footer copy, the header, the BAT, a block or a payload already placed. */
+ * footer copy, the header, the BAT, blktap's batmap header, a block or a
+ * payload already placed. */
 static bool range_free(const struct vhd_state *s, uint64_t off, uint64_t len,
                        const struct vhd_locator *placed, size_t nplaced)
 {
@@ -31,6 +32,7 @@ static bool range_free(const struct vhd_state *s, uint64_t off, uint64_t len,
   if (overlaps(off, len, 0, VHD_FOOTER_SIZE) ||
       overlaps(off, len, s->header_offset, VHD_HEADER_SIZE) ||
       overlaps(off, len, s->bat.offset, vhd_bat_padded_bytes(s->bat.count)) ||
+      (s->batmap_offset && overlaps(off, len, s->batmap_offset, VHD_SECTOR_SIZE)) ||
       off + len > s->footer_pos)
     return false;
   for (size_t i = 0; i < nplaced; i++)
