@@ -9,6 +9,7 @@
 
 struct finding {
   enum vhd_check_severity severity;
+  bool violation;          /* a broken profile rule (--profile) */
   char *message;
 };
 
@@ -17,6 +18,9 @@ struct finding {
 struct findings {
   bool json;
   bool out_of_memory;
+  bool profile_phase;      /* findings now come from vhd_profile_check */
+  const char *profile;     /* --profile NAME, or NULL */
+  unsigned violations;
   size_t count, cap;
   struct finding *items;
 };
@@ -38,7 +42,7 @@ static void on_finding(void *opaque, enum vhd_check_severity sev, const char *me
   if (!message)
     message = "";
   if (!f->json) {
-    printf("%s: %s\n", severity_name(sev), message);
+    printf("%s: %s\n", f->profile_phase ? "violation" : severity_name(sev), message);
     return;
   }
   if (f->count == f->cap) {
@@ -57,6 +61,7 @@ static void on_finding(void *opaque, enum vhd_check_severity sev, const char *me
     return;
   }
   f->items[f->count].severity = sev;
+  f->items[f->count].violation = f->profile_phase;
   f->items[f->count].message = copy;
   f->count++;
 }
@@ -109,21 +114,50 @@ static void print_json(const char *path, const struct vhd_check_result *r,
   json_begin_array(&w);
   for (size_t i = 0; i < f->count; i++) {
     json_begin_object(&w);
-    json_member_string(&w, "severity", severity_name(f->items[i].severity));
+    json_member_string(&w, "severity", f->items[i].violation
+                                           ? "violation" : severity_name(f->items[i].severity));
     json_member_string(&w, "message", f->items[i].message);
     json_end_object(&w);
   }
   json_end_array(&w);
+  if (f->profile) {
+    json_member_string(&w, "profile", f->profile);
+    json_member_uint(&w, "profile-violations", f->violations);
+  }
   json_member_string(&w, "result", result_name(r));
   json_end_object(&w);
   json_finish(&w);
 }
 
-enum { OPT_JSON = 256, OPT_REPAIR };
+/* The platform's rules, on an image whose structures are sound enough to
+ * open; a corrupt one already fails the check, so it is not opened here. */
+static int check_profile(const char *path, enum vhd_profile profile, struct findings *f,
+                         const struct vhd_check_result *result)
+{
+  if (result->corruptions)
+    return 0;
+  vhd_image *img;
+  int r = vhd_open(path, VHD_OPEN_RDONLY, &img);
+  if (r < 0)
+    return r;
+  f->profile_phase = true;
+  r = vhd_profile_check(img, profile, on_finding, f, &f->violations);
+  f->profile_phase = false;
+  vhd_close(img);
+  if (r == 0 && !f->json && f->violations == 0)
+    printf("The image follows the %s profile's rules.\n", f->profile);
+  else if (r == 0 && !f->json)
+    printf("%u %s profile rule%s broken.\n", f->violations, f->profile,
+           f->violations == 1 ? "" : "s");
+  return r;
+}
+
+enum { OPT_JSON = 256, OPT_REPAIR, OPT_PROFILE };
 
 static const struct option long_options[] = {
   {"json", no_argument, NULL, OPT_JSON},
   {"repair", no_argument, NULL, OPT_REPAIR},
+  {"profile", required_argument, NULL, OPT_PROFILE},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -133,6 +167,7 @@ static int run(int argc, char **argv)
   const char *me = "check";
   struct findings f = {0};
   unsigned check_flags = 0;
+  enum vhd_profile profile = 0;
   int c;
 
   while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
@@ -142,6 +177,11 @@ static int run(int argc, char **argv)
       break;
     case OPT_REPAIR:
       check_flags |= VHD_CHECK_REPAIR;
+      break;
+    case OPT_PROFILE:
+      if (vhd_profile_from_name(optarg, &profile) < 0)
+        return usage_error(me, "unknown profile '%s' (azure, hyperv or virtualpc)", optarg);
+      f.profile = vhd_profile_name(profile);
       break;
     case 'h':
       print_command_help(&cmd_check, stdout);
@@ -159,6 +199,8 @@ static int run(int argc, char **argv)
   struct vhd_check_result result;
   memset(&result, 0, sizeof result);
   int r = vhd_check(path, check_flags, on_finding, &f, &result);
+  if (r == 0 && profile)
+    r = check_profile(path, profile, &f, &result);
 
   int st;
   if (r < 0) {
@@ -171,6 +213,7 @@ static int run(int argc, char **argv)
     else
       print_summary(path, &result);
     st = result.corruptions ? EXIT_CHECK_CORRUPT
+         : f.violations     ? EXIT_CHECK_PROFILE
          : result.leaks     ? EXIT_CHECK_LEAKED
                             : EXIT_OK;
   }
@@ -183,13 +226,16 @@ static int run(int argc, char **argv)
 const struct command cmd_check = {
   .name = "check",
   .summary = "Check an image's structures for corruption and leaked space.",
-  .synopsis = "vhdtool check [--repair] [--json] FILE",
+  .synopsis = "vhdtool check [--repair] [--profile azure|hyperv|virtualpc] [--json] FILE",
   .help =
     "Options:\n"
     "      --repair fix what can be fixed without losing readable data (a\n"
     "               footer from its copy, checksums, leaked space, BAT entries\n"
     "               past the end, a VHDX log to replay); each change is printed\n"
     "               as \"info: repaired: ...\", then the image is checked again\n"
+    "      --profile azure|hyperv|virtualpc\n"
+    "               also check the rules of that platform (each broken rule\n"
+    "               printed as \"violation: PROFILE.RULE: ...\")\n"
     "      --json   print one JSON object (fields in docs/vhdtool.md)\n"
     "  -h, --help   show this help\n"
     "\n"
@@ -200,6 +246,7 @@ const struct command cmd_check = {
     "  0  no corruption and no leaked space\n"
     "  1  the check could not run (unreadable file, not an image, bad usage)\n"
     "  2  corruption found\n"
-    "  3  leaked space found, no corruption\n",
+    "  3  leaked space found, no corruption (and no broken profile rule)\n"
+    "  4  --profile: a rule of the profile is broken, no corruption\n",
   .run = run,
 };

@@ -9,7 +9,7 @@
 
 #include "vhdtool.h"
 
-enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_SYNC };
+enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_SYNC, OPT_PROFILE };
 
 static const struct option long_options[] = {
   {"output-format", required_argument, NULL, 'O'},
@@ -20,6 +20,7 @@ static const struct option long_options[] = {
   {"sector-size", required_argument, NULL, OPT_SECTOR_SIZE},
   {"force", no_argument, NULL, OPT_FORCE},
   {"sync", no_argument, NULL, OPT_SYNC},
+  {"profile", required_argument, NULL, OPT_PROFILE},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -49,6 +50,35 @@ static bool overwrites_source(vhd_image *src, const char *dst)
   return false;
 }
 
+/* The output options a profile decides must not say otherwise. The
+ * format is the one -O or DST's extension asked for (have_format). */
+static int profile_conflicts(const char *me, enum vhd_profile profile,
+                             struct vhd_create_params *p, bool have_format, bool have_type,
+                             uint64_t block_size)
+{
+  const char *name = vhd_profile_name(profile);
+  if (profile == VHD_PROFILE_HYPERV) {
+    if (!have_format)
+      return usage_error(me, "--profile hyperv: say the output format with -O vhd|vhdx "
+                         "or DST's extension");
+    if (p->format == VHD_FORMAT_RAW)
+      return usage_error(me, "--profile hyperv makes a VHD or VHDX, not raw");
+    return EXIT_OK;
+  }
+  if (have_format && p->format != VHD_FORMAT_VHD)
+    return usage_error(me, "--profile %s makes a VHD; the output format %s conflicts", name,
+                       vhd_format_name(p->format));
+  p->format = VHD_FORMAT_VHD;
+  if (profile == VHD_PROFILE_AZURE) {
+    if (have_type && p->type != VHD_TYPE_FIXED)
+      return usage_error(me, "--profile azure makes a fixed VHD; -t %s conflicts",
+                         vhd_type_name(p->type));
+    if (block_size)
+      return usage_error(me, "--profile azure makes a fixed VHD, which has no blocks; drop -b");
+  }
+  return EXIT_OK;
+}
+
 static int run(int argc, char **argv)
 {
   const char *me = "convert";
@@ -56,6 +86,7 @@ static int run(int argc, char **argv)
   bool have_format = false, have_type = false, progress_wanted = false, force = false;
   enum vhd_format src_format = VHD_FORMAT_AUTO;
   uint64_t block_size = 0;
+  enum vhd_profile profile = 0;
   int c;
 
   vhd_create_params_init(&p);
@@ -95,6 +126,10 @@ static int run(int argc, char **argv)
     case OPT_SYNC:
       p.flags |= VHD_CREATE_SYNC;
       break;
+    case OPT_PROFILE:
+      if (vhd_profile_from_name(optarg, &profile) < 0)
+        return usage_error(me, "unknown profile '%s' (azure, hyperv or virtualpc)", optarg);
+      break;
     case 'h':
       print_command_help(&cmd_convert, stdout);
       return EXIT_OK;
@@ -109,6 +144,12 @@ static int run(int argc, char **argv)
   const char *src_path = argv[optind];
   const char *dst_path = argv[optind + 1];
 
+  if (!have_format && profile)
+    have_format = format_from_extension(dst_path, true, &p.format);
+  if (profile && profile_conflicts(me, profile, &p, have_format, have_type, block_size))
+    return EXIT_FAIL;
+  if (profile)
+    have_format = true;
   if (!have_format && !format_from_extension(dst_path, true, &p.format))
     return usage_error(me, "cannot tell the output format from the name '%s': "
                        "use -O vhd|vhdx|raw or a .vhd/.vhdx/.raw/.img extension",
@@ -143,6 +184,12 @@ static int run(int argc, char **argv)
     vhd_close(src);
     return fail("%s: is a %s image, not %s", src_path, vhd_format_name(src_info.format),
                 vhd_format_name(src_format));
+  }
+
+  if (profile && (r = vhd_profile_apply(profile, src_info.virtual_size, &p)) < 0) {
+    int st = fail_lib(dst_path, r);
+    vhd_close(src);
+    return st;
   }
 
   if (overwrites_source(src, dst_path)) {
@@ -186,7 +233,7 @@ const struct command cmd_convert = {
   .summary = "Copy an image (through its whole chain) into a new image of any format.",
   .synopsis = "vhdtool convert [-O vhd|vhdx|raw] [-t fixed|dynamic] [-b BLOCK_SIZE]\n"
               "                       [--sector-size 512|4096] [-p] [--force] [--sync]\n"
-              "                       SRC DST",
+              "                       [--profile azure|hyperv|virtualpc] SRC DST",
   .help =
     "SRC's format is found from its content; a differencing SRC is read through\n"
     "its parents, so DST is a standalone image.\n"
@@ -205,6 +252,13 @@ const struct command cmd_convert = {
     "      --sync               make DST durable (flushed to the disk) before\n"
     "                           exiting; by default, as with qemu-img convert and\n"
     "                           cp, DST may still be in the host's cache at exit\n"
+    "      --profile NAME       meet a platform's rules (see check --profile):\n"
+    "                           azure: a fixed VHD of a whole number of MiB (the\n"
+    "                           size rounded up, at least 20 MiB); virtualpc: a\n"
+    "                           VHD whose size is rounded up to a CHS product;\n"
+    "                           hyperv: VHD blocks of 2 MiB, VHDX block sizes\n"
+    "                           Hyper-V takes. Options that contradict the\n"
+    "                           profile are refused\n"
     "  -h, --help               show this help\n"
     "\n"
     "All-zero blocks stay unallocated in a dynamic DST and become holes in a raw\n"

@@ -18,6 +18,7 @@
 #define EXIT_FAIL 1
 #define EXIT_CHECK_CORRUPT 2
 #define EXIT_CHECK_LEAKED 3
+#define EXIT_CHECK_PROFILE 4   /* check --profile: a platform rule is broken */
 
 /* One subcommand. help is the text after the synopsis in `vhdtool help
  * CMD`; options are listed there. */
