@@ -181,7 +181,7 @@ static int copy_range(struct vhd_image *img, uint64_t from, uint64_t to, uint64_
  * reuses. */
 static int move_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk, uint64_t floor)
 {
-  uint64_t len = (uint64_t)s->bitmap_bytes + s->block_size, dest;
+  uint64_t len = (uint64_t)s->bitmap_bytes + s->block_size, dest = 0;
   int r = reserve_tail(img, s, len, floor, &dest);
   if (r == 0)
     r = copy_range(img, vhd_block_offset(s, blk), dest, len);
@@ -208,7 +208,7 @@ static int move_locator(struct vhd_image *img, struct vhd_state *s, unsigned i, 
                         uint64_t floor)
 {
   struct vhd_locator *l = &s->header.loc[i];
-  uint64_t dest;
+  uint64_t dest = 0;
   int r = reserve_tail(img, s, space, floor, &dest);
   if (r == 0)
     r = copy_range(img, l->data_offset, dest, space);
