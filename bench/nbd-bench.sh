@@ -36,7 +36,9 @@ usage: $0 [options]
   -R N        rounds of each fio run (default $FIO_ROUNDS)
   -t SECONDS  length of each fio run (default $FIO_SECONDS)
   -o "OPS"    among: seq randread randwrite (default all)
-  -f "FMTS"   among: vhd vhdx (default both)
+  -f "FMTS"   among: vhd vhdx fixed-vhd fixed-vhdx (default: vhd vhdx, the
+              dynamic images; fixed-* serve fixed images, compared with the
+              raw ceiling; random writes run on dynamic images only)
   -s FILE     raw source (default: \$BENCH_DIR/raw-2g.img, made by make-dataset;
               a smaller one makes a quicker run)
 environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD), VHDTOOL, NBD_PLUGIN
@@ -99,7 +101,7 @@ start() {
   "$@" > "$WORK/$name.log" 2>&1 &
   local pid=$! i
   PIDS+=("$pid")
-  printf -v "PID_$name" %s "$pid"
+  printf -v "PID_${name//-/_}" %s "$pid"
   for i in $(seq 200); do
     [ -S "$sock" ] && return 0
     kill -0 "$pid" 2>/dev/null || die "$name did not start: $(cat "$WORK/$name.log")"
@@ -125,10 +127,18 @@ uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
 #   qemu-FMT    qemu-nbd -r -t -e 16 on the same file (as in the baselines)
 #   file-raw    nbdkit file plugin -r on the raw source
 declare -A IMAGE FILEOF
+# base_format NAME: the format of a -f name (fixed-vhd -> vhd).
+base_format() { echo "${1#fixed-}"; }
+qemu_format() { local b; b=$(base_format "$1"); [ "$b" = vhd ] && b=vpc; echo "$b"; }
+
 for fmt in $FORMATS; do
-  img=$WORK/dyn.$fmt
+  case $fmt in
+    vhd|vhdx) type=dynamic; img=$WORK/dyn.$fmt ;;
+    fixed-vhd|fixed-vhdx) type=fixed; img=$WORK/$fmt.$(base_format "$fmt") ;;
+    *) die "unknown format $fmt (vhd, vhdx, fixed-vhd, fixed-vhdx)" ;;
+  esac
   note "making $img with vhdtool convert"
-  "$VHDTOOL" convert -O "$fmt" -t dynamic --force "$SRC" "$img"
+  "$VHDTOOL" convert -O "$(base_format "$fmt")" -t "$type" --force "$SRC" "$img"
   FILEOF[plugin-$fmt]=$img
   FILEOF[qemu-$fmt]=$img
 done
@@ -138,7 +148,7 @@ SERVERS=()
 start_read_servers() {
   local fmt qfmt
   for fmt in $FORMATS; do
-    qfmt=$fmt; [ "$fmt" = vhd ] && qfmt=vpc
+    qfmt=$(qemu_format "$fmt")
     start "plugin_$fmt" "$WORK/plugin-$fmt.sock" \
       nbdkit -f -r -U "$WORK/plugin-$fmt.sock" "$NBD_PLUGIN" "${FILEOF[plugin-$fmt]}"
     start "qemu_$fmt" "$WORK/qemu-$fmt.sock" \
@@ -223,6 +233,7 @@ randread_run() {
 # A fresh empty image and a fresh writable server per run.
 randwrite_run() {
   local s=$1 img sock=$WORK/w.sock
+  case $s in *fixed-*) return 0 ;; esac   # allocation is what is measured
   case $s in
     plugin-*) img=$WORK/w.${s#plugin-}; "$VHDTOOL" create -f "${s#plugin-}" -t dynamic -s "$SRC_SIZE" --force "$img" >/dev/null
               start w "$sock" nbdkit -f -U "$sock" "$NBD_PLUGIN" "$img" ;;
@@ -289,7 +300,7 @@ summary() {
         p=$(stats "seq.plugin-$fmt.$m" 1 | cut -d' ' -f1)
         q=$(stats "seq.qemu-$fmt.$m" 1 | cut -d' ' -f1)
         f=$(stats "seq.file-raw.$m" 1 | cut -d' ' -f1)
-        echo "* $fmt $m: plugin time / qemu-nbd time = $(ratio "$p" "$q"), plugin / nbdkit-file-raw = $(ratio "$p" "$f") (below 1 = plugin faster)"
+        echo "* $fmt $m: plugin throughput = $(ratio "$q" "$p")x qemu-nbd's, $(ratio "$f" "$p")x nbdkit-file-raw's (time ratios plugin/qemu-nbd $(ratio "$p" "$q"), plugin/raw $(ratio "$p" "$f"))"
       done
     done
   fi
