@@ -1,0 +1,74 @@
+# bash completion for vhdtool(1).
+# Subcommands and their options come from the program's own help texts
+# (`vhdtool help`, `vhdtool help CMD`), so completion follows the installed
+# version; option values that are names are listed here, everything else
+# completes as file names.
+
+_vhdtool_commands()
+{
+  "$1" help 2>/dev/null |
+    awk '/^Commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { exit }'
+}
+
+_vhdtool_options()
+{
+  "$1" help "$2" 2>/dev/null | grep -oE -- '(^|[ ,\[])--?[a-zA-Z][a-zA-Z0-9-]*' |
+    sed -e 's/^[ ,[]//' | sort -u
+}
+
+_vhdtool()
+{
+  local cur prev words cword
+  if declare -F _init_completion >/dev/null; then
+    _init_completion -n = || return
+  else
+    COMPREPLY=()
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD-1]}
+    words=("${COMP_WORDS[@]}")
+    cword=$COMP_CWORD
+  fi
+  local tool=${words[0]}
+
+  if [[ $cword -eq 1 ]]; then
+    COMPREPLY=($(compgen -W "$(_vhdtool_commands "$tool") help --help --version" -- "$cur"))
+    return
+  fi
+  local cmd=${words[1]}
+  if [[ $cmd == help ]]; then
+    [[ $cword -eq 2 ]] && COMPREPLY=($(compgen -W "$(_vhdtool_commands "$tool")" -- "$cur"))
+    return
+  fi
+
+  # --option=value in one word
+  if [[ $cur == --*=* ]]; then
+    prev=${cur%%=*}
+    cur=${cur#*=}
+  fi
+  case $prev in
+    -f|--format|-O|--output-format|--source-format)
+      COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;
+    -t|--type)
+      COMPREPLY=($(compgen -W "fixed dynamic differencing" -- "$cur")); return ;;
+    --profile)
+      COMPREPLY=($(compgen -W "azure hyperv virtualpc" -- "$cur")); return ;;
+    --sector-size)
+      COMPREPLY=($(compgen -W "512 4096" -- "$cur")); return ;;
+    --output)
+      if [[ $cmd == map ]]; then
+        COMPREPLY=($(compgen -W "human json" -- "$cur")); return
+      fi ;;
+    -s|--size|-b|--block-size|--offset|--length|--start-offset|--max-length)
+      return ;;   # a number: nothing to offer
+  esac
+
+  if [[ $cur == -* ]]; then
+    COMPREPLY=($(compgen -W "$(_vhdtool_options "$tool" "$cmd")" -- "$cur"))
+    return
+  fi
+  # Images are files: complete file names (and directories to descend).
+  compopt -o filenames 2>/dev/null
+  COMPREPLY=($(compgen -f -- "$cur"))
+}
+
+complete -F _vhdtool vhdtool
