@@ -29,9 +29,15 @@ if ! command -v python3 >/dev/null 2>&1; then
   exit 77
 fi
 # Resolve the interpreter once: a version-manager shim (pyenv) in front of
-# python3 costs seconds per start, and this script starts it often.
-PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
-[ -x "$PYTHON" ] || PYTHON=python3
+# python3 costs seconds per start, and this script starts it often. The
+# system one first, as in ../interop/common.sh (a pyenv build starts half
+# again as slowly as Debian's).
+if [ -x /usr/bin/python3 ]; then
+  PYTHON=/usr/bin/python3
+else
+  PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+  [ -x "$PYTHON" ] || PYTHON=python3
+fi
 HAVE_QEMU=no
 command -v qemu-img >/dev/null 2>&1 && HAVE_QEMU=yes
 
