@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "driver.h"
 #include "error.h"
 #include "image.h"
 #include "util/path.h"
@@ -206,6 +207,8 @@ int vhd_merge(const char *child_path, const char *ancestor_path, unsigned flags,
                   "(%llu bytes); resize it first", child_path, a->path,
                   (unsigned long long)a->virtual_size,
                   (unsigned long long)child->virtual_size);
+  /* Only VHDX links a child to data that changes (see the top). */
+  bool renew = r == 0 && a->drv->format == VHD_FORMAT_VHDX;
   if (r == 0)
     r = vhd_open(anc_path, VHD_OPEN_RDWR | IMAGE_OPEN_KEEP_DATA_ID, &anc);
   if (r == 0)
@@ -217,7 +220,7 @@ int vhd_merge(const char *child_path, const char *ancestor_path, unsigned flags,
   vhd_close(child);
   if (r == 0)
     r = remove_merged(&m);
-  if (r == 0) {
+  if (r == 0 && renew) {
     r = vhd_open(anc_path, VHD_OPEN_RDWR | IMAGE_OPEN_RENEW_DATA_ID, &anc);
     if (r == 0)
       r = vhd_close(anc);

@@ -226,8 +226,9 @@ killed() {
   for i in $(seq 1 "$rounds"); do
     if [ ! -e k/l2.$ext ]; then rm -rf k && cp -r pristine k; fi
     ms=$((1 + RANDOM % t))   # timeout 0 would mean no timeout
-    timeout -s KILL "$((ms / 1000)).$(printf %03d $((ms % 1000)))" \
-      "$VHDTOOL" merge k/l2.$ext --into k/base.$ext > /dev/null 2>&1
+    # (the braces take the shell's "Killed" notice too)
+    { timeout -s KILL "$((ms / 1000)).$(printf %03d $((ms % 1000)))" \
+      "$VHDTOOL" merge k/l2.$ext --into k/base.$ext > /dev/null; } 2> /dev/null
     [ -e k/l2.$ext ] && left=$((left + 1))
     every_image_fine "$ext: killed after ${ms} ms (round $i)" k l2.$ext pristine/model.raw
   done
