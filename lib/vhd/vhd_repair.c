@@ -3,7 +3,9 @@
  *
  *  - BAT entries whose block lies past the end of the file are cleared
  *    (their data is not in the file; the block then reads as zeros or as
- *    the parent), a blktap batmap disabled first. Entries that overlap other structures are left alone:
+ *    the parent), a blktap batmap disabled first; a block the end of a
+ *    truncated file cuts through is kept, the file grown to hold it.
+ *    Entries that overlap other structures are left alone:
  *    which of two claimants is right cannot be told.
  *  - A dynamic header with a wrong checksum gets the right one.
  *  - The footer at the end is rewritten from the copy at offset 0 (or from
@@ -35,7 +37,19 @@ static int repair_bat(struct vhd_image *img, struct vhd_state *s, uint64_t limit
     uint32_t e = disk.entry[i];
     if (e == s->bat.entry[i] || e == VHD_BAT_UNUSED)
       continue;
-    if ((uint64_t)e * SECTOR + block_bytes > limit) {
+    uint64_t start = (uint64_t)e * SECTOR, end = start + block_bytes;
+    if (s->footer_from_copy && end > limit && start < limit) {
+      /* The file was cut inside this block (its footer went with the
+       * end): keep what is there; the footer goes after the block, so the
+       * missing tail reads as zeros. */
+      s->bat.entry[i] = e;
+      diag_repaired(d, "%s: block %u (BAT entry %u) was cut short by the end of the file; "
+                    "its %llu bytes there are kept and the missing %llu read as zeros",
+                    img->path, i, i, (unsigned long long)(limit - start),
+                    (unsigned long long)(end - limit));
+      continue;
+    }
+    if (end > limit) {
       /* blktap's batmap must stop calling the block present. */
       if (s->batmap_offset) {
         if ((r = vhd_batmap_invalidate(img, s)) < 0)

@@ -27,11 +27,11 @@ V create -s 8M -b 1M good.vhdx >/dev/null && V write good.vhdx < data ||
   { not_ok "make the VHDX"; finish; exit 1; }
 VHD_SIZE=$(stat -c %s good.vhd)
 
-# after_repair NAME FILE [MIN_REPAIRS]: --repair exits 0 (clean now) and
-# reports at least MIN_REPAIRS changes; a plain check agrees; the content
-# is the model for vhdtool, libvhdi and (VHDX) qemu.
+# after_repair NAME FILE [MIN_REPAIRS [MODEL]]: --repair exits 0 (clean now)
+# and reports at least MIN_REPAIRS changes; a plain check agrees; the
+# content is MODEL (default model.raw) for vhdtool, libvhdi and (VHDX) qemu.
 after_repair() {
-  local name=$1 f=$2 min=${3:-1} out st n
+  local name=$1 f=$2 min=${3:-1} want=${4:-model.raw} out st n
   out=$(V check --repair --json "$f")
   st=$?
   check "$name: check --repair exits 0" [ "$st" -eq 0 ]
@@ -41,16 +41,16 @@ after_repair() {
     test "$(printf '%s' "$out" | grep -c '"message": ".*repaired: ')" -ge "$min"
   V check "$f" >/dev/null
   check "$name: vhdtool check is clean afterwards" [ $? -eq 0 ]
-  check "$name: content read by vhdtool is the model" sh -c "\"$VHDTOOL\" read '$f' | cmp -s - model.raw"
+  check "$name: content read by vhdtool is the model" sh -c "\"$VHDTOOL\" read '$f' | cmp -s - '$want'"
   if [ -n "$VHDI_READ" ] && [ -x "$VHDI_READ" ]; then
-    check "$name: content read by libvhdi is the model" sh -c "\"$VHDI_READ\" '$f' | cmp -s - model.raw"
+    check "$name: content read by libvhdi is the model" sh -c "\"$VHDI_READ\" '$f' | cmp -s - '$want'"
   fi
   case $f in
     *.vhdx)
       if $have_qemu; then
         check "$name: qemu-img check is clean" qemu-img check -q -f vhdx "$f"
         qemu-img convert -f vhdx -O raw "$f" q.raw
-        check "$name: content read by qemu is the model" cmp -s q.raw model.raw
+        check "$name: content read by qemu is the model" cmp -s q.raw "$want"
       fi ;;
   esac
 }
@@ -96,6 +96,18 @@ cp good.vhd r.vhd
 truncate -s $((VHD_SIZE + 4194304)) r.vhd
 after_repair "vhd 4 MiB appended" r.vhd
 check "vhd 4 MiB appended: file is byte-identical to the undamaged one" cmp -s r.vhd good.vhd
+
+# Cut inside the last block (footer and 64 KiB of data gone): the block is
+# kept, its lost tail reads as zeros.
+cp good.vhd r.vhd
+truncate -s $((VHD_SIZE - 512 - 65536)) r.vhd
+cp model.raw model-cut.raw
+dd if=/dev/zero of=model-cut.raw bs=64K seek=47 count=1 conv=notrunc 2>/dev/null
+V check r.vhd >/dev/null
+check "vhd cut inside a block: a corruption before (exit 2)" [ $? -eq 2 ]
+after_repair "vhd cut inside a block" r.vhd 2 model-cut.raw
+check "vhd cut inside a block: back to the undamaged size" \
+  [ "$(stat -c %s r.vhd)" -eq "$VHD_SIZE" ]
 
 # A leak with a valid footer: the footer moves down, the tail goes.
 cp good.vhd r.vhd
