@@ -65,6 +65,12 @@ int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
 #define IMAGE_OPEN_KEEP_DATA_ID  0x100u
 #define IMAGE_OPEN_RENEW_DATA_ID 0x200u
 
+/* Zeros (through the driver, under the image's exclusive lock) over every
+ * part of [from, to) that this layer holds or a parent shows through: a
+ * resize clears what lies past the old end before the disk grows over it.
+ * The range may lie past the virtual size but inside the driver's tables. */
+int image_clear_shown(struct vhd_image *img, uint64_t from, uint64_t to);
+
 /* Open io as an image of the given driver (NULL = probe), without parents. */
 int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
                      struct vhd_diag *d, struct vhd_image **out);

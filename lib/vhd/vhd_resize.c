@@ -336,40 +336,6 @@ static int grow_bat(struct vhd_image *img, struct vhd_state *s, uint32_t count,
 /* ------------------------------------------------------------------ */
 /* Dynamic and differencing: the size itself                           */
 
-/* Zeros over what this layer or a parent holds in [from, to): bytes past
- * the old end must not come back when the disk grows over them. */
-static int clear_new_area(struct vhd_image *img, struct vhd_state *s, uint64_t from, uint64_t to)
-{
-  bool diff = s->footer.disk_type == VHD_TYPE_DIFFERENCING;
-  uint64_t parent_end = diff && img->parent ? img->parent->virtual_size : 0;
-
-  if (!diff)
-    return vhd_fmt_zero(img, from, to - from, 0);
-  while (from < to) {
-    enum layer_state st;
-    uint64_t run;
-    int r = vhd_fmt_block_status(img, from, to - from, &st, &run);
-    if (r < 0)
-      return r;
-    run = min_u64(run, to - from);
-    bool hide = st == LAYER_DATA;
-    if (!hide && from < parent_end) {
-      unsigned status;
-      uint64_t prun;
-      run = min_u64(run, parent_end - from);
-      r = vhd_block_status(img->parent, from, run, &status, &prun, NULL);
-      if (r < 0)
-        return r;
-      run = align_up(min_u64(run, prun), SECTOR);
-      hide = (status & VHD_STATUS_DATA) != 0;
-    }
-    if (hide && (r = vhd_fmt_zero(img, from, run, 0)) < 0)
-      return r;
-    from += run;
-  }
-  return 0;
-}
-
 /* The footer at the end is the commit point; the copy is blanked before
  * and rewritten after (see the top of the file). */
 static int commit_size(struct vhd_image *img, struct vhd_state *s, uint64_t size)
@@ -460,7 +426,7 @@ static int resize_sparse(struct vhd_image *img, struct vhd_state *s, uint64_t ne
     return r;
   /* Up to the end of the old last block, this layer may hold stale bytes;
    * beyond it only a differencing layer's parent can show through. */
-  if ((r = clear_new_area(img, s, old_size, new_size)) < 0 || (r = vhd_fmt_flush(img)) < 0)
+  if ((r = image_clear_shown(img, old_size, new_size)) < 0 || (r = vhd_fmt_flush(img)) < 0)
     return r;
   return commit_size(img, s, new_size);
 }

@@ -56,21 +56,6 @@ static int find_size_item(struct vhdx *s, uint64_t *off)
   return r;
 }
 
-/* The session's first change gets fresh file and data write GUIDs, as
- * any write does (a child of this file no longer matches it). */
-static int begin_change(struct vhdx *s)
-{
-  if (s->broken)
-    return vhd_error(EIO, "%s: an earlier metadata update failed; close and reopen the "
-                     "image", s->path);
-  if (s->guids_updated)
-    return 0;
-  int r = vhdx_header_update(s, VHDX_NEW_FILE_GUID | VHDX_NEW_DATA_GUID, NULL);
-  if (r == 0)
-    s->guids_updated = true;
-  return r;
-}
-
 /* The commit point: the size item alone in one transaction. */
 static int commit_size(struct vhdx *s, uint64_t size)
 {
@@ -158,36 +143,6 @@ static int trim_tail(struct vhdx *s)
   return 0;
 }
 
-/* Zeros over what this layer or a parent holds in [from, to), past the
- * old end, so the new area reads as zeros. */
-static int clear_new_area(struct vhd_image *img, struct vhdx *s, uint64_t from, uint64_t to)
-{
-  uint64_t parent_end = s->has_parent && img->parent ? img->parent->virtual_size : 0;
-  while (from < to) {
-    enum layer_state st;
-    uint64_t run;
-    int r = vhdx_block_status(img, from, to - from, &st, &run);
-    if (r < 0)
-      return r;
-    run = min_u64(run, to - from);
-    bool hide = st == LAYER_DATA;
-    if (st == LAYER_ABSENT && from < parent_end) {
-      unsigned status;
-      uint64_t prun;
-      run = min_u64(run, parent_end - from);
-      r = vhd_block_status(img->parent, from, run, &status, &prun, NULL);
-      if (r < 0)
-        return r;
-      run = round_up(min_u64(run, prun), s->lss);
-      hide = (status & VHD_STATUS_DATA) != 0;
-    }
-    if (hide && (r = vhdx_zero(img, from, run, 0)) < 0)
-      return r;
-    from += run;
-  }
-  return 0;
-}
-
 static int grow(struct vhd_image *img, struct vhdx *s, uint64_t size)
 {
   uint64_t old_size = s->virtual_size, old_count = s->bat_count;
@@ -196,7 +151,7 @@ static int grow(struct vhd_image *img, struct vhdx *s, uint64_t size)
   int r = set_geometry(s, size);
   if (r < 0)
     return r;
-  if ((r = load_bat_to(s, old_count, s->bat_count)) < 0 || (r = begin_change(s)) < 0)
+  if ((r = load_bat_to(s, old_count, s->bat_count)) < 0 || (r = vhdx_begin_change(s)) < 0)
     goto undo;
 
   /* Entries of the new blocks; the region may hold anything there. */
@@ -222,7 +177,7 @@ static int grow(struct vhd_image *img, struct vhdx *s, uint64_t size)
   /* The old last block may hold bytes past the old end, and a parent may
    * hold some anywhere; new blocks of this file are empty. */
   uint64_t clear_to = s->has_parent ? size : min_u64(size, round_up(old_size, s->block_size));
-  if ((r = clear_new_area(img, s, old_size, clear_to)) < 0 || (r = vhdx_log_commit(s)) < 0)
+  if ((r = image_clear_shown(img, old_size, clear_to)) < 0 || (r = vhdx_log_commit(s)) < 0)
     goto undo;
   if ((r = commit_size(s, size)) < 0)
     goto undo;
@@ -250,7 +205,7 @@ static int free_past(struct vhdx *s, uint64_t blocks, uint64_t chunks, unsigned 
                           : st == VHDX_BAT_FULLY_PRESENT || st == VHDX_BAT_PARTIALLY_PRESENT;
     if (!located || (bitmap ? num < chunks : num < blocks))
       continue;
-    int r = begin_change(s);
+    int r = vhdx_begin_change(s);
     if (r < 0)
       return r;
     vhdx_bat_set(s, i, bitmap ? 0 : VHDX_BAT_ENTRY(state, 0));
@@ -290,7 +245,7 @@ static int shrink(struct vhd_image *img, struct vhdx *s, uint64_t size)
   uint64_t blocks = (size + s->block_size - 1) / s->block_size;
   uint64_t chunks = (blocks + s->chunk_ratio - 1) / s->chunk_ratio;
   unsigned gone = s->has_parent ? VHDX_BAT_ZERO : VHDX_BAT_NOT_PRESENT;
-  int r = begin_change(s);
+  int r = vhdx_begin_change(s);
   if (r == 0)
     r = zero_block_tail(s, size);
   if (r == 0 && !fixed)

@@ -174,6 +174,8 @@ static int begin_change(struct vhdx *s)
   return r;
 }
 
+int vhdx_begin_change(struct vhdx *s) { return begin_change(s); }
+
 /* Space for a new block or bitmap block; it reads as zeros. Payload
  * blocks reuse space earlier trims gave back, everything else goes at the
  * end of the file. */

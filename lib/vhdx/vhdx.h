@@ -361,6 +361,9 @@ int vhdx_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
                bool exclusive);
 int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
 int vhdx_flush(struct vhd_image *img);
+/* Before the first change of a session: fresh file and data write GUIDs
+ * (rw.c's rule, for the other operations that change the file). */
+int vhdx_begin_change(struct vhdx *s);
 int vhdx_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                       enum layer_state *state, uint64_t *run);
 int vhdx_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
