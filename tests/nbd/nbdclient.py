@@ -63,12 +63,16 @@ class Client:
         self._handshake()
 
     def _recv(self, n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
+        # Into one buffer of the final size: recv(n) allocates n bytes per
+        # call, which for a 32 MiB read reply cost seconds per read.
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = self.sock.recv_into(view[got:], n - got)
+            if not k:
                 raise ConnectionError("server closed the connection")
-            buf += chunk
+            got += k
         return bytes(buf)
 
     def _handshake(self):
