@@ -115,12 +115,12 @@ static int copy_block(struct compact_run *c, uint64_t from, uint64_t to)
   return 0;
 }
 
-/* Where a block moving down to the first free byte `cursor` goes. A block
- * whose data started on a 4 KiB boundary (Hyper-V's aligned layout) keeps
- * that alignment. */
-static uint64_t target_for(const struct vhd_state *s, uint64_t cursor, uint64_t old)
+/* Where a block moving down to the first free byte `cursor` goes. In a
+ * file whose blocks all have their data on 4 KiB boundaries (Hyper-V's
+ * aligned layout) the moved blocks keep that alignment. */
+static uint64_t target_for(const struct vhd_state *s, uint64_t cursor, bool aligned)
 {
-  if ((old + s->bitmap_bytes) % DATA_ALIGN == 0)
+  if (aligned)
     return align_up(cursor + s->bitmap_bytes, DATA_ALIGN) - s->bitmap_bytes;
   return align_up(cursor, SECTOR);
 }
@@ -139,9 +139,12 @@ static int pack_blocks(struct compact_run *c, bool *cancelled)
 
   if (!keys)
     return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
+  bool aligned = true;
   for (uint32_t i = 0; i < s->bat.count; i++)
-    if (s->bat.entry[i] != VHD_BAT_UNUSED)
+    if (s->bat.entry[i] != VHD_BAT_UNUSED) {
       keys[n++] = (uint64_t)s->bat.entry[i] << 32 | i;
+      aligned = aligned && (vhd_block_offset(s, i) + s->bitmap_bytes) % DATA_ALIGN == 0;
+    }
   vhd_sort_u64(keys, n);
 
   /* Everything that is not a block (header, BAT, locators) ends at
@@ -151,7 +154,7 @@ static int pack_blocks(struct compact_run *c, bool *cancelled)
   for (size_t k = 0; k < n && r == 0; k++) {
     uint32_t blk = (uint32_t)keys[k];
     uint64_t old = (keys[k] >> 32) * SECTOR;
-    uint64_t to = target_for(s, cursor, old);
+    uint64_t to = target_for(s, cursor, aligned);
     if (to + len > old) {
       /* No room below without overlapping itself: it stays. */
       cursor = cursor > old + len ? cursor : old + len;

@@ -23,37 +23,15 @@ static bool is_present(unsigned st)
   return st == VHDX_BAT_FULLY_PRESENT || st == VHDX_BAT_PARTIALLY_PRESENT;
 }
 
-/* End of the last structure the file holds, 1 MiB aligned. */
-static uint64_t structures_end(const struct vhdx *s)
-{
-  uint64_t end = VHDX_MIB;
-  uint64_t ends[] = {
-    s->hdr.log_offset + s->hdr.log_length,
-    s->reg.bat_offset + s->reg.bat_length,
-    s->reg.meta_offset + s->reg.meta_length,
-  };
-  for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
-    if (ends[i] > end)
-      end = ends[i];
-  for (uint64_t i = 0; i < s->bat_count; i++) {
-    uint64_t e = s->bat[i];
-    bool bitmap = i % (s->chunk_ratio + 1) == s->chunk_ratio;
-    bool located = bitmap ? s->has_parent && VHDX_BAT_STATE(e) == VHDX_SB_PRESENT
-                          : is_present(VHDX_BAT_STATE(e));
-    uint64_t len = bitmap ? VHDX_BITMAP_BLOCK : s->block_size;
-    if (located && VHDX_BAT_OFFSET(e) + len > end)
-      end = VHDX_BAT_OFFSET(e) + len;
-  }
-  return round_up_mib(end);
-}
-
 /* After a commit that left the log empty: cut free space off the end and
  * forget reusable space that was in it. */
 static int cut_tail(struct vhdx *s)
 {
   if (s->meta_dirty || s->log_guid_in_header)
     return 0;
-  uint64_t end = structures_end(s);
+  uint64_t end = round_up_mib(vhdx_structures_end(s));
+  if (end < VHDX_MIB)
+    end = VHDX_MIB;
   if (end >= s->file_size)
     return 0;
   int r = io_set_size(s->io, end);
