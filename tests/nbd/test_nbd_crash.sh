@@ -73,7 +73,8 @@ crash_case() {
     fi
     rm -f "$WORK/q.vhdx" "$WORK/q.raw"
   fi
-  rm -f "$WORK/after.raw"
+  # Scratch space is memory (tmpfs): each crashed image holds ~256 MiB.
+  rm -f "$WORK/after.raw" "$img"
 }
 
 truncate -s "$SIZE" "$WORK/disk.raw"
