@@ -71,7 +71,7 @@ int vhdx_parse_region_table(const char *path, const char *what, const uint8_t *r
   return 0;
 }
 
-int vhdx_load_regions(struct vhdx *s, struct vhd_diag *d)
+int vhdx_read_region_copies(struct vhdx *s, uint8_t **out)
 {
   uint8_t *raw = vhd_malloc(2 * (size_t)VHDX_REGION_SIZE);
   if (!raw)
@@ -79,8 +79,20 @@ int vhdx_load_regions(struct vhdx *s, struct vhd_diag *d)
   int r = vhdx_meta_read(s, raw, VHDX_REGION_SIZE, VHDX_REGION1_OFFSET);
   if (r == 0)
     r = vhdx_meta_read(s, raw + VHDX_REGION_SIZE, VHDX_REGION_SIZE, VHDX_REGION2_OFFSET);
+  if (r < 0) {
+    vhd_free(raw);
+    return r;
+  }
+  *out = raw;
+  return 0;
+}
+
+int vhdx_load_regions(struct vhdx *s, struct vhd_diag *d)
+{
+  uint8_t *raw = NULL;
+  int r = vhdx_read_region_copies(s, &raw);
   if (r < 0)
-    goto out;
+    return r;
 
   struct vhdx_regions reg[2];
   char why1[512], why2[512];

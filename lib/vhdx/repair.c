@@ -47,16 +47,10 @@ static int repair_headers(struct vhdx *s, struct vhd_diag *d)
 
 static int repair_regions(struct vhdx *s, struct vhd_diag *d)
 {
-  uint8_t *raw = vhd_malloc(2 * (size_t)VHDX_REGION_SIZE);
-  if (!raw)
-    return vhd_error(ENOMEM, "%s: out of memory", s->path);
-  int r = vhdx_meta_read(s, raw, VHDX_REGION_SIZE, VHDX_REGION1_OFFSET);
-  if (r == 0)
-    r = vhdx_meta_read(s, raw + VHDX_REGION_SIZE, VHDX_REGION_SIZE, VHDX_REGION2_OFFSET);
-  if (r < 0) {
-    vhd_free(raw);
+  uint8_t *raw = NULL;
+  int r = vhdx_read_region_copies(s, &raw);
+  if (r < 0)
     return r;
-  }
   struct vhdx_regions reg;
   char why[512] = "";
   int r1 = vhdx_parse_region_table(s->path, "region table 1 at 192 KiB", raw, &reg);

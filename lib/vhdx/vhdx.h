@@ -263,6 +263,8 @@ int vhdx_fatal(struct vhd_diag *d, const char *fmt, ...)
 int vhdx_parse_region_table(const char *path, const char *what, const uint8_t *raw,
                             struct vhdx_regions *out);
 int vhdx_load_regions(struct vhdx *s, struct vhd_diag *d);
+/* Both 64 KiB copies, one after the other, in a new buffer (*out). */
+int vhdx_read_region_copies(struct vhdx *s, uint8_t **out);
 
 /* metadata.c */
 int vhdx_load_metadata(struct vhdx *s, struct vhd_diag *d);
