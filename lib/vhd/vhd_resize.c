@@ -413,8 +413,11 @@ static int resize_sparse(struct vhd_image *img, struct vhd_state *s, uint64_t ne
   if (blocks > VHD_BAT_UNUSED - 1)
     return vhd_error(EFBIG, "%s: %llu blocks are more than a VHD BAT can hold", img->path,
                      (unsigned long long)blocks);
-  /* Start from a clean state: every pending change durable. */
-  if ((r = vhd_fmt_flush(img)) < 0)
+  /* Start from a clean state: every pending change durable. A blktap
+   * batmap (a bit per block, right after the BAT) would neither cover the
+   * new blocks nor survive a longer table: disabled first, as blktap does. */
+  if ((r = vhd_fmt_flush(img)) < 0 || (r = vhd_batmap_invalidate(img, s)) < 0 ||
+      (r = io_flush(img->io)) < 0)
     return r;
   if (new_size < old_size) {
     if ((r = commit_size(img, s, new_size)) < 0)

@@ -53,7 +53,10 @@ verify() {
     local psize
     psize=$(vsize "$parent")
     [ "$psize" -gt "$size" ] && psize=$size
-    "$VHDI_READ" "$img" "$parent" 2>/dev/null | head -c "$psize" > v.raw
+    # vhdi_read stops with an error at the parent's end; under ASan its
+    # leak report there must not cut the output short.
+    ASAN_OPTIONS=detect_leaks=0 "$VHDI_READ" "$img" "$parent" 2>/dev/null |
+      head -c "$psize" > v.raw
     check "$name: libvhdi reads the model up to the parent's size" \
       cmp -s v.raw <(head -c "$psize" "$model")
     rm -f v.raw
@@ -105,9 +108,12 @@ for fmt in vhd vhdx; do
   n=$fmt-differencing
   V create -t dynamic -b $bs -s 3M p.$fmt > /dev/null && V write p.$fmt < data3m
   V create -t differencing -p p.$fmt c.$fmt > /dev/null
-  V write --offset 1000000 c.$fmt < data64k
+  # 4 KiB aligned: libvhdi 20210425 takes a VHD bitmap byte with any bit
+  # set as "all 8 sectors here", so partly written 4 KiB runs would read
+  # differently there.
+  V write --offset 1003520 c.$fmt < data64k
   cp data3m cm.raw
-  dd if=data64k of=cm.raw bs=1 seek=1000000 conv=notrunc status=none
+  dd if=data64k of=cm.raw bs=4096 seek=245 conv=notrunc status=none
   V resize c.$fmt 6M > /dev/null && model cm.raw 6M m.raw
   verify "$n grown past its parent" c.$fmt m.raw p.$fmt
   V resize --shrink --force c.$fmt 1M > /dev/null && model cm.raw 1M m.raw
@@ -135,11 +141,12 @@ check "move: block 0 moved behind the BAT" test "$first1" -ge "$end1"
 model data3m 256K m.raw && truncate -s 64M m.raw
 verify "move: dynamic VHD grown 256x" move.vhd m.raw
 
-# A differencing VHD whose locators follow the BAT: they move too.
-V create -t dynamic -b 4K -s 128K lp.vhd > /dev/null && V write lp.vhd < <(head -c 131072 data3m)
+# A differencing VHD whose locators follow the BAT: they move too. (1 MiB:
+# vhdi_read reads whole MiBs, and fails on one past the parent's end.)
+V create -t dynamic -b 4K -s 1M lp.vhd > /dev/null && V write lp.vhd < <(head -c 1048576 data3m)
 V create -t differencing -p lp.vhd lc.vhd > /dev/null
 V write --offset 4096 lc.vhd < data64k
-model data3m 128K m.raw
+model data3m 1M m.raw
 dd if=data64k of=m.raw bs=4096 seek=1 conv=notrunc status=none
 V resize lc.vhd 32M > /dev/null && truncate -s 32M m.raw
 verify "move: differencing VHD with locators after the BAT" lc.vhd m.raw lp.vhd
