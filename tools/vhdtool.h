@@ -36,10 +36,10 @@ extern const struct command cmd_convert;
 extern const struct command cmd_read;
 extern const struct command cmd_write;
 extern const struct command cmd_check;
+extern const struct command cmd_compact;
 extern const struct command cmd_resize;
 extern const struct command cmd_snapshot;
 extern const struct command cmd_merge;
-extern const struct command cmd_compact;
 extern const struct command cmd_set_parent;
 extern const struct command cmd_map;
 
@@ -114,6 +114,16 @@ bool id_is_zero(const uint8_t id[16]);
 
 /* Logical sector size option: 512 or 4096. */
 bool parse_sector_size(const char *cmd, const char *text, uint32_t *out);
+
+/* operands.c -------------------------------------------------------- */
+
+/* argv[first] when it is the only operand left; otherwise print the usage
+ * error ("missing FILE" or "unexpected argument") and return NULL. */
+const char *single_file_operand(const char *cmd, int argc, char **argv, int first);
+
+/* vhd_open + vhd_get_info. EXIT_OK, or the failure reported (one line)
+ * and EXIT_FAIL with *img NULL. */
+int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_info *info);
 
 /* files.c ----------------------------------------------------------- */
 

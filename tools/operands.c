@@ -1,0 +1,34 @@
+/* What most subcommands do right after their options: take the one FILE
+ * operand, open it, read its info. Kept in one place so every command
+ * words its usage errors and open failures the same way. */
+#include "vhdtool.h"
+
+const char *single_file_operand(const char *cmd, int argc, char **argv, int first)
+{
+  if (first >= argc) {
+    usage_error(cmd, "missing FILE");
+    return NULL;
+  }
+  if (first + 1 < argc) {
+    usage_error(cmd, "unexpected argument '%s'", argv[first + 1]);
+    return NULL;
+  }
+  return argv[first];
+}
+
+int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_info *info)
+{
+  int r = vhd_open(path, flags, img);
+  if (r < 0) {
+    *img = NULL;
+    return fail_lib(path, r);
+  }
+  r = vhd_get_info(*img, info);
+  if (r < 0) {
+    int st = fail_lib(path, r);
+    vhd_close(*img);
+    *img = NULL;
+    return st;
+  }
+  return EXIT_OK;
+}
