@@ -27,6 +27,12 @@ int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out);
 /* Hosted file backend only (a no-op for others): start writing the range
  * back to the disk without waiting, so that a later flush waits less. */
 void io_file_start_writeback(vhd_io *io, uint64_t offset, uint64_t length);
+/* Hosted file backend only: write around the host's page cache (O_DIRECT),
+ * through a second descriptor of the same file. offset and count must be
+ * multiples of 4096, buf as aligned as the device wants. 0 or -errno, no
+ * message (it is called from backend operations); -EOPNOTSUPP when the
+ * backend or the file system cannot, and the caller then writes normally. */
+int io_file_pwrite_direct(vhd_io *io, const void *buf, size_t count, uint64_t offset);
 static inline bool io_writable(const vhd_io *io) { return (io->flags & VHD_IO_RDWR) != 0; }
 
 #endif

@@ -12,7 +12,14 @@
  * metadata that points at it, but no flush waits for the disk, so the
  * kernel writes back in its own time. Waiting costs about as much as the
  * copy itself on this kind of host (bench/README.md). VHD_CREATE_SYNC asks
- * for every flush the drivers make. */
+ * for every flush the drivers make.
+ *
+ * Page cache. The data pieces are written with O_DIRECT unless
+ * VHD_CREATE_BUFFERED: the output is rarely read back soon, so caching it
+ * only costs the kernel a copy into a freshly allocated page per 4 KiB, which
+ * bench/README.md measured as most of a buffered conversion's CPU time (and
+ * several times the direct write's on a VM whose free memory goes back to the
+ * host). Metadata stays buffered. */
 #include <unistd.h>
 
 #include "copy_disk.h"
@@ -26,6 +33,7 @@ struct output {
   vhd_io *file;
   bool sync;
   bool writeback_hint;
+  bool direct;
 };
 
 static int out_pread(void *o, void *buf, size_t count, uint64_t offset)
@@ -34,18 +42,46 @@ static int out_pread(void *o, void *buf, size_t count, uint64_t offset)
   return f->ops->pread(f->opaque, buf, count, offset);
 }
 
+/* Writes of data pieces; below this a write is metadata (footers, bitmaps,
+ * BAT, log): those go through the page cache. */
+#define DIRECT_MIN (64u << 10)
+#define DIRECT_ALIGN 4096u
+/* The memory alignment O_DIRECT asks of the block devices this runs on
+ * (their logical sector); a file system that wants more says EINVAL, and
+ * the output then stays buffered. */
+#define DIRECT_MEM_ALIGN 512u
 /* Below this, a write is metadata or a small piece: not worth a hint. */
 #define WRITEBACK_HINT_MIN (256u << 10)
 
-static int out_pwrite(void *o, const void *buf, size_t count, uint64_t offset)
+static int buffered_pwrite(struct output *out, const uint8_t *buf, size_t count,
+                           uint64_t offset)
 {
-  struct output *out = o;
   vhd_io *f = out->file;
   int r = f->ops->pwrite(f->opaque, buf, count, offset);
   /* A durable output waits for the disk at the end; starting writeback of
    * each piece now overlaps that wait with the rest of the copy. */
   if (r == 0 && out->writeback_hint && count >= WRITEBACK_HINT_MIN)
     io_file_start_writeback(f, offset, count);
+  return r;
+}
+
+/* A data piece that starts 4 KiB-aligned goes around the page cache, its
+ * unaligned tail (if any) buffered. */
+static int out_pwrite(void *o, const void *buf, size_t count, uint64_t offset)
+{
+  struct output *out = o;
+  const uint8_t *p = buf;
+  uint64_t b = (offset + count) / DIRECT_ALIGN * DIRECT_ALIGN;
+  if (!out->direct || offset % DIRECT_ALIGN || b - offset < DIRECT_MIN ||
+      (uintptr_t)p % DIRECT_MEM_ALIGN)
+    return buffered_pwrite(out, p, count, offset);
+  int r = io_file_pwrite_direct(out->file, p, (size_t)(b - offset), offset);
+  if (r == -EOPNOTSUPP) {
+    out->direct = false;   /* not here: the page cache from now on */
+    return buffered_pwrite(out, p, count, offset);
+  }
+  if (r == 0 && b < offset + count)
+    r = buffered_pwrite(out, p + (b - offset), (size_t)(offset + count - b), b);
   return r;
 }
 
@@ -134,6 +170,12 @@ static int create_output(const char *path, const struct vhd_create_params *p,
   }
   out->file = file;
   out->sync = (p->flags & VHD_CREATE_SYNC) != 0;
+  /* Not for dynamic VHD: a block's data starts 512 bytes in, right after
+   * its bitmap in the same page, and direct writes next to cached pages
+   * made ext4 fall back to synchronous writes (raw -> VHD 40 times slower,
+   * bench/README.md); buffered misaligned writes are the cheap case there. */
+  out->direct = !(p->flags & VHD_CREATE_BUFFERED) &&
+                !(p->format == VHD_FORMAT_VHD && p->type != VHD_TYPE_FIXED);
   out->writeback_hint = out->sync;
   vhd_io *io;
   r = vhd_io_new(&output_ops, out, path, VHD_IO_RDWR, &io);
