@@ -182,7 +182,7 @@ struct vhd_create_params {
                                         (Virtual PC compatible) */
 #define VHD_CREATE_SYNC        0x100u /* vhd_convert: make the output durable
                                          before returning (see vhd_convert) */
-#define VHD_CREATE_BUFFERED    0x200u /* vhd_convert: write the data through the
+#define VHD_CREATE_DIRECT      0x200u /* vhd_convert: write the data around the
                                          host's page cache (see vhd_convert) */
 
 /* Fill p with defaults: format VHD, type dynamic, everything else 0. */
@@ -282,11 +282,11 @@ typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
  * when the call returns it may still be in the host's cache, and a host
  * crash soon after can lose it. With VHD_CREATE_SYNC in p->flags it is
  * flushed to stable storage (data, then metadata) before the call returns.
- * The data is written around the host's page cache (O_DIRECT) where the
- * file system allows, as a copy's output is seldom read back soon: caching
- * it costs a memory copy per byte and evicts other files' pages. Metadata,
- * unaligned tails and a dynamic VHD's data (512 bytes into each block) go
- * through the cache. VHD_CREATE_BUFFERED writes everything through it. */
+ * With VHD_CREATE_DIRECT the data is written around the host's page cache
+ * (O_DIRECT) where the file system allows; metadata, unaligned tails and a
+ * dynamic VHD's data (512 bytes into each block) still go through it. That
+ * wins where new page-cache pages are expensive (a loaded VM that returns
+ * free memory to its host) and loses where the disk is the slower part. */
 VHD_API int vhd_convert(vhd_image *src, const char *dst_path,
                 const struct vhd_create_params *p,
                 vhd_progress_fn progress, void *opaque);

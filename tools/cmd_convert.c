@@ -9,7 +9,7 @@
 
 #include "vhdtool.h"
 
-enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_SYNC, OPT_BUFFERED, OPT_PROFILE };
+enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_SYNC, OPT_DIRECT, OPT_PROFILE };
 
 static const struct option long_options[] = {
   {"output-format", required_argument, NULL, 'O'},
@@ -20,7 +20,7 @@ static const struct option long_options[] = {
   {"sector-size", required_argument, NULL, OPT_SECTOR_SIZE},
   {"force", no_argument, NULL, OPT_FORCE},
   {"sync", no_argument, NULL, OPT_SYNC},
-  {"buffered", no_argument, NULL, OPT_BUFFERED},
+  {"direct", no_argument, NULL, OPT_DIRECT},
   {"profile", required_argument, NULL, OPT_PROFILE},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -127,8 +127,8 @@ static int run(int argc, char **argv)
     case OPT_SYNC:
       p.flags |= VHD_CREATE_SYNC;
       break;
-    case OPT_BUFFERED:
-      p.flags |= VHD_CREATE_BUFFERED;
+    case OPT_DIRECT:
+      p.flags |= VHD_CREATE_DIRECT;
       break;
     case OPT_PROFILE:
       if (vhd_profile_from_name(optarg, &profile) < 0)
@@ -237,7 +237,7 @@ const struct command cmd_convert = {
   .summary = "Copy an image (through its whole chain) into a new image of any format.",
   .synopsis = "vhdtool convert [-O vhd|vhdx|raw] [-t fixed|dynamic] [-b BLOCK_SIZE]\n"
               "                       [--sector-size 512|4096] [-p] [--force] [--sync]\n"
-              "                       [--buffered] [--profile azure|hyperv|virtualpc] SRC DST",
+              "                       [--direct] [--profile azure|hyperv|virtualpc] SRC DST",
   .help =
     "SRC's format is found from its content; a differencing SRC is read through\n"
     "its parents, so DST is a standalone image.\n"
@@ -256,8 +256,9 @@ const struct command cmd_convert = {
     "      --sync               make DST durable (flushed to the disk) before\n"
     "                           exiting; by default, as with qemu-img convert and\n"
     "                           cp, DST may still be in the host's cache at exit\n"
-    "      --buffered           write DST's data through the host's page cache\n"
-    "                           (by default it goes around it, with O_DIRECT)\n"
+    "      --direct             write DST's data around the host's page cache\n"
+    "                           (O_DIRECT; faster on loaded VMs, slower on slow\n"
+    "                           disks)\n"
     "      --profile NAME       meet a platform's rules (see check --profile):\n"
     "                           azure: a fixed VHD of a whole number of MiB (the\n"
     "                           size rounded up, at least 20 MiB); virtualpc: a\n"

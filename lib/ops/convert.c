@@ -14,12 +14,13 @@
  * copy itself on this kind of host (bench/README.md). VHD_CREATE_SYNC asks
  * for every flush the drivers make.
  *
- * Page cache. The data pieces are written with O_DIRECT unless
- * VHD_CREATE_BUFFERED: the output is rarely read back soon, so caching it
- * only costs the kernel a copy into a freshly allocated page per 4 KiB, which
- * bench/README.md measured as most of a buffered conversion's CPU time (and
- * several times the direct write's on a VM whose free memory goes back to the
- * host). Metadata stays buffered. */
+ * Page cache. With VHD_CREATE_DIRECT the data pieces are written with
+ * O_DIRECT: the kernel's copy into freshly allocated cache pages is most of
+ * a buffered conversion's CPU time, and on a loaded VM whose free memory goes
+ * back to the host it cost 3-5 times the wall time of direct writes. On a
+ * quiet machine the page cache was faster (direct writes wait for the disk
+ * one piece at a time), so buffered is the default (bench/README.md).
+ * Metadata always goes through the cache. */
 #include <unistd.h>
 
 #include "copy_disk.h"
@@ -174,7 +175,7 @@ static int create_output(const char *path, const struct vhd_create_params *p,
    * its bitmap in the same page, and direct writes next to cached pages
    * made ext4 fall back to synchronous writes (raw -> VHD 40 times slower,
    * bench/README.md); buffered misaligned writes are the cheap case there. */
-  out->direct = !(p->flags & VHD_CREATE_BUFFERED) &&
+  out->direct = (p->flags & VHD_CREATE_DIRECT) &&
                 !(p->format == VHD_FORMAT_VHD && p->type != VHD_TYPE_FIXED);
   out->writeback_hint = out->sync;
   vhd_io *io;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # vhdtool convert's durability and cache use: by default the output is not
 # flushed (like qemu-img convert and cp), with --sync it is flushed before
-# vhdtool exits; the data goes around the page cache unless --buffered.
+# vhdtool exits; the data goes around the page cache with --direct.
 # Oracle: strace, which sees every fsync/fdatasync vhdtool makes. Both
 # outputs must hold the source's bytes (cmp after a round trip).
 set -u
@@ -65,9 +65,9 @@ strace -f -qq -e trace=pwrite64,fdatasync,fsync -o "$T/trace" \
     *) not_ok "convert --sync: the last call is a flush" "$last" ;; esac ||
   not_ok "convert --sync under strace" "$(head -c 300 "$T/err")"
 
-# The data goes around the page cache by default (an O_DIRECT descriptor of
-# DST is opened), through it with --buffered; both give the same bytes.
-for mode in default --buffered; do
+# The data goes through the page cache by default, around it with --direct
+# (an O_DIRECT descriptor of DST is opened); both give the same bytes.
+for mode in default --direct; do
   rm -f "$T/out.vhdx" "$T/back.raw"
   opt=(); [ "$mode" = default ] || opt=("$mode")
   if strace -f -qq -e trace=open,openat -o "$T/trace" \
@@ -76,11 +76,11 @@ for mode in default --buffered; do
      cmp -s "$T/src.raw" "$T/back.raw"; then
     n=$(grep -c 'O_DIRECT' "$T/trace")
     if [ "$mode" = default ]; then
-      [ "$n" -ge 1 ] && ok "convert: data written with O_DIRECT" ||
-        not_ok "convert: data written with O_DIRECT" "no O_DIRECT open"
+      [ "$n" = 0 ] && ok "convert: no O_DIRECT by default" ||
+        not_ok "convert: no O_DIRECT by default" "$n O_DIRECT opens"
     else
-      [ "$n" = 0 ] && ok "convert --buffered: no O_DIRECT" ||
-        not_ok "convert --buffered: no O_DIRECT" "$n O_DIRECT opens"
+      [ "$n" -ge 1 ] && ok "convert --direct: data written with O_DIRECT" ||
+        not_ok "convert --direct: data written with O_DIRECT" "no O_DIRECT open"
     fi
   else
     not_ok "convert $mode -O vhdx round trip" "$(head -c 300 "$T/err")"

@@ -198,11 +198,12 @@ Test(convert_copy, every_format_reads_back_the_source)
   convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, MiB, 0, 0, "dyn.vhdx");
   convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 0, 4096, VHD_CREATE_SYNC, "dyn4k.vhdx");
   convert_to(VHD_FORMAT_VHDX, VHD_TYPE_FIXED, 0, 0, 0, "fixed.vhdx");
-  /* the same through the page cache only (by default data goes O_DIRECT) */
-  convert_to(VHD_FORMAT_RAW, VHD_TYPE_NONE, 0, 0, VHD_CREATE_BUFFERED, "buffered.raw");
-  convert_to(VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC, 0, 0, VHD_CREATE_BUFFERED, "buffered.vhd");
-  convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 0, 0, VHD_CREATE_BUFFERED | VHD_CREATE_SYNC,
-             "buffered.vhdx");
+  /* the same with the data written around the page cache (O_DIRECT) */
+  convert_to(VHD_FORMAT_RAW, VHD_TYPE_NONE, 0, 0, VHD_CREATE_DIRECT, "direct.raw");
+  convert_to(VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC, 0, 0, VHD_CREATE_DIRECT, "direct.vhd");
+  convert_to(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 0, 0, VHD_CREATE_DIRECT, "direct-fixed.vhd");
+  convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 0, 0, VHD_CREATE_DIRECT | VHD_CREATE_SYNC,
+             "direct.vhdx");
 }
 
 /* Zeros are never written: the raw output holds only the source's non-zero
