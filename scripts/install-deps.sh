@@ -12,4 +12,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   nbdkit nbdkit-plugin-dev libnbd-bin \
   qemu-utils libvhdi-dev libvhdi-utils \
   gnu-efi ovmf qemu-system-x86 mtools gdisk dosfstools exfatprogs \
-  python3 bzip2 gzip coreutils
+  python3 bzip2 gzip coreutils strace groff-base man-db
