@@ -3,7 +3,9 @@
 # AddressSanitizer + UndefinedBehaviorSanitizer, and a short fuzz run.
 set -eu
 cd "$(dirname "$0")/.."
-jobs=$(nproc)
+# One test more than there are cores: most tests spend part of their time
+# waiting for the programs they drive (qemu-img, nbdkit, OVMF) or the disk.
+jobs=$(($(nproc) + 1))
 
 echo "== build and test"
 scripts/build.sh build
