@@ -72,23 +72,15 @@ static int run(int argc, char **argv)
       return option_error(me, c, argv, long_options);
     }
   }
-  if (optind >= argc)
-    return usage_error(me, "missing FILE");
-  if (optind + 1 < argc)
-    return usage_error(me, "unexpected argument '%s'", argv[optind + 1]);
-  const char *path = argv[optind];
+  const char *path = single_file_operand(me, argc, argv, optind);
+  if (!path)
+    return EXIT_FAIL;
 
   vhd_image *img;
-  int r = vhd_open(path, VHD_OPEN_RDWR, &img);
-  if (r < 0)
-    return fail_lib(path, r);
   struct vhd_info info;
-  r = vhd_get_info(img, &info);
-  if (r < 0) {
-    int st = fail_lib(path, r);
-    vhd_close(img);
-    return st;
-  }
+  int r = open_image(path, VHD_OPEN_RDWR, &img, &info);
+  if (r != EXIT_OK)
+    return r;
 
   /* The library counts work in blocks; the bar shows the rate in bytes
    * of virtual disk, like convert's. */

@@ -227,11 +227,9 @@ static int run(int argc, char **argv)
       return option_error(me, c, argv, long_options);
     }
   }
-  if (optind >= argc)
-    return usage_error(me, "missing FILE");
-  if (optind + 1 < argc)
-    return usage_error(me, "unexpected argument '%s'", argv[optind + 1]);
-  const char *path = argv[optind];
+  const char *path = single_file_operand(me, argc, argv, optind);
+  if (!path)
+    return EXIT_FAIL;
 
   vhd_image *img;
   char *parent_error;

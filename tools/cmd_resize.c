@@ -94,17 +94,11 @@ static int run(int argc, char **argv)
     return usage_error(me, "--force only matters with --shrink");
 
   vhd_image *img;
-  int r = vhd_open(path, VHD_OPEN_RDWR, &img);
-  if (r < 0)
-    return fail_lib(path, r);
   struct vhd_info info;
   uint64_t new_size;
-  r = vhd_get_info(img, &info);
-  if (r < 0) {
-    int st = fail_lib(path, r);
-    vhd_close(img);
-    return st;
-  }
+  int r = open_image(path, VHD_OPEN_RDWR, &img, &info);
+  if (r != EXIT_OK)
+    return r;
   if (!parse_new_size(me, size_text, info.virtual_size, &new_size)) {
     vhd_close(img);
     return EXIT_FAIL;
