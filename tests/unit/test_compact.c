@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "vhd.h"
+#include "scratch.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
@@ -34,29 +35,8 @@ static uint64_t rnd(void)
   return rng;
 }
 
-static char scratch[PATH_MAX];
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void)sb; (void)flag; (void)ftw;
-  return remove(p);
-}
-static void setup(void)
-{
-  const char *t = getenv("TMPDIR");
-  int n = snprintf(scratch, sizeof scratch, "%s/compact.XXXXXX", t && *t ? t : "/tmp");
-  cr_assert(n > 0 && (size_t)n < sizeof scratch);
-  cr_assert_not_null(mkdtemp(scratch));
-}
-static void teardown(void) { nftw(scratch, rm_one, 8, FTW_DEPTH | FTW_PHYS); }
-static const char *spath(const char *name)
-{
-  static char bufs[4][PATH_MAX];
-  static unsigned n;
-  char *b = bufs[n++ % 4];
-  int len = snprintf(b, PATH_MAX, "%s/%s", scratch, name);
-  cr_assert(len > 0 && len < PATH_MAX);
-  return b;
-}
+static void setup(void) { scratch_make("compact"); }
+static void teardown(void) { scratch_remove(); }
 
 /* --- Helpers ---------------------------------------------------------------- */
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "vhd.h"
+#include "scratch.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
@@ -33,20 +34,8 @@ static uint64_t rnd(void)
 }
 static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
 
-static char scratch[PATH_MAX];
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-  (void)sb; (void)flag; (void)ftw;
-  return remove(p);
-}
-static void setup(void)
-{
-  const char *t = getenv("TMPDIR");
-  int n = snprintf(scratch, sizeof scratch, "%s/vhdcrash.XXXXXX", t && *t ? t : "/tmp");
-  cr_assert(n > 0 && (size_t)n < sizeof scratch);
-  cr_assert_not_null(mkdtemp(scratch));
-}
-static void teardown(void) { nftw(scratch, rm_one, 8, FTW_DEPTH | FTW_PHYS); }
+static void setup(void) { scratch_make("vhdcrash"); }
+static void teardown(void) { scratch_remove(); }
 
 /* --- The recording backend ---------------------------------------------------- */
 
