@@ -291,11 +291,9 @@ static int grow_bat(struct vhd_image *img, struct vhd_state *s, uint32_t count,
   struct vhd_bat bigger;
   int r;
 
-  /* A blktap batmap sits right after the BAT, so the longer table covers
-   * it: disable it first, and forget it, so nothing later writes its
-   * cookie over what are then BAT entries. */
-  if ((r = vhd_batmap_invalidate(img, s)) < 0 ||
-      (r = make_room(img, s, from, to, progress, opaque)) < 0)
+  /* resize_sparse has already disabled a blktap batmap, which this
+   * longer table now covers. */
+  if ((r = make_room(img, s, from, to, progress, opaque)) < 0)
     return r;
   if ((r = vhd_bat_init_empty(s->bat.offset, count, &bigger)) < 0)
     return r;
