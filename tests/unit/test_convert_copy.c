@@ -1,12 +1,13 @@
-/* vhd_convert's copy (lib/ops/copy_disk.c): a reader thread and the
- * caller's thread share the work, reads are clipped to the data runs block
+/* vhd_convert's copy (lib/ops/copy_disk.c): two workers, the caller's
+ * thread and a helper, share the work, reads are clipped to the data runs block
  * status reports, and zeros are never written. Checked against an
  * in-memory model of the source: every output format reads back the model's
- * bytes, holes stay holes, an error in the reader thread reaches the caller
+ * bytes, holes stay holes, a read error in either worker reaches the caller
  * with its message, a cancel removes the output, and progress ends at the
  * total. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,10 @@
 #define GRAIN (4 * KiB)   /* the model's hole map granularity */
 
 /* The source: bytes in memory, a map of which 4 KiB units are host holes
- * (reported by find_data), and an optional read fault. */
+ * (reported by find_data), and an optional read fault. Both workers read it
+ * at once: the counters are under a lock. */
 struct source {
+  pthread_mutex_t lock;
   uint8_t *data;
   bool hole[SIZE / GRAIN + 1];
   uint64_t bytes_read;
@@ -34,12 +37,17 @@ struct source {
 static int src_pread(void *o, void *buf, size_t n, uint64_t off)
 {
   struct source *s = o;
-  if (s->fail_after && s->bytes_read + n > s->fail_after)
+  pthread_mutex_lock(&s->lock);
+  bool fail = s->fail_after && s->bytes_read + n > s->fail_after;
+  if (!fail) {
+    s->bytes_read += n;
+    for (uint64_t u = off / GRAIN; u * GRAIN < off + n && u <= SIZE / GRAIN; u++)
+      if (s->hole[u])
+        s->read_in_holes++;
+  }
+  pthread_mutex_unlock(&s->lock);
+  if (fail)
     return -EIO;
-  s->bytes_read += n;
-  for (uint64_t u = off / GRAIN; u * GRAIN < off + n && u <= SIZE / GRAIN; u++)
-    if (s->hole[u])
-      s->read_in_holes++;
   memcpy(buf, s->data + off, n);
   return 0;
 }
@@ -84,6 +92,7 @@ static void fill(uint64_t off, uint64_t len, unsigned seed)
 static void make_model(void)
 {
   memset(&model, 0, sizeof model);
+  pthread_mutex_init(&model.lock, NULL);
   model.data = calloc(1, SIZE);
   cr_assert_not_null(model.data);
   fill(512, 3000, 1);
@@ -115,6 +124,7 @@ static void teardown(void)
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   (void)system(cmd);
   free(model.data);
+  pthread_mutex_destroy(&model.lock);
 }
 
 static vhd_image *open_source(void)
@@ -232,7 +242,7 @@ Test(convert_copy, zeros_stay_holes)
   vhd_close(img);
 }
 
-Test(convert_copy, a_read_error_in_the_reader_reaches_the_caller)
+Test(convert_copy, a_read_error_in_either_worker_reaches_the_caller)
 {
   /* The copy reads about 1.2 MiB: fail it early, midway and late. */
   static const uint64_t fail_after[] = { 1, 5000, 12 * KiB, 100 * KiB, 600 * KiB, 1100 * KiB };
