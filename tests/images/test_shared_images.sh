@@ -112,6 +112,12 @@ while IFS=$'\t' read -r name fmt kind size block hash zeros; do
   if [ "$hash" != - ] || [ "$zeros" = zeros ]; then
     if [ "$size" -gt $((16 << 30)) ] && [ "$zeros" = zeros ] && [ "${VHD_LONG_TESTS:-0}" != 1 ]; then
       sampled_zeros "$img" "$size" "$base"
+    elif [ "$size" -gt $((4 << 30)) ] && [ "${VHD_TEST_SMALL:-0}" = 1 ]; then
+      # The sanitizer pass (tests/CMakeLists.txt) reads the 10 GiB disk
+      # through the same code, but not through a pipe into the hash: that
+      # was 30 s of the two CPUs here, and the normal pass compares the hash.
+      check "$base: vhdtool read of the whole disk succeeds (content hash: normal pass)" \
+        sh -c '"$1" read "$2" > /dev/null' _ "$VHDTOOL" "$img"
     elif [ "$hash" != - ]; then
       got=$("$VHDTOOL" read "$img" 2> "$WORK/.err" | hash_stdin)
       check "$base: content sha256 matches the catalogue ($(head -c 200 "$WORK/.err"))" [ "$got" = "$hash" ]

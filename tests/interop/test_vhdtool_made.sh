@@ -37,7 +37,10 @@ verify() {
   else
     not_ok "$label: vhdiinfo failed: $(tail -3 "$WORK/.vhdiinfo")"
   fi
-  if [ -n "$VHDI_READ" ] && [ -x "$VHDI_READ" ]; then
+  # libvhdi reads VHD at about 30 MiB/s: in the sanitizer pass (VHD_TEST_SMALL)
+  # the large VHD cases leave the content to qemu-img and vhd_oracle.py.
+  if [ -n "$VHDI_READ" ] && [ -x "$VHDI_READ" ] &&
+     ! { [ "${VHD_TEST_SMALL:-0}" = 1 ] && [ "$fmt" = vhd ] && [ "$size" -gt $((16 * M)) ]; }; then
     same_read "$label: libvhdi reads the raw source" "$raw" "$VHDI_READ" "$img"
   fi
   if [ "$fmt" = vhd ]; then
