@@ -10,10 +10,14 @@
  *  past the old end are committed first - all of it past the old end, so
  *  invisible - then the size;
  *
- *  shrinking: whole blocks past the new end become ZERO (differencing) or
- *  NOT_PRESENT and are punched, committed - they then read as zeros, which
- *  a shrink may show - then the size; a fixed file keeps its blocks present
- *  until after the size changed. The file is cut behind its last structure.
+ *  shrinking: the size first - from then on the blocks past the new end
+ *  cannot be seen - then zeros over the rest of the last block, and whole
+ *  blocks past the end become ZERO (differencing) or NOT_PRESENT and are
+ *  punched. A crash before the size leaves the old disk with all its data
+ *  (freeing first let a kill show zeros at the old size); a crash after it
+ *  leaves blocks past the end, leaked space that a rerun of the same resize
+ *  frees, and a tail that a later grow clears before it shows. The file is
+ *  cut behind its last structure.
  *
  * The BAT region is never moved: a size whose entries do not fit in it is
  * refused with ENOSPC (images libvhd creates have room for at least
@@ -241,22 +245,17 @@ static int zero_block_tail(struct vhdx *s, uint64_t size)
 
 static int shrink(struct vhd_image *img, struct vhdx *s, uint64_t size)
 {
-  bool fixed = s->leave_allocated && !s->has_parent;
   uint64_t blocks = (size + s->block_size - 1) / s->block_size;
   uint64_t chunks = (blocks + s->chunk_ratio - 1) / s->chunk_ratio;
   unsigned gone = s->has_parent ? VHDX_BAT_ZERO : VHDX_BAT_NOT_PRESENT;
   int r = vhdx_begin_change(s);
   if (r == 0)
-    r = zero_block_tail(s, size);
-  if (r == 0 && !fixed)
-    r = free_past(s, blocks, chunks, gone);
-  if (r == 0)
     r = commit_size(s, size);
   if (r < 0)
     return r;
   img->virtual_size = size;
-  /* A fixed file keeps its blocks while they are inside the disk. */
-  if (fixed && (r = free_past(s, blocks, chunks, VHDX_BAT_NOT_PRESENT)) < 0)
+  /* Everything below lies past the new end, where nothing can be seen. */
+  if ((r = zero_block_tail(s, size)) < 0 || (r = free_past(s, blocks, chunks, gone)) < 0)
     return r;
   if ((r = set_geometry(s, size)) < 0)
     return r;

@@ -122,5 +122,7 @@ V create -t fixed -s 4M fix.vhd > /dev/null && V write fix.vhd < data4m
 crash_case "VHD fixed grow" fix.vhd data4m 4194304 8388608 4 - 8M
 V create -t dynamic -b 1M -s 4M dyn.vhdx > /dev/null && V write dyn.vhdx < data4m
 crash_case "VHDX dynamic grow" dyn.vhdx data4m 4194304 12582912 4 vhdx 12M
-crash_case "VHDX dynamic shrink" dyn.vhdx data4m 4194304 1572864 4 vhdx 1536K --shrink --force
+# 8 kills: freeing blocks before the size changed once let a kill show
+# zeros at the old size, in about one kill in 25 (the window is short).
+crash_case "VHDX dynamic shrink" dyn.vhdx data4m 4194304 1572864 8 vhdx 1536K --shrink --force
 finish
