@@ -17,11 +17,11 @@
  *    (lib/io/file.c says why: on this kind of VM that alone made a
  *    conversion into raw 3-4 times faster when the page cache was cold). */
 #include <pthread.h>
-#include <string.h>
 
 #include "copy_disk.h"
 #include "error.h"
 #include "image.h"
+#include "util/strfmt.h"
 #include "util/zero.h"
 
 #define PIECE (1u << 20)
@@ -159,7 +159,8 @@ static void stop_copy(struct copy *c)
 
 /* Read pc, find its data, and write that in pc's turn, so the output is
  * written in the source's order, exactly as by one thread: the same file
- * for the same input, blocks allocated in order. 1: copied, 0: the copy stopped before pc's turn, < 0: error. */
+ * for the same input, blocks allocated in order. 1: copied, 0: the copy
+ * stopped before pc's turn, < 0: error. */
 static int copy_piece(struct copy *c, struct piece *pc)
 {
   int r = vhd_pread(c->src, pc->data, pc->len, pc->off);
@@ -207,14 +208,8 @@ static void *helper_main(void *arg)
 {
   struct worker *w = arg;
   w->r = work(w->c, &w->piece, NULL, NULL);
-  if (w->r < 0) {
-    /* The message lives in this thread's error slot: hand it over. */
-    size_t n = strlen(vhd_last_error());
-    if (n >= sizeof w->msg)
-      n = sizeof w->msg - 1;
-    memcpy(w->msg, vhd_last_error(), n);
-    w->msg[n] = '\0';
-  }
+  if (w->r < 0)   /* the message lives in this thread's error slot: hand it over */
+    vhd_snprintf(w->msg, sizeof w->msg, "%s", vhd_last_error());
   return NULL;
 }
 

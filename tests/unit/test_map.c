@@ -33,11 +33,14 @@ static int stop_at_second(void *opaque, const struct vhd_extent *e)
   return ++*(int *)opaque == 2 ? 1 : 0;
 }
 
+/* A new image in memory; its file's io in *io_out when that is non-NULL. */
 static vhd_image *memory_image(enum vhd_format fmt, enum vhd_disk_type type, uint64_t size,
-                               uint32_t block)
+                               uint32_t block, vhd_io **io_out)
 {
   vhd_io *io;
   cr_assert_eq(vhd_io_new_memory(NULL, 0, "mem", VHD_IO_RDWR, &io), 0);
+  if (io_out)
+    *io_out = io;
   struct vhd_create_params p;
   vhd_create_params_init(&p);
   p.format = fmt;
@@ -57,7 +60,7 @@ static void fill(uint8_t *buf, size_t n, unsigned seed)
 
 Test(map, dynamic_vhd_extents_follow_the_writes)
 {
-  vhd_image *img = memory_image(VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC, DISK, BLOCK);
+  vhd_image *img = memory_image(VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC, DISK, BLOCK, NULL);
   static uint8_t model[DISK];
   static uint8_t buf[2 * BLOCK];
   const struct { uint64_t off, len; } w[] = {
@@ -101,14 +104,7 @@ Test(map, dynamic_vhd_extents_follow_the_writes)
 Test(map, host_offsets_point_at_the_data)
 {
   vhd_io *io;
-  cr_assert_eq(vhd_io_new_memory(NULL, 0, "mem", VHD_IO_RDWR, &io), 0);
-  struct vhd_create_params p;
-  vhd_create_params_init(&p);
-  p.format = VHD_FORMAT_VHDX;
-  p.size = DISK;
-  p.block_size = MiB;
-  vhd_image *img;
-  cr_assert_eq(vhd_create_io(io, &p, &img), 0, "%s", vhd_last_error());
+  vhd_image *img = memory_image(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, DISK, MiB, &io);
   static uint8_t buf[MiB];
   fill(buf, MiB, 5);
   cr_assert_eq(vhd_pwrite(img, buf, MiB, 2 * MiB), 0);
@@ -209,7 +205,7 @@ static void on_rule(void *opaque, enum vhd_check_severity sev, const char *msg)
 Test(profile, rules_by_name)
 {
   /* A 1000000-byte fixed VHD (rounded to 1000448 by the sector size). */
-  vhd_image *img = memory_image(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 1000000, 0);
+  vhd_image *img = memory_image(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 1000000, 0, NULL);
   struct names r = {0};
   unsigned v = 99;
   cr_assert_eq(vhd_profile_check(img, VHD_PROFILE_AZURE, on_rule, &r, &v), 0);
@@ -219,7 +215,7 @@ Test(profile, rules_by_name)
   cr_assert_not_null(strstr(r.text, "azure.size-limits:"));
   vhd_close(img);
 
-  img = memory_image(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 32 * MiB, 0);
+  img = memory_image(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 32 * MiB, 0, NULL);
   memset(&r, 0, sizeof r);
   cr_assert_eq(vhd_profile_check(img, VHD_PROFILE_AZURE, on_rule, &r, &v), 0);
   cr_assert_not_null(strstr(r.text, "azure.format-vhd:"));
@@ -232,7 +228,7 @@ Test(profile, rules_by_name)
   cr_assert_not_null(strstr(r.text, "virtualpc.format-vhd:"));
   vhd_close(img);
 
-  img = memory_image(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 32 * MiB, 0);
+  img = memory_image(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 32 * MiB, 0, NULL);
   memset(&r, 0, sizeof r);
   cr_assert_eq(vhd_profile_check(img, VHD_PROFILE_AZURE, NULL, NULL, &v), 0);
   cr_assert_eq(v, 0u);
