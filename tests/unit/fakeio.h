@@ -29,9 +29,15 @@ static inline void fake_track(void *old, void *p)
 
 static inline void *fake_realloc(void *old, size_t n)
 {
+  /* The slot is found by old's value before realloc may free it: the
+   * compiler rightly refuses a look at a pointer after that. */
+  int slot = -1;
+  for (int i = 0; i < FAKE_TRACK_MAX && slot < 0; i++)
+    if (fake_tracked[i] == old)
+      slot = i;
   void *p = realloc(old, n ? n : 1);
-  if (p)
-    fake_track(old, p);   /* old == NULL takes a free slot */
+  if (p && slot >= 0)
+    fake_tracked[slot] = p;   /* old == NULL took a free slot */
   return p;
 }
 

@@ -643,7 +643,7 @@ static const char *make_chain(unsigned images)
   data_write_guid(spath("l00.vhdx"), base_guid);
   data_write_guid(spath("l01.vhdx"), below_guid);
   for (unsigned i = 2; i < images; i++) {
-    char name[16], below[16];
+    char name[24], below[24];
     snprintf(name, sizeof name, "l%02u.vhdx", i);
     snprintf(below, sizeof below, "l%02u.vhdx", i - 1);
     struct bytes c = bytes_dup(tmpl);
