@@ -113,6 +113,7 @@ struct vhd_io_ops {
 #define VHD_IO_RDWR   0x1u
 #define VHD_IO_CREATE 0x2u  /* create the file, failing if it exists */
 #define VHD_IO_TRUNC  0x4u  /* with CREATE: replace an existing file */
+#define VHD_IO_NOLOCK 0x8u  /* take no lock on the file (see VHD_OPEN_FORCE_SHARE) */
 
 /* Wrap a backend. name is used in error messages (copied). On success the
  * vhd_io owns opaque: closing it calls ops->close(opaque). */
@@ -147,6 +148,19 @@ typedef struct vhd_image vhd_image;
 #define VHD_OPEN_NO_PARENT  0x2u   /* do not open the parent chain (info, check);
                                       reads of parent-backed ranges fail with -ENXIO */
 #define VHD_OPEN_RAW        0x4u   /* skip probing: treat the file as raw */
+#define VHD_OPEN_RAW_PARENT 0x8u   /* a raw file may be the parent of a
+                                      differencing VHD whose parent id is zero
+                                      (blktap's raw parents). Without it a raw
+                                      file is never a parent: anything probes
+                                      as raw, so a locator could name any file
+                                      on the host. */
+#define VHD_OPEN_FORCE_SHARE 0x10u /* read-only opens: take no lock, so an
+                                      image another process is writing can be
+                                      inspected (what is read may be
+                                      inconsistent), as qemu-img's -U */
+#define VHD_OPEN_PARENTS_BESIDE 0x20u /* parents only in the image's own
+                                      directory and below (see
+                                      vhd_open_params.parent_dir) */
 
 /* Open the image at path, probing its format by content. A differencing
  * image opens its whole chain (parents read-only). Errors name the file
@@ -157,6 +171,43 @@ VHD_API int vhd_open(const char *path, unsigned flags, vhd_image **out);
  * VHD_FORMAT_AUTO). On success the image owns io; on failure io is closed. */
 VHD_API int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags,
                 vhd_image **out);
+
+/* Where a differencing image's parents may come from. Images are often
+ * someone else's (an upload, a download): their locators may name any path,
+ * so a program that serves or converts such images confines them.
+ *
+ *  - Parents are found only through the image's locators, each tried as a
+ *    path relative to the child's directory (Windows absolute paths such as
+ *    "C:\dir\base.vhd" are not host paths: only their file name is tried,
+ *    beside the child). A candidate outside the allowed directory is not
+ *    opened or even looked up, so no message tells whether it exists.
+ *  - A parent is taken only when its identity matches the child's link (VHD
+ *    unique id, VHDX data write GUID). A parent id of all zeros matches
+ *    nothing but a raw file, and a raw file only with VHD_OPEN_RAW_PARENT.
+ *  - Only regular files and block devices are opened, never FIFOs or
+ *    devices that could block.
+ *
+ * flags: VHD_OPEN_*. With VHD_OPEN_PARENTS_BESIDE every parent in the chain
+ * must lie in the top image's directory or below it; with parent_dir set,
+ * in that directory or below it (both: either place). Containment is judged
+ * on the path as written and again on the opened file's real path, so a
+ * symbolic link cannot lead out. Without either, parents may be anywhere
+ * the locators say. */
+struct vhd_open_params {
+  unsigned flags;              /* VHD_OPEN_* */
+  enum vhd_format format;      /* VHD_FORMAT_AUTO: probe */
+  const char *parent_dir;      /* NULL: no directory confinement */
+};
+
+/* Fill p with defaults: read-only, probe the format, parents anywhere the
+ * locators say (no raw parents). */
+VHD_API void vhd_open_params_init(struct vhd_open_params *p);
+
+/* vhd_open and vhd_open_io with parameters. */
+VHD_API int vhd_open_with(const char *path, const struct vhd_open_params *p,
+                          vhd_image **out);
+VHD_API int vhd_open_io_with(vhd_io *io, const struct vhd_open_params *p,
+                             vhd_image **out);
 
 /* Flush (if writable) and release the image and its parents. Returns the
  * flush result; the image is released in every case. NULL is allowed. */
@@ -321,6 +372,12 @@ struct vhd_check_result {
  * (look at *result), negative when it could not run at all. */
 VHD_API int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
               void *opaque, struct vhd_check_result *result);
+
+/* vhd_check with open parameters (where parents may come from, locking);
+ * p->flags' read-write bit is ignored (VHD_CHECK_REPAIR decides). */
+VHD_API int vhd_check_with(const char *path, const struct vhd_open_params *p,
+                           unsigned flags, vhd_check_report_fn report, void *opaque,
+                           struct vhd_check_result *result);
 
 /* Same over a backend (does not take ownership of io). */
 VHD_API int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
