@@ -4,6 +4,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "util/path.h"
 #include "util/strfmt.h"
 
 void parent_candidates_free(struct parent_candidates *c)
@@ -11,6 +12,74 @@ void parent_candidates_free(struct parent_candidates *c)
   for (unsigned i = 0; i < c->count; i++)
     vhd_free(c->path[i]);
   c->count = 0;
+}
+
+void parent_roots_free(struct parent_roots *r)
+{
+  if (!r)
+    return;
+  for (unsigned i = 0; i < r->count; i++)
+    vhd_free(r->dir[i]);
+  vhd_free(r);
+}
+
+static int roots_add(struct parent_roots *r, const char *dir)
+{
+  char *norm = path_normalize(dir);
+  if (!norm)
+    return -ENOMEM;
+  r->dir[r->count++] = norm;
+  return 0;
+}
+
+int parent_roots_copy(const struct parent_roots *r, struct parent_roots **out)
+{
+  *out = NULL;
+  if (!r)
+    return 0;
+  struct parent_roots *c = vhd_calloc(1, sizeof *c);
+  if (!c)
+    return -ENOMEM;
+  for (unsigned i = 0; i < r->count; i++)
+    if (roots_add(c, r->dir[i]) < 0) {
+      parent_roots_free(c);
+      return -ENOMEM;
+    }
+  *out = c;
+  return 0;
+}
+
+int parent_roots_new(const struct vhd_open_params *p, const char *top,
+                     struct parent_roots **out)
+{
+  *out = NULL;
+  bool beside = (p->flags & VHD_OPEN_PARENTS_BESIDE) != 0;
+  if (!beside && !p->parent_dir)
+    return 0;
+  struct parent_roots *r = vhd_calloc(1, sizeof *r);
+  char *top_dir = beside ? path_dirname(top) : NULL;
+  int rc = (!r || (beside && !top_dir)) ? -ENOMEM : 0;
+  if (rc == 0 && beside)
+    rc = roots_add(r, top_dir);
+  if (rc == 0 && p->parent_dir)
+    rc = roots_add(r, p->parent_dir);
+  vhd_free(top_dir);
+  if (rc < 0) {
+    parent_roots_free(r);
+    return vhd_error(ENOMEM, "%s: out of memory", top);
+  }
+  *out = r;
+  return 0;
+}
+
+static bool roots_allow(const struct parent_roots *r, const char *path)
+{
+  if (!r)
+    return true;
+  for (unsigned i = 0; i < r->count; i++)
+    if (path_within(r->dir[i], path))
+      return true;
+  return false;
 }
 
 /* Identity of a layer for loop detection: VHD unique ids differ per image;
@@ -37,23 +106,83 @@ static bool in_trail(struct vhd_image *candidate, const struct chain_trail *trai
   return false;
 }
 
-/* Appends "path (kind)" to the list of places tried, for the message. */
-static void note_tried(char *tried, size_t size, const char *path, const char *kind)
+/* Appends "path (kind)" or "path (kind, note)" to the list of places
+ * tried, for the message. */
+static void note_tried(char *tried, size_t size, const char *path, const char *kind,
+                       const char *note)
 {
   size_t len = strlen(tried);
-  vhd_snprintf(tried + len, size - len, "%s%s (%s)", len ? ", " : "", path, kind);
+  vhd_snprintf(tried + len, size - len, "%s%s (%s%s%s)", len ? ", " : "", path, kind,
+               note ? ", " : "", note ? note : "");
+}
+
+/* Where a candidate lies, as text: its locator path against the child's
+ * directory, normalised. In a confined chain the child's path is absolute,
+ * so this is the absolute path that will be opened. */
+static char *candidate_path(struct vhd_image *img, const char *stored)
+{
+  char *dir = path_dirname(img->path);
+  char *full = dir ? path_join(dir, stored) : NULL;
+  char *norm = full ? path_normalize(full) : NULL;
+  vhd_free(dir);
+  vhd_free(full);
+  return norm;
+}
+
+/* The same candidate as it is handed to the child's backend, which takes
+ * relative paths against the child's directory. */
+static const char *open_form(const char *stored, const char *norm)
+{
+  return path_is_absolute(norm) ? norm : stored;
+}
+
+/* Refuses a parent whose opened file really lies outside the roots (a
+ * symbolic link inside an allowed directory that leads out). Worded as
+ * the textual refusal, so the message tells nothing more. */
+static int check_real_place(struct vhd_image *img, vhd_io *io, const char *shown)
+{
+  if (!img->roots || !io->real_path)
+    return 0;
+  char *real;
+  int r = io->real_path(io, &real);
+  if (r < 0)
+    return r;
+  bool inside = roots_allow(img->roots, real);
+  vhd_free(real);
+  if (inside)
+    return 0;
+  return vhd_error(EACCES, "%s: parent locator %s lies outside the directories parents "
+                   "may come from", img->path, shown);
 }
 
 /* Try one candidate. Returns 0 with *out set when it is the parent,
  * 1 when it is not (the reason is in the error slot), <0 on a hard error. */
-static int try_candidate(struct vhd_image *img, const char *path,
+static int try_candidate(struct vhd_image *img, const char *stored,
                          const struct chain_trail *trail, unsigned depth,
                          struct vhd_image **out)
 {
+  char *norm = candidate_path(img, stored);
+  if (!norm)
+    return vhd_error(ENOMEM, "%s: out of memory", img->path);
+  if (!roots_allow(img->roots, norm)) {
+    /* Not opened, not even looked up: whether such a file exists is
+     * nobody's business but the host's. */
+    vhd_error(EACCES, "%s: parent locator %s lies outside the directories parents may "
+              "come from", img->path, stored);
+    vhd_free(norm);
+    return 1;
+  }
+  unsigned ioflags = VHD_IO_RDONLY | ((img->flags & VHD_OPEN_FORCE_SHARE) ? VHD_IO_NOLOCK : 0);
   vhd_io *io;
-  int r = io_open_related(img->io, path, VHD_IO_RDONLY, &io);
+  int r = io_open_related(img->io, open_form(stored, norm), ioflags, &io);
+  vhd_free(norm);
   if (r < 0)
     return r == -ENOMEM ? r : 1;
+  r = check_real_place(img, io, stored);
+  if (r < 0) {
+    vhd_io_close(io);
+    return r == -ENOMEM ? r : 1;
+  }
   struct vhd_image *parent;
   r = image_open_layer(io, NULL, VHD_OPEN_RDONLY | (img->flags & ~VHD_OPEN_RDWR & ~VHD_OPEN_RAW),
                        NULL, &parent);
@@ -61,10 +190,17 @@ static int try_candidate(struct vhd_image *img, const char *path,
     vhd_error_prefix(img->path);
     return r == -ENOMEM ? r : 1;
   }
-  r = img->drv->parent_matches(img, parent);
+  if (parent->drv == &vhd_driver_raw && !(img->flags & VHD_OPEN_RAW_PARENT))
+    r = vhd_error(EINVAL, "%s: parent candidate %s is not a VHD or VHDX image, and a raw "
+                  "file is taken as a parent only when raw parents are allowed "
+                  "(vhdtool --raw-parent, nbdkit raw-parent=true)", img->path, parent->path);
+  else
+    r = img->drv->parent_matches(img, parent);
   if (r == 0 && in_trail(parent, trail))
     r = vhd_error(ELOOP, "%s: parent %s is already in the chain (a loop)", img->path,
                   parent->path);
+  if (r == 0 && img->roots && parent_roots_copy(img->roots, &parent->roots) < 0)
+    r = vhd_error(ENOMEM, "%s: out of memory", img->path);
   if (r == 0) {
     struct chain_trail here = { img, trail };
     r = chain_open_parents(parent, &here, depth + 1);
@@ -76,7 +212,7 @@ static int try_candidate(struct vhd_image *img, const char *path,
     return 0;
   }
   image_free(parent);
-  return r == -ELOOP ? r : 1;
+  return r == -ELOOP || r == -ENOMEM ? r : 1;
 }
 
 int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
@@ -104,11 +240,14 @@ int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
   struct vhd_image *parent = NULL;
   r = 1;
   for (unsigned i = 0; i < c.count && r == 1; i++) {
-    note_tried(tried, sizeof tried, c.path[i], c.kind[i]);
     vhd_error_clear();
     r = try_candidate(img, c.path[i], trail, depth, &parent);
-    /* Keep the most telling reason: a wrong identity beats "not found". */
-    if (r == 1 && vhd_last_errno() != ENOENT && vhd_last_error()[0])
+    bool outside = r == 1 && vhd_last_errno() == EACCES;
+    note_tried(tried, sizeof tried, c.path[i], c.kind[i],
+               outside ? "outside the allowed directories" : NULL);
+    /* Keep the most telling reason: a wrong identity beats "not found",
+     * and a place never looked at tells nothing. */
+    if (r == 1 && !outside && vhd_last_errno() != ENOENT && vhd_last_error()[0])
       vhd_snprintf(reason, sizeof reason, "%s", vhd_last_error());
   }
   parent_candidates_free(&c);

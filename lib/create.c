@@ -75,7 +75,10 @@ int create_on_io(vhd_io *io, const struct vhd_create_params *in,
     return r;
   }
   struct vhd_image *img;
-  r = image_open_layer(io, drv, VHD_OPEN_RDWR, NULL, &img);
+  /* The caller named the parent itself, so a raw one is what it asked for. */
+  unsigned flags = VHD_OPEN_RDWR |
+    (link && link->image->drv == &vhd_driver_raw ? VHD_OPEN_RAW_PARENT : 0);
+  r = image_open_layer(io, drv, flags, NULL, &img);
   if (r < 0)
     return r;
   r = chain_open_parents(img, NULL, 0);

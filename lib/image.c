@@ -113,31 +113,57 @@ void image_free(struct vhd_image *img)
     img->drv->close(img);
     vhd_rwlock_destroy(&img->lock);
     vhd_io_close(img->io);
+    parent_roots_free(img->roots);
     vhd_free(img->parent_path);
     vhd_free(img);
     img = parent;
   }
 }
 
-int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags, vhd_image **out)
+void vhd_open_params_init(struct vhd_open_params *p)
 {
-  vhd_error_clear();
+  memset(p, 0, sizeof *p);
+}
+
+/* Flags a caller may pass; the others are the library's own. */
+#define OPEN_PUBLIC_FLAGS (VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | VHD_OPEN_RAW | \
+                           VHD_OPEN_RAW_PARENT | VHD_OPEN_FORCE_SHARE | \
+                           VHD_OPEN_PARENTS_BESIDE)
+
+int image_open_chain(vhd_io *io, const struct vhd_open_params *p,
+                     const struct parent_roots *roots, vhd_image **out)
+{
   *out = NULL;
+  unsigned flags = p->flags;
+  enum vhd_format format = (flags & VHD_OPEN_RAW) ? VHD_FORMAT_RAW : p->format;
+  int r = 0;
+  if (flags & ~OPEN_PUBLIC_FLAGS)
+    r = vhd_error(EINVAL, "%s: unknown open flags 0x%x", io->name, flags & ~OPEN_PUBLIC_FLAGS);
+  else if ((flags & VHD_OPEN_FORCE_SHARE) && (flags & VHD_OPEN_RDWR))
+    r = vhd_error(EINVAL, "%s: force-share is for read-only opens: a writer must hold "
+                  "the image alone", io->name);
   const struct vhd_driver *drv = NULL;
-  if (flags & VHD_OPEN_RAW)
-    format = VHD_FORMAT_RAW;
-  if (format != VHD_FORMAT_AUTO) {
+  if (r == 0 && format != VHD_FORMAT_AUTO) {
     drv = driver_for_format(format);
-    if (!drv) {
-      int r = vhd_error(ENOTSUP, "%s: format %d is not supported", io->name, (int)format);
-      vhd_io_close(io);
+    if (!drv)
+      r = vhd_error(ENOTSUP, "%s: format %d is not supported", io->name, (int)format);
+  }
+  if (r < 0) {
+    vhd_io_close(io);
+    return r;
+  }
+  struct vhd_image *img;
+  r = image_open_layer(io, drv, flags, NULL, &img);
+  if (r < 0)
+    return r;
+  if (roots) {
+    r = parent_roots_copy(roots, &img->roots);
+    if (r < 0) {
+      r = vhd_error(ENOMEM, "%s: out of memory", img->path);
+      image_free(img);
       return r;
     }
   }
-  struct vhd_image *img;
-  int r = image_open_layer(io, drv, flags, NULL, &img);
-  if (r < 0)
-    return r;
   r = chain_open_parents(img, NULL, 0);
   if (r < 0) {
     image_free(img);
@@ -145,6 +171,30 @@ int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags, vhd_image **
   }
   *out = img;
   return 0;
+}
+
+int vhd_open_io_with(vhd_io *io, const struct vhd_open_params *p, vhd_image **out)
+{
+  vhd_error_clear();
+  *out = NULL;
+  struct parent_roots *roots;
+  int r = parent_roots_new(p, io->name, &roots);
+  if (r < 0) {
+    vhd_io_close(io);
+    return r;
+  }
+  r = image_open_chain(io, p, roots, out);
+  parent_roots_free(roots);
+  return r;
+}
+
+int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags, vhd_image **out)
+{
+  struct vhd_open_params p;
+  vhd_open_params_init(&p);
+  p.flags = flags;
+  p.format = format;
+  return vhd_open_io_with(io, &p, out);
 }
 
 int vhd_close(vhd_image *img)

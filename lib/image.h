@@ -27,6 +27,8 @@ struct vhd_image {
   unsigned warnings;
 
   /* Set by the chain layer. */
+  struct parent_roots *roots; /* where parents may be (chain.c); owned,
+                                 NULL = anywhere the locators say */
   struct vhd_image *parent;   /* owned */
   char *parent_path;          /* resolved, owned */
   unsigned depth;             /* layers below this one */
@@ -82,6 +84,34 @@ struct chain_trail {
   const struct vhd_image *image;
   const struct chain_trail *below;   /* towards the top of the chain */
 };
+
+/* The directories a chain's parents must lie in (vhd_open_params): each
+ * normalised (util/path.h); a parent is taken when it lies in any. Paths
+ * of the images in a confined chain are absolute where the host has them
+ * (lib/ops/open.c makes them so), so that locators resolve against the
+ * real directory of their child. */
+#define PARENT_MAX_ROOTS 2
+struct parent_roots {
+  unsigned count;
+  char *dir[PARENT_MAX_ROOTS];
+};
+/* NULL when p asks for no confinement; *out owned by the caller
+ * (parent_roots_free). top is the top image's path (beside it). */
+int parent_roots_new(const struct vhd_open_params *p, const char *top,
+                     struct parent_roots **out);
+void parent_roots_free(struct parent_roots *r);
+/* A copy of r into *out (NULL for NULL); -ENOMEM without a message. */
+int parent_roots_copy(const struct parent_roots *r, struct parent_roots **out);
+
+/* The open that every public entry ends in: io is owned (closed on
+ * failure); roots are copied. */
+int image_open_chain(vhd_io *io, const struct vhd_open_params *p,
+                     const struct parent_roots *roots, vhd_image **out);
+
+/* Hosted (lib/ops/open.c): the file at path opened for the top of a chain
+ * with p, and the roots its parents must lie in (*roots NULL: anywhere). */
+int open_top_file(const char *path, const struct vhd_open_params *p, unsigned io_flags,
+                  vhd_io **io, struct parent_roots **roots);
 
 /* Open the parent chain of img (chain.c), read-only, at most
  * VHD_MAX_CHAIN_DEPTH deep, rejecting loops. */

@@ -12,6 +12,10 @@ struct vhd_io {
   char *name;
   unsigned flags;           /* VHD_IO_RDWR if writable */
   bool punch_unsupported;   /* remembered after the first -EOPNOTSUPP */
+  /* Hosted files only (NULL elsewhere): the real path of the open file,
+   * symbolic links resolved, allocated. Lets the chain layer see where a
+   * parent really is (a link in an allowed directory may point out). */
+  int (*real_path)(vhd_io *io, char **out);
 };
 
 int io_pread(vhd_io *io, void *buf, size_t count, uint64_t offset);

@@ -137,7 +137,7 @@ static int check_profile(const char *path, enum vhd_profile profile, struct find
   if (result->corruptions)
     return 0;
   vhd_image *img;
-  int r = vhd_open(path, VHD_OPEN_RDONLY, &img);
+  int r = open_with_options(path, VHD_OPEN_RDONLY, &img);
   if (r < 0)
     return r;
   f->profile_phase = true;
@@ -158,6 +158,7 @@ static const struct option long_options[] = {
   {"json", no_argument, NULL, OPT_JSON},
   {"repair", no_argument, NULL, OPT_REPAIR},
   {"profile", required_argument, NULL, OPT_PROFILE},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -170,7 +171,7 @@ static int run(int argc, char **argv)
   enum vhd_profile profile = 0;
   int c;
 
-  while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_JSON:
       f.json = true;
@@ -186,8 +187,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_check, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   const char *path = single_file_operand(me, argc, argv, optind);
@@ -196,7 +204,8 @@ static int run(int argc, char **argv)
 
   struct vhd_check_result result;
   memset(&result, 0, sizeof result);
-  int r = vhd_check(path, check_flags, on_finding, &f, &result);
+  struct vhd_open_params op = open_params(0);
+  int r = vhd_check_with(path, &op, check_flags, on_finding, &f, &result);
   if (r == 0 && profile)
     r = check_profile(path, profile, &f, &result);
 
@@ -247,4 +256,5 @@ const struct command cmd_check = {
     "  3  leaked space found, no corruption (and no broken profile rule)\n"
     "  4  --profile: a rule of the profile is broken, no corruption\n",
   .run = run,
+  .open_options = true,
 };

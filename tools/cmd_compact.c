@@ -11,6 +11,7 @@ enum { OPT_JSON = 256 };
 static const struct option long_options[] = {
   {"progress", no_argument, NULL, 'p'},
   {"json", no_argument, NULL, OPT_JSON},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -57,7 +58,7 @@ static int run(int argc, char **argv)
   bool json = false, progress_wanted = false;
   int c;
 
-  while ((c = getopt_long(argc, argv, ":ph", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uph", long_options, NULL)) != -1) {
     switch (c) {
     case 'p':
       progress_wanted = true;
@@ -68,8 +69,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_compact, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   const char *path = single_file_operand(me, argc, argv, optind);
@@ -134,4 +142,5 @@ const struct command cmd_compact = {
     "An interrupted compact (Ctrl-C, a crash) leaves a valid image with the\n"
     "same content; running compact again finishes the job.\n",
   .run = run,
+  .open_options = true,
 };

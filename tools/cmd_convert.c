@@ -22,6 +22,7 @@ static const struct option long_options[] = {
   {"sync", no_argument, NULL, OPT_SYNC},
   {"direct", no_argument, NULL, OPT_DIRECT},
   {"profile", required_argument, NULL, OPT_PROFILE},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -91,7 +92,7 @@ static int run(int argc, char **argv)
   int c;
 
   vhd_create_params_init(&p);
-  while ((c = getopt_long(argc, argv, ":O:f:t:b:ph", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":UO:f:t:b:ph", long_options, NULL)) != -1) {
     switch (c) {
     case 'O':
       if (!parse_format(optarg, &p.format))
@@ -137,8 +138,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_convert, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   if (argc - optind < 2)
@@ -173,7 +181,7 @@ static int run(int argc, char **argv)
   unsigned open_flags = VHD_OPEN_RDONLY;
   if (src_format == VHD_FORMAT_RAW)
     open_flags |= VHD_OPEN_RAW;
-  int r = vhd_open(src_path, open_flags, &src);
+  int r = open_with_options(src_path, open_flags, &src);
   if (r < 0)
     return fail_lib(src_path, r);
 
@@ -271,4 +279,5 @@ const struct command cmd_convert = {
     "All-zero blocks stay unallocated in a dynamic DST and become holes in a raw\n"
     "one. When the conversion fails or is interrupted, DST is removed.\n",
   .run = run,
+  .open_options = true,
 };

@@ -12,12 +12,12 @@
 static int open_for_info(const char *path, vhd_image **img, char **parent_error)
 {
   *parent_error = NULL;
-  int r = vhd_open(path, VHD_OPEN_RDONLY, img);
+  int r = open_with_options(path, VHD_OPEN_RDONLY, img);
   if (r == 0)
     return 0;
 
   char *why = strdup(vhd_last_error());
-  if (vhd_open(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, img) < 0) {
+  if (open_with_options(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, img) < 0) {
     /* The image itself is unreadable: that is the error to show. */
     free(why);
     return fail_lib(path, r);
@@ -205,6 +205,7 @@ enum { OPT_JSON = 256 };
 
 static const struct option long_options[] = {
   {"json", no_argument, NULL, OPT_JSON},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -215,7 +216,7 @@ static int run(int argc, char **argv)
   bool json = false;
   int c;
 
-  while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_JSON:
       json = true;
@@ -223,8 +224,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_info, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   const char *path = single_file_operand(me, argc, argv, optind);
@@ -273,4 +281,5 @@ const struct command cmd_info = {
     "cannot be opened, the image is shown on its own with a warning on standard\n"
     "error, and the exit status is still 0.\n",
   .run = run,
+  .open_options = true,
 };

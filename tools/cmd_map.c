@@ -14,6 +14,7 @@ static const struct option long_options[] = {
   {"output", required_argument, NULL, OPT_OUTPUT},
   {"start-offset", required_argument, NULL, OPT_START},
   {"max-length", required_argument, NULL, OPT_MAX_LENGTH},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -78,7 +79,7 @@ static int run(int argc, char **argv)
   bool have_max = false;
   int c;
 
-  while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_JSON:
       p.json = true;
@@ -103,8 +104,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_map, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   const char *path = single_file_operand(me, argc, argv, optind);
@@ -112,7 +120,7 @@ static int run(int argc, char **argv)
     return EXIT_FAIL;
 
   vhd_image *img;
-  int r = vhd_open(path, VHD_OPEN_RDONLY, &img);
+  int r = open_with_options(path, VHD_OPEN_RDONLY, &img);
   if (r < 0)
     return fail_lib(path, r);
   for (vhd_image *l = img; l && p.layers < MAX_LAYERS; l = vhd_get_parent(l)) {
@@ -168,4 +176,5 @@ const struct command cmd_map = {
     "The human output lists the ranges that hold data and the file they are in.\n"
     "docs/vhdtool.md says where the answers differ from qemu-img's.\n",
   .run = run,
+  .open_options = true,
 };

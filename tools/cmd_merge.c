@@ -17,6 +17,7 @@ static const struct option long_options[] = {
   {"output", required_argument, NULL, OPT_OUTPUT},
   {"format", required_argument, NULL, 'f'},
   {"progress", no_argument, NULL, 'p'},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -85,7 +86,7 @@ static int run(int argc, char **argv)
   bool have_format = false, progress_wanted = false;
   enum vhd_format format = VHD_FORMAT_AUTO;
   int c;
-  while ((c = getopt_long(argc, argv, ":f:ph", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uf:ph", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_INTO:
       into = optarg;
@@ -104,8 +105,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_merge, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   if (argc - optind < 1)
@@ -120,7 +128,7 @@ static int run(int argc, char **argv)
   const char *child_path = argv[optind];
 
   vhd_image *child;
-  int r = vhd_open(child_path, VHD_OPEN_RDONLY, &child);
+  int r = open_with_options(child_path, VHD_OPEN_RDONLY, &child);
   if (r < 0)
     return fail_lib(child_path, r);
   struct vhd_info info;
@@ -177,4 +185,5 @@ const struct command cmd_merge = {
     "                        a terminal)\n"
     "  -h, --help            show this help\n",
   .run = run,
+  .open_options = true,
 };

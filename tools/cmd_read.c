@@ -18,6 +18,7 @@ enum { OPT_OFFSET = 256, OPT_LENGTH };
 static const struct option long_options[] = {
   {"offset", required_argument, NULL, OPT_OFFSET},
   {"length", required_argument, NULL, OPT_LENGTH},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -57,7 +58,7 @@ static int run(int argc, char **argv)
   bool have_length = false;
   int c;
 
-  while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_OFFSET:
       if (!parse_size_option(me, "offset", optarg, &offset))
@@ -71,8 +72,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_read, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   const char *path = single_file_operand(me, argc, argv, optind);
@@ -118,4 +126,5 @@ const struct command cmd_read = {
     "N takes bytes or a K, M, G, T suffix. A differencing image is read through\n"
     "its parents. The range must lie inside the virtual disk.\n",
   .run = run,
+  .open_options = true,
 };

@@ -13,6 +13,7 @@ static const struct option long_options[] = {
   {"shrink", no_argument, NULL, OPT_SHRINK},
   {"force", no_argument, NULL, OPT_FORCE},
   {"progress", no_argument, NULL, 'p'},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -64,7 +65,7 @@ static int run(int argc, char **argv)
   const char *size_text = take_negative_size(&argc, argv);
   int c;
 
-  while ((c = getopt_long(argc, argv, ":ph", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uph", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_SHRINK:
       shrink = true;
@@ -78,8 +79,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_resize, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   int want = size_text ? 1 : 2;
@@ -128,7 +136,7 @@ static int run(int argc, char **argv)
 
   /* Read the result back: a VHD whose creator sizes disks by geometry
    * rounds up to a CHS product. */
-  if (vhd_open(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, &img) == 0) {
+  if (open_with_options(path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, &img) == 0) {
     struct vhd_info after;
     if (vhd_get_info(img, &after) == 0)
       new_size = after.virtual_size;
@@ -168,4 +176,5 @@ const struct command cmd_resize = {
     "A crash or kill at any point leaves the old or the new size and an image\n"
     "that opens; running the same command again finishes the job.\n",
   .run = run,
+  .open_options = true,
 };

@@ -12,6 +12,7 @@ enum { OPT_IGNORE_ID = 256 };
 
 static const struct option long_options[] = {
   {"ignore-id-mismatch", no_argument, NULL, OPT_IGNORE_ID},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -22,7 +23,7 @@ static int run(int argc, char **argv)
   unsigned flags = 0;
   int c;
 
-  while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_IGNORE_ID:
       flags |= VHD_SET_PARENT_IGNORE_ID;
@@ -30,8 +31,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_set_parent, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   if (optind >= argc)
@@ -77,4 +85,5 @@ const struct command cmd_set_parent = {
     "Exit status: 0 on success, 1 on any failure (nothing is changed when the\n"
     "parent is refused).\n",
   .run = run,
+  .open_options = true,
 };

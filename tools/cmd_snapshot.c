@@ -8,6 +8,7 @@
 
 static const struct option long_options[] = {
   {"format", required_argument, NULL, 'f'},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -18,7 +19,7 @@ static int run(int argc, char **argv)
   bool have_format = false;
   enum vhd_format format = VHD_FORMAT_AUTO;
   int c;
-  while ((c = getopt_long(argc, argv, ":f:h", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uf:h", long_options, NULL)) != -1) {
     switch (c) {
     case 'f':
       if (!parse_format(optarg, &format) || format == VHD_FORMAT_RAW)
@@ -28,8 +29,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_snapshot, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   if (argc - optind < 2)
@@ -41,7 +49,7 @@ static int run(int argc, char **argv)
 
   /* The parent's chain must open: a snapshot of a broken chain is broken. */
   vhd_image *parent;
-  int r = vhd_open(parent_path, VHD_OPEN_RDONLY, &parent);
+  int r = open_with_options(parent_path, VHD_OPEN_RDONLY, &parent);
   if (r < 0)
     return fail_lib(parent_path, r);
   struct vhd_info info;
@@ -89,4 +97,5 @@ const struct command cmd_snapshot = {
     "                    parent\n"
     "  -h, --help        show this help\n",
   .run = run,
+  .open_options = true,
 };

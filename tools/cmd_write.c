@@ -14,6 +14,7 @@ enum { OPT_OFFSET = 256 };
 
 static const struct option long_options[] = {
   {"offset", required_argument, NULL, OPT_OFFSET},
+  OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
 };
@@ -63,7 +64,7 @@ static int run(int argc, char **argv)
   uint64_t offset = 0;
   int c;
 
-  while ((c = getopt_long(argc, argv, ":h", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
     case OPT_OFFSET:
       if (!parse_size_option(me, "offset", optarg, &offset))
@@ -72,8 +73,15 @@ static int run(int argc, char **argv)
     case 'h':
       print_command_help(&cmd_write, stdout);
       return EXIT_OK;
-    default:
+    default: {
+      int st;
+      if (take_open_option(me, c, optarg, &st)) {
+        if (st != EXIT_OK)
+          return st;
+        break;
+      }
       return option_error(me, c, argv, long_options);
+    }
     }
   }
   const char *path = single_file_operand(me, argc, argv, optind);
@@ -124,4 +132,5 @@ const struct command cmd_write = {
     "The exit status is 0 only after everything is flushed to stable storage.\n"
     "Input that runs past the end of the disk is an error.\n",
   .run = run,
+  .open_options = true,
 };

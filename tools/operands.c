@@ -18,7 +18,7 @@ const char *single_file_operand(const char *cmd, int argc, char **argv, int firs
 
 int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_info *info)
 {
-  int r = vhd_open(path, flags, img);
+  int r = open_with_options(path, flags, img);
   if (r < 0) {
     *img = NULL;
     return fail_lib(path, r);

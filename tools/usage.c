@@ -48,7 +48,8 @@ void print_general_help(FILE *out)
 
 void print_command_help(const struct command *cmd, FILE *out)
 {
-  fprintf(out, "Usage: %s\n\n%s\n\n%s", cmd->synopsis, cmd->summary, cmd->help);
+  fprintf(out, "Usage: %s\n\n%s\n\n%s%s", cmd->synopsis, cmd->summary, cmd->help,
+          cmd->open_options ? open_options_help : "");
 }
 
 int usage_error(const char *cmd, const char *fmt, ...)

@@ -28,6 +28,7 @@ struct command {
   const char *synopsis;   /* "vhdtool create [-f vhd|vhdx] ... FILE" */
   const char *help;
   int (*run)(int argc, char **argv);  /* argv[0] is the command name */
+  bool open_options;      /* takes OPEN_LONG_OPTIONS (open_options.c) */
 };
 
 extern const struct command cmd_create;
@@ -124,6 +125,34 @@ const char *single_file_operand(const char *cmd, int argc, char **argv, int firs
 /* vhd_open + vhd_get_info. EXIT_OK, or the failure reported (one line)
  * and EXIT_FAIL with *img NULL. */
 int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_info *info);
+
+/* open_options.c ---------------------------------------------------- */
+
+/* Options of every command that opens an existing image: put
+ * OPEN_LONG_OPTIONS in its long option table, "U" in its short ones, and
+ * hand unknown option characters to take_open_option() first. */
+enum {
+  OPT_NO_PARENT = 0x1000,
+  OPT_PARENT_DIR,
+  OPT_RAW_PARENT,
+  OPT_FORCE_SHARE = 'U',
+};
+#define OPEN_LONG_OPTIONS                                       \
+  {"no-parent", no_argument, NULL, OPT_NO_PARENT},              \
+  {"parent-dir", required_argument, NULL, OPT_PARENT_DIR},      \
+  {"raw-parent", no_argument, NULL, OPT_RAW_PARENT},            \
+  {"force-share", no_argument, NULL, OPT_FORCE_SHARE}
+
+/* True when c is one of those options (taken); *status is EXIT_OK, or the
+ * usage error already printed. */
+bool take_open_option(const char *cmd, int c, const char *arg, int *status);
+/* The parameters those options set, with flags added. */
+struct vhd_open_params open_params(unsigned flags);
+bool force_share_requested(void);
+/* vhd_open_with(path, open_params(flags), img). */
+int open_with_options(const char *path, unsigned flags, vhd_image **img);
+/* Their help text, appended to the help of each command that takes them. */
+extern const char open_options_help[];
 
 /* files.c ----------------------------------------------------------- */
 

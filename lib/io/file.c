@@ -226,6 +226,23 @@ int io_file_pwrite_direct(vhd_io *io, const void *buf, size_t count, uint64_t of
 #endif
 }
 
+/* Where the open file really is: the kernel's name for the descriptor,
+ * which no rename or symbolic link between the open and this call can
+ * change. */
+static int file_real_path(vhd_io *io, char **out)
+{
+  struct file *f = io->opaque;
+  char proc[64];
+  vhd_snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->fd);
+  char *real = realpath(proc, NULL);
+  if (!real)
+    real = realpath(f->path, NULL);   /* no /proc: the name as it is now */
+  if (!real)
+    return vhd_error(errno, "%s: cannot resolve its real path: %s", f->path, strerror(errno));
+  *out = real;
+  return 0;
+}
+
 int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out)
 {
   *out = NULL;
@@ -255,5 +272,7 @@ int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out)
   int r = vhd_io_new(&file_ops, f, path, ioflags, out);
   if (r < 0)
     file_close(f);
+  else
+    (*out)->real_path = file_real_path;
   return r;
 }

@@ -103,7 +103,11 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   return r < 0 ? r : rc;
 }
 
-static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
+/* The open parameters a check honours when it opens the parents. */
+#define CHECK_PARENT_FLAGS (VHD_OPEN_RAW_PARENT | VHD_OPEN_FORCE_SHARE | VHD_OPEN_PARENTS_BESIDE)
+
+static int check_pass(vhd_io *io, unsigned open_flags, const struct parent_roots *roots,
+                      vhd_check_report_fn report, void *opaque,
                       struct vhd_check_result *result)
 {
   struct vhd_diag d = { report, opaque, result };
@@ -135,7 +139,10 @@ static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   }
   if (img->type == VHD_TYPE_DIFFERENCING) {
     img->flags &= ~VHD_OPEN_NO_PARENT;
-    r = chain_open_parents(img, NULL, 0);
+    img->flags |= open_flags & CHECK_PARENT_FLAGS;
+    r = parent_roots_copy(roots, &img->roots) < 0 ?
+      vhd_error(ENOMEM, "%s: out of memory", img->path) :
+      chain_open_parents(img, NULL, 0);
     if (r < 0) {
       if (!is_finding(r)) {
         image_free(img);
@@ -151,8 +158,9 @@ static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   return 0;
 }
 
-int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
-                 void *opaque, struct vhd_check_result *result)
+static int check_io(vhd_io *io, unsigned open_flags, const struct parent_roots *roots,
+                    unsigned flags, vhd_check_report_fn report, void *opaque,
+                    struct vhd_check_result *result)
 {
   vhd_error_clear();
   memset(result, 0, sizeof *result);
@@ -164,21 +172,43 @@ int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
     if (r < 0)
       return r;
   }
-  int r = check_pass(io, report, opaque, result);
+  int r = check_pass(io, open_flags, roots, report, opaque, result);
   result->repairs = repairs;
+  return r;
+}
+
+int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
+                 void *opaque, struct vhd_check_result *result)
+{
+  return check_io(io, 0, NULL, flags, report, opaque, result);
+}
+
+int vhd_check_with(const char *path, const struct vhd_open_params *p, unsigned flags,
+                   vhd_check_report_fn report, void *opaque,
+                   struct vhd_check_result *result)
+{
+  vhd_error_clear();
+  memset(result, 0, sizeof *result);
+  if ((flags & VHD_CHECK_REPAIR) && (p->flags & VHD_OPEN_FORCE_SHARE))
+    return vhd_error(EINVAL, "%s: force-share is for read-only opens: a repair must hold "
+                     "the image alone", path);
+  unsigned io_flags = (flags & VHD_CHECK_REPAIR) ? VHD_IO_RDWR :
+    VHD_IO_RDONLY | ((p->flags & VHD_OPEN_FORCE_SHARE) ? VHD_IO_NOLOCK : 0);
+  vhd_io *io;
+  struct parent_roots *roots;
+  int r = open_top_file(path, p, io_flags, &io, &roots);
+  if (r < 0)
+    return r;
+  r = check_io(io, p->flags, roots, flags, report, opaque, result);
+  parent_roots_free(roots);
+  vhd_io_close(io);
   return r;
 }
 
 int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
               void *opaque, struct vhd_check_result *result)
 {
-  vhd_io *io;
-  memset(result, 0, sizeof *result);
-  int r = vhd_io_open_file(path, (flags & VHD_CHECK_REPAIR) ? VHD_IO_RDWR : VHD_IO_RDONLY,
-                           &io);
-  if (r < 0)
-    return r;
-  r = vhd_check_io(io, flags, report, opaque, result);
-  vhd_io_close(io);
-  return r;
+  struct vhd_open_params p;
+  vhd_open_params_init(&p);
+  return vhd_check_with(path, &p, flags, report, opaque, result);
 }

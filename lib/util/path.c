@@ -73,18 +73,81 @@ char *path_from_stored(const char *stored, bool url)
     r[o++] = c == '\\' ? '/' : c;
   }
   r[o] = '\0';
-  /* Windows forms: "//?/C:/x", "C:/x", "./x". UNC names ("//server/...")
-   * cannot be reached here and are left as they are. */
-  char *p = r;
-  if (strncmp(p, "//?/", 4) == 0)
-    p += 4;
-  if (((p[0] >= 'A' && p[0] <= 'Z') || (p[0] >= 'a' && p[0] <= 'z')) && p[1] == ':')
-    p += 2;
+  if (url)
+    return r;   /* a Mac path: absolute or relative, it means the same here */
+  /* Windows absolute forms ("C:/x", "//?/C:/x", "//server/share/x", "/x"
+   * on the current drive) name places on another machine, not host paths:
+   * read as host paths they would reach /etc or /home. Only their file
+   * name is kept, to be looked for beside the child. */
+  bool windows_absolute = r[0] == '/' ||
+      (((r[0] >= 'A' && r[0] <= 'Z') || (r[0] >= 'a' && r[0] <= 'z')) && r[1] == ':');
+  char *p = windows_absolute ? (char *)path_basename(r) : r;
   while (p[0] == '.' && p[1] == '/')
     p += 2;
+  if (windows_absolute && (strcmp(p, ".") == 0 || strcmp(p, "..") == 0))
+    p += strlen(p);
   if (p != r)
     memmove(r, p, strlen(p) + 1);
   return r;
+}
+
+char *path_normalize(const char *path)
+{
+  size_t n = strlen(path);
+  char *r = vhd_malloc(n + 2);
+  if (!r)
+    return NULL;
+  bool absolute = path[0] == '/';
+  size_t o = 0, floor = 0;   /* r[0..floor) is never taken back by ".." */
+  if (absolute)
+    r[o++] = '/', floor = 1;
+  const char *p = path;
+  while (*p) {
+    while (*p == '/')
+      p++;
+    const char *start = p;
+    while (*p && *p != '/')
+      p++;
+    size_t len = (size_t)(p - start);
+    if (len == 0 || (len == 1 && start[0] == '.'))
+      continue;
+    if (len == 2 && start[0] == '.' && start[1] == '.') {
+      if (o > floor) {
+        while (o > floor && r[o - 1] != '/')
+          o--;
+        if (o > floor)
+          o--;          /* the separator before the dropped part */
+        continue;
+      }
+      if (absolute)
+        continue;       /* "/.." is "/" */
+      /* A relative path that climbs above its start keeps the "..". */
+      if (o > 0)
+        r[o++] = '/';
+      r[o++] = '.';
+      r[o++] = '.';
+      floor = o;
+      continue;
+    }
+    if (o > 0 && r[o - 1] != '/')
+      r[o++] = '/';
+    memcpy(r + o, start, len);
+    o += len;
+  }
+  if (o == 0)
+    r[o++] = '.';
+  r[o] = '\0';
+  return r;
+}
+
+bool path_within(const char *root, const char *path)
+{
+  if (strcmp(root, ".") == 0)
+    return path[0] != '/' && strcmp(path, "..") != 0 && strncmp(path, "../", 3) != 0;
+  size_t n = strlen(root);
+  if (n == 1 && root[0] == '/')
+    return path[0] == '/';
+  return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
 char *path_relative(const char *base_dir, const char *target)

@@ -13,11 +13,23 @@ const char *path_basename(const char *path);
 char *path_join(const char *dir, const char *rel);
 bool path_is_absolute(const char *path);
 
-/* A stored Windows-style path made usable here: '\' -> '/', a leading
- * ".\" dropped, "\\?\" and a drive letter ("C:") dropped; "file://" and
- * "localhost" dropped and %XX decoded for MacX URLs (url = true).
+/* A stored locator path made usable here. Windows forms (url = false):
+ * '\' -> '/', leading ".\" dropped, and an absolute path (drive letter,
+ * "\\?\", UNC or a leading '\') reduced to its file name, since it names
+ * a place on another machine. MacX URLs (url = true): "file://" and
+ * "localhost" dropped, %XX decoded. "" when nothing usable is left.
  * Allocated; NULL on allocation failure. */
 char *path_from_stored(const char *stored, bool url);
+
+/* path with "." parts, repeated '/' and ".." (against the parts before
+ * it) taken out, as text only: no symbolic link is followed. A relative
+ * path that climbs above its start keeps its leading "..". "." when
+ * nothing is left. Allocated; NULL on allocation failure. */
+char *path_normalize(const char *path);
+
+/* True when the normalised path lies in the normalised directory root or
+ * below it ("." takes every relative path that does not climb out). */
+bool path_within(const char *root, const char *path);
 
 /* Path of target relative to the directory base_dir, both absolute and
  * normalised ('/' separators, no "." or ".." parts); allocated. */

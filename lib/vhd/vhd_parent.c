@@ -94,6 +94,16 @@ int vhd_fmt_parent_matches(struct vhd_image *img, struct vhd_image *candidate)
   uint32_t ts;
   char want[37], have[37];
 
+  static const uint8_t zero_id[16];
+  bool link_is_zero = memcmp(s->header.parent_unique_id, zero_id, 16) == 0;
+  /* An id of zeros names no image: it links only to a raw parent, which
+   * has no id and which the chain layer takes only when raw parents are
+   * allowed. A VHD whose own id is zero is no match for it. */
+  if (link_is_zero)
+    return candidate->drv == &vhd_driver_raw ? 0 :
+      vhd_error(EINVAL, "%s: parent_unique_id is all zeros, which names no image (only a "
+                "raw parent may be linked so), so %s is not its parent", img->path,
+                candidate->path);
   vhd_parent_identity(candidate, id, &ts);
   /* The timestamp is not compared: producers disagree on what it means
    * and copying a file changes it. The unique id is the link. */

@@ -66,6 +66,12 @@ int vhdx_parent_matches(struct vhd_image *img, struct vhd_image *candidate)
                      candidate->path, candidate->drv->name);
   struct vhdx *p = vhdx_of(candidate);
   const uint8_t *have = p->hdr.data_write_guid;
+  static const uint8_t zero_guid[16];
+  /* A zero GUID names no image: a parent whose data_write_guid is zero
+   * matches no child, whatever the child's linkage says. */
+  if (memcmp(have, zero_guid, 16) == 0)
+    return vhd_error(EINVAL, "%s: parent candidate %s has a zero data_write_guid, which "
+                     "names no image", s->path, candidate->path);
   if (memcmp(have, s->linkage, 16) != 0 &&
       !(s->has_linkage2 && memcmp(have, s->linkage2, 16) == 0)) {
     char g[37];

@@ -1,0 +1,75 @@
+/* The options that say how images and their parents are opened. Every
+ * command that opens an existing image takes the same set, parsed here and
+ * turned into one struct vhd_open_params, so the policy reads the same
+ * everywhere (docs/vhdtool.md, "Untrusted images"). */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vhdtool.h"
+
+static struct vhd_open_params settings;
+static bool settings_ready;
+
+static struct vhd_open_params *current(void)
+{
+  if (!settings_ready) {
+    vhd_open_params_init(&settings);
+    settings_ready = true;
+  }
+  return &settings;
+}
+
+bool take_open_option(const char *cmd, int c, const char *arg, int *status)
+{
+  struct vhd_open_params *p = current();
+  *status = EXIT_OK;
+  switch (c) {
+  case OPT_NO_PARENT:
+    p->flags |= VHD_OPEN_NO_PARENT;
+    return true;
+  case OPT_PARENT_DIR:
+    if (!arg || !*arg) {
+      *status = usage_error(cmd, "--parent-dir needs a directory");
+      return true;
+    }
+    p->parent_dir = arg;
+    return true;
+  case OPT_RAW_PARENT:
+    p->flags |= VHD_OPEN_RAW_PARENT;
+    return true;
+  case OPT_FORCE_SHARE:
+    p->flags |= VHD_OPEN_FORCE_SHARE;
+    return true;
+  default:
+    return false;
+  }
+}
+
+struct vhd_open_params open_params(unsigned flags)
+{
+  struct vhd_open_params p = *current();
+  p.flags |= flags;
+  return p;
+}
+
+bool force_share_requested(void)
+{
+  return (current()->flags & VHD_OPEN_FORCE_SHARE) != 0;
+}
+
+int open_with_options(const char *path, unsigned flags, vhd_image **img)
+{
+  struct vhd_open_params p = open_params(flags);
+  return vhd_open_with(path, &p, img);
+}
+
+const char open_options_help[] =
+  "\n"
+  "Where parents come from (see \"Untrusted images\" in docs/vhdtool.md):\n"
+  "      --no-parent       open the image alone, without its parent chain\n"
+  "      --parent-dir DIR  take parents only from DIR and below it\n"
+  "      --raw-parent      let a raw file be the parent of a VHD whose parent\n"
+  "                        id is zero (never done otherwise)\n"
+  "  -U, --force-share     read-only: open an image another process holds\n"
+  "                        (what is read may be inconsistent)\n";
