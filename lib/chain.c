@@ -117,8 +117,9 @@ static void note_tried(char *tried, size_t size, const char *path, const char *k
 }
 
 /* Where a candidate lies, as text: its locator path against the child's
- * directory, normalised. In a confined chain the child's path is absolute,
- * so this is the absolute path that will be opened. */
+ * directory, normalised. In a confined chain of host files the child's
+ * path is real and absolute, so this is where the file will be looked
+ * for (a symbolic link on the way is caught by check_real_place). */
 static char *candidate_path(struct vhd_image *img, const char *stored)
 {
   char *dir = path_dirname(img->path);
@@ -127,13 +128,6 @@ static char *candidate_path(struct vhd_image *img, const char *stored)
   vhd_free(dir);
   vhd_free(full);
   return norm;
-}
-
-/* The same candidate as it is handed to the child's backend, which takes
- * relative paths against the child's directory. */
-static const char *open_form(const char *stored, const char *norm)
-{
-  return path_is_absolute(norm) ? norm : stored;
 }
 
 /* Refuses a parent whose opened file really lies outside the roots (a
@@ -174,8 +168,10 @@ static int try_candidate(struct vhd_image *img, const char *stored,
   }
   unsigned ioflags = VHD_IO_RDONLY | ((img->flags & VHD_OPEN_FORCE_SHARE) ? VHD_IO_NOLOCK : 0);
   vhd_io *io;
-  int r = io_open_related(img->io, open_form(stored, norm), ioflags, &io);
+  /* The backend gets the locator as stored (it resolves relative paths
+   * its own way); where the file turns out to be is checked after. */
   vhd_free(norm);
+  int r = io_open_related(img->io, stored, ioflags, &io);
   if (r < 0)
     return r == -ENOMEM ? r : 1;
   r = check_real_place(img, io, stored);

@@ -41,6 +41,13 @@ static char *filename;
 static enum vhd_format format = VHD_FORMAT_AUTO;
 static bool discard = true;
 
+/* Where parents may come from. Served images are often someone else's
+ * upload, whose locators may name any host file: by default only the
+ * image's own directory and below, never a raw file. */
+enum parents_policy { PARENTS_NONE, PARENTS_BESIDE, PARENTS_ANY };
+static enum parents_policy parents = PARENTS_BESIDE;
+static bool raw_parent;
+
 /* The shared image and what is known about it. lock guards image,
  * image_rw and connections; data callbacks use the pointer their handle
  * took at open time, which cannot change while any connection exists. */
@@ -112,6 +119,26 @@ vhd_plugin_config (const char *key, const char *value)
   }
   if (strcmp (key, "format") == 0)
     return parse_format (value);
+  if (strcmp (key, "parents") == 0) {
+    if (strcmp (value, "none") == 0)
+      parents = PARENTS_NONE;
+    else if (strcmp (value, "beside") == 0)
+      parents = PARENTS_BESIDE;
+    else if (strcmp (value, "any") == 0)
+      parents = PARENTS_ANY;
+    else {
+      nbdkit_error ("parents=%s: expected none, beside or any", value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "raw-parent") == 0) {
+    int b = nbdkit_parse_bool (value);
+    if (b == -1)
+      return -1;
+    raw_parent = b;
+    return 0;
+  }
   if (strcmp (key, "discard") == 0) {
     int b = nbdkit_parse_bool (value);
     if (b == -1)
@@ -136,18 +163,26 @@ vhd_plugin_config_complete (void)
 #define vhd_plugin_config_help \
   "[file=]<IMAGE>      (required) VHD, VHDX or raw image to serve.\n" \
   "format=auto|raw|vhd|vhdx  Take the image as this format (default: probe).\n" \
-  "discard=true|false  Let trim and zero free blocks (default: true)."
+  "discard=true|false  Let trim and zero free blocks (default: true).\n" \
+  "parents=none|beside|any  Where parents may be: none, the image's directory\n" \
+  "                    and below (default), or wherever the locators say.\n" \
+  "raw-parent=true|false  Let a raw file be a parent (default: false)."
 
 /* Open the image with the configured format (AUTO probes the content). */
 static int
 open_image (unsigned flags, vhd_image **out)
 {
-  vhd_io *io;
-  unsigned ioflags = (flags & VHD_OPEN_RDWR) ? VHD_IO_RDWR : VHD_IO_RDONLY;
-  int r = vhd_io_open_file (filename, ioflags, &io);
-  if (r < 0)
-    return r;
-  return vhd_open_io (io, format, flags, out);
+  struct vhd_open_params p;
+  vhd_open_params_init (&p);
+  p.format = format;
+  p.flags = flags;
+  if (parents == PARENTS_NONE)
+    p.flags |= VHD_OPEN_NO_PARENT;
+  else if (parents == PARENTS_BESIDE)
+    p.flags |= VHD_OPEN_PARENTS_BESIDE;
+  if (raw_parent)
+    p.flags |= VHD_OPEN_RAW_PARENT;
+  return vhd_open_with (filename, &p, out);
 }
 
 /* Before the fork: every structure is validated here, so a corrupt image
@@ -161,6 +196,13 @@ vhd_plugin_get_ready (void)
   r = vhd_get_info (image, &info);
   if (r < 0)
     return library_error (r);
+  /* Without its parents a differencing image has nothing to show for the
+   * ranges it does not hold: refuse it now rather than fail reads later. */
+  if (parents == PARENTS_NONE && info.type == VHD_TYPE_DIFFERENCING) {
+    nbdkit_error ("%s: is a differencing image, and parents=none allows no "
+                  "parent", filename);
+    return -1;
+  }
   nbdkit_debug ("%s: %s %s, virtual size %llu, block size %u, "
                 "logical sector %u, chain depth %u",
                 filename, vhd_format_name (info.format),

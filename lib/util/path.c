@@ -75,11 +75,13 @@ char *path_from_stored(const char *stored, bool url)
   r[o] = '\0';
   if (url)
     return r;   /* a Mac path: absolute or relative, it means the same here */
-  /* Windows absolute forms ("C:/x", "//?/C:/x", "//server/share/x", "/x"
-   * on the current drive) name places on another machine, not host paths:
-   * read as host paths they would reach /etc or /home. Only their file
-   * name is kept, to be looked for beside the child. */
-  bool windows_absolute = r[0] == '/' ||
+  /* Windows absolute forms ("C:\x", "\\?\C:\x", "\\server\share\x") name
+   * places on another machine, not host paths: read as host paths they
+   * would reach /etc or /home. Only their file name is kept, to be looked
+   * for beside the child. A path with one leading separator and no drive
+   * is what Unix tools (libvhd, blktap) store for a host path, and is one,
+   * like a MacX path. */
+  bool windows_absolute = (r[0] == '/' && r[1] == '/') ||
       (((r[0] >= 'A' && r[0] <= 'Z') || (r[0] >= 'a' && r[0] <= 'z')) && r[1] == ':');
   char *p = windows_absolute ? (char *)path_basename(r) : r;
   while (p[0] == '.' && p[1] == '/')

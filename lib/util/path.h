@@ -14,9 +14,10 @@ char *path_join(const char *dir, const char *rel);
 bool path_is_absolute(const char *path);
 
 /* A stored locator path made usable here. Windows forms (url = false):
- * '\' -> '/', leading ".\" dropped, and an absolute path (drive letter,
- * "\\?\", UNC or a leading '\') reduced to its file name, since it names
- * a place on another machine. MacX URLs (url = true): "file://" and
+ * '\' -> '/', leading ".\" dropped, and an absolute Windows path (drive
+ * letter, "\\?\" or UNC) reduced to its file name, since it names a place
+ * on another machine; one leading separator without a drive (what Unix
+ * tools store) stays a host path. MacX URLs (url = true): "file://" and
  * "localhost" dropped, %XX decoded. "" when nothing usable is left.
  * Allocated; NULL on allocation failure. */
 char *path_from_stored(const char *stored, bool url);

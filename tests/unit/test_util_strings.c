@@ -101,8 +101,15 @@ Test(path, from_stored_windows_and_url_forms)
   struct { const char *in; int url; const char *out; } cases[] = {
     { ".\\parent.vhd", 0, "parent.vhd" },
     { "..\\..\\dir\\p.vhd", 0, "../../dir/p.vhd" },
-    { "C:\\Projects\\p.vhd", 0, "/Projects/p.vhd" },
-    { "\\\\?\\C:\\x\\p.vhdx", 0, "/x/p.vhdx" },
+    /* Windows absolute paths name another machine's places: only the
+     * file name is kept, to be looked for beside the child. */
+    { "C:\\Projects\\p.vhd", 0, "p.vhd" },
+    { "\\\\?\\C:\\x\\p.vhdx", 0, "p.vhdx" },
+    { "\\\\server\\share\\p.vhd", 0, "p.vhd" },
+    { "C:\\", 0, "" },
+    /* A Unix tool's absolute path is a host path, with either separator. */
+    { "/srv/images/p.vhd", 0, "/srv/images/p.vhd" },
+    { "\\srv\\images\\p.vhd", 0, "/srv/images/p.vhd" },
     { "file://localhost/tmp/a%20b.vhd", 1, "/tmp/a b.vhd" },
     { "file:///tmp/p.vhd", 1, "/tmp/p.vhd" },
   };
@@ -111,6 +118,43 @@ Test(path, from_stored_windows_and_url_forms)
     cr_assert_str_eq(r, cases[i].out, "case %zu: %s", i, cases[i].in);
     free(r);
   }
+}
+
+Test(path, normalize)
+{
+  struct { const char *in, *out; } cases[] = {
+    { "/a/b/../c", "/a/c" },
+    { "/a/./b//c/", "/a/b/c" },
+    { "/../../etc/passwd", "/etc/passwd" },
+    { "/a/b/../../..", "/" },
+    { "a/../../b", "../b" },
+    { "../../x", "../../x" },
+    { "./x/..", "." },
+    { "", "." },
+    { "a/b/../../../c/../d", "../d" },
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *r = path_normalize(cases[i].in);
+    cr_assert_str_eq(r, cases[i].out, "case %zu: %s", i, cases[i].in);
+    free(r);
+  }
+}
+
+Test(path, within)
+{
+  cr_assert(path_within("/srv/img", "/srv/img/a.vhd"));
+  cr_assert(path_within("/srv/img", "/srv/img/sub/a.vhd"));
+  cr_assert(!path_within("/srv/img", "/srv/image/a.vhd"));
+  cr_assert(!path_within("/srv/img", "/srv/a.vhd"));
+  cr_assert(!path_within("/srv/img", "/etc/passwd"));
+  cr_assert(path_within("/", "/etc/passwd"));
+  cr_assert(path_within(".", "a.vhd"));
+  cr_assert(path_within(".", "sub/a.vhd"));
+  cr_assert(!path_within(".", "../a.vhd"));
+  cr_assert(!path_within(".", ".."));
+  cr_assert(!path_within(".", "/etc/passwd"));
+  cr_assert(path_within("imgs", "imgs/a.vhd"));
+  cr_assert(!path_within("imgs", "imgsx/a.vhd"));
 }
 
 Test(path, relative)
