@@ -25,9 +25,8 @@
 #include <string.h>
 
 #include "vhd.h"
+#include "sparse_io.h"
 
-#define SPARSE_MAGIC "VHDFUZZS"
-#define SPARSE_MAX_RECORDS 4096
 #define FIRST_BYTES (2u << 20)
 #define CHUNK (256u << 10)
 #define STATUS_CALLS 4096
@@ -37,86 +36,6 @@ static void die(const char *what)
   fprintf(stderr, "fuzz_open: broken promise: %s (last error: \"%s\")\n", what, vhd_last_error());
   abort();
 }
-
-/* --- The sparse backend ------------------------------------------------- */
-
-struct record {
-  uint64_t offset;
-  uint32_t length;
-  const uint8_t *data;
-};
-
-struct sparse {
-  uint64_t size;
-  unsigned count;
-  struct record rec[SPARSE_MAX_RECORDS];
-};
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-  uint64_t v = 0;
-  for (unsigned i = n; i-- > 0; )
-    v = v << 8 | p[i];
-  return v;
-}
-
-/* Parse the sparse form; 0 when the input is not (a valid) one. */
-static int sparse_parse(const uint8_t *data, size_t size, struct sparse *s)
-{
-  if (size < 16 || memcmp(data, SPARSE_MAGIC, 8) != 0)
-    return 0;
-  s->size = get_le(data + 8, 8);
-  s->count = 0;
-  size_t pos = 16;
-  while (pos + 12 <= size && s->count < SPARSE_MAX_RECORDS) {
-    struct record *r = &s->rec[s->count];
-    r->offset = get_le(data + pos, 8);
-    r->length = (uint32_t)get_le(data + pos + 8, 4);
-    pos += 12;
-    if (r->length > size - pos)
-      r->length = (uint32_t)(size - pos);
-    r->data = data + pos;
-    pos += r->length;
-    /* Keep records inside the declared file. */
-    if (r->offset >= s->size)
-      continue;
-    if (r->length > s->size - r->offset)
-      r->length = (uint32_t)(s->size - r->offset);
-    s->count++;
-  }
-  return 1;
-}
-
-static int sparse_pread(void *opaque, void *buf, size_t count, uint64_t offset)
-{
-  struct sparse *s = opaque;
-  memset(buf, 0, count);
-  if (offset >= s->size)
-    return 0;
-  uint64_t end = offset + count;
-  for (unsigned i = 0; i < s->count; i++) {
-    const struct record *r = &s->rec[i];
-    uint64_t rs = r->offset, re = r->offset + r->length;
-    uint64_t lo = rs > offset ? rs : offset, hi = re < end ? re : end;
-    if (lo < hi)
-      memcpy((uint8_t *)buf + (lo - offset), r->data + (lo - rs), (size_t)(hi - lo));
-  }
-  return 0;
-}
-
-static int sparse_get_size(void *opaque, uint64_t *size)
-{
-  *size = ((struct sparse *)opaque)->size;
-  return 0;
-}
-
-static void sparse_close(void *opaque) { (void)opaque; }
-
-static const struct vhd_io_ops sparse_ops = {
-  .pread = sparse_pread,
-  .get_size = sparse_get_size,
-  .close = sparse_close,
-};
 
 /* A fresh read-only io over the input. */
 static vhd_io *input_io(const uint8_t *data, size_t size, struct sparse *s)

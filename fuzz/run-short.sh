@@ -25,8 +25,9 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 # fuzz_open starts from small valid images; fuzz_write's inputs are
 # operation lists, which it grows from nothing.
-mkdir -p fuzz/corpus/open fuzz/corpus/write
+mkdir -p fuzz/corpus/open fuzz/corpus/write fuzz/corpus/chain
 fuzz/make-corpus.sh "$dir/tools/vhdtool" fuzz/corpus/open
+fuzz/make-chain-corpus.sh "$dir/tools/vhdtool" fuzz/corpus/chain
 
 # Real images from other tools, as extra read-only seeds (kept out of the
 # project tree: decompressed into a temporary directory).

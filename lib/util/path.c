@@ -145,11 +145,12 @@ char *path_normalize(const char *path)
 bool path_within(const char *root, const char *path)
 {
   if (strcmp(root, ".") == 0)
-    return path[0] != '/' && strcmp(path, "..") != 0 && strncmp(path, "../", 3) != 0;
+    return path[0] != '/' && strcmp(path, ".") != 0 && strcmp(path, "..") != 0 &&
+           strncmp(path, "../", 3) != 0;
   size_t n = strlen(root);
   if (n == 1 && root[0] == '/')
-    return path[0] == '/';
-  return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
+    return path[0] == '/' && path[1] != '\0';
+  return strncmp(path, root, n) == 0 && path[n] == '/' && path[n + 1] != '\0';
 }
 
 char *path_relative(const char *base_dir, const char *target)

@@ -28,8 +28,9 @@ char *path_from_stored(const char *stored, bool url);
  * nothing is left. Allocated; NULL on allocation failure. */
 char *path_normalize(const char *path);
 
-/* True when the normalised path lies in the normalised directory root or
- * below it ("." takes every relative path that does not climb out). */
+/* True when the normalised path names something in the normalised
+ * directory root or below it, never root itself ("." takes every relative
+ * path that does not climb out). */
 bool path_within(const char *root, const char *path);
 
 /* Path of target relative to the directory base_dir, both absolute and

@@ -154,6 +154,10 @@ Test(path, within)
   cr_assert(!path_within(".", ".."));
   cr_assert(!path_within(".", "/etc/passwd"));
   cr_assert(path_within("imgs", "imgs/a.vhd"));
+  /* The directory itself is not in it. */
+  cr_assert(!path_within("/srv/img", "/srv/img"));
+  cr_assert(!path_within(".", "."));
+  cr_assert(!path_within("/", "/"));
   cr_assert(!path_within("imgs", "imgsx/a.vhd"));
 }
 
