@@ -226,12 +226,9 @@ static int run(int argc, char **argv)
       return EXIT_OK;
     default: {
       int st;
-      if (take_open_option(me, c, optarg, &st)) {
-        if (st != EXIT_OK)
-          return st;
-        break;
-      }
-      return option_error(me, c, argv, long_options);
+      if (!open_option_or_error(me, c, argv, long_options, &st))
+        return st;
+      break;
     }
     }
   }

@@ -20,7 +20,9 @@ static struct vhd_open_params *current(void)
   return &settings;
 }
 
-bool take_open_option(const char *cmd, int c, const char *arg, int *status)
+/* true when c is one of the options (taken; *status EXIT_OK, or the usage
+ * error printed). */
+static bool take_open_option(const char *cmd, int c, const char *arg, int *status)
 {
   struct vhd_open_params *p = current();
   *status = EXIT_OK;
@@ -44,6 +46,15 @@ bool take_open_option(const char *cmd, int c, const char *arg, int *status)
   default:
     return false;
   }
+}
+
+bool open_option_or_error(const char *cmd, int c, char **argv,
+                          const struct option *options, int *status)
+{
+  if (take_open_option(cmd, c, optarg, status))
+    return *status == EXIT_OK;
+  *status = option_error(cmd, c, argv, options);
+  return false;
 }
 
 struct vhd_open_params open_params(unsigned flags)

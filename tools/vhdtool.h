@@ -143,9 +143,11 @@ enum {
   {"raw-parent", no_argument, NULL, OPT_RAW_PARENT},            \
   {"force-share", no_argument, NULL, OPT_FORCE_SHARE}
 
-/* True when c is one of those options (taken); *status is EXIT_OK, or the
- * usage error already printed. */
-bool take_open_option(const char *cmd, int c, const char *arg, int *status);
+/* For the default case of a command's option switch: true when c was one
+ * of those options and was taken; false with *status set (the usage error
+ * already printed) when it was bad or no option of the command at all. */
+bool open_option_or_error(const char *cmd, int c, char **argv,
+                          const struct option *options, int *status);
 /* The parameters those options set, with flags added. */
 struct vhd_open_params open_params(unsigned flags);
 bool force_share_requested(void);
