@@ -317,8 +317,11 @@ struct vhd_check_result {
                                   reported as VHD_CHECK_INFO "repaired: ...") */
 
 /* Validate every structure of the image at path (and its parent link).
- * Each finding goes to report (may be NULL). Returns 0 when the check ran
- * (look at *result), negative when it could not run at all. */
+ * Each finding goes to report (may be NULL), except that of each kind
+ * (one message template) only the first 10 do; the rest are counted in
+ * *result, and one VHD_CHECK_INFO finding per kind at the end says how many
+ * were left out. Returns 0 when the check ran (look at *result), negative
+ * when it could not run at all. */
 VHD_API int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
               void *opaque, struct vhd_check_result *result);
 

@@ -77,7 +77,7 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   struct relay rl = { report, opaque };
   struct vhd_check_result seen;
   memset(&seen, 0, sizeof seen);
-  struct vhd_diag d = { relay_finding, &rl, &seen };
+  struct vhd_diag d = { .report = relay_finding, .opaque = &rl, .result = &seen };
   vhd_io *borrowed;
   int r = vhd_io_new(&borrowed_ops, io, io->name, VHD_IO_RDWR, &borrowed);
   if (r < 0)
@@ -89,6 +89,7 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
     if (!is_finding(r))
       return r;
     diag_info(&d, "not repaired: %s: the image cannot be opened for repair", io->name);
+    diag_finish(&d);
     return 0;
   }
   if (img->drv->repair) {
@@ -99,6 +100,7 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
     diag_info(&d, "%s: nothing to repair in a %s image", img->path, img->drv->name);
   }
   int rc = vhd_close(img);
+  diag_finish(&d);
   *repairs = seen.repairs;
   return r < 0 ? r : rc;
 }
@@ -106,7 +108,7 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
 static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
                       struct vhd_check_result *result)
 {
-  struct vhd_diag d = { report, opaque, result };
+  struct vhd_diag d = { .report = report, .opaque = opaque, .result = result };
   vhd_io *borrowed;
   int r = vhd_io_new(&borrowed_ops, io, io->name, VHD_IO_RDONLY, &borrowed);
   if (r < 0)
@@ -120,6 +122,7 @@ static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
      * report the failure only when it did not. */
     if (result->corruptions == 0)
       diag_corrupt(&d, "%s", vhd_last_error());
+    diag_finish(&d);
     return 0;
   }
   result->format = img->drv->format;
@@ -147,6 +150,7 @@ static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
     }
   }
   image_free(img);
+  diag_finish(&d);
   vhd_error_clear();
   return 0;
 }

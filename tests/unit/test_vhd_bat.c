@@ -93,7 +93,7 @@ static void expect_bad(const uint32_t *e, uint32_t n, const char *needle, uint32
   struct findings f = { 0, "" };
   struct vhd_check_result res;
   memset(&res, 0, sizeof res);
-  struct vhd_diag d = { collect, &f, &res };
+  struct vhd_diag d = { .report = collect, .opaque = &f, .result = &res };
   bat = make_bat(e, n);
   cr_assert_eq(vhd_bat_validate(&bat, "toy.vhd", TOY_BLOCK, toy_meta, 3, TOY_LIMIT, &d), 0);
   cr_assert_eq(f.n, 1u, "%u findings, last: %s", f.n, f.last);
