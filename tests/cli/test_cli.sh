@@ -614,6 +614,27 @@ expect_eq "check --json leaked-bytes" "$(json "$T/out" leaked-bytes 2>/dev/null 
 run check "$T/missing.vhd"
 expect_one_line_error "check of a missing file exits 1" 1 -- "missing.vhd"
 
+# A child whose parent is missing is not corrupt: the check cannot run to
+# the end, as qemu-img check says for a qcow2 without its backing file
+# (exit 1, one line naming the child and the parent). A parent that is
+# there but is another disk breaks the chain: corruption, exit 2.
+run create -s 4M "$T/gone-parent.vhd"
+run create -p "$T/gone-parent.vhd" "$T/orphan.vhd"
+expect_ok "create a child to orphan"
+mv "$T/gone-parent.vhd" "$T/gone-parent.vhd.away"
+run check "$T/orphan.vhd"
+expect_one_line_error "check of a child without its parent exits 1" 1 -- \
+  "orphan.vhd" "gone-parent.vhd" "not found"
+run check --json "$T/orphan.vhd"
+expect_one_line_error "check --json of a child without its parent exits 1" 1 -- \
+  "orphan.vhd" "gone-parent.vhd"
+run create -s 4M "$T/gone-parent.vhd"
+run check "$T/orphan.vhd"
+expect_eq "check of a child over another disk of its parent's name exits 2" "$rc" 2
+mv -f "$T/gone-parent.vhd.away" "$T/gone-parent.vhd"
+run check "$T/orphan.vhd"
+expect_eq "check of the child with its parent back exits 0" "$rc" 0
+
 # --- split Virtual PC images ----------------------------------------------------
 # The first piece has no footer, so it would probe as a raw disk of the
 # wrong size; it must be refused by name instead, and the joined pieces
