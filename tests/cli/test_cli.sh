@@ -572,6 +572,11 @@ run convert "$T/rw.vhd" "$T/rw.vhd"
 expect_one_line_error "convert onto its own source is refused" -- "rw.vhd"
 run convert "$T/nonexistent.vhd" "$T/never.vhd"
 expect_one_line_error "convert of a missing source" -- "nonexistent.vhd"
+# An empty source: the line names it and says it is empty (no -s to blame).
+: > "$T/empty.raw"
+run convert "$T/empty.raw" "$T/from-empty.vhd"
+expect_one_line_error "convert of an empty source says so" 1 -- "empty.raw" "is empty (0 bytes)"
+[ -e "$T/from-empty.vhd" ] && not_ok "convert of an empty source leaves no DST" "exists"
 [ -e "$T/never.vhd" ] && not_ok "a failed convert leaves no DST" "$T/never.vhd exists"
 
 # --- check ---------------------------------------------------------------------
