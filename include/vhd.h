@@ -228,7 +228,9 @@ VHD_API int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned 
 /* Allocation of the range starting at offset. *status gets VHD_STATUS_*
  * flags for a run of *run bytes (1 <= *run <= length) that share them;
  * *layer (if non-NULL) gets the chain depth holding the data (0 = this
- * image, 1 = its parent, ...) or -1 when no layer holds it. */
+ * image, 1 = its parent, ...) or -1 when no layer holds it. A run ends on
+ * a logical sector boundary or at offset + length: a sector that is partly
+ * data (a parent ending inside it) is reported as data. */
 #define VHD_STATUS_DATA 0x1u   /* allocated in some layer */
 #define VHD_STATUS_ZERO 0x2u   /* known to read as zeros */
 VHD_API int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
