@@ -14,14 +14,25 @@
 . "$(dirname "$0")/common.sh"
 need_nbd
 
-# >>> RAW_PARENT_OPT: the plugin parameter that allows a raw parent. Empty
-# while raw parents open by default; set it to "raw-parent=true" once the
-# plugin requires the opt-in.
-RAW_PARENT_OPT=""
+# >>> RAW_PARENT_OPT: the plugin parameter that allows a raw parent
+# ("raw-parent=true" once the plugin requires that opt-in, empty before).
+# "auto" asks the plugin's --help; VHDTOOL_RAW_PARENT likewise for vhdtool.
+RAW_PARENT_OPT=${RAW_PARENT_OPT-auto}
+if [ "$RAW_PARENT_OPT" = auto ]; then
+  RAW_PARENT_OPT=
+  "${NBDKIT[@]}" "$NBD_PLUGIN" --help 2>/dev/null | grep -q 'raw-parent' &&
+    RAW_PARENT_OPT=raw-parent=true
+fi
+VHDTOOL_RAW_PARENT=${VHDTOOL_RAW_PARENT-auto}
+if [ "$VHDTOOL_RAW_PARENT" = auto ]; then
+  VHDTOOL_RAW_PARENT=
+  "$VHDTOOL" help write 2>/dev/null | grep -q -- '--raw-parent' && VHDTOOL_RAW_PARENT=--raw-parent
+fi
 # <<<
 
 cd "$WORK" || exit 1
-V() { "$VHDTOOL" "$@"; }
+# VW: vhdtool on the children, whose parent is raw.
+VW() { local cmd=$1; shift; "$VHDTOOL" "$cmd" $VHDTOOL_RAW_PARENT "$@"; }
 
 # bytes SEED COUNT: COUNT seeded random bytes on stdout.
 bytes() {
@@ -100,19 +111,19 @@ check_child() {
 }
 
 # 1. The child as vhdtool makes it: the parent's size rounded up to a sector.
-V create -f vhd -t differencing -p dense.raw child.vhd >/dev/null ||
+VW create -f vhd -t differencing -p dense.raw child.vhd >/dev/null ||
   { not_ok "create a child of dense.raw"; finish; exit 1; }
-size=$(vhdtool_vsize child.vhd)
+size=$(VW info --json child.vhd | $PYTHON -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
 check "the child's size is the parent's rounded up to 512 ($size)" [ "$size" -eq 1000448 ]
 model m1.raw dense.raw "$size"
 check_child "dense parent" child.vhd m1.raw
 
 # 2. A bigger child over the sparse parent, with writes of its own: the
 # sector before the one the parent ends in, and one in its second block.
-V create -f vhd -t differencing -p sparse.raw -s 4M -b 1M child2.vhd >/dev/null ||
+VW create -f vhd -t differencing -p sparse.raw -s 4M -b 1M child2.vhd >/dev/null ||
   { not_ok "create a child of sparse.raw"; finish; exit 1; }
-bytes 4 512 | V write --offset 1233408 child2.vhd
-bytes 5 4096 | V write --offset $((1024 * 1024 + 512)) child2.vhd
+bytes 4 512 | VW write --offset 1233408 child2.vhd
+bytes 5 4096 | VW write --offset $((1024 * 1024 + 512)) child2.vhd
 model m2.raw sparse.raw $((4 * 1024 * 1024)) 1233408:4:512 $((1024 * 1024 + 512)):5:4096
 check_child "sparse parent, child 4 MiB" child2.vhd m2.raw
 
