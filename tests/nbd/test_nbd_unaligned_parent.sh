@@ -24,15 +24,20 @@ if [ "$RAW_PARENT_OPT" = auto ]; then
     RAW_PARENT_OPT=raw-parent=true
 fi
 VHDTOOL_RAW_PARENT=${VHDTOOL_RAW_PARENT-auto}
-if [ "$VHDTOOL_RAW_PARENT" = auto ]; then
-  VHDTOOL_RAW_PARENT=
-  "$VHDTOOL" help write 2>/dev/null | grep -q -- '--raw-parent' && VHDTOOL_RAW_PARENT=--raw-parent
-fi
 # <<<
 
 cd "$WORK" || exit 1
-# VW: vhdtool on the children, whose parent is raw.
-VW() { local cmd=$1; shift; "$VHDTOOL" "$cmd" $VHDTOOL_RAW_PARENT "$@"; }
+# VW CMD ARGS: vhdtool on the children, whose parent is raw (with the
+# opt-in where CMD's help lists it).
+VW() {
+  local cmd=$1 opt=$VHDTOOL_RAW_PARENT
+  shift
+  if [ "$opt" = auto ]; then
+    opt=
+    "$VHDTOOL" help "$cmd" 2>/dev/null | grep -q -- '--raw-parent' && opt=--raw-parent
+  fi
+  "$VHDTOOL" "$cmd" $opt "$@"
+}
 
 # bytes SEED COUNT: COUNT seeded random bytes on stdout.
 bytes() {
