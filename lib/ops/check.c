@@ -48,6 +48,27 @@ static bool is_finding(int r)
          r == -ERANGE || r == -EOVERFLOW || r == -EFBIG || r == -ENOTSUP;
 }
 
+/* A parent that is not there is not damage to this file: like qemu-img
+ * check, fail with the reason (the check could not run to the end). When
+ * the file itself is corrupt that verdict stands and the missing parent is
+ * a note. A parent that is there but is not the right one stays a
+ * corruption: the chain is broken. */
+static int parent_missing(struct vhd_diag *d, struct vhd_image *img,
+                          const struct vhd_check_result *result)
+{
+  char why[1024];
+  vhd_snprintf(why, sizeof why, "%s", vhd_last_error());
+  image_free(img);
+  if (result->corruptions) {
+    diag_info(d, "%s (so the parent link was not checked)", why);
+    diag_finish(d);
+    vhd_error_clear();
+    return 0;
+  }
+  diag_finish(d);
+  return vhd_error(ENOENT, "%s", why);
+}
+
 /* Findings of the repair pass go to the caller as notes: the counts that
  * matter are those of the check after it. */
 struct relay {
@@ -105,27 +126,6 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   return r < 0 ? r : rc;
 }
 
-/* A parent that is not there is not damage to this file: like qemu-img
- * check, fail with the reason (the check could not run to the end). When
- * the file itself is corrupt that verdict stands and the missing parent is
- * a note. A parent that is there but is not the right one stays a
- * corruption: the chain is broken. */
-static int parent_missing(struct vhd_diag *d, struct vhd_image *img,
-                          const struct vhd_check_result *result)
-{
-  char why[1024];
-  vhd_snprintf(why, sizeof why, "%s", vhd_last_error());
-  image_free(img);
-  if (result->corruptions) {
-    diag_info(d, "%s (so the parent link was not checked)", why);
-    diag_finish(d);
-    vhd_error_clear();
-    return 0;
-  }
-  diag_finish(d);
-  return vhd_error(ENOENT, "%s", why);
-}
-
 static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
                       struct vhd_check_result *result)
 {
@@ -160,9 +160,9 @@ static int check_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   if (img->type == VHD_TYPE_DIFFERENCING) {
     img->flags &= ~VHD_OPEN_NO_PARENT;
     r = chain_open_parents(img, NULL, 0);
-    if (r == -ENOENT)
-      return parent_missing(&d, img, result);
     if (r < 0) {
+      if (r == -ENOENT)
+        return parent_missing(&d, img, result);
       if (!is_finding(r)) {
         image_free(img);
         return r;
