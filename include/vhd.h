@@ -279,7 +279,9 @@ VHD_API int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned 
 /* Allocation of the range starting at offset. *status gets VHD_STATUS_*
  * flags for a run of *run bytes (1 <= *run <= length) that share them;
  * *layer (if non-NULL) gets the chain depth holding the data (0 = this
- * image, 1 = its parent, ...) or -1 when no layer holds it. */
+ * image, 1 = its parent, ...) or -1 when no layer holds it. A run ends on
+ * a logical sector boundary or at offset + length: a sector that is partly
+ * data (a parent ending inside it) is reported as data. */
 #define VHD_STATUS_DATA 0x1u   /* allocated in some layer */
 #define VHD_STATUS_ZERO 0x2u   /* known to read as zeros */
 VHD_API int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
@@ -368,8 +370,11 @@ struct vhd_check_result {
                                   reported as VHD_CHECK_INFO "repaired: ...") */
 
 /* Validate every structure of the image at path (and its parent link).
- * Each finding goes to report (may be NULL). Returns 0 when the check ran
- * (look at *result), negative when it could not run at all. */
+ * Each finding goes to report (may be NULL), except that of each kind
+ * (one message template) only the first 10 do; the rest are counted in
+ * *result, and one VHD_CHECK_INFO finding per kind at the end says how many
+ * were left out. Returns 0 when the check ran (look at *result), negative
+ * when it could not run at all. */
 VHD_API int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
               void *opaque, struct vhd_check_result *result);
 

@@ -12,10 +12,28 @@
 #include "vhd.h"
 #include "platform.h"
 
+/* A badly broken image can have a finding per BAT entry (millions). Each
+ * kind of finding (one message template) is shown this many times; the
+ * rest are only counted, and diag_finish reports how many were left out.
+ * The table is fixed, so a check's memory does not grow with the image. */
+#define DIAG_SHOWN_PER_KIND 10
+#define DIAG_KINDS 64
+#define DIAG_EXAMPLE_LEN 160
+
+struct diag_kind {
+  const char *fmt;                 /* the template: its address is the kind */
+  enum vhd_check_severity sev;
+  unsigned shown;
+  uint64_t not_shown;
+  char example[DIAG_EXAMPLE_LEN];  /* the last one shown, for the summary */
+};
+
 struct vhd_diag {
   vhd_check_report_fn report;
   void *opaque;
   struct vhd_check_result *result;
+  unsigned nkinds;                 /* zero-initialise the rest */
+  struct diag_kind kinds[DIAG_KINDS];
 };
 
 /* A structure is wrong. Without a collector: sets the error (EINVAL
@@ -24,6 +42,10 @@ struct vhd_diag {
  * continues. Message: "FILE: ..." is prefixed by the caller's format. */
 int diag_corrupt(struct vhd_diag *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* One INFO line per kind that had findings left out: "... and N more
+ * corruption findings like "<the last one shown>"". Call once, at the end
+ * of the pass. */
+void diag_finish(struct vhd_diag *d);
 /* Space no structure uses. Never fails an open. */
 void diag_leak(struct vhd_diag *d, uint64_t bytes, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -495,11 +495,47 @@ int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
   }
 }
 
+/* Runs that end inside a logical sector (a parent whose size is not a
+ * multiple of it: zeros past its end) would make clients such as nbdcopy
+ * send unaligned requests. A run that is not data ends at the last
+ * boundary it reaches; a sector that is partly data is data (with ZERO
+ * only if every part reads as zeros), so a run ending inside one is
+ * extended over it. Every run then ends on a boundary or at the end of
+ * the range asked for. */
+static int align_run(struct vhd_image *img, uint64_t offset, uint64_t length,
+                     struct image_status *st)
+{
+  uint64_t ss = img->sector_size, end = offset + st->run, limit = offset + length;
+  if (ss <= 1 || end % ss == 0 || end >= limit)
+    return 0;
+  uint64_t down = end - end % ss;
+  if (down > offset && !(st->status & VHD_STATUS_DATA)) {
+    st->run = down - offset;
+    return 0;
+  }
+  uint64_t up = down + ss < limit ? down + ss : limit;
+  while (end < up) {
+    struct image_status next;
+    int r = image_block_status(img, end, up - end, 0, &next);
+    if (r < 0)
+      return r;
+    if ((next.status & VHD_STATUS_DATA) && !(st->status & VHD_STATUS_DATA))
+      st->layer = next.layer;
+    unsigned zero = st->status & next.status & VHD_STATUS_ZERO;
+    st->status = ((st->status | next.status) & ~VHD_STATUS_ZERO) | zero;
+    end += next.run ? next.run : up - end;
+  }
+  st->run = up - offset;
+  return 0;
+}
+
 int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
                      unsigned *status, uint64_t *run, int *layer)
 {
   struct image_status st;
   int r = image_block_status(img, offset, length, 0, &st);
+  if (r == 0)
+    r = align_run(img, offset, length, &st);
   if (r < 0)
     return r;
   *status = st.status;

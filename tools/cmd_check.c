@@ -21,6 +21,7 @@ struct findings {
   bool profile_phase;      /* findings now come from vhd_profile_check */
   const char *profile;     /* --profile NAME, or NULL */
   unsigned violations;
+  uint64_t counted_shown;  /* corruptions, leaks, warnings the library showed */
   size_t count, cap;
   struct finding *items;
 };
@@ -41,6 +42,8 @@ static void on_finding(void *opaque, enum vhd_check_severity sev, const char *me
   struct findings *f = opaque;
   if (!message)
     message = "";
+  if (!f->profile_phase && sev != VHD_CHECK_INFO)
+    f->counted_shown++;
   if (!f->json) {
     printf("%s: %s\n", f->profile_phase ? "violation" : severity_name(sev), message);
     return;
@@ -110,6 +113,11 @@ static void print_json(const char *path, const struct vhd_check_result *r,
   json_member_uint(&w, "warnings", r->warnings);
   json_member_bool(&w, "log-needs-replay", r->log_needs_replay != 0);
   json_member_uint(&w, "repairs", r->repairs);
+  /* The library shows the first few findings of each kind and counts the
+   * rest (one info finding per kind says how many): the total left out. */
+  uint64_t counted = (uint64_t)r->corruptions + r->leaks + r->warnings;
+  json_member_uint(&w, "findings-not-shown",
+                   counted > f->counted_shown ? counted - f->counted_shown : 0);
   json_key(&w, "findings");
   json_begin_array(&w);
   for (size_t i = 0; i < f->count; i++) {

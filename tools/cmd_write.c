@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "vhdtool.h"
@@ -19,8 +20,23 @@ static const struct option long_options[] = {
   {NULL, 0, NULL, 0},
 };
 
+/* The bytes left on standard input when it is a regular file; false for a
+ * pipe or a terminal, whose length is known only at its end. */
+static bool input_length(uint64_t *len)
+{
+  struct stat st;
+  if (fstat(STDIN_FILENO, &st) < 0 || !S_ISREG(st.st_mode))
+    return false;
+  off_t pos = lseek(STDIN_FILENO, 0, SEEK_CUR);
+  if (pos < 0)
+    return false;
+  *len = st.st_size > pos ? (uint64_t)(st.st_size - pos) : 0;
+  return true;
+}
+
 static int copy_in(const char *path, vhd_image *img, uint64_t offset, uint64_t size)
 {
+  const uint64_t start = offset;
   char *buf = malloc(WRITE_CHUNK);
   if (!buf)
     return fail("%s: out of memory for a %u byte buffer", path, WRITE_CHUNK);
@@ -41,8 +57,9 @@ static int copy_in(const char *path, vhd_image *img, uint64_t offset, uint64_t s
      * fails with a message that says so, not a bare EINVAL. */
     if ((uint64_t)n > size - offset) {
       st = fail("%s: input runs past the end of the virtual disk (size %llu) at "
-                "offset %llu", path, (unsigned long long)size,
-                (unsigned long long)offset);
+                "offset %llu; the %llu bytes before it are written, nothing after",
+                path, (unsigned long long)size, (unsigned long long)offset,
+                (unsigned long long)(offset - start));
       break;
     }
     int r = vhd_pwrite(img, buf, (size_t)n, offset);
@@ -96,6 +113,17 @@ static int run(int argc, char **argv)
                 (unsigned long long)offset, (unsigned long long)info.virtual_size);
   }
 
+  /* Refuse input known to be too long before writing any of it. */
+  uint64_t len;
+  if (input_length(&len) && len > info.virtual_size - offset) {
+    vhd_close(img);
+    return fail("%s: the input is %llu bytes but only %llu fit from offset %llu "
+                "(virtual size %llu); nothing was written", path,
+                (unsigned long long)len,
+                (unsigned long long)(info.virtual_size - offset),
+                (unsigned long long)offset, (unsigned long long)info.virtual_size);
+  }
+
   /* Ctrl-C stops between chunks; what was written is then flushed, so the
    * image stays consistent. */
   install_interrupt_handler();
@@ -127,7 +155,9 @@ const struct command cmd_write = {
     "blocks are allocated as needed in the top image of a chain (parents are\n"
     "never written). Writing zeros into an unallocated block allocates nothing.\n"
     "The exit status is 0 only after everything is flushed to stable storage.\n"
-    "Input that runs past the end of the disk is an error.\n",
+    "Input that runs past the end of the disk is an error: from a regular\n"
+    "file it is refused before anything is written; from a pipe, what came\n"
+    "before the end stays written and the error says how many bytes.\n",
   .run = run,
   .open_options = true,
 };

@@ -48,6 +48,27 @@ static bool is_finding(int r)
          r == -ERANGE || r == -EOVERFLOW || r == -EFBIG || r == -ENOTSUP;
 }
 
+/* A parent that is not there is not damage to this file: like qemu-img
+ * check, fail with the reason (the check could not run to the end). When
+ * the file itself is corrupt that verdict stands and the missing parent is
+ * a note. A parent that is there but is not the right one stays a
+ * corruption: the chain is broken. */
+static int parent_missing(struct vhd_diag *d, struct vhd_image *img,
+                          const struct vhd_check_result *result)
+{
+  char why[1024];
+  vhd_snprintf(why, sizeof why, "%s", vhd_last_error());
+  image_free(img);
+  if (result->corruptions) {
+    diag_info(d, "%s (so the parent link was not checked)", why);
+    diag_finish(d);
+    vhd_error_clear();
+    return 0;
+  }
+  diag_finish(d);
+  return vhd_error(ENOENT, "%s", why);
+}
+
 /* Findings of the repair pass go to the caller as notes: the counts that
  * matter are those of the check after it. */
 struct relay {
@@ -77,7 +98,7 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   struct relay rl = { report, opaque };
   struct vhd_check_result seen;
   memset(&seen, 0, sizeof seen);
-  struct vhd_diag d = { relay_finding, &rl, &seen };
+  struct vhd_diag d = { .report = relay_finding, .opaque = &rl, .result = &seen };
   vhd_io *borrowed;
   int r = vhd_io_new(&borrowed_ops, io, io->name, VHD_IO_RDWR, &borrowed);
   if (r < 0)
@@ -89,6 +110,7 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
     if (!is_finding(r))
       return r;
     diag_info(&d, "not repaired: %s: the image cannot be opened for repair", io->name);
+    diag_finish(&d);
     return 0;
   }
   if (img->drv->repair) {
@@ -99,6 +121,7 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
     diag_info(&d, "%s: nothing to repair in a %s image", img->path, img->drv->name);
   }
   int rc = vhd_close(img);
+  diag_finish(&d);
   *repairs = seen.repairs;
   return r < 0 ? r : rc;
 }
@@ -110,7 +133,7 @@ static int check_pass(vhd_io *io, unsigned open_flags, const struct parent_roots
                       vhd_check_report_fn report, void *opaque,
                       struct vhd_check_result *result)
 {
-  struct vhd_diag d = { report, opaque, result };
+  struct vhd_diag d = { .report = report, .opaque = opaque, .result = result };
   vhd_io *borrowed;
   int r = vhd_io_new(&borrowed_ops, io, io->name, VHD_IO_RDONLY, &borrowed);
   if (r < 0)
@@ -124,6 +147,7 @@ static int check_pass(vhd_io *io, unsigned open_flags, const struct parent_roots
      * report the failure only when it did not. */
     if (result->corruptions == 0)
       diag_corrupt(&d, "%s", vhd_last_error());
+    diag_finish(&d);
     return 0;
   }
   result->format = img->drv->format;
@@ -144,6 +168,8 @@ static int check_pass(vhd_io *io, unsigned open_flags, const struct parent_roots
       vhd_error(ENOMEM, "%s: out of memory", img->path) :
       chain_open_parents(img, NULL, 0);
     if (r < 0) {
+      if (r == -ENOENT)
+        return parent_missing(&d, img, result);
       if (!is_finding(r)) {
         image_free(img);
         return r;
@@ -154,6 +180,7 @@ static int check_pass(vhd_io *io, unsigned open_flags, const struct parent_roots
     }
   }
   image_free(img);
+  diag_finish(&d);
   vhd_error_clear();
   return 0;
 }

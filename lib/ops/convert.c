@@ -198,6 +198,9 @@ int vhd_convert(vhd_image *src, const char *dst_path,
   if (p.type == VHD_TYPE_DIFFERENCING || p.parent)
     return vhd_error(EINVAL, "%s: convert makes standalone images, not differencing ones",
                      dst_path);
+  if (p.size == 0 && src->virtual_size == 0)
+    return vhd_error(EINVAL, "%s: the source is empty (0 bytes) and an image cannot "
+                     "have a virtual size of 0; %s was not created", src->path, dst_path);
   if (p.size == 0)
     p.size = src->virtual_size;
   if (p.size < src->virtual_size)

@@ -169,19 +169,26 @@ int vhd_bat_validate(struct vhd_bat *bat, const char *path, uint64_t block_bytes
     if (e == VHD_BAT_UNUSED)
       continue;
     uint64_t start = (uint64_t)e * SECTOR, end = start + block_bytes;
-    if (end > limit) {
-      BAD_ENTRY(i, "%s: BAT entry %u points past the end of the file (sector %u)",
-                path, i, e);
-      continue;
-    }
-    for (size_t m = 0; m < nmeta; m++) {
-      if (start < meta[m].end && meta[m].start < end) {
-        BAD_ENTRY(i, "%s: BAT entry %u (sector %u) overlaps %s", path, i, e,
-                  meta[m].what);
-        break;
-      }
-    }
-    if (bat->entry[i] != VHD_BAT_UNUSED)
+    /* Overlaps first: an entry of 0 in a file smaller than a block is a
+     * block on top of the footer copy, not one past the end. */
+    const char *over = NULL;
+    for (size_t m = 0; m < nmeta && !over; m++)
+      if (start < meta[m].end && meta[m].start < end)
+        over = meta[m].what;
+    if (over)
+      BAD_ENTRY(i, "%s: BAT entry %u points at sector %u, so its block (offset %llu, "
+                "%llu bytes) overlaps %s", path, i, e, (unsigned long long)start,
+                (unsigned long long)block_bytes, over);
+    else if (start >= limit)
+      BAD_ENTRY(i, "%s: BAT entry %u points at sector %u (offset %llu), past the end "
+                "of the file's data at offset %llu", path, i, e,
+                (unsigned long long)start, (unsigned long long)limit);
+    else if (end > limit)
+      BAD_ENTRY(i, "%s: BAT entry %u points at sector %u, so its block (offset %llu, "
+                "%llu bytes) runs past the end of the file's data at offset %llu",
+                path, i, e, (unsigned long long)start, (unsigned long long)block_bytes,
+                (unsigned long long)limit);
+    else
       used++;
   }
   if (used < 2)

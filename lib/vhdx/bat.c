@@ -250,9 +250,14 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
     }
     uint64_t len = bitmap ? VHDX_BITMAP_BLOCK : s->block_size;
     if (off < VHDX_MIB || off >= s->file_size) {
-      r = diag_corrupt(d, "%s: %s %llu is at offset %llu, outside the file (%llu bytes)",
-                       s->path, kind, (unsigned long long)num, (unsigned long long)off,
-                       (unsigned long long)s->file_size);
+      if (off < VHDX_MIB)
+        r = diag_corrupt(d, "%s: %s %llu is at offset %llu, inside the header section "
+                         "(the first MiB), where no block can be", s->path, kind,
+                         (unsigned long long)num, (unsigned long long)off);
+      else
+        r = diag_corrupt(d, "%s: %s %llu is at offset %llu, past the end of the file "
+                         "(%llu bytes)", s->path, kind, (unsigned long long)num,
+                         (unsigned long long)off, (unsigned long long)s->file_size);
       if (r < 0)
         goto out;
       s->bat[i] = 0;

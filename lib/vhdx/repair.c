@@ -106,10 +106,11 @@ static int repair_bat(struct vhdx *s, struct vhd_diag *d)
       if (located && (off < VHDX_MIB || off >= s->file_size)) {
         vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_NOT_PRESENT, 0));
         cleared++;
-        diag_repaired(d, "%s: BAT entry %llu pointed outside the file (offset %llu); "
-                      "cleared, the block now reads as %s (its data was not in the file)",
-                      s->path, (unsigned long long)idx, (unsigned long long)off,
-                      s->has_parent ? "the parent" : "zeros");
+        diag_repaired(d, "%s: BAT entry %llu pointed %s (offset %llu); cleared, the "
+                      "block now reads as %s (its data was not in the file)",
+                      s->path, (unsigned long long)idx,
+                      off < VHDX_MIB ? "into the header section" : "past the end of the file",
+                      (unsigned long long)off, s->has_parent ? "the parent" : "zeros");
       } else {
         s->bat[idx] = e;
         diag_info(d, "not repaired: %s: BAT entry %llu (0x%016llx) overlaps another "

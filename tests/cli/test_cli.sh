@@ -572,6 +572,11 @@ run convert "$T/rw.vhd" "$T/rw.vhd"
 expect_one_line_error "convert onto its own source is refused" -- "rw.vhd"
 run convert "$T/nonexistent.vhd" "$T/never.vhd"
 expect_one_line_error "convert of a missing source" -- "nonexistent.vhd"
+# An empty source: the line names it and says it is empty (no -s to blame).
+: > "$T/empty.raw"
+run convert "$T/empty.raw" "$T/from-empty.vhd"
+expect_one_line_error "convert of an empty source says so" 1 -- "empty.raw" "is empty (0 bytes)"
+[ -e "$T/from-empty.vhd" ] && not_ok "convert of an empty source leaves no DST" "exists"
 [ -e "$T/never.vhd" ] && not_ok "a failed convert leaves no DST" "$T/never.vhd exists"
 
 # --- check ---------------------------------------------------------------------
@@ -613,6 +618,27 @@ expect_eq "check --json leaked-bytes" "$(json "$T/out" leaked-bytes 2>/dev/null 
 
 run check "$T/missing.vhd"
 expect_one_line_error "check of a missing file exits 1" 1 -- "missing.vhd"
+
+# A child whose parent is missing is not corrupt: the check cannot run to
+# the end, as qemu-img check says for a qcow2 without its backing file
+# (exit 1, one line naming the child and the parent). A parent that is
+# there but is another disk breaks the chain: corruption, exit 2.
+run create -s 4M "$T/gone-parent.vhd"
+run create -p "$T/gone-parent.vhd" "$T/orphan.vhd"
+expect_ok "create a child to orphan"
+mv "$T/gone-parent.vhd" "$T/gone-parent.vhd.away"
+run check "$T/orphan.vhd"
+expect_one_line_error "check of a child without its parent exits 1" 1 -- \
+  "orphan.vhd" "gone-parent.vhd" "not found"
+run check --json "$T/orphan.vhd"
+expect_one_line_error "check --json of a child without its parent exits 1" 1 -- \
+  "orphan.vhd" "gone-parent.vhd"
+run create -s 4M "$T/gone-parent.vhd"
+run check "$T/orphan.vhd"
+expect_eq "check of a child over another disk of its parent's name exits 2" "$rc" 2
+mv -f "$T/gone-parent.vhd.away" "$T/gone-parent.vhd"
+run check "$T/orphan.vhd"
+expect_eq "check of the child with its parent back exits 0" "$rc" 0
 
 # --- split Virtual PC images ----------------------------------------------------
 # The first piece has no footer, so it would probe as a raw disk of the

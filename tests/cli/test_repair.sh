@@ -191,6 +191,9 @@ cp good.vhdx r.vhdx
 $DAMAGE bat_past_end r.vhdx 6
 V check r.vhdx >/dev/null
 check "vhdx BAT entry past the end: a corruption before (exit 2)" [ $? -eq 2 ]
+cp r.vhdx r2.vhdx
+check "vhdx BAT entry past the end: the repair says where it pointed" \
+  sh -c "\"$VHDTOOL\" check --repair r2.vhdx | grep -q 'repaired: .*BAT entry 6 pointed past the end of the file'"
 after_repair "vhdx BAT entry past the end" r.vhdx
 
 # --- refusals ----------------------------------------------------------------

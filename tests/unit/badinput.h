@@ -185,6 +185,21 @@ static inline void assert_error_names(int r, vhd_image *img, const char *path, c
   cr_assert_null(strchr(msg, '\n'), "%s: %s: message is not one line: \"%s\"", path, what, msg);
 }
 
+/* The refusal of a probed read-only open of path says what is actually
+ * wrong: its message contains says and, when not_says is given, not that
+ * (a misleading reason). */
+static inline void expect_refusal_says(const char *path, const char *says, const char *not_says)
+{
+  vhd_image *img = NULL;
+  int r = vhd_open(path, VHD_OPEN_RDONLY, &img);
+  assert_error_names(r, img, path, "vhd_open read-only");
+  const char *msg = vhd_last_error();
+  cr_assert_not_null(strstr(msg, says), "%s: message lacks \"%s\": \"%s\"", path, says, msg);
+  if (not_says)
+    cr_assert_null(strstr(msg, not_says), "%s: message says \"%s\": \"%s\"", path,
+                   not_says, msg);
+}
+
 /* How strictly a damaged file must be refused. */
 enum refuse {
   REFUSE_PROBED = 1,   /* also when the format is probed (vhd_open) */

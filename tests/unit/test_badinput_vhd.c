@@ -227,9 +227,14 @@ Test(badinput_vhd, bat_entry_past_eof, .init = setup, .fini = teardown)
   struct layout l = parse(b);
   set_bat(b, l, 1, (uint32_t)(b.len / 512) + 100);
   refuse_bytes("bat-past-eof.vhd", b, b.len, REFUSE_PROBED);
+  char want[128];
+  snprintf(want, sizeof want, "BAT entry 1 points at sector %u (offset %zu), past the end",
+           (unsigned)(b.len / 512) + 100, (b.len / 512 + 100) * 512);
+  expect_refusal_says(spath("bat-past-eof.vhd"), want, NULL);
   /* Starts inside the file, ends beyond it (over the footer). */
   set_bat(b, l, 1, (uint32_t)(b.len / 512) - 2);
   refuse_bytes("bat-over-eof.vhd", b, b.len, REFUSE_PROBED);
+  expect_refusal_says(spath("bat-over-eof.vhd"), "runs past the end of the file's data", NULL);
   /* Largest possible entry: sector arithmetic must not overflow. */
   set_bat(b, l, 1, 0xFFFFFFFEu);
   refuse_bytes("bat-max.vhd", b, b.len, REFUSE_PROBED);
@@ -256,17 +261,32 @@ Test(badinput_vhd, bat_entry_over_metadata, .init = setup, .fini = teardown)
 {
   struct bytes b = reference_dynamic();
   struct layout l = parse(b);
-  struct { const char *name; uint32_t sector; } cases[] = {
-    { "bat-on-footer-copy.vhd", 0 },
-    { "bat-on-header.vhd", (uint32_t)(l.header / 512) },
-    { "bat-on-bat.vhd", (uint32_t)(l.table / 512) },
+  struct { const char *name; uint32_t sector; const char *says; } cases[] = {
+    { "bat-on-footer-copy.vhd", 0, "overlaps the footer copy" },
+    { "bat-on-header.vhd", (uint32_t)(l.header / 512), "overlaps the dynamic header" },
+    { "bat-on-bat.vhd", (uint32_t)(l.table / 512), "overlaps the BAT" },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct bytes c = bytes_dup(b);
     set_bat(c, l, 1, cases[i].sector);
     refuse_bytes(cases[i].name, c, c.len, REFUSE_PROBED);
+    expect_refusal_says(spath(cases[i].name), cases[i].says, "past the end");
     bytes_free(c);
   }
+  /* A file smaller than one block (nothing allocated yet) whose entry 0 is
+   * 0: the block lies on the footer copy; "past the end" would mislead. */
+  struct bytes c = bytes_dup(b);
+  for (uint32_t i = 0; i < l.entries; i++)
+    set_bat(c, l, i, 0xFFFFFFFFu);
+  set_bat(c, l, 0, 0);
+  size_t small = (size_t)l.table + ((size_t)l.entries * 4 + 511) / 512 * 512;
+  cr_assert_lt(small + 512, (size_t)BLOCK_SIZE);
+  memcpy(c.p + small, c.p + c.len - 512, 512);   /* the footer after the BAT */
+  refuse_bytes("bat-zero-small.vhd", c, small + 512, REFUSE_PROBED);
+  expect_refusal_says(spath("bat-zero-small.vhd"),
+                      "BAT entry 0 points at sector 0, so its block (offset 0", "past the end");
+  expect_refusal_says(spath("bat-zero-small.vhd"), "overlaps the footer copy", NULL);
+  bytes_free(c);
   bytes_free(b);
 }
 

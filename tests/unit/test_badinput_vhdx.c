@@ -509,23 +509,36 @@ Test(badinput_vhdx, bat_entries, .init = setup, .fini = teardown)
   struct bytes ref = reference();
   struct layout l = parse(ref);
   uint64_t b0 = bat_get(ref, l, 0);
-  struct { const char *name; unsigned index; uint64_t value; } cases[] = {
-    { "bat-past-eof.vhdx", 1, (((uint64_t)ref.len + 64 * MiB) & ~(uint64_t)0xFFFFF) | 6 },
-    { "bat-max-offset.vhdx", 1, (UINT64_MAX & ~(uint64_t)0xFFFFF) | 6 },
-    { "bat-in-header.vhdx", 1, 0 | 6 },
-    { "bat-on-log.vhdx", 1, l.log_offset | 6 },
-    { "bat-on-bat.vhdx", 1, l.bat | 6 },
-    { "bat-on-metadata.vhdx", 1, l.meta | 6 },
-    { "bat-same-block.vhdx", 1, b0 },
-    { "bat-state-4.vhdx", 1, (b0 & ~(uint64_t)7) | 4 },
-    { "bat-partial-not-diff.vhdx", 0, (b0 & ~(uint64_t)7) | 7 },
+  /* says: what the refusal must tell (NULL: not checked here). */
+  struct { const char *name; unsigned index; uint64_t value; const char *says; } cases[] = {
+    { "bat-past-eof.vhdx", 1, (((uint64_t)ref.len + 64 * MiB) & ~(uint64_t)0xFFFFF) | 6,
+      "payload block 1 is at offset" },
+    { "bat-max-offset.vhdx", 1, (UINT64_MAX & ~(uint64_t)0xFFFFF) | 6, "past the end of the file" },
+    { "bat-in-header.vhdx", 1, 0 | 6,
+      "payload block 1 is at offset 0, inside the header section" },
+    { "bat-on-log.vhdx", 1, l.log_offset | 6, NULL },
+    { "bat-on-bat.vhdx", 1, l.bat | 6, NULL },
+    { "bat-on-metadata.vhdx", 1, l.meta | 6, NULL },
+    { "bat-same-block.vhdx", 1, b0, NULL },
+    { "bat-state-4.vhdx", 1, (b0 & ~(uint64_t)7) | 4, NULL },
+    { "bat-partial-not-diff.vhdx", 0, (b0 & ~(uint64_t)7) | 7, NULL },
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     struct bytes b = bytes_dup(ref);
     bat_put(b, l, cases[i].index, cases[i].value);
     refuse_bytes(cases[i].name, b, b.len, REFUSE_PROBED);
+    if (cases[i].says)
+      expect_refusal_says(spath(cases[i].name), cases[i].says, "outside the file");
     bytes_free(b);
   }
+  /* Past the end: says so, with the file's length. */
+  struct bytes b = bytes_dup(ref);
+  bat_put(b, l, 1, cases[0].value);
+  refuse_bytes("bat-past-eof-2.vhdx", b, b.len, REFUSE_PROBED);
+  char want[96];
+  snprintf(want, sizeof want, "past the end of the file (%zu bytes)", ref.len);
+  expect_refusal_says(spath("bat-past-eof-2.vhdx"), want, NULL);
+  bytes_free(b);
   bytes_free(ref);
 }
 

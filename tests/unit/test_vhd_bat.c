@@ -93,7 +93,7 @@ static void expect_bad(const uint32_t *e, uint32_t n, const char *needle, uint32
   struct findings f = { 0, "" };
   struct vhd_check_result res;
   memset(&res, 0, sizeof res);
-  struct vhd_diag d = { collect, &f, &res };
+  struct vhd_diag d = { .report = collect, .opaque = &f, .result = &res };
   bat = make_bat(e, n);
   cr_assert_eq(vhd_bat_validate(&bat, "toy.vhd", TOY_BLOCK, toy_meta, 3, TOY_LIMIT, &d), 0);
   cr_assert_eq(f.n, 1u, "%u findings, last: %s", f.n, f.last);
@@ -108,19 +108,36 @@ static void expect_bad(const uint32_t *e, uint32_t n, const char *needle, uint32
 Test(vhd_bat, entry_past_end_of_file)
 {
   const uint32_t e[4] = { 8, 200, 16, VHD_BAT_UNUSED };
-  expect_bad(e, 4, "BAT entry 1 points past the end of the file (sector 200)", 1);
+  expect_bad(e, 4, "BAT entry 1 points at sector 200 (offset 102400), past the end of the "
+             "file's data at offset 51200", 1);
   /* Starting inside, ending over the footer. */
   const uint32_t e2[4] = { 8, 95, 16, VHD_BAT_UNUSED };
-  expect_bad(e2, 4, "BAT entry 1 points past the end", 1);
+  expect_bad(e2, 4, "BAT entry 1 points at sector 95, so its block (offset 48640, 4096 "
+             "bytes) runs past the end of the file's data at offset 51200", 1);
   /* The largest sector number: the arithmetic must not wrap. */
   const uint32_t e3[4] = { 8, 0xFFFFFFFEu, 16, VHD_BAT_UNUSED };
   expect_bad(e3, 4, "past the end", 1);
 }
 
+Test(vhd_bat, entry_zero_in_a_file_smaller_than_a_block)
+{
+  /* The block at sector 0 both overlaps the footer copy and runs past the
+   * end; the overlap is what is wrong with an entry of 0. */
+  const uint32_t e[2] = { 0, VHD_BAT_UNUSED };
+  struct vhd_bat bat = make_bat(e, 2);
+  cr_assert_eq(vhd_bat_validate(&bat, "toy.vhd", TOY_BLOCK, toy_meta, 3, 6 * 512, NULL),
+               -EINVAL);
+  cr_assert_not_null(strstr(vhd_last_error(), "overlaps the footer copy"), "%s",
+                     vhd_last_error());
+  cr_assert_null(strstr(vhd_last_error(), "past the end"), "%s", vhd_last_error());
+  vhd_bat_free(&bat);
+}
+
 Test(vhd_bat, entry_over_metadata)
 {
   const uint32_t a[3] = { 8, 0, 16 };
-  expect_bad(a, 3, "overlaps the footer copy", 1);
+  expect_bad(a, 3, "BAT entry 1 points at sector 0, so its block (offset 0, 4096 bytes) "
+             "overlaps the footer copy", 1);
   const uint32_t b[3] = { 1, 8, 16 };
   expect_bad(b, 3, "overlaps the dynamic header", 0);
   const uint32_t c[3] = { 8, 16, 3 };
@@ -194,8 +211,8 @@ Test(vhd_bat, open_refuses_bad_entries)
   uint32_t saved = be32(bat + 4);
   put_be32(bat + 4, (uint32_t)(len / 512) + 7);
   char want[128];
-  snprintf(want, sizeof want, "BAT entry 1 points past the end of the file (sector %u)",
-           (uint32_t)(len / 512) + 7);
+  snprintf(want, sizeof want, "BAT entry 1 points at sector %u (offset %zu), past the end",
+           (uint32_t)(len / 512) + 7, (len / 512 + 7) * 512);
   expect_open_fails(data, len, "past.vhd", want);
   put_be32(bat + 4, be32(bat));
   expect_open_fails(data, len, "twice.vhd", "overlap");
