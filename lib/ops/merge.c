@@ -25,9 +25,13 @@
  * Why the merged images are removed. The child would still read correctly
  * over the changed ancestor, but an intermediate image would not (the
  * ancestor now holds the child's data under it), so they no longer are
- * valid differences; Hyper-V deletes them for that reason. The child goes
- * first: while it exists, the whole chain under it is intact and a rerun
- * can finish. Intermediates left by a kill after that point are orphans. */
+ * valid differences; Hyper-V deletes them for that reason. Before any is
+ * removed, a child with intermediates is pointed straight at the ancestor
+ * (vhd_set_parent, itself crash-safe): it reads the same there, since the
+ * ancestor now holds every byte the intermediates did. Then the
+ * intermediates go, and the child last, so at every point the child, if
+ * it still exists, opens with a whole chain and a rerun finishes; no kill
+ * leaves an orphan behind. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -166,15 +170,14 @@ static void merged_free(struct merged *m)
   m->count = 0;
 }
 
-/* The child first, so that while it exists a rerun finds its whole chain;
- * the directories are synced only after the last unlink. A sync after each
- * one kept the window in which a kill leaves an orphan intermediate open for
- * milliseconds (the crash test hit it); now it is two syscalls wide. If a
- * power cut kept the child but lost the others' removal, nothing is lost:
- * the ancestor already holds every merged byte. */
+/* The intermediates first (the child already points at the ancestor),
+ * the child last, so that while it exists a rerun finds a whole chain; the
+ * directories are synced only after the last unlink. If a power cut kept
+ * an image but lost another's removal, nothing is lost: the ancestor
+ * already holds every merged byte, and the child reads through it. */
 static int remove_merged(const struct merged *m)
 {
-  for (unsigned i = 0; i < m->count; i++)
+  for (unsigned i = m->count; i-- > 0;)
     if (unlink(m->path[i]) != 0 && errno != ENOENT)
       return vhd_error(errno, "%s: merged, but cannot remove it: %s", m->path[i],
                        strerror(errno));
@@ -225,6 +228,9 @@ int vhd_merge(const char *child_path, const char *ancestor_path, unsigned flags,
   if (r == 0)
     r = r2;
   vhd_close(child);
+  /* The child over the ancestor directly before an intermediate goes. */
+  if (r == 0 && m.count > 1)
+    r = vhd_set_parent(child_path, anc_path, VHD_SET_PARENT_IGNORE_ID);
   if (r == 0)
     r = remove_merged(&m);
   if (r == 0 && renew) {

@@ -73,7 +73,11 @@ static void check_prefix(const uint8_t *b, size_t len, uint8_t id[16], char hint
   struct vhd_check_result res;
   cr_assert_eq(vhd_io_new_memory(b, len, "child", VHD_IO_RDONLY, &io), 0);
   unsigned own = 0;
-  cr_assert_eq(vhd_check_io(io, 0, count_own, &own, &res), 0, "%s", vhd_last_error());
+  /* The parent is missing here, which check reports as "could not check
+   * the link" (-ENOENT) once the file itself is sound. */
+  int r = vhd_check_io(io, 0, count_own, &own, &res);
+  cr_assert(r == 0 || (r == -ENOENT && strstr(vhd_last_error(), "parent image not found")),
+            "%s", vhd_last_error());
   cr_assert_eq(own, 0u, "corrupt after %zu changes", n);
   vhd_image *img;
   cr_assert_eq(vhd_open_io(io, VHD_FORMAT_AUTO, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, &img),
