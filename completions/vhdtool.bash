@@ -52,6 +52,8 @@ _vhdtool()
       COMPREPLY=($(compgen -W "fixed dynamic differencing" -- "$cur")); return ;;
     --profile)
       COMPREPLY=($(compgen -W "azure hyperv virtualpc" -- "$cur")); return ;;
+    --parent-dir)
+      COMPREPLY=($(compgen -d -- "$cur")); return ;;
     --sector-size)
       COMPREPLY=($(compgen -W "512 4096" -- "$cur")); return ;;
     --output)
