@@ -223,6 +223,9 @@ struct vhdx {
   struct vhdx_overlay overlay; /* read-only replay, consulted by meta reads */
   bool log_replayed;           /* a pending log was replayed at open */
   unsigned log_entries_replayed;
+  bool log_apply_pending;      /* read-write: the overlay still has to be
+                                  written to the file (vhdx_log_apply) */
+  uint64_t log_last_file_offset;
   uint8_t session_log_guid[16]; /* the log GUID of the commit under way */
   bool log_guid_in_header;     /* hdr.log_guid names it */
   uint64_t log_seq;            /* sequence number of the last entry written */
@@ -342,8 +345,14 @@ int vhdx_log_find_active(const uint8_t *log, uint32_t log_length, const uint8_t 
 int vhdx_log_replay_overlay(const char *path, const uint8_t *log, uint32_t log_length,
                             uint64_t log_offset, const struct vhdx_log_seq *seq,
                             struct vhdx_overlay *o);
-/* At open: find and replay a pending log (in memory when read-only). */
+/* At open: find a pending log and replay it into the overlay. */
 int vhdx_log_open(struct vhdx *s, struct vhd_diag *d);
+/* Once the regions are known: every replayed range lies inside the BAT or
+ * the metadata region or outside both. */
+int vhdx_log_check_targets(struct vhdx *s, struct vhd_diag *d);
+/* Read-write opens, once the replayed view has been validated: write it to
+ * the file and empty the log. */
+int vhdx_log_apply(struct vhdx *s);
 
 /* log_write.c */
 /* Build one log entry for n 4 KiB sectors (offsets[i], data + i*4096) into

@@ -298,6 +298,8 @@ Test(badinput_vhdx, equal_sequence_numbers_different_headers, .init = setup, .fi
   bytes_free(b);
 }
 
+/* log_guid set, but no entry carries it: MS-VHDX 2.3.3 treats the log as
+ * empty (QEMU too), so the file opens and vhd_check only warns. */
 Test(badinput_vhdx, log_guid_without_log, .init = setup, .fini = teardown)
 {
   struct bytes b = reference();
@@ -308,7 +310,14 @@ Test(badinput_vhdx, log_guid_without_log, .init = setup, .fini = teardown)
   memcpy(b.p + HEADER2 + 48, guid, 16);
   fix_crc(b, HEADER1, 4096);
   fix_crc(b, HEADER2, 4096);
-  refuse_bytes("log-guid-no-entries.vhdx", b, b.len, REFUSE_PROBED);
+  const char *path = spath("log-guid-no-entries.vhdx");
+  spit(path, b.p, b.len);
+  expect_opens(path, 0);
+  struct vhd_check_result res;
+  memset(&res, 0, sizeof res);
+  cr_assert_eq(vhd_check(path, 0, NULL, NULL, &res), 0, "%s", vhd_last_error());
+  cr_assert_eq(res.corruptions, 0u);
+  cr_assert_geq(res.warnings, 1u);
   bytes_free(b);
 }
 
