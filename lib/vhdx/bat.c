@@ -10,8 +10,34 @@
 #include "error.h"
 #include "util/endian.h"
 
+uint64_t vhdx_bat_entries(uint64_t size, uint32_t block_size, uint32_t lss)
+{
+  uint64_t chunk_ratio = ((uint64_t)1 << 23) * lss / block_size;
+  uint64_t payload = (size + block_size - 1) / block_size;
+  return (payload + chunk_ratio - 1) / chunk_ratio * (chunk_ratio + 1);
+}
+
+int vhdx_bat_limit(const char *path, uint64_t size, uint32_t block_size, uint32_t lss)
+{
+  uint64_t entries = vhdx_bat_entries(size, block_size, lss);
+  if (entries <= VHDX_MAX_BAT_ENTRIES)
+    return 0;
+  uint64_t least = block_size;
+  while (least < VHDX_MAX_BLOCK && vhdx_bat_entries(size, (uint32_t)least, lss) >
+                                      VHDX_MAX_BAT_ENTRIES)
+    least *= 2;
+  return vhd_error(EFBIG, "%s: a disk of %llu bytes in %u-byte blocks needs %llu BAT entries, "
+                   "more than the %u this version holds in memory; blocks of %llu bytes "
+                   "would do", path, (unsigned long long)size, block_size,
+                   (unsigned long long)entries, VHDX_MAX_BAT_ENTRIES,
+                   (unsigned long long)least);
+}
+
 int vhdx_compute_geometry(struct vhdx *s, struct vhd_diag *d)
 {
+  /* Limit and its reasons: vhdx.h. */
+  if (vhdx_bat_limit(s->path, s->virtual_size, s->block_size, s->lss) < 0)
+    return vhdx_fatal(d, "%s", vhd_last_error());
   s->chunk_ratio = ((uint64_t)1 << 23) * s->lss / s->block_size;
   s->payload_blocks = (s->virtual_size + s->block_size - 1) / s->block_size;
   s->bitmap_blocks = (s->payload_blocks + s->chunk_ratio - 1) / s->chunk_ratio;

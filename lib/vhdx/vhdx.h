@@ -41,6 +41,16 @@
 #define VHDX_MIN_BLOCK VHDX_MIB
 #define VHDX_MAX_BLOCK (256u * VHDX_MIB)
 
+/* The BAT is held in memory (8 bytes an entry), so the entries a geometry
+ * needs bound the memory of every open; this cap keeps it at 72 MiB. The
+ * spec's extreme, 64 TiB in 1 MiB blocks, needs 64 Mi entries (512 MiB),
+ * but real writers use larger blocks for large disks: Hyper-V defaults to
+ * 32 MiB, qemu to 8..64 MiB growing with the disk. 9 Mi entries admit
+ * every block size from 8 MiB up to the 64 TiB maximum, 1 MiB blocks up
+ * to about 9 TiB and 4 MiB blocks up to about 36 TiB. create, resize and
+ * open apply the same limit (vhdx_bat_limit). */
+#define VHDX_MAX_BAT_ENTRIES (9u << 20)
+
 /* The largest log we read into memory to replay. The format allows logs
  * up to 4 GiB; every producer seen uses 1 MiB. */
 #define VHDX_MAX_REPLAY_LOG (256u * VHDX_MIB)
@@ -277,6 +287,12 @@ int vhdx_parse_locator(struct vhdx *s, const uint8_t *item, uint32_t len,
 /* bat.c */
 int vhdx_compute_geometry(struct vhdx *s, struct vhd_diag *d);
 int vhdx_load_bat(struct vhdx *s, struct vhd_diag *d);
+/* BAT entries (payload and sector bitmap) a disk of size bytes in blocks
+ * of block_size needs with logical sectors of lss bytes. */
+uint64_t vhdx_bat_entries(uint64_t size, uint32_t block_size, uint32_t lss);
+/* 0, or -EFBIG with the reason when those entries exceed
+ * VHDX_MAX_BAT_ENTRIES; path names the file. */
+int vhdx_bat_limit(const char *path, uint64_t size, uint32_t block_size, uint32_t lss);
 /* Check the allocated blocks against the file, the other structures and
  * each other (used by open and check). */
 int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d);

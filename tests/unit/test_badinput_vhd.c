@@ -88,12 +88,8 @@ static void set_bat(struct bytes b, struct layout l, unsigned i, uint32_t v)
 static void create_image(const char *path, enum vhd_disk_type type, uint64_t size,
                          uint32_t block_size, const char *parent)
 {
-  struct vhd_create_params p;
-  vhd_create_params_init(&p);
-  p.format = VHD_FORMAT_VHD;
+  struct vhd_create_params p = dynamic_params(VHD_FORMAT_VHD, size, block_size);
   p.type = type;
-  p.size = size;
-  p.block_size = block_size;
   p.parent = parent;
   vhd_image *img = NULL;
   cr_assert_eq(vhd_create(path, &p, &img), 0, "create %s: %s", path, vhd_last_error());
@@ -312,15 +308,7 @@ Test(badinput_vhd, table_too_small_for_disk, .init = setup, .fini = teardown)
 static struct bytes empty_dynamic(const char *name)
 {
   const char *path = spath(name);
-  struct vhd_create_params p;
-  vhd_create_params_init(&p);
-  p.format = VHD_FORMAT_VHD;
-  p.type = VHD_TYPE_DYNAMIC;
-  p.size = DISK_SIZE;
-  p.block_size = 2 * MiB;
-  vhd_image *img = NULL;
-  cr_assert_eq(vhd_create(path, &p, &img), 0, "%s", vhd_last_error());
-  cr_assert_eq(vhd_close(img), 0);
+  create_empty(path, VHD_FORMAT_VHD, DISK_SIZE, 2 * MiB);
   return slurp(path);
 }
 
@@ -400,17 +388,10 @@ Test(badinput_vhd, bat_longer_than_any_writer_makes, .init = setup, .fini = tear
  * entries is refused with the block size that would do. */
 Test(badinput_vhd, create_keeps_the_bat_limit, .init = setup, .fini = teardown)
 {
-  struct vhd_create_params p;
-  vhd_create_params_init(&p);
-  p.format = VHD_FORMAT_VHD;
-  p.type = VHD_TYPE_DYNAMIC;
-  p.size = 2040ull << 30;
-  p.block_size = 512 * KiB;
-  vhd_image *img = NULL;
-  cr_assert_eq(vhd_create(spath("max.vhd"), &p, &img), 0, "%s", vhd_last_error());
-  cr_assert_eq(vhd_close(img), 0);
+  create_empty(spath("max.vhd"), VHD_FORMAT_VHD, 2040ull << 30, 512 * KiB);
   expect_opens(spath("max.vhd"), 0);
-  p.block_size = 256 * KiB;
+  struct vhd_create_params p = dynamic_params(VHD_FORMAT_VHD, 2040ull << 30, 256 * KiB);
+  vhd_image *img = NULL;
   cr_assert_lt(vhd_create(spath("over.vhd"), &p, &img), 0);
   cr_assert_not_null(strstr(vhd_last_error(), "at least 524288"), "%s", vhd_last_error());
 }

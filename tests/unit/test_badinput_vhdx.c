@@ -459,6 +459,51 @@ Test(badinput_vhdx, virtual_size, .init = setup, .fini = teardown)
   refuse_item_u64("size-bat-too-small.vhdx", GUID_DISK_SIZE, (uint64_t)1 << 40);
 }
 
+/* An empty 1 MiB-block VHDX that claims a disk of size bytes, its BAT
+ * region grown to hold every entry that needs and the file (sparse) to
+ * hold the region: nothing is wrong with it but its size. */
+static const char *big_disk(const char *name, uint64_t size)
+{
+  const char *path = spath(name);
+  create_empty(path, VHD_FORMAT_VHDX, DISK_SIZE, MiB);
+  cr_assert_eq(truncate(path, 5 * MiB), 0);   /* parse() wants more than 4 MiB */
+  struct bytes b = slurp(path);
+  struct layout l = parse(b);
+  put_le64(b.p + meta_item(b, l, GUID_DISK_SIZE), size);
+  uint64_t chunks = (size / MiB + 4095) / 4096;   /* chunk ratio 4096 */
+  uint64_t region = (chunks * 4097 * 8 + MiB - 1) / MiB * MiB;
+  regions_put32(b, l.bat_entry - REGION1 + 24, (uint32_t)region);
+  spit(path, b.p, b.len);
+  cr_assert_eq(truncate(path, (off_t)(l.bat + region)), 0);
+  bytes_free(b);
+  return path;
+}
+
+/* The BAT is held in memory, so the entries a geometry needs are capped
+ * (9 Mi: 72 MiB): 10 TiB in 1 MiB blocks (10.2 Mi entries) is refused
+ * naming the file and the limit, 8 TiB (8.4 Mi) opens. */
+Test(badinput_vhdx, bat_beyond_the_memory_limit, .init = setup, .fini = teardown)
+{
+  const char *path = big_disk("10t-1m.vhdx", 10ull << 40);
+  expect_refused(path, VHD_FORMAT_VHDX, REFUSE_PROBED);
+  vhd_image *img = NULL;
+  cr_assert_lt(vhd_open(path, VHD_OPEN_RDONLY, &img), 0);
+  cr_assert_not_null(strstr(vhd_last_error(), "BAT entries"), "%s", vhd_last_error());
+  expect_opens(big_disk("8t-1m.vhdx", 8ull << 40), 0);
+}
+
+/* create follows the same limit and says which block size would do. */
+Test(badinput_vhdx, create_keeps_the_bat_limit, .init = setup, .fini = teardown)
+{
+  struct vhd_create_params p = dynamic_params(VHD_FORMAT_VHDX, 64ull << 40, MiB);
+  vhd_image *img = NULL;
+  cr_assert_lt(vhd_create(spath("64t-1m.vhdx"), &p, &img), 0);
+  cr_assert_not_null(strstr(vhd_last_error(), "blocks of 8388608 bytes"), "%s",
+                     vhd_last_error());
+  create_empty(spath("64t-8m.vhdx"), VHD_FORMAT_VHDX, 64ull << 40, 8 * MiB);
+  expect_opens(spath("64t-8m.vhdx"), 0);
+}
+
 Test(badinput_vhdx, metadata_table, .init = setup, .fini = teardown)
 {
   struct bytes ref = reference();
