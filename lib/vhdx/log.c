@@ -270,7 +270,7 @@ static int zero_on_disk(struct vhdx *s, uint64_t offset, uint64_t length, uint64
  * (regions, metadata, BAT), so only now does it reach the file, in the
  * spec's order: header (new file_write_guid), the replayed ranges, flush,
  * then a header with an empty log_guid. */
-int vhdx_log_apply(struct vhdx *s)
+int vhdx_log_apply(struct vhdx *s, struct vhd_diag *d)
 {
   if (!s->log_apply_pending)
     return 0;
@@ -280,11 +280,14 @@ int vhdx_log_apply(struct vhdx *s)
     r = vhdx_header_update(s, VHDX_NEW_FILE_GUID, NULL);
   if (r < 0)
     return r;
-  /* Zeros past the old end need no writing. */
+  /* Zeros past the end need no writing (the end moves with each sector
+   * written past it, so a later zero range still clears it). */
   for (size_t i = 0; r == 0 && i < s->overlay.count; i++) {
     const struct vhdx_overlay_rec *o = &s->overlay.rec[i];
     r = o->data ? io_pwrite(s->io, o->data, (size_t)o->length, o->offset)
                 : zero_on_disk(s, o->offset, o->length, size);
+    if (o->data && o->offset + o->length > size)
+      size = o->offset + o->length;
   }
   if (r == 0 && size < s->log_last_file_offset)
     r = io_set_size(s->io, s->log_last_file_offset);
@@ -300,6 +303,7 @@ int vhdx_log_apply(struct vhdx *s)
   r = vhdx_header_update(s, 0, empty);
   if (r < 0)
     return r;
+  diag_info(d, "%s: replayed %u log entries", s->path, s->log_entries_replayed);
   vhdx_overlay_free(&s->overlay);
   s->log_apply_pending = false;
   return 0;
@@ -385,7 +389,6 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
   s->log_last_file_offset = seq.head.last_file_offset;
   if (s->img->writable) {
     s->log_apply_pending = true;
-    diag_info(d, "%s: replayed %u log entries", s->path, seq.count);
   } else {
     vhdx_warn(s, d, "%s: the log holds %u entries not yet applied (sequence %llu); they "
               "are replayed in memory, a read-write open applies them", s->path, seq.count,

@@ -51,7 +51,7 @@ static int vhdx_open(struct vhd_image *img, struct vhd_diag *d)
     r = vhdx_fatal(d, "%s: the replayed log leaves damaged structures; it is not applied",
                    s->path);
   if (r == 0)
-    r = vhdx_log_apply(s);
+    r = vhdx_log_apply(s, d);
   if (r < 0)
     return r;
   img->type = s->has_parent ? VHD_TYPE_DIFFERENCING

@@ -368,7 +368,7 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d);
 int vhdx_log_check_targets(struct vhdx *s, struct vhd_diag *d);
 /* Read-write opens, once the replayed view has been validated: write it to
  * the file and empty the log. */
-int vhdx_log_apply(struct vhdx *s);
+int vhdx_log_apply(struct vhdx *s, struct vhd_diag *d);
 
 /* log_write.c */
 /* Build one log entry for n 4 KiB sectors (offsets[i], data + i*4096) into

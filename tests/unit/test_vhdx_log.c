@@ -525,3 +525,21 @@ Test(vhdx_log, data_area_descriptor_is_replayed)
   expect_ro(&s, 0x1, "zero range in the data area");
   free(s.b);
 }
+
+/* A sector logged past the old end of the file and then zeroed by a later
+ * descriptor ends up as zeros on disk, as in the in-memory replay. */
+Test(vhdx_log, zero_range_after_a_sector_past_the_end)
+{
+  struct base s = make_base();
+  set_log_guid(&s, GUID);
+  size_t old_len = s.len;
+  uint8_t sec[4096];
+  memset(sec, 0xAB, sizeof sec);
+  struct tdesc d[2] = { { false, old_len, 0, sec }, { true, old_len, 4096, NULL } };
+  put_entry(&s, 0, 1, 0, GUID, d, 2);
+  replay_read_write(&s, "tail.vhdx");
+  cr_assert_geq(s.len, old_len + 4096);
+  for (size_t i = old_len; i < old_len + 4096; i++)
+    cr_assert_eq(s.b[i], 0, "byte %zu past the old end reads %02x", i, s.b[i]);
+  free(s.b);
+}
