@@ -353,7 +353,10 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
     goto out;
   }
   if (seq.count == 0) {
-    /* MS-VHDX 2.3.3 (and QEMU): no valid sequence means an empty log. */
+    /* No valid sequence: the log is empty, as QEMU reads it (vhdx_parse_log
+     * replays only a valid sequence) and as issue 11 reads MS-VHDX 2.3.3.
+     * A header whose log GUID outlived its entries loses nothing; a
+     * warning keeps it visible to check. */
     vhdx_warn(s, d, "%s: header log_guid is set but the log holds no valid entry "
               "sequence; the log is treated as empty", s->path);
     r = 0;

@@ -298,8 +298,8 @@ Test(badinput_vhdx, equal_sequence_numbers_different_headers, .init = setup, .fi
   bytes_free(b);
 }
 
-/* log_guid set, but no entry carries it: MS-VHDX 2.3.3 treats the log as
- * empty (QEMU too), so the file opens and vhd_check only warns. */
+/* log_guid set, but no entry carries it: the log is empty (QEMU's reading,
+ * lib/vhdx/log.c), so the file opens and vhd_check only warns. */
 Test(badinput_vhdx, log_guid_without_log, .init = setup, .fini = teardown)
 {
   struct bytes b = reference();

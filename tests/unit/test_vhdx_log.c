@@ -251,8 +251,8 @@ Test(vhdx_log, entries_of_another_guid_are_ignored)
   free(s.b);
 }
 
-/* log_guid set but nothing in the log carries it: MS-VHDX 2.3.3 says the
- * log is then empty (QEMU agrees), so the file opens with the on-disk
+/* log_guid set but nothing in the log carries it: the log is then empty
+ * (QEMU's reading, lib/vhdx/log.c), so the file opens with the on-disk
  * metadata and vhd_check warns. */
 Test(vhdx_log, no_valid_sequence_means_an_empty_log)
 {
