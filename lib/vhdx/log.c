@@ -332,8 +332,8 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
   if (!pending)
     return 0;
   if (h->log_length > VHDX_MAX_REPLAY_LOG)
-    return vhdx_fatal(d, "%s: log of %u bytes is too large to replay (limit %u)", s->path,
-                      h->log_length, VHDX_MAX_REPLAY_LOG);
+    return vhdx_fatal(d, "%s: header log_length %u is more than %u, the largest log this "
+                      "version replays", s->path, h->log_length, VHDX_MAX_REPLAY_LOG);
 
   uint8_t *log = vhd_malloc(h->log_length);
   if (!log)

@@ -51,9 +51,11 @@
  * open apply the same limit (vhdx_bat_limit). */
 #define VHDX_MAX_BAT_ENTRIES (9u << 20)
 
-/* The largest log we read into memory to replay. The format allows logs
- * up to 4 GiB; every producer seen uses 1 MiB. */
-#define VHDX_MAX_REPLAY_LOG (256u * VHDX_MIB)
+/* The largest log we read into memory to replay (and whose replay the
+ * overlay may copy, so twice this bounds the log's share of an open). The
+ * format allows logs up to 4 GiB; Hyper-V and qemu write 1 MiB logs, only
+ * qemu's log_size option makes larger ones (the interop tests use 4 MiB). */
+#define VHDX_MAX_REPLAY_LOG (32u * VHDX_MIB)
 
 /* BAT entry states (bits 0-2). Value 5 is UNMAPPED in VHDX 0.95 and
  * written by old QEMU versions; it is read as UNMAPPED. */

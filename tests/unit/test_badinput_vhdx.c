@@ -321,6 +321,27 @@ Test(badinput_vhdx, log_guid_without_log, .init = setup, .fini = teardown)
   bytes_free(b);
 }
 
+/* A pending log is read into memory to be replayed, so its length is
+ * capped (32 MiB; writers use 1 MiB): a 64 MiB log with its GUID set is
+ * refused naming the field, before anything is read. */
+Test(badinput_vhdx, pending_log_too_long, .init = setup, .fini = teardown)
+{
+  struct bytes b = reference();
+  uint64_t end = (b.len + MiB - 1) / MiB * MiB;
+  for (int i = 0; i < 16; i++)
+    b.p[HEADER1 + 48 + i] = b.p[HEADER2 + 48 + i] = (uint8_t)(0x41 + i);
+  headers_put32(b, 68, 64 * MiB);
+  headers_put64(b, 72, end);
+  const char *path = spath("log-64m.vhdx");
+  spit(path, b.p, b.len);
+  cr_assert_eq(truncate(path, (off_t)(end + 64 * MiB)), 0);
+  expect_refused(path, VHD_FORMAT_VHDX, REFUSE_PROBED);
+  vhd_image *img = NULL;
+  cr_assert_lt(vhd_open(path, VHD_OPEN_RDONLY, &img), 0);
+  cr_assert_not_null(strstr(vhd_last_error(), "log_length"), "%s", vhd_last_error());
+  bytes_free(b);
+}
+
 /* --- Region tables ----------------------------------------------------- */
 
 Test(badinput_vhdx, region_table_checksums, .init = setup, .fini = teardown)
