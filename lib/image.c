@@ -3,8 +3,8 @@
  * virtual size, under the lock discipline described in driver.h. */
 #include "driver.h"
 #include "error.h"
+#include "foreign.h"
 #include "image.h"
-#include "util/path.h"
 #include "util/strfmt.h"
 
 static const struct vhd_driver *probe_driver(vhd_io *io)
@@ -26,37 +26,6 @@ static const struct vhd_driver *probe_driver(vhd_io *io)
   return best;
 }
 
-/* Virtual PC splits images on FAT volumes into NAME.vhd, NAME.v01, ...;
- * only the last piece ends with the footer, so the first piece probes as
- * raw and would silently read as a different disk. Refuse it by name
- * instead. Returns 0 when io is not such a first piece. */
-static int refuse_split_piece(vhd_io *io)
-{
-  const char *base = path_basename(io->name);
-  size_t n = strlen(base);
-  if (n < 5 || base[n - 4] != '.' || (base[n - 3] | 0x20) != 'v' ||
-      (base[n - 2] | 0x20) != 'h' || (base[n - 1] | 0x20) != 'd')
-    return 0;
-  char sibling[256];
-  if (n >= sizeof sibling)
-    return 0;
-  memcpy(sibling, base, n + 1);
-  bool upper = base[n - 3] == 'V';
-  sibling[n - 2] = '0';
-  sibling[n - 1] = '1';
-  sibling[n - 3] = upper ? 'V' : 'v';
-  vhd_io *piece;
-  if (io_open_related(io, sibling, VHD_IO_RDONLY, &piece) < 0) {
-    vhd_error_clear();
-    return 0;
-  }
-  vhd_io_close(piece);
-  return vhd_error(ENOTSUP, "%s: no footer at the end, and %s exists beside it: this is the "
-                   "first piece of a split Virtual PC image; join the pieces in order "
-                   "(cat NAME.vhd NAME.v01 NAME.v02 ... > whole.vhd) and open the result",
-                   io->name, sibling);
-}
-
 int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
                      struct vhd_diag *d, struct vhd_image **out)
 {
@@ -68,7 +37,7 @@ int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
   }
   if (!drv) {
     drv = probe_driver(io);
-    int r = drv == &vhd_driver_raw ? refuse_split_piece(io) : 0;
+    int r = drv == &vhd_driver_raw ? foreign_refuse(io) : 0;
     if (r < 0) {
       vhd_io_close(io);
       return r;

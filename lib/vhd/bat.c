@@ -11,7 +11,7 @@ static uint32_t table_sectors(uint32_t count)
   return (uint32_t)(vhd_bat_padded_bytes(count) / SECTOR);
 }
 
-static int alloc_tables(uint64_t offset, uint32_t count, struct vhd_bat *bat)
+static int alloc_tables(const char *name, uint64_t offset, uint32_t count, struct vhd_bat *bat)
 {
   memset(bat, 0, sizeof *bat);
   bat->offset = offset;
@@ -21,14 +21,14 @@ static int alloc_tables(uint64_t offset, uint32_t count, struct vhd_bat *bat)
   bat->dirty = vhd_calloc(table_sectors(count) + 1, 1);
   if (!bat->entry || !bat->dirty) {
     vhd_bat_free(bat);
-    return vhd_error(ENOMEM, "out of memory for a BAT of %u entries", count);
+    return vhd_error(ENOMEM, "%s: out of memory for a BAT of %u entries", name, count);
   }
   return 0;
 }
 
 int vhd_bat_load(vhd_io *io, uint64_t offset, uint32_t count, struct vhd_bat *bat)
 {
-  int r = alloc_tables(offset, count, bat);
+  int r = alloc_tables(io->name, offset, count, bat);
   if (r < 0)
     return r;
   r = io_pread(io, bat->entry, vhd_bat_bytes(count), offset);
@@ -42,9 +42,9 @@ int vhd_bat_load(vhd_io *io, uint64_t offset, uint32_t count, struct vhd_bat *ba
   return 0;
 }
 
-int vhd_bat_init_empty(uint64_t offset, uint32_t count, struct vhd_bat *bat)
+int vhd_bat_init_empty(const char *name, uint64_t offset, uint32_t count, struct vhd_bat *bat)
 {
-  int r = alloc_tables(offset, count, bat);
+  int r = alloc_tables(name, offset, count, bat);
   if (r < 0)
     return r;
   for (uint32_t i = 0; i < count; i++)

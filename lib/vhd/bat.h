@@ -27,8 +27,8 @@ static inline uint64_t vhd_bat_padded_bytes(uint32_t count)
 /* Read count entries at offset. The caller has checked that the table
  * lies inside the file, which bounds the allocation. */
 int vhd_bat_load(vhd_io *io, uint64_t offset, uint32_t count, struct vhd_bat *bat);
-/* An all-unused table in memory (for create). */
-int vhd_bat_init_empty(uint64_t offset, uint32_t count, struct vhd_bat *bat);
+/* An all-unused table in memory (name: the file, for messages). */
+int vhd_bat_init_empty(const char *name, uint64_t offset, uint32_t count, struct vhd_bat *bat);
 void vhd_bat_free(struct vhd_bat *bat);
 
 /* Change an entry in memory; the table sector is written at the next

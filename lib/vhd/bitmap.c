@@ -18,7 +18,8 @@ uint32_t vhd_bitmap_bytes(uint32_t block_size)
   return (bytes + 511) & ~511u;
 }
 
-int vhd_bitmap_init(struct vhd_bitmap_cache *c, uint32_t nblocks, uint32_t block_size)
+int vhd_bitmap_init(struct vhd_bitmap_cache *c, const char *name, uint32_t nblocks,
+                    uint32_t block_size)
 {
   memset(c, 0, sizeof *c);
   c->nblocks = nblocks;
@@ -34,7 +35,7 @@ int vhd_bitmap_init(struct vhd_bitmap_cache *c, uint32_t nblocks, uint32_t block
     vhd_free(c->state);
     c->bits = NULL;
     c->state = NULL;
-    return vhd_error(ENOMEM, "out of memory for %u sector bitmaps", nblocks);
+    return vhd_error(ENOMEM, "%s: out of memory for %u sector bitmaps", name, nblocks);
   }
   vhd_mutex_init(&c->lock);
   return 0;

@@ -28,7 +28,8 @@ struct vhd_bitmap_cache {
   size_t ndirty;
 };
 
-int vhd_bitmap_init(struct vhd_bitmap_cache *c, uint32_t nblocks, uint32_t block_size);
+int vhd_bitmap_init(struct vhd_bitmap_cache *c, const char *name, uint32_t nblocks,
+                    uint32_t block_size);
 void vhd_bitmap_destroy(struct vhd_bitmap_cache *c);
 
 /* Bytes of one block's bitmap on disk (block_size / 4096, whole sectors). */

@@ -9,6 +9,24 @@
 #define VHD_HEADER_COOKIE "cxsparse"
 #define VHD_HEADER_VERSION 0x00010000u
 #define VHD_DEFAULT_BLOCK_SIZE (2u << 20)
+
+/* Limits on what a dynamic header may claim, the same for create, resize
+ * and open, so every file this library writes opens again.
+ *
+ * Block size: the spec sets none. Virtual PC, Windows/Hyper-V, Disk2VHD,
+ * blktap and qemu write 2 MiB blocks (Hyper-V also 512 KiB); 256 MiB is
+ * the largest VHDX block (MS-VHDX 2.6.2.1), and no VHD writer goes past
+ * it. Bigger blocks only let a one-byte write grow the file by gigabytes.
+ *
+ * BAT entries: the BAT is held in memory (4 bytes an entry, plus 9 for the
+ * sector bitmap cache), so its length bounds the memory of every open.
+ * The largest real BAT is a 2040 GiB disk (the VHD maximum) in Hyper-V's
+ * 512 KiB blocks: 4,177,920 entries. 4 Mi entries admit it and keep the
+ * tables of any open near 50 MiB; smaller blocks still serve disks up to
+ * 4 Mi blocks (16 GiB in 4 KiB blocks). */
+#define VHD_MIN_BLOCK_SIZE 512u
+#define VHD_MAX_BLOCK_SIZE (256u << 20)
+#define VHD_MAX_BAT_ENTRIES (4u << 20)
 #define VHD_MAX_LOCATORS 8
 #define VHD_PARENT_NAME_BYTES 512u
 

@@ -9,8 +9,6 @@
 #define SECTOR VHD_SECTOR_SIZE
 #define HEADER_OFFSET 512u
 #define TABLE_OFFSET (HEADER_OFFSET + VHD_HEADER_SIZE)
-#define MIN_BLOCK_SIZE 512u
-#define MAX_BLOCK_SIZE (256u << 20)
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
@@ -189,10 +187,19 @@ static int create_sparse(vhd_io *io, const struct vhd_create_params *p,
   uint32_t bs = p->block_size ? p->block_size : VHD_DEFAULT_BLOCK_SIZE;
   int r;
 
-  if (bs < MIN_BLOCK_SIZE || bs > MAX_BLOCK_SIZE || (bs & (bs - 1)))
+  if (bs < VHD_MIN_BLOCK_SIZE || bs > VHD_MAX_BLOCK_SIZE || (bs & (bs - 1)))
     return vhd_error(EINVAL, "%s: block size %u must be a power of two from 512 bytes to 256 MiB",
                      io->name, bs);
   uint64_t entries = (f->current_size + bs - 1) / bs;
+  if (entries > VHD_MAX_BAT_ENTRIES) {
+    uint64_t least = bs;
+    while ((f->current_size + least - 1) / least > VHD_MAX_BAT_ENTRIES)
+      least *= 2;
+    return vhd_error(EINVAL, "%s: %llu blocks of %u bytes are more than the %u a VHD BAT may "
+                     "hold; use a block size of at least %llu", io->name,
+                     (unsigned long long)entries, bs, VHD_MAX_BAT_ENTRIES,
+                     (unsigned long long)least);
+  }
 
   memset(&h, 0, sizeof h);
   memcpy(h.cookie, VHD_HEADER_COOKIE, 8);

@@ -228,9 +228,17 @@ static int read_header(struct vhd_image *img, struct vhd_state *s, uint64_t limi
   if (h->data_offset != UINT64_MAX && h->data_offset != 0xFFFFFFFFull)
     CORRUPT("%s: dynamic header data_offset 0x%llx is not all ones", img->path,
             (unsigned long long)h->data_offset);
-  if (h->block_size < VHD_SECTOR_SIZE || (h->block_size & (h->block_size - 1)))
+  if (h->block_size < VHD_MIN_BLOCK_SIZE || (h->block_size & (h->block_size - 1)))
     return fatal(d, "%s: dynamic header block_size %u is not a power of two of at least 512",
                  img->path, h->block_size);
+  /* Limits and their reasons: dyn_header.h. */
+  if (h->block_size > VHD_MAX_BLOCK_SIZE)
+    return fatal(d, "%s: dynamic header block_size %u is larger than %u, the largest block "
+                 "any writer uses", img->path, h->block_size, VHD_MAX_BLOCK_SIZE);
+  if (h->max_table_entries > VHD_MAX_BAT_ENTRIES)
+    return fatal(d, "%s: dynamic header max_table_entries %u is more than %u, the most a "
+                 "VHD needs (2040 GiB in 512 KiB blocks)", img->path, h->max_table_entries,
+                 VHD_MAX_BAT_ENTRIES);
   /* The table must fit in the file, which also bounds the memory a hostile
    * max_table_entries can make us allocate. */
   if (h->table_offset > limit || vhd_bat_bytes(h->max_table_entries) > limit - h->table_offset) {
@@ -503,7 +511,7 @@ static int open_sparse(struct vhd_image *img, struct vhd_state *s, uint64_t limi
     return r;
   if ((r = check_layout(img, s, limit, d)) < 0)
     return r;
-  if ((r = vhd_bitmap_init(&s->bitmaps, s->bat.count, s->block_size)) < 0)
+  if ((r = vhd_bitmap_init(&s->bitmaps, img->path, s->bat.count, s->block_size)) < 0)
     return r;
   if (!s->footer_from_copy && (r = compare_footer_copy(img, s, d)) < 0)
     return r;

@@ -295,7 +295,7 @@ static int grow_bat(struct vhd_image *img, struct vhd_state *s, uint32_t count,
    * longer table now covers. */
   if ((r = make_room(img, s, from, to, progress, opaque)) < 0)
     return r;
-  if ((r = vhd_bat_init_empty(s->bat.offset, count, &bigger)) < 0)
+  if ((r = vhd_bat_init_empty(img->path, s->bat.offset, count, &bigger)) < 0)
     return r;
   memcpy(bigger.entry, s->bat.entry, vhd_bat_bytes(s->bat.count));
   uint8_t *ones = vhd_malloc(to - from);
@@ -308,7 +308,7 @@ static int grow_bat(struct vhd_image *img, struct vhd_state *s, uint32_t count,
   vhd_free(ones);
   struct vhd_bitmap_cache cache;
   if (r == 0)
-    r = vhd_bitmap_init(&cache, count, s->block_size);
+    r = vhd_bitmap_init(&cache, img->path, count, s->block_size);
   if (r < 0) {
     vhd_bat_free(&bigger);
     return r;
@@ -408,9 +408,10 @@ static int resize_sparse(struct vhd_image *img, struct vhd_state *s, uint64_t ne
   uint64_t blocks = (new_size + s->block_size - 1) / s->block_size;
   int r;
 
-  if (blocks > VHD_BAT_UNUSED - 1)
-    return vhd_error(EFBIG, "%s: %llu blocks are more than a VHD BAT can hold", img->path,
-                     (unsigned long long)blocks);
+  if (blocks > VHD_MAX_BAT_ENTRIES)
+    return vhd_error(EFBIG, "%s: %llu blocks of %u bytes are more than the %u a VHD BAT may "
+                     "hold", img->path, (unsigned long long)blocks, s->block_size,
+                     VHD_MAX_BAT_ENTRIES);
   /* Start from a clean state: every pending change durable. A blktap
    * batmap (a bit per block, right after the BAT) would neither cover the
    * new blocks nor survive a longer table: disabled first, as blktap does. */

@@ -10,8 +10,34 @@
 #include "error.h"
 #include "util/endian.h"
 
+uint64_t vhdx_bat_entries(uint64_t size, uint32_t block_size, uint32_t lss)
+{
+  uint64_t chunk_ratio = ((uint64_t)1 << 23) * lss / block_size;
+  uint64_t payload = (size + block_size - 1) / block_size;
+  return (payload + chunk_ratio - 1) / chunk_ratio * (chunk_ratio + 1);
+}
+
+int vhdx_bat_limit(const char *path, uint64_t size, uint32_t block_size, uint32_t lss)
+{
+  uint64_t entries = vhdx_bat_entries(size, block_size, lss);
+  if (entries <= VHDX_MAX_BAT_ENTRIES)
+    return 0;
+  uint64_t least = block_size;
+  while (least < VHDX_MAX_BLOCK && vhdx_bat_entries(size, (uint32_t)least, lss) >
+                                      VHDX_MAX_BAT_ENTRIES)
+    least *= 2;
+  return vhd_error(EFBIG, "%s: a disk of %llu bytes in %u-byte blocks needs %llu BAT entries, "
+                   "more than the %u this version holds in memory; blocks of %llu bytes "
+                   "would do", path, (unsigned long long)size, block_size,
+                   (unsigned long long)entries, VHDX_MAX_BAT_ENTRIES,
+                   (unsigned long long)least);
+}
+
 int vhdx_compute_geometry(struct vhdx *s, struct vhd_diag *d)
 {
+  /* Limit and its reasons: vhdx.h. */
+  if (vhdx_bat_limit(s->path, s->virtual_size, s->block_size, s->lss) < 0)
+    return vhdx_fatal(d, "%s", vhd_last_error());
   s->chunk_ratio = ((uint64_t)1 << 23) * s->lss / s->block_size;
   s->payload_blocks = (s->virtual_size + s->block_size - 1) / s->block_size;
   s->bitmap_blocks = (s->payload_blocks + s->chunk_ratio - 1) / s->chunk_ratio;
@@ -89,24 +115,31 @@ unsigned vhdx_block_state(const struct vhdx *s, uint64_t block)
 
 /* --- overlap checks ------------------------------------------------------ */
 
-/* One allocated block: its file offset and BAT index. */
-struct span {
-  uint64_t offset;
-  uint64_t index;
-};
+/* One allocated block in one 64-bit key, its file offset in MiB above its
+ * BAT index, so that sorting the keys sorts by offset and the table of
+ * keys costs 8 bytes an allocated block (the BAT has at most
+ * VHDX_MAX_BAT_ENTRIES < 2^24 entries; 40 bits of MiB reach 2^60 bytes). */
+#define SPAN_INDEX_BITS 24
+_Static_assert(VHDX_MAX_BAT_ENTRIES <= 1u << SPAN_INDEX_BITS, "span keys hold a BAT index");
+static uint64_t span_key(uint64_t offset, uint64_t index)
+{
+  return offset / VHDX_MIB << SPAN_INDEX_BITS | index;
+}
+static uint64_t span_offset(uint64_t key) { return (key >> SPAN_INDEX_BITS) * VHDX_MIB; }
+static uint64_t span_index(uint64_t key) { return key & ((1u << SPAN_INDEX_BITS) - 1); }
 
-static void sift_down(struct span *a, size_t start, size_t n)
+static void sift_down(uint64_t *a, size_t start, size_t n)
 {
   size_t root = start;
   for (;;) {
     size_t child = 2 * root + 1;
     if (child >= n)
       return;
-    if (child + 1 < n && a[child + 1].offset > a[child].offset)
+    if (child + 1 < n && a[child + 1] > a[child])
       child++;
-    if (a[root].offset >= a[child].offset)
+    if (a[root] >= a[child])
       return;
-    struct span t = a[root];
+    uint64_t t = a[root];
     a[root] = a[child];
     a[child] = t;
     root = child;
@@ -114,17 +147,17 @@ static void sift_down(struct span *a, size_t start, size_t n)
 }
 
 /* Heapsort: no extra memory, no recursion, O(n log n) whatever the input. */
-static void sort_spans(struct span *a, size_t n)
+static void sort_spans(uint64_t *a, size_t n)
 {
   for (size_t i = 1; i < n; i++)
-    if (a[i].offset < a[i - 1].offset)
+    if (a[i] < a[i - 1])
       goto unsorted;
   return;   /* files written front to back are already in order */
 unsorted:
   for (size_t i = n / 2; i-- > 0;)
     sift_down(a, i, n);
   for (size_t end = n; end-- > 1;) {
-    struct span t = a[0];
+    uint64_t t = a[0];
     a[0] = a[end];
     a[end] = t;
     sift_down(a, 0, end);
@@ -156,7 +189,7 @@ static const char *span_kind(const struct vhdx *s, uint64_t index, uint64_t *num
 /* Blocks must not overlap each other or the fixed structures. In a
  * collecting check an overlapping block is reported and then treated as
  * not present. */
-static int check_overlaps(struct vhdx *s, struct vhd_diag *d, struct span *sp, size_t n)
+static int check_overlaps(struct vhdx *s, struct vhd_diag *d, uint64_t *sp, size_t n)
 {
   sort_spans(sp, n);
   struct {
@@ -169,29 +202,29 @@ static int check_overlaps(struct vhdx *s, struct vhd_diag *d, struct span *sp, s
     { "the metadata region", s->reg.meta_offset, s->reg.meta_length },
   };
   for (size_t i = 0; i < n; i++) {
-    uint64_t len = span_length(s, sp[i].index), num;
-    const char *kind = span_kind(s, sp[i].index, &num);
+    uint64_t len = span_length(s, span_index(sp[i])), num;
+    const char *kind = span_kind(s, span_index(sp[i]), &num);
     for (size_t f = 0; f < sizeof fixed / sizeof fixed[0]; f++) {
-      if (fixed[f].length && sp[i].offset < fixed[f].offset + fixed[f].length &&
-          fixed[f].offset < sp[i].offset + len) {
+      if (fixed[f].length && span_offset(sp[i]) < fixed[f].offset + fixed[f].length &&
+          fixed[f].offset < span_offset(sp[i]) + len) {
         int r = diag_corrupt(d, "%s: %s %llu at offset %llu overlaps %s", s->path, kind,
-                             (unsigned long long)num, (unsigned long long)sp[i].offset,
+                             (unsigned long long)num, (unsigned long long)span_offset(sp[i]),
                              fixed[f].name);
         if (r < 0)
           return r;
-        s->bat[sp[i].index] = 0;
+        s->bat[span_index(sp[i])] = 0;
       }
     }
-    if (i + 1 < n && sp[i + 1].offset < sp[i].offset + len) {
+    if (i + 1 < n && span_offset(sp[i + 1]) < span_offset(sp[i]) + len) {
       uint64_t num2;
-      const char *kind2 = span_kind(s, sp[i + 1].index, &num2);
+      const char *kind2 = span_kind(s, span_index(sp[i + 1]), &num2);
       int r = diag_corrupt(d, "%s: %s %llu at offset %llu overlaps %s %llu at offset %llu",
                            s->path, kind2, (unsigned long long)num2,
-                           (unsigned long long)sp[i + 1].offset, kind,
-                           (unsigned long long)num, (unsigned long long)sp[i].offset);
+                           (unsigned long long)span_offset(sp[i + 1]), kind,
+                           (unsigned long long)num, (unsigned long long)span_offset(sp[i]));
       if (r < 0)
         return r;
-      s->bat[sp[i + 1].index] = 0;
+      s->bat[span_index(sp[i + 1])] = 0;
     }
   }
   return 0;
@@ -203,7 +236,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
 {
   uint64_t reserved = 0, stale_offset = 0, sb_ignored = 0, past_end = 0;
   size_t nspan = 0, cap = 0;
-  struct span *sp = NULL;
+  uint64_t *sp = NULL;
   uint64_t end = round_up_mib(s->file_size);
   if (s->hdr.log_length && s->hdr.log_offset + s->hdr.log_length > end)
     end = s->hdr.log_offset + s->hdr.log_length;
@@ -249,7 +282,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
       continue;
     }
     uint64_t len = bitmap ? VHDX_BITMAP_BLOCK : s->block_size;
-    if (off < VHDX_MIB || off >= s->file_size) {
+    if (off < VHDX_MIB || off >= s->file_size || off >> 60) {   /* >> 60: see span_key */
       if (off < VHDX_MIB)
         r = diag_corrupt(d, "%s: %s %llu is at offset %llu, inside the header section "
                          "(the first MiB), where no block can be", s->path, kind,
@@ -269,14 +302,14 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
       end = off + len;
     if (nspan == cap) {
       cap = cap ? cap * 2 : 256;
-      struct span *n = vhd_realloc(sp, cap * sizeof *n);
+      uint64_t *n = vhd_realloc(sp, cap * sizeof *n);
       if (!n) {
         r = vhd_error(ENOMEM, "%s: out of memory checking the BAT", s->path);
         goto out;
       }
       sp = n;
     }
-    sp[nspan++] = (struct span){ off, i };
+    sp[nspan++] = span_key(off, i);
   }
 
   /* A partially present block needs its chunk's sector bitmap. */

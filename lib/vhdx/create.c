@@ -150,6 +150,9 @@ static int plan(const char *name, const struct vhd_create_params *p,
   if (l->size == 0 || l->size % l->lss || l->size > VHDX_MAX_VIRTUAL_SIZE)
     return vhd_error(EINVAL, "%s: virtual size %llu is not a non-zero multiple of %u up to "
                      "64 TiB", name, (unsigned long long)l->size, l->lss);
+  int r = vhdx_bat_limit(name, l->size, l->block_size, l->lss);
+  if (r < 0)
+    return r;
   l->chunk_ratio = ((uint64_t)1 << 23) * l->lss / l->block_size;
   l->payload_blocks = (l->size + l->block_size - 1) / l->block_size;
   l->bitmap_blocks = (l->payload_blocks + l->chunk_ratio - 1) / l->chunk_ratio;
@@ -157,7 +160,7 @@ static int plan(const char *name, const struct vhd_create_params *p,
    * serve as a differencing file without moving the BAT. */
   l->bat_entries = l->bitmap_blocks * (l->chunk_ratio + 1);
   uint64_t bat_bytes = (l->bat_entries * 8 + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB;
-  l->bat_length = (uint32_t)bat_bytes;   /* at most 64M entries: 512 MiB */
+  l->bat_length = (uint32_t)bat_bytes;   /* at most VHDX_MAX_BAT_ENTRIES */
   l->data_start = BAT_OFFSET + bat_bytes;
   return 0;
 }

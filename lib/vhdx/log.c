@@ -165,17 +165,18 @@ static int walk_sequence(const char *path, const uint8_t *log, uint32_t log_leng
       bool is_data = memcmp(d, "desc", 4) == 0;
       uint64_t off = get_le64(d + 16);
       uint64_t dlen = is_data ? VHDX_SECTOR : get_le64(d + 8);
-      /* Descriptors may only touch metadata: never the identifier and
-       * headers (they are updated outside the log), never the log. */
+      /* Never the header section (identifier, headers, region tables:
+       * the region table says which other ranges the log may change, so
+       * it must not come from the log itself), never the log. */
       if (dlen > (1ull << 48) || off > (1ull << 48) - dlen)
         return vhd_error(EINVAL, "%s: log entry %llu: descriptor %llu targets offset %llu, "
                          "length %llu, past any possible file", path,
                          (unsigned long long)get_le64(h + 16), (unsigned long long)k,
                          (unsigned long long)off, (unsigned long long)dlen);
-      if (off < VHDX_REGION1_OFFSET ||
-          (off < log_offset + log_length && log_offset < off + dlen))
+      if (off < VHDX_MIB || (off < log_offset + log_length && log_offset < off + dlen))
         return vhd_error(EINVAL, "%s: log entry %llu: descriptor %llu writes offset %llu, "
-                         "length %llu, over the file header or the log itself", path,
+                         "length %llu, over the header section (first MiB: headers, "
+                         "region tables) or the log itself", path,
                          (unsigned long long)get_le64(h + 16), (unsigned long long)k,
                          (unsigned long long)off, (unsigned long long)dlen);
       if (!sink)
@@ -221,25 +222,43 @@ int vhdx_log_replay_overlay(const char *path, const uint8_t *log, uint32_t log_l
   return r;
 }
 
-struct disk_sink {
-  struct vhdx *s;
-  uint64_t size;   /* file size before replay: zeros past it need no writing */
-};
-
-static int disk_data(void *opaque, uint64_t offset, const uint8_t sector[VHDX_SECTOR])
+/* A record of the replayed view may lie wholly inside the BAT region,
+ * wholly inside the metadata region, or outside both (the space after the
+ * fixed structures, where sector bitmap blocks live); never across a
+ * region's edge. The header section and the log are refused earlier, in
+ * walk_sequence, so the region table this check trusts cannot have come
+ * from the log. */
+static bool straddles(uint64_t off, uint64_t len, uint64_t start, uint64_t rlen)
 {
-  struct disk_sink *k = opaque;
-  return io_pwrite(k->s->io, sector, VHDX_SECTOR, offset);
+  bool overlaps = off < start + rlen && start < off + len;
+  bool inside = off >= start && off + len <= start + rlen;
+  return overlaps && !inside;
 }
 
-static int disk_zero(void *opaque, uint64_t offset, uint64_t length)
+int vhdx_log_check_targets(struct vhdx *s, struct vhd_diag *d)
 {
-  struct disk_sink *k = opaque;
+  const struct vhdx_regions *g = &s->reg;
+  for (size_t i = 0; i < s->overlay.count; i++) {
+    const struct vhdx_overlay_rec *r = &s->overlay.rec[i];
+    const char *what = straddles(r->offset, r->length, g->bat_offset, g->bat_length)
+                       ? "BAT region"
+                       : straddles(r->offset, r->length, g->meta_offset, g->meta_length)
+                       ? "metadata region" : NULL;
+    if (what)
+      return vhdx_fatal(d, "%s: the log writes offset %llu, length %llu, across the "
+                        "edge of the %s; it is not replayed", s->path,
+                        (unsigned long long)r->offset, (unsigned long long)r->length, what);
+  }
+  return 0;
+}
+
+static int zero_on_disk(struct vhdx *s, uint64_t offset, uint64_t length, uint64_t size)
+{
   static const uint8_t zeros[64 * 1024];
-  uint64_t end = offset + length < k->size ? offset + length : k->size;
+  uint64_t end = offset + length < size ? offset + length : size;
   for (uint64_t o = offset; o < end;) {
     size_t n = end - o < sizeof zeros ? (size_t)(end - o) : sizeof zeros;
-    int r = io_pwrite(k->s->io, zeros, n, o);
+    int r = io_pwrite(s->io, zeros, n, o);
     if (r < 0)
       return r;
     o += n;
@@ -247,21 +266,31 @@ static int disk_zero(void *opaque, uint64_t offset, uint64_t length)
   return 0;
 }
 
-/* Read-write: the spec's order is header (new file_write_guid), replay,
- * flush, then a header with an empty log_guid. */
-static int replay_to_disk(struct vhdx *s, const uint8_t *log, const struct vhdx_log_seq *seq)
+/* Read-write: the replayed view has been validated like any other open
+ * (regions, metadata, BAT), so only now does it reach the file, in the
+ * spec's order: header (new file_write_guid), the replayed ranges, flush,
+ * then a header with an empty log_guid. */
+int vhdx_log_apply(struct vhdx *s, struct vhd_diag *d)
 {
-  int r = walk_sequence(s->path, log, s->hdr.log_length, s->hdr.log_offset, seq, NULL);
+  if (!s->log_apply_pending)
+    return 0;
+  uint64_t size;
+  int r = io_get_size(s->io, &size);
+  if (r == 0)
+    r = vhdx_header_update(s, VHDX_NEW_FILE_GUID, NULL);
   if (r < 0)
     return r;
-  r = vhdx_header_update(s, VHDX_NEW_FILE_GUID, NULL);
-  if (r < 0)
-    return r;
-  struct disk_sink k = { s, s->file_size };
-  struct replay_sink sink = { disk_data, disk_zero, &k };
-  r = walk_sequence(s->path, log, s->hdr.log_length, s->hdr.log_offset, seq, &sink);
-  if (r == 0 && s->file_size < seq->head.last_file_offset)
-    r = io_set_size(s->io, seq->head.last_file_offset);
+  /* Zeros past the end need no writing (the end moves with each sector
+   * written past it, so a later zero range still clears it). */
+  for (size_t i = 0; r == 0 && i < s->overlay.count; i++) {
+    const struct vhdx_overlay_rec *o = &s->overlay.rec[i];
+    r = o->data ? io_pwrite(s->io, o->data, (size_t)o->length, o->offset)
+                : zero_on_disk(s, o->offset, o->length, size);
+    if (o->data && o->offset + o->length > size)
+      size = o->offset + o->length;
+  }
+  if (r == 0 && size < s->log_last_file_offset)
+    r = io_set_size(s->io, s->log_last_file_offset);
   if (r == 0)
     r = io_flush(s->io);
   if (r == 0)
@@ -271,7 +300,13 @@ static int replay_to_disk(struct vhdx *s, const uint8_t *log, const struct vhdx_
     return r;
   }
   static const uint8_t empty[16];
-  return vhdx_header_update(s, 0, empty);
+  r = vhdx_header_update(s, 0, empty);
+  if (r < 0)
+    return r;
+  diag_info(d, "%s: replayed %u log entries", s->path, s->log_entries_replayed);
+  vhdx_overlay_free(&s->overlay);
+  s->log_apply_pending = false;
+  return 0;
 }
 
 int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
@@ -297,8 +332,8 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
   if (!pending)
     return 0;
   if (h->log_length > VHDX_MAX_REPLAY_LOG)
-    return vhdx_fatal(d, "%s: log of %u bytes is too large to replay (limit %u)", s->path,
-                      h->log_length, VHDX_MAX_REPLAY_LOG);
+    return vhdx_fatal(d, "%s: header log_length %u is more than %u, the largest log this "
+                      "version replays", s->path, h->log_length, VHDX_MAX_REPLAY_LOG);
 
   uint8_t *log = vhd_malloc(h->log_length);
   if (!log)
@@ -318,8 +353,13 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
     goto out;
   }
   if (seq.count == 0) {
-    r = diag_corrupt(d, "%s: header log_guid is set but the log holds no valid entry "
-                     "sequence", s->path);
+    /* No valid sequence: the log is empty, as QEMU reads it (vhdx_parse_log
+     * replays only a valid sequence) and as issue 11 reads MS-VHDX 2.3.3.
+     * A header whose log GUID outlived its entries loses nothing; a
+     * warning keeps it visible to check. */
+    vhdx_warn(s, d, "%s: header log_guid is set but the log holds no valid entry "
+              "sequence; the log is treated as empty", s->path);
+    r = 0;
     goto out;
   }
   /* 64 TiB of data plus every structure fits well below 2^47 bytes. */
@@ -338,21 +378,21 @@ int vhdx_log_open(struct vhdx *s, struct vhd_diag *d)
   }
   if (d && d->result)
     d->result->log_needs_replay = 1;
+  /* Always into memory first: the rest of the open validates the replayed
+   * structures there, and a read-write open writes them (vhdx_log_apply)
+   * only once they have passed. */
+  r = vhdx_log_replay_overlay(s->path, log, h->log_length, h->log_offset, &seq, &s->overlay);
+  if (r < 0) {
+    if (r != -ENOMEM && d)
+      diag_corrupt(d, "%s", vhd_last_error());
+    goto out;
+  }
+  if (s->file_size < seq.head.last_file_offset)
+    s->file_size = seq.head.last_file_offset;
+  s->log_last_file_offset = seq.head.last_file_offset;
   if (s->img->writable) {
-    r = replay_to_disk(s, log, &seq);
-    if (r < 0)
-      goto out;
-    diag_info(d, "%s: replayed %u log entries", s->path, seq.count);
+    s->log_apply_pending = true;
   } else {
-    r = vhdx_log_replay_overlay(s->path, log, h->log_length, h->log_offset, &seq,
-                                &s->overlay);
-    if (r < 0) {
-      if (r != -ENOMEM && d)
-        diag_corrupt(d, "%s", vhd_last_error());
-      goto out;
-    }
-    if (s->file_size < seq.head.last_file_offset)
-      s->file_size = seq.head.last_file_offset;
     vhdx_warn(s, d, "%s: the log holds %u entries not yet applied (sequence %llu); they "
               "are replayed in memory, a read-write open applies them", s->path, seq.count,
               (unsigned long long)seq.head.sequence);

@@ -31,11 +31,14 @@ static int vhdx_open(struct vhd_image *img, struct vhd_diag *d)
     r = vhdx_read_identifier(s, d);
   if (r == 0)
     r = vhdx_load_headers(s, d);
-  /* The log may rewrite the region table and everything after it. */
+  /* The log is replayed into memory first; what it leaves is validated
+   * like any file before a read-write open writes it (vhdx_log_apply). */
   if (r == 0)
     r = vhdx_log_open(s, d);
   if (r == 0)
     r = vhdx_load_regions(s, d);
+  if (r == 0)
+    r = vhdx_log_check_targets(s, d);
   if (r == 0)
     r = vhdx_load_metadata(s, d);
   if (r == 0)
@@ -44,6 +47,11 @@ static int vhdx_open(struct vhd_image *img, struct vhd_diag *d)
     r = vhdx_load_bat(s, d);
   if (r == 0)
     r = vhdx_validate_bat(s, d);
+  if (r == 0 && s->log_apply_pending && d && d->result && d->result->corruptions)
+    r = vhdx_fatal(d, "%s: the replayed log leaves damaged structures; it is not applied",
+                   s->path);
+  if (r == 0)
+    r = vhdx_log_apply(s, d);
   if (r < 0)
     return r;
   img->type = s->has_parent ? VHD_TYPE_DIFFERENCING

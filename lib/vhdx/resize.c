@@ -81,9 +81,12 @@ static int commit_size(struct vhdx *s, uint64_t size)
  * the old one and fails when the BAT region cannot hold the entries. */
 static int set_geometry(struct vhdx *s, uint64_t size)
 {
+  int r = vhdx_bat_limit(s->path, size, s->block_size, s->lss);
+  if (r < 0)
+    return r;
   uint64_t old = s->virtual_size;
   s->virtual_size = size;
-  int r = vhdx_compute_geometry(s, NULL);
+  r = vhdx_compute_geometry(s, NULL);
   if (r < 0) {
     s->virtual_size = old;
     vhdx_compute_geometry(s, NULL);

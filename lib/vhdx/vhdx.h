@@ -41,9 +41,21 @@
 #define VHDX_MIN_BLOCK VHDX_MIB
 #define VHDX_MAX_BLOCK (256u * VHDX_MIB)
 
-/* The largest log we read into memory to replay. The format allows logs
- * up to 4 GiB; every producer seen uses 1 MiB. */
-#define VHDX_MAX_REPLAY_LOG (256u * VHDX_MIB)
+/* The BAT is held in memory (8 bytes an entry), so the entries a geometry
+ * needs bound the memory of every open; this cap keeps it at 72 MiB. The
+ * spec's extreme, 64 TiB in 1 MiB blocks, needs 64 Mi entries (512 MiB),
+ * but real writers use larger blocks for large disks: Hyper-V defaults to
+ * 32 MiB, qemu to 8..64 MiB growing with the disk. 9 Mi entries admit
+ * every block size from 8 MiB up to the 64 TiB maximum, 1 MiB blocks up
+ * to about 9 TiB and 4 MiB blocks up to about 36 TiB. create, resize and
+ * open apply the same limit (vhdx_bat_limit). */
+#define VHDX_MAX_BAT_ENTRIES (9u << 20)
+
+/* The largest log we read into memory to replay (and whose replay the
+ * overlay may copy, so twice this bounds the log's share of an open). The
+ * format allows logs up to 4 GiB; Hyper-V and qemu write 1 MiB logs, only
+ * qemu's log_size option makes larger ones (the interop tests use 4 MiB). */
+#define VHDX_MAX_REPLAY_LOG (32u * VHDX_MIB)
 
 /* BAT entry states (bits 0-2). Value 5 is UNMAPPED in VHDX 0.95 and
  * written by old QEMU versions; it is read as UNMAPPED. */
@@ -223,6 +235,9 @@ struct vhdx {
   struct vhdx_overlay overlay; /* read-only replay, consulted by meta reads */
   bool log_replayed;           /* a pending log was replayed at open */
   unsigned log_entries_replayed;
+  bool log_apply_pending;      /* read-write: the overlay still has to be
+                                  written to the file (vhdx_log_apply) */
+  uint64_t log_last_file_offset;
   uint8_t session_log_guid[16]; /* the log GUID of the commit under way */
   bool log_guid_in_header;     /* hdr.log_guid names it */
   uint64_t log_seq;            /* sequence number of the last entry written */
@@ -274,6 +289,12 @@ int vhdx_parse_locator(struct vhdx *s, const uint8_t *item, uint32_t len,
 /* bat.c */
 int vhdx_compute_geometry(struct vhdx *s, struct vhd_diag *d);
 int vhdx_load_bat(struct vhdx *s, struct vhd_diag *d);
+/* BAT entries (payload and sector bitmap) a disk of size bytes in blocks
+ * of block_size needs with logical sectors of lss bytes. */
+uint64_t vhdx_bat_entries(uint64_t size, uint32_t block_size, uint32_t lss);
+/* 0, or -EFBIG with the reason when those entries exceed
+ * VHDX_MAX_BAT_ENTRIES; path names the file. */
+int vhdx_bat_limit(const char *path, uint64_t size, uint32_t block_size, uint32_t lss);
 /* Check the allocated blocks against the file, the other structures and
  * each other (used by open and check). */
 int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d);
@@ -342,8 +363,14 @@ int vhdx_log_find_active(const uint8_t *log, uint32_t log_length, const uint8_t 
 int vhdx_log_replay_overlay(const char *path, const uint8_t *log, uint32_t log_length,
                             uint64_t log_offset, const struct vhdx_log_seq *seq,
                             struct vhdx_overlay *o);
-/* At open: find and replay a pending log (in memory when read-only). */
+/* At open: find a pending log and replay it into the overlay. */
 int vhdx_log_open(struct vhdx *s, struct vhd_diag *d);
+/* Once the regions are known: every replayed range lies inside the BAT or
+ * the metadata region or outside both. */
+int vhdx_log_check_targets(struct vhdx *s, struct vhd_diag *d);
+/* Read-write opens, once the replayed view has been validated: write it to
+ * the file and empty the log. */
+int vhdx_log_apply(struct vhdx *s, struct vhd_diag *d);
 
 /* log_write.c */
 /* Build one log entry for n 4 KiB sectors (offsets[i], data + i*4096) into

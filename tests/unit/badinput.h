@@ -253,6 +253,30 @@ static inline void expect_refused(const char *path, enum vhd_format fmt, unsigne
   bytes_free(after);
 }
 
+/* Creation parameters of a dynamic image of fmt: size bytes in blocks of
+ * block_size. */
+static inline struct vhd_create_params dynamic_params(enum vhd_format fmt, uint64_t size,
+                                                      uint32_t block_size)
+{
+  struct vhd_create_params p;
+  vhd_create_params_init(&p);
+  p.format = fmt;
+  p.type = VHD_TYPE_DYNAMIC;
+  p.size = size;
+  p.block_size = block_size;
+  return p;
+}
+
+/* Such an image at path, nothing written. */
+static inline void create_empty(const char *path, enum vhd_format fmt, uint64_t size,
+                                uint32_t block_size)
+{
+  struct vhd_create_params p = dynamic_params(fmt, size, block_size);
+  vhd_image *img = NULL;
+  cr_assert_eq(vhd_create(path, &p, &img), 0, "%s: %s", path, vhd_last_error());
+  cr_assert_eq(vhd_close(img), 0);
+}
+
 /* Positive control: path opens read-only (with flags) and closes cleanly. */
 static inline void expect_opens(const char *path, unsigned flags)
 {

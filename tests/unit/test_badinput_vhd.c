@@ -88,12 +88,8 @@ static void set_bat(struct bytes b, struct layout l, unsigned i, uint32_t v)
 static void create_image(const char *path, enum vhd_disk_type type, uint64_t size,
                          uint32_t block_size, const char *parent)
 {
-  struct vhd_create_params p;
-  vhd_create_params_init(&p);
-  p.format = VHD_FORMAT_VHD;
+  struct vhd_create_params p = dynamic_params(VHD_FORMAT_VHD, size, block_size);
   p.type = type;
-  p.size = size;
-  p.block_size = block_size;
   p.parent = parent;
   vhd_image *img = NULL;
   cr_assert_eq(vhd_create(path, &p, &img), 0, "create %s: %s", path, vhd_last_error());
@@ -326,6 +322,98 @@ Test(badinput_vhd, table_too_small_for_disk, .init = setup, .fini = teardown)
 {
   refuse_header_u32("bat-1.vhd", 28, 1);
   refuse_header_u32("bat-0.vhd", 28, 0);
+}
+
+/* An empty dynamic image (no block allocated), 4 MiB in 2 MiB blocks. */
+static struct bytes empty_dynamic(const char *name)
+{
+  const char *path = spath(name);
+  create_empty(path, VHD_FORMAT_VHD, DISK_SIZE, 2 * MiB);
+  return slurp(path);
+}
+
+/* The error of the last failed open names the field. */
+static void expect_message_has(const char *path, const char *field)
+{
+  vhd_image *img = NULL;
+  cr_assert_lt(vhd_open(path, VHD_OPEN_RDWR, &img), 0, "%s opened", path);
+  cr_assert_not_null(strstr(vhd_last_error(), field), "%s", vhd_last_error());
+}
+
+/* A block size no writer uses (2 GiB: one 6-byte write would grow the file
+ * by 2 GiB) is refused even when no block is allocated yet; 256 MiB, the
+ * largest the library creates, still opens. */
+Test(badinput_vhd, block_size_beyond_any_writer, .init = setup, .fini = teardown)
+{
+  static const uint32_t sizes[] = { 0x80000000u, 512 * MiB, 256 * MiB };
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "bs-%u.vhd", sizes[i]);
+    struct bytes b = empty_dynamic(name);
+    struct layout l = parse(b);
+    put_be32(b.p + l.header + 32, sizes[i]);
+    fix_header(b, l);
+    const char *path = spath(name);
+    spit(path, b.p, b.len);
+    if (sizes[i] <= 256 * MiB) {
+      expect_opens(path, 0);
+    } else {
+      expect_refused(path, VHD_FORMAT_VHD, REFUSE_PROBED);
+      expect_message_has(path, "block_size");
+    }
+    bytes_free(b);
+  }
+}
+
+/* A file holding a BAT of `entries` entries of 512-byte blocks (all unused)
+ * that covers the disk: nothing but the length is wrong with it. */
+static void write_long_bat(const char *name, uint32_t entries)
+{
+  struct bytes b = empty_dynamic(name);
+  struct layout l = parse(b);
+  size_t table = l.table, bat_bytes = ((size_t)entries * 4 + 511) / 512 * 512;
+  size_t len = table + bat_bytes + 512;
+  uint8_t *p = tracked_malloc(len);
+  memcpy(p, b.p, table);
+  memset(p + table, 0xFF, bat_bytes);
+  memcpy(p + len - 512, b.p + l.footer, 512);
+  struct bytes n = { p, len };
+  put_be32(p + l.header + 28, entries);
+  put_be32(p + l.header + 32, 512);
+  fix_header(n, l);
+  for (size_t f = 0; f < len; f += len - 512) {
+    put_be64(p + f + 40, (uint64_t)entries * 512);   /* original_size */
+    put_be64(p + f + 48, (uint64_t)entries * 512);   /* current_size */
+  }
+  fix_footers(n);
+  spit(spath(name), p, len);
+  bytes_free(n);
+  bytes_free(b);
+}
+
+/* The BAT is held in memory, so its length bounds what an open allocates:
+ * one entry past the limit is refused naming the field, the limit itself
+ * opens. */
+Test(badinput_vhd, bat_longer_than_any_writer_makes, .init = setup, .fini = teardown)
+{
+  write_long_bat("bat-4mi.vhd", 4u << 20);
+  expect_opens(spath("bat-4mi.vhd"), 0);
+  write_long_bat("bat-4mi1.vhd", (4u << 20) + 1);
+  expect_refused(spath("bat-4mi1.vhd"), VHD_FORMAT_VHD, REFUSE_PROBED);
+  expect_message_has(spath("bat-4mi1.vhd"), "max_table_entries");
+}
+
+/* create follows the same limit: the largest real VHD (2040 GiB in Hyper-V's
+ * 512 KiB blocks) is made and opens; a disk whose blocks would need more
+ * entries is refused with the block size that would do. */
+Test(badinput_vhd, create_keeps_the_bat_limit, .init = setup, .fini = teardown)
+{
+  create_empty(spath("max.vhd"), VHD_FORMAT_VHD, 2040ull << 30, 512 * KiB);
+  expect_opens(spath("max.vhd"), 0);
+  struct vhd_create_params p = dynamic_params(VHD_FORMAT_VHD, 2040ull << 30, 256 * KiB);
+  vhd_image *img = NULL;
+  cr_assert_lt(vhd_create(spath("over.vhd"), &p, &img), 0);
+  cr_assert_not_null(strstr(vhd_last_error(), "at least 524288"), "%s", vhd_last_error());
 }
 
 Test(badinput_vhd, header_cookie_and_table_offset, .init = setup, .fini = teardown)

@@ -298,6 +298,8 @@ Test(badinput_vhdx, equal_sequence_numbers_different_headers, .init = setup, .fi
   bytes_free(b);
 }
 
+/* log_guid set, but no entry carries it: the log is empty (QEMU's reading,
+ * lib/vhdx/log.c), so the file opens and vhd_check only warns. */
 Test(badinput_vhdx, log_guid_without_log, .init = setup, .fini = teardown)
 {
   struct bytes b = reference();
@@ -308,7 +310,35 @@ Test(badinput_vhdx, log_guid_without_log, .init = setup, .fini = teardown)
   memcpy(b.p + HEADER2 + 48, guid, 16);
   fix_crc(b, HEADER1, 4096);
   fix_crc(b, HEADER2, 4096);
-  refuse_bytes("log-guid-no-entries.vhdx", b, b.len, REFUSE_PROBED);
+  const char *path = spath("log-guid-no-entries.vhdx");
+  spit(path, b.p, b.len);
+  expect_opens(path, 0);
+  struct vhd_check_result res;
+  memset(&res, 0, sizeof res);
+  cr_assert_eq(vhd_check(path, 0, NULL, NULL, &res), 0, "%s", vhd_last_error());
+  cr_assert_eq(res.corruptions, 0u);
+  cr_assert_geq(res.warnings, 1u);
+  bytes_free(b);
+}
+
+/* A pending log is read into memory to be replayed, so its length is
+ * capped (32 MiB; writers use 1 MiB): a 64 MiB log with its GUID set is
+ * refused naming the field, before anything is read. */
+Test(badinput_vhdx, pending_log_too_long, .init = setup, .fini = teardown)
+{
+  struct bytes b = reference();
+  uint64_t end = (b.len + MiB - 1) / MiB * MiB;
+  for (int i = 0; i < 16; i++)
+    b.p[HEADER1 + 48 + i] = b.p[HEADER2 + 48 + i] = (uint8_t)(0x41 + i);
+  headers_put32(b, 68, 64 * MiB);
+  headers_put64(b, 72, end);
+  const char *path = spath("log-64m.vhdx");
+  spit(path, b.p, b.len);
+  cr_assert_eq(truncate(path, (off_t)(end + 64 * MiB)), 0);
+  expect_refused(path, VHD_FORMAT_VHDX, REFUSE_PROBED);
+  vhd_image *img = NULL;
+  cr_assert_lt(vhd_open(path, VHD_OPEN_RDONLY, &img), 0);
+  cr_assert_not_null(strstr(vhd_last_error(), "log_length"), "%s", vhd_last_error());
   bytes_free(b);
 }
 
@@ -448,6 +478,51 @@ Test(badinput_vhdx, virtual_size, .init = setup, .fini = teardown)
   /* Larger than the BAT region can map (8 entries' worth of region is 1 MiB
    * = 131072 entries; ask for far more blocks than that). */
   refuse_item_u64("size-bat-too-small.vhdx", GUID_DISK_SIZE, (uint64_t)1 << 40);
+}
+
+/* An empty 1 MiB-block VHDX that claims a disk of size bytes, its BAT
+ * region grown to hold every entry that needs and the file (sparse) to
+ * hold the region: nothing is wrong with it but its size. */
+static const char *big_disk(const char *name, uint64_t size)
+{
+  const char *path = spath(name);
+  create_empty(path, VHD_FORMAT_VHDX, DISK_SIZE, MiB);
+  cr_assert_eq(truncate(path, 5 * MiB), 0);   /* parse() wants more than 4 MiB */
+  struct bytes b = slurp(path);
+  struct layout l = parse(b);
+  put_le64(b.p + meta_item(b, l, GUID_DISK_SIZE), size);
+  uint64_t chunks = (size / MiB + 4095) / 4096;   /* chunk ratio 4096 */
+  uint64_t region = (chunks * 4097 * 8 + MiB - 1) / MiB * MiB;
+  regions_put32(b, l.bat_entry - REGION1 + 24, (uint32_t)region);
+  spit(path, b.p, b.len);
+  cr_assert_eq(truncate(path, (off_t)(l.bat + region)), 0);
+  bytes_free(b);
+  return path;
+}
+
+/* The BAT is held in memory, so the entries a geometry needs are capped
+ * (9 Mi: 72 MiB): 10 TiB in 1 MiB blocks (10.2 Mi entries) is refused
+ * naming the file and the limit, 8 TiB (8.4 Mi) opens. */
+Test(badinput_vhdx, bat_beyond_the_memory_limit, .init = setup, .fini = teardown)
+{
+  const char *path = big_disk("10t-1m.vhdx", 10ull << 40);
+  expect_refused(path, VHD_FORMAT_VHDX, REFUSE_PROBED);
+  vhd_image *img = NULL;
+  cr_assert_lt(vhd_open(path, VHD_OPEN_RDONLY, &img), 0);
+  cr_assert_not_null(strstr(vhd_last_error(), "BAT entries"), "%s", vhd_last_error());
+  expect_opens(big_disk("8t-1m.vhdx", 8ull << 40), 0);
+}
+
+/* create follows the same limit and says which block size would do. */
+Test(badinput_vhdx, create_keeps_the_bat_limit, .init = setup, .fini = teardown)
+{
+  struct vhd_create_params p = dynamic_params(VHD_FORMAT_VHDX, 64ull << 40, MiB);
+  vhd_image *img = NULL;
+  cr_assert_lt(vhd_create(spath("64t-1m.vhdx"), &p, &img), 0);
+  cr_assert_not_null(strstr(vhd_last_error(), "blocks of 8388608 bytes"), "%s",
+                     vhd_last_error());
+  create_empty(spath("64t-8m.vhdx"), VHD_FORMAT_VHDX, 64ull << 40, 8 * MiB);
+  expect_opens(spath("64t-8m.vhdx"), 0);
 }
 
 Test(badinput_vhdx, metadata_table, .init = setup, .fini = teardown)

@@ -53,7 +53,7 @@ static void collect(void *opaque, enum vhd_check_severity sev, const char *msg)
 static struct vhd_bat make_bat(const uint32_t *entries, uint32_t n)
 {
   struct vhd_bat bat;
-  cr_assert_eq(vhd_bat_init_empty(1536, n, &bat), 0);
+  cr_assert_eq(vhd_bat_init_empty("bat.vhd", 1536, n, &bat), 0);
   memcpy(bat.entry, entries, n * sizeof *entries);
   return bat;
 }
@@ -225,7 +225,10 @@ Test(vhd_bat, open_refuses_bad_entries)
   /* A hostile entry count is refused before anything is allocated. */
   put_be32(h + 28, 0xFFFFFFFFu);
   fix_header(data);
-  expect_open_fails(data, len, "huge.vhd", "extends past the end of the file");
+  expect_open_fails(data, len, "huge.vhd", "max_table_entries");
+  put_be32(h + 28, 1u << 20);
+  fix_header(data);
+  expect_open_fails(data, len, "long.vhd", "extends past the end of the file");
   free(data);
 }
 

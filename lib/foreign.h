@@ -1,0 +1,14 @@
+/* Disk image formats this library cannot read, recognised by content so
+ * that they are refused by name instead of being read as raw bytes. */
+#ifndef LIBVHD_FOREIGN_H
+#define LIBVHD_FOREIGN_H
+
+#include "io.h"
+
+/* Called when the raw driver wins the probe: 0 when io holds nothing
+ * known, else -ENOTSUP (or the read's error) with a message naming the
+ * format. Opening with the raw format given (VHD_OPEN_RAW, -f raw,
+ * format=raw) never gets here, so the bytes stay readable on request. */
+int foreign_refuse(vhd_io *io);
+
+#endif
