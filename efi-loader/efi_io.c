@@ -1,7 +1,6 @@
 /* The vhd_io backend over host files (see efi_io.h). */
 #include "efi_io.h"
 #include "error.h"
-#include "reserve.h"
 #include "sfs.h"
 #include "util/strfmt.h"
 
@@ -124,15 +123,6 @@ int efi_file_read_phys(struct efi_file *f, uint64_t off, void *buf, size_t len)
   return phys_read(f, off, buf, len);
 }
 
-int efi_file_write_record(struct efi_file *f)
-{
-  if (!f->record_off)
-    return 0;
-  uint8_t rec[RESERVE_RECORD_SIZE];
-  reserve_record_encode(rec, f->phys_size, f->size, f->tail);
-  return phys_write(f, f->record_off, rec, sizeof rec);
-}
-
 /* ---- vhd_io_ops ------------------------------------------------------------ */
 
 static int ef_pread(void *opaque, void *buf, size_t count, uint64_t off)
@@ -163,7 +153,7 @@ static int grow_to(struct efi_file *f, uint64_t end)
   if (r < 0)
     return r;
   f->size = end;
-  return efi_file_write_record(f);
+  return 0;
 }
 
 static int ef_pwrite(void *opaque, const void *buf, size_t count, uint64_t off)
@@ -178,15 +168,8 @@ static int ef_pwrite(void *opaque, const void *buf, size_t count, uint64_t off)
     r = grow_to(f, off);
   if (r == 0)
     r = phys_write(f, off, buf, count);
-  if (r == 0 && off + count > f->size) {
+  if (r == 0 && off + count > f->size)
     f->size = off + count;
-    r = efi_file_write_record(f);
-  }
-  /* The format's trailer (the VHD footer) just written at the logical end
-   * is copied to the physical end, where other readers look for it. */
-  if (r == 0 && f->tail && count == f->tail && off + count == f->size &&
-      memcmp(buf, f->tail_cookie, sizeof f->tail_cookie) == 0)
-    r = phys_write(f, f->phys_size - f->tail, buf, count);
   return r;
 }
 
@@ -210,7 +193,7 @@ static int ef_set_size(void *opaque, uint64_t size)
   if (size >= f->size)
     return grow_to(f, size);
   f->size = size;
-  return efi_file_write_record(f);
+  return 0;
 }
 
 static int ef_open_related(void *opaque, const char *path, unsigned flags, vhd_io **out)

@@ -7,12 +7,10 @@
  * the firmware's file system before the disk was installed (the fallback
  * when the mapper does not know the host file system); they are read-only.
  *
- * Growth (rw mode, dynamic and differencing images): the "file" the core
- * sees is `size` bytes long and may grow up to `capacity`, which lies
- * inside the mapped clusters; the loader reserved that space in the host
- * file before installing the disk (reserve.c). Bytes that become part of
- * the file read as zeros, as the vhd_io contract wants. See
- * docs/efi-loader.md, "Writes and the reserve".
+ * A file cannot grow past its mapped clusters (`capacity`): room for new
+ * blocks is the reserve the loader made before installing the disk
+ * (reserve.c), which the core's reserve view (lib/io/reserve.c) hands out
+ * inside the file. See docs/efi-loader.md, "Writes and the reserve".
  */
 #ifndef VHDBOOT_EFI_IO_H
 #define VHDBOOT_EFI_IO_H
@@ -35,10 +33,6 @@ struct efi_file {
                                     ValidDataLength): reads give zeros */
   uint64_t capacity;             /* writes must end at or before it */
   bool writable;
-  /* Reserve bookkeeping, set by reserve.c for rw sparse images. */
-  uint32_t tail;                 /* trailer mirrored at the physical end */
-  uint8_t tail_cookie[8];        /* ... when a write of it starts so */
-  uint64_t record_off;           /* reserve record position, 0: none */
 };
 
 /* Open path (UTF-8, '\' or '/' separators, absolute on vol) as a vhd_io
@@ -53,9 +47,6 @@ struct efi_file *efi_file_find(const char *name);
 
 /* Bytes of the host file regardless of the logical size. */
 int efi_file_read_phys(struct efi_file *f, uint64_t off, void *buf, size_t len);
-
-/* Rewrite the reserve record after the logical size changed. */
-int efi_file_write_record(struct efi_file *f);
 
 /* Normalise path: '/' -> '\', "." and ".." resolved, a leading '\'.
  * dir: the directory a relative path is relative to (NULL: the root). */

@@ -1,6 +1,6 @@
 /* Building and publishing the OS hand-off record (docs/efi-handoff.md). */
 #include "handoff.h"
-#include "crc32.h"
+#include "util/crc32.h"
 #include "efi_io.h"
 #include "error.h"
 #include "util/endian.h"
@@ -73,8 +73,12 @@ static void add_layer(struct buf *b, const struct host_volume *vol, vhd_image *l
   h[4] = (uint8_t)info.format;
   h[5] = (uint8_t)info.type;
   put_le16(h + 6, (uint16_t)path_len);
-  put_le64(h + 8, f ? f->size : info.file_size);
-  put_le64(h + 16, f ? f->phys_size : info.file_size);
+  /* The logical size as of now; the record in the file stays the
+   * authority (docs/efi-handoff.md, "Reserve"). */
+  struct vhd_reserve rs;
+  bool reserved = vhd_get_reserve(layer, &rs) == 0;
+  put_le64(h + 8, reserved ? rs.logical_size : info.file_size);
+  put_le64(h + 16, reserved ? rs.physical_size : f ? f->phys_size : info.file_size);
   put_le32(h + 24, (uint32_t)extents);
   put_le32(h + 28, f && f->mode == EFI_FILE_MEMORY ? 1 : 0);
   put_le64(h + 32, info.virtual_size);

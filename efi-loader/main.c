@@ -10,7 +10,7 @@
 #include "boot.h"
 #include "config.h"
 #include "console.h"
-#include "crc32.h"
+#include "util/crc32.h"
 #include "devpath.h"
 #include "efi_env.h"
 #include "error.h"

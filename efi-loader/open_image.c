@@ -9,28 +9,20 @@ static bool sparse(enum vhd_disk_type t)
   return t == VHD_TYPE_DYNAMIC || t == VHD_TYPE_DIFFERENCING;
 }
 
-/* Open path and its chain through libvhd. A reserve record from an
- * earlier rw boot sets the logical size; should the image not open that
- * way (the file was changed since), it is opened as it is. */
+/* Open path and its chain through libvhd. The core recognises a reserve
+ * record from an earlier rw boot (or ignores it, as every other reader
+ * of the file does, when it no longer holds). */
 static int open_chain(struct host_volume *vol, const char *path, bool ram, bool rw,
                       vhd_image **img, struct efi_file **top)
 {
-  bool use_record = true;
-  for (;;) {
-    vhd_io *io;
-    int r = efi_file_open(vol, path, rw ? VHD_IO_RDWR : VHD_IO_RDONLY, ram, &io);
-    if (r < 0)
-      return r;
-    bool applied = use_record && reserve_apply_record(efi_file_find(path));
-    r = vhd_open_io(io, VHD_FORMAT_AUTO, rw ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY, img);
-    if (r == 0) {
-      *top = efi_file_find(path);
-      return 0;
-    }
-    if (!applied)
-      return r;
-    use_record = false;
-  }
+  vhd_io *io;
+  int r = efi_file_open(vol, path, rw ? VHD_IO_RDWR : VHD_IO_RDONLY, ram, &io);
+  if (r < 0)
+    return r;
+  r = vhd_open_io(io, VHD_FORMAT_AUTO, rw ? VHD_OPEN_RDWR : VHD_OPEN_RDONLY, img);
+  if (r == 0)
+    *top = efi_file_find(path);
+  return r;
 }
 
 int boot_image_open(struct host_volume *vol, const struct config *cfg, struct boot_image *out)
@@ -66,13 +58,10 @@ int boot_image_open(struct host_volume *vol, const struct config *cfg, struct bo
   /* Read-write: make room for new blocks (growing the host file through
    * the firmware, which changes its clusters), then reopen with a fresh
    * map. Parents stay read-only and never need room. */
-  uint32_t tail = 0;
-  static const uint8_t vhd_cookie[8] = { 'c', 'o', 'n', 'e', 'c', 't', 'i', 'x' };
   if (sparse(out->info.type)) {
-    if (out->info.format == VHD_FORMAT_VHD)
-      tail = 512;
+    uint32_t tail = out->info.format == VHD_FORMAT_VHD ? 512 : 0;
     uint64_t want = cfg->reserve_auto ? reserve_default(&out->info) : cfg->reserve;
-    if (want && (r = reserve_ensure(vol, out->top, want, tail, &out->grown)) < 0)
+    if (want && (r = reserve_ensure(vol, out->top, out->img, want, tail, &out->grown)) < 0)
       goto fail;
   }
   vhd_close(out->img);
@@ -80,7 +69,6 @@ int boot_image_open(struct host_volume *vol, const struct config *cfg, struct bo
   r = open_chain(vol, cfg->image, false, true, &out->img, &out->top);
   if (r < 0)
     return r;
-  reserve_attach(out->top, tail, tail ? vhd_cookie : NULL);
   if ((r = vhd_get_info(out->img, &out->info)) < 0)
     goto fail;
   return 0;

@@ -317,6 +317,20 @@ struct vhd_info {
 
 VHD_API int vhd_get_info(vhd_image *img, struct vhd_info *info);
 
+/* The room vhdboot.efi's rw mode keeps after the image inside its file
+ * (docs/efi-handoff.md, "Reserve"). Such a file is read and written as the
+ * image [0, logical_size); new blocks go into the reserve first, and
+ * vhd_compact or a check with VHD_CHECK_REPAIR gives the unused part back. */
+struct vhd_reserve {
+  uint64_t logical_size;   /* where the image ends in the file */
+  uint64_t physical_size;  /* the file's length */
+  uint64_t free_bytes;     /* unused reserve, between the image and the record */
+  uint32_t trailer_bytes;  /* after the record: 512 (the VHD footer's copy) or 0 */
+};
+/* 0 and *out set when img's file has a reserve; -ENOENT (no message) when
+ * it has none. */
+VHD_API int vhd_get_reserve(vhd_image *img, struct vhd_reserve *out);
+
 /* The parent of a differencing image (owned by the child), NULL otherwise. */
 VHD_API vhd_image *vhd_get_parent(vhd_image *img);
 

@@ -110,6 +110,10 @@ struct vhd_driver {
    * allow; each change is reported with diag_info "repaired: ...". */
   int (*repair)(struct vhd_image *img, struct vhd_diag *d);
   int (*layout)(struct vhd_image *img, struct vhd_layout *layout);
+  /* Optional (NULL: the format never has a vhdboot reserve): the end of
+   * the last structure the open image references in its file. A reserve
+   * record is trusted only when it lies past this (lib/reserve.h). */
+  uint64_t (*structures_end)(struct vhd_image *img);
 };
 
 extern const struct vhd_driver vhd_driver_raw;

@@ -5,6 +5,7 @@
 #include "error.h"
 #include "foreign.h"
 #include "image.h"
+#include "reserve.h"
 #include "util/strfmt.h"
 
 static const struct vhd_driver *probe_driver(vhd_io *io)
@@ -24,6 +25,42 @@ static const struct vhd_driver *probe_driver(vhd_io *io)
     }
   }
   return best;
+}
+
+/* vhdboot's reserve (reserve.h): when the file ends in a record that
+ * holds, *io becomes a view of the image at the record's logical size.
+ * The record is tried first by a strict read-only open at that size, and
+ * kept only if the image opens and nothing it references reaches the
+ * record; otherwise the file is opened as it is, as if there were none. */
+static int reserve_view(vhd_io **io, const struct vhd_driver *drv)
+{
+  uint64_t size;
+  struct reserve_record rec;
+  if (!drv->structures_end)
+    return 0;
+  int r = io_get_size(*io, &size);
+  if (r == 0)
+    r = reserve_find(*io, size, drv->format, &rec);
+  if (r <= 0)
+    return r;
+  vhd_io *view;
+  if ((r = reserve_io_wrap(*io, &rec, &view)) < 0)
+    return r;
+  struct vhd_image trial;
+  memset(&trial, 0, sizeof trial);
+  trial.drv = drv;
+  trial.io = view;
+  trial.path = view->name;
+  trial.flags = VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT;
+  vhd_rwlock_init(&trial.lock);
+  bool holds = drv->open(&trial, NULL) == 0 &&
+               drv->structures_end(&trial) <= reserve_record_offset(&rec);
+  if (trial.priv)
+    drv->close(&trial);
+  vhd_rwlock_destroy(&trial.lock);
+  vhd_error_clear();
+  *io = holds ? view : reserve_io_unwrap(view);
+  return 0;
 }
 
 int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
@@ -47,6 +84,11 @@ int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
     int r = vhd_last_errno() ? -vhd_last_errno() : -EIO;
     vhd_io_close(io);
     return r;
+  }
+  int rv = reserve_view(&io, drv);
+  if (rv < 0) {
+    vhd_io_close(io);
+    return rv;
   }
   struct vhd_image *img = vhd_calloc(1, sizeof *img);
   if (!img) {
@@ -528,6 +570,9 @@ int vhd_get_info(vhd_image *img, struct vhd_info *info)
   int r = io_get_size(img->io, &info->file_size);
   if (r < 0)
     return r;
+  struct reserve_record rec;
+  if (reserve_io_get(img->io, &rec))
+    info->file_size = rec.phys;   /* the file's length, reserve included */
   vhd_rwlock_rdlock(&img->lock);
   img->drv->info(img, info);
   vhd_rwlock_unlock(&img->lock);

@@ -26,4 +26,5 @@ const struct vhd_driver vhd_driver_vhd = {
   .repair = vhd_fmt_repair,
   .compact = vhd_fmt_compact,
   .layout = vhd_fmt_layout,
+  .structures_end = vhd_fmt_structures_end,
 };

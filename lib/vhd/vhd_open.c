@@ -555,6 +555,8 @@ fail:
   return r;
 }
 
+uint64_t vhd_fmt_structures_end(struct vhd_image *img) { return vhd_state(img)->data_end; }
+
 void vhd_fmt_close(struct vhd_image *img)
 {
   free_state(img->priv);

@@ -109,6 +109,7 @@ int vhd_fmt_repair(struct vhd_image *img, struct vhd_diag *d);
 int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                     struct vhd_compact_result *result);
 int vhd_fmt_layout(struct vhd_image *img, struct vhd_layout *layout);
+uint64_t vhd_fmt_structures_end(struct vhd_image *img);
 
 /* vhd_resize.c */
 int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,

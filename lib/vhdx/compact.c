@@ -111,6 +111,8 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
   return r;
 }
 
+uint64_t vhdx_image_end(struct vhd_image *img) { return vhdx_structures_end(vhdx_of(img)); }
+
 int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout)
 {
   struct vhdx *s = vhdx_of(img);

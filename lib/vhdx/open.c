@@ -130,4 +130,5 @@ const struct vhd_driver vhd_driver_vhdx = {
   .repair = vhdx_repair,
   .compact = vhdx_compact,
   .layout = vhdx_layout,
+  .structures_end = vhdx_image_end,
 };

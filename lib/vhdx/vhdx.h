@@ -418,6 +418,7 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
 int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                  struct vhd_compact_result *result);
 int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout);
+uint64_t vhdx_image_end(struct vhd_image *img);
 
 /* resize.c */
 int vhdx_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,

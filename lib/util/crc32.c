@@ -1,5 +1,5 @@
 /* Bitwise CRC-32: the records it checks are a few KiB at most. */
-#include "crc32.h"
+#include "util/crc32.h"
 
 uint32_t crc32_update(uint32_t crc, const void *data, size_t len)
 {

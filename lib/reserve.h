@@ -1,0 +1,72 @@
+/* vhdboot's reserve: room for new blocks kept after an image inside its
+ * own file (docs/efi-handoff.md, "Reserve").
+ *
+ * vhdboot.efi cannot grow a file once the virtual disk is installed, so in
+ * rw mode it grows the file beforehand and records where the image really
+ * ends. Layout (P = the file's length, L = the image's logical end, T =
+ * trailer bytes: 512 for VHD, whose footer must be the file's last sector,
+ * else 0):
+ *
+ *   [0, L)                the image
+ *   [L, P - T - 512)      free reserve
+ *   [P - T - 512, P - T)  the record: "VHDBOOTR", version 1, T, P, L, CRC-32
+ *   [P - T, P)            VHD only: a copy of the footer at [L - 512, L)
+ *
+ * Record fields (little-endian): 0 magic[8], 8 version u32 (1), 12 T u32,
+ * 16 P u64, 24 L u64, 32 CRC-32 (IEEE) of bytes [0, 32) u32, the rest
+ * zero. The record is trusted only when every rule of reserve_find holds
+ * and, once the format driver has opened the image at L, no structure the
+ * image references reaches the record (image.c): the last sector of an
+ * ordinary image is data a guest wrote, and must never move the image's
+ * end.
+ *
+ * The core presents such a file to the drivers at its logical size
+ * through a wrapping vhd_io (lib/io/reserve.c), so every front end and
+ * the loader share one rule. */
+#ifndef LIBVHD_RESERVE_H
+#define LIBVHD_RESERVE_H
+
+#include "io.h"
+
+#define RESERVE_RECORD_SIZE 512u
+#define RESERVE_VHD_TRAILER 512u
+
+struct reserve_record {
+  uint64_t phys;       /* P */
+  uint64_t logical;    /* L */
+  uint32_t tail;       /* T */
+};
+
+static inline uint64_t reserve_record_offset(const struct reserve_record *r)
+{
+  return r->phys - r->tail - RESERVE_RECORD_SIZE;
+}
+
+void reserve_record_encode(uint8_t rec[RESERVE_RECORD_SIZE], const struct reserve_record *r);
+
+/* Looks for a valid record at the end of io (size bytes long) for a file
+ * of the given format: the magic, version and CRC, P == size, T as the
+ * format wants it (VHD 512, VHDX 0), 512 <= L <= the record's offset, and
+ * for VHD the trailer copy equal to the sector before L. A record that
+ * breaks any rule is not there (0, no message); 1 when it holds; a failed read is
+ * an error (-errno). */
+int reserve_find(vhd_io *io, uint64_t size, enum vhd_format format,
+                 struct reserve_record *out);
+
+/* Wraps inner (taking it over) so that it reads as the image [0, L) and
+ * grows inside the reserve (lib/io/reserve.c). */
+int reserve_io_wrap(vhd_io *inner, const struct reserve_record *rec, vhd_io **out);
+
+/* Undoes reserve_io_wrap before anything was written: frees the wrapper
+ * and hands back inner. */
+vhd_io *reserve_io_unwrap(vhd_io *wrapper);
+
+/* true and *out set when io is a wrapper with its record still in force. */
+bool reserve_io_get(vhd_io *io, struct reserve_record *out);
+
+/* Gives the unused reserve back: the file is cut at L and becomes an
+ * ordinary image (for VHD the footer at L - 512 is then the last sector).
+ * *freed gets the bytes given back; 0 when io has no reserve. */
+int reserve_io_release(vhd_io *io, uint64_t *freed);
+
+#endif
