@@ -60,6 +60,13 @@ static void print_text(const char *path, vhd_image *img, const struct vhd_info *
   print_size_line("file size", in->file_size);
   if (host_allocated_size(path, &actual))
     print_size_line("disk size", actual);
+  struct vhd_reserve rs;
+  if (vhd_get_reserve(img, &rs) == 0) {
+    char used[64], room[64];
+    printf("reserve: %s free, image ends at %s (vhdboot rw room; 'vhdtool compact' gives it "
+           "back)\n", format_size_exact(rs.free_bytes, room, sizeof room),
+           format_size_exact(rs.logical_size, used, sizeof used));
+  }
   if (is_sparse(in->type)) {
     print_size_line("block size", in->block_size);
     printf("allocated blocks: %llu of %llu\n", (unsigned long long)in->allocated_blocks,
@@ -129,6 +136,17 @@ static void print_json(const char *path, vhd_image *img, const struct vhd_info *
     json_member_uint(&w, "actual-size", actual);
   else
     json_member_null(&w, "actual-size");
+  struct vhd_reserve rs;
+  if (vhd_get_reserve(img, &rs) == 0) {
+    json_key(&w, "reserve");
+    json_begin_object(&w);
+    json_member_uint(&w, "image-end", rs.logical_size);
+    json_member_uint(&w, "free", rs.free_bytes);
+    json_member_uint(&w, "trailer", rs.trailer_bytes + 512u);
+    json_end_object(&w);
+  } else {
+    json_member_null(&w, "reserve");
+  }
   if (is_sparse(in->type))
     json_member_uint(&w, "block-size", in->block_size);
   json_member_uint(&w, "logical-sector-size", in->logical_sector_size);

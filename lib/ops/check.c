@@ -9,6 +9,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "reserve.h"
 #include "util/strfmt.h"
 
 /* vhd_check_io borrows the caller's io; the image layer owns what it is
@@ -120,6 +121,10 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   } else {
     diag_info(&d, "%s: nothing to repair in a %s image", img->path, img->drv->name);
   }
+  uint64_t freed;
+  if (r == 0 && (r = reserve_io_release(img->io, &freed)) == 0 && freed)
+    diag_repaired(&d, "%s: gave back the vhdboot reserve: the file ends with the "
+                  "image now (%llu bytes fewer)", img->path, (unsigned long long)freed);
   int rc = vhd_close(img);
   diag_finish(&d);
   *repairs = seen.repairs;
@@ -152,6 +157,14 @@ static int check_pass(vhd_io *io, unsigned open_flags, const struct parent_roots
   }
   result->format = img->drv->format;
   result->type = img->type;
+  struct vhd_reserve rs;
+  if (vhd_get_reserve(img, &rs) == 0)
+    diag_info(&d, "%s: the image ends at offset %llu; %llu bytes after it are vhdboot's rw "
+              "reserve (%llu free for new blocks, then its record), not leaked space; "
+              "'vhdtool compact' or 'check --repair' gives it back", img->path,
+              (unsigned long long)rs.logical_size,
+              (unsigned long long)(rs.physical_size - rs.logical_size),
+              (unsigned long long)rs.free_bytes);
   if (img->drv->check) {
     r = img->drv->check(img, &d);
     if (r < 0 && !is_finding(r)) {

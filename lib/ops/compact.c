@@ -5,6 +5,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "reserve.h"
 #include "util/zero.h"
 
 /* Zero ranges of a raw file are punched in grains of this size, aligned
@@ -13,6 +14,17 @@
 #define RAW_CHUNK (1u << 20)
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* The file's length, a vhdboot reserve included. */
+static int file_length(vhd_io *io, uint64_t *out)
+{
+  struct reserve_record rec;
+  if (reserve_io_get(io, &rec)) {
+    *out = rec.phys;
+    return 0;
+  }
+  return io_get_size(io, out);
+}
 
 /* Host bytes the file occupies, or its length when the backend cannot
  * tell (an in-memory file has no holes). */
@@ -83,7 +95,7 @@ int vhd_compact(vhd_image *img, unsigned flags, vhd_progress_fn progress, void *
   if (!img->writable)
     return vhd_error(EROFS, "%s: the image is open read-only; compact needs it read-write",
                      img->path);
-  if ((r = io_get_size(img->io, &res.file_size_before)) < 0 ||
+  if ((r = file_length(img->io, &res.file_size_before)) < 0 ||
       (r = host_bytes(img->io, &res.host_bytes_before)) < 0)
     return r;
 
@@ -94,11 +106,14 @@ int vhd_compact(vhd_image *img, unsigned flags, vhd_progress_fn progress, void *
     r = img->drv->compact(img, progress, opaque, &res);
   else
     r = vhd_error(ENOTSUP, "%s: %s images cannot be compacted", img->path, img->drv->name);
+  uint64_t reserve_freed;
+  if (r == 0)
+    r = reserve_io_release(img->io, &reserve_freed);   /* the file ends with the image */
   vhd_rwlock_unlock(&img->lock);
 
   /* Sizes after are reported even after a failure or a cancel: the
    * image is valid either way and part of the work may be done. */
-  if (io_get_size(img->io, &res.file_size_after) < 0 ||
+  if (file_length(img->io, &res.file_size_after) < 0 ||
       host_bytes(img->io, &res.host_bytes_after) < 0) {
     res.file_size_after = res.file_size_before;
     res.host_bytes_after = res.host_bytes_before;
