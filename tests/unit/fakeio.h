@@ -196,6 +196,30 @@ static inline void fake_free_log(struct fake *f)
   f->nlog = f->caplog = 0;
 }
 
+/* Rebuild in dst the file `start` as it stood after the first k changes
+ * of logf's log (a crash there). 0 or -errno. */
+static inline int fake_replay(struct fake *dst, const struct fake *start,
+                              const struct fake *logf, size_t k)
+{
+  *dst = (struct fake){ 0 };
+  int r = fake_resize(dst, start->size);
+  if (r < 0)
+    return r;
+  memcpy(dst->data, start->data, start->size);
+  for (size_t i = 0; r == 0 && i < k; i++) {
+    const struct fake_change *c = &logf->changelog[i];
+    if (c->op == FAKE_WRITE) {
+      if (c->offset + c->len > dst->size)
+        r = fake_resize(dst, c->offset + c->len);
+      if (r == 0)
+        memcpy(dst->data + c->offset, c->data, c->len);
+    } else if (c->op == FAKE_SET_SIZE) {
+      r = fake_resize(dst, c->offset);
+    }
+  }
+  return r;
+}
+
 /* close() does not free the struct: the test reads it afterwards and
  * releases it with fake_destroy. */
 static inline void fake_close(void *o)

@@ -64,24 +64,6 @@ static struct vhd_create_params params(enum vhd_format fmt, enum vhd_disk_type t
   return p;
 }
 
-/* Rebuild the file after the first k changes of the log. */
-static void replay_prefix(struct fake *dst, const struct fake *start, const struct fake *logf, size_t k)
-{
-  *dst = (struct fake){ 0 };
-  cr_assert_eq(fake_resize(dst, start->size), 0);
-  memcpy(dst->data, start->data, start->size);
-  for (size_t i = 0; i < k; i++) {
-    const struct fake_change *c = &logf->changelog[i];
-    if (c->op == FAKE_WRITE) {
-      if (c->offset + c->len > dst->size)
-        cr_assert_eq(fake_resize(dst, c->offset + c->len), 0);
-      memcpy(dst->data + c->offset, c->data, c->len);
-    } else if (c->op == FAKE_SET_SIZE) {
-      cr_assert_eq(fake_resize(dst, c->offset), 0);
-    }
-  }
-}
-
 /* The session: reopen the image in `start` read-write, write, flush, close.
  * Fills the change log and tells at which change the flush had returned. */
 static void session(const struct fake *start, struct fake *logf, uint8_t *after,
@@ -106,7 +88,7 @@ static void check_prefixes(const struct fake *start, const struct fake *logf,
   cr_assert_gt(logf->nlog, 0u, "the session changed nothing");
   for (size_t k = 0; k <= logf->nlog; k++) {
     struct fake f;
-    replay_prefix(&f, start, logf, k);
+    cr_assert_eq(fake_replay(&f, start, logf, k), 0);
     char name[64];
     snprintf(name, sizeof name, "crash-after-%zu-of-%zu", k, logf->nlog);
     vhd_image *img = NULL;
