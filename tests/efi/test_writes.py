@@ -3,17 +3,19 @@
 
 The payload (args=write) creates \\WRITTEN.TXT and a 3 MiB \\WRITTEN.BIN on
 its own volume, which in a dynamic image needs new blocks.
-  rw   the image passes vhdtool check (no corruption; the unused part of the
-       reserve may show as leaked space, and cutting the file at the logical
-       size in the reserve record leaves a clean image), both vhdtool and
-       qemu-img read it back, and the written files are in it. A second rw
-       boot reuses the reserve instead of growing the file again.
+  rw   the image passes vhdtool check (exit 0: the unused reserve is named as
+       reserve, not leaked space; vhdtool sees the image end where the
+       record says, and cutting the file there leaves a clean image), both
+       vhdtool and qemu-img read it back, and the written files are in it.
+       A second rw boot reuses the reserve instead of growing the file
+       again; check --repair gives the reserve back.
   cow  the write succeeds inside the machine; the image is byte-for-byte
        unchanged.
   ro   the write fails cleanly (write protected); the image is unchanged.
 The oracles are the bytes the payload writes (computed here), the image
 file before the boot, vhdtool and qemu-img.
 """
+import json
 import os
 import shutil
 import struct
@@ -111,6 +113,8 @@ def body(env, res):
     open(img, "wb").write(host.esp.get(env, "/VHD/rw-dyn.vhd"))
     more, rc = check_image(env, img, data, wbin)
     problems += more
+    if rc != 0:
+        problems.append(f"vhdtool check exit {rc} on the file with its reserve (want 0)")
     rec = reserve_record(img)
     size1 = os.path.getsize(img)
     if not rec or rec[0] != size1:
@@ -124,6 +128,10 @@ def body(env, res):
         if c.returncode != 0:
             problems.append(f"the image cut at the logical size is not clean: "
                             f"{c.stdout.decode().strip()}")
+        info = json.loads(env.vhdtool_run("info", "--json", img))
+        end = (info.get("reserve") or {}).get("image-end")
+        if end != rec[1]:
+            problems.append(f"vhdtool sees the image end at {end}, the record says {rec[1]}")
     res.check("rw, dynamic VHD: allocating writes land in the image", problems, b)
 
     # A second rw boot: the reserve is found again and reused.
@@ -135,12 +143,12 @@ def body(env, res):
     open(img, "wb").write(host.esp.get(env, "/VHD/rw-dyn.vhd"))
     if os.path.getsize(img) != size1:
         problems.append(f"the file grew again: {size1} -> {os.path.getsize(img)}")
-    problems += check_image(env, img, data, wbin)[0]
+    more, rc = check_image(env, img, data, wbin)
+    problems += more + ([f"vhdtool check exit {rc} (want 0)"] if rc != 0 else [])
     res.check("rw, dynamic VHD again: the reserve is reused", problems, b)
 
-    # Back on the host, the unused reserve is ordinary leaked space that
-    # `vhdtool check --repair` gives back, leaving a clean image with the
-    # same content.
+    # Back on the host, `vhdtool check --repair` gives the unused reserve
+    # back, leaving a clean image with the same content.
     problems = []
     c = subprocess.run([env.vhdtool, "check", "--repair", img], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT)
