@@ -172,6 +172,17 @@ static void assert_clean(struct fake *f, unsigned flags, const char *what)
   cr_assert_eq(res.leaks + c.leaks, 0u, "%s: check reports leaked space", what);
 }
 
+/* f reopened read-only reads as model, and checks clean; then both go. */
+static void reopens_clean(struct fake *f, uint8_t *model, const char *what)
+{
+  vhd_image *img = open_fake(f, what, false);
+  assert_reads(img, model, what);
+  vhd_close(img);
+  assert_clean(f, 0, what);
+  fake_destroy(f);
+  fake_free(model);
+}
+
 static const struct w new_blocks[] = {
   { 1 * MiB + 100, 5000 },      /* a new block, unaligned */
   { 3 * MiB - 700, 1400 },      /* straddles a block boundary */
@@ -218,12 +229,7 @@ static void allocates_inside(enum vhd_format fmt)
   cr_assert_gt(L2, L, "the record did not follow the new blocks (L %llu -> %llu)",
                (unsigned long long)L, (unsigned long long)L2);
   cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
-  img = open_fake(&f, "reopened", false);
-  assert_reads(img, model, "reopened");
-  vhd_close(img);
-  assert_clean(&f, 0, "after allocating");
-  fake_destroy(&f);
-  fake_free(model);
+  reopens_clean(&f, model, "after allocating");
 }
 
 /* A session with a small reserve (a used-up reserve moves the trailer
@@ -389,12 +395,7 @@ static void exhausted(enum vhd_format fmt)
   cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
   cr_assert_gt(f.size, P, "the file did not grow");
   cr_assert_neq(record_logical(&f, fmt), 0u, "no valid record at the new end");
-  img = open_fake(&f, "reopened", false);
-  assert_reads(img, model, "after growing");
-  vhd_close(img);
-  assert_clean(&f, 0, "after growing");
-  fake_destroy(&f);
-  fake_free(model);
+  reopens_clean(&f, model, "after growing");
 }
 
 static void given_back(enum vhd_format fmt, bool by_repair)
@@ -421,11 +422,8 @@ static void given_back(enum vhd_format fmt, bool by_repair)
   img = open_fake(&f, "plain", false);
   struct vhd_reserve rs;
   cr_assert_eq(vhd_get_reserve(img, &rs), -ENOENT);
-  assert_reads(img, model, "given back");
   vhd_close(img);
-  assert_clean(&f, 0, "given back");
-  fake_destroy(&f);
-  fake_free(model);
+  reopens_clean(&f, model, "given back");
 }
 
 static void free_fakes(void) { fake_free_all(); }
