@@ -83,9 +83,13 @@ static int clear_range(struct reserve_io *s, uint64_t from, uint64_t to)
   if (from >= to)
     return 0;
   const struct vhd_io_ops *o = s->inner->ops;
-  if (o->punch_hole && !s->inner->punch_unsupported &&
-      o->punch_hole(s->inner->opaque, from, to - from) == 0)
-    return 0;
+  if (o->punch_hole && !s->inner->punch_unsupported) {
+    int p = o->punch_hole(s->inner->opaque, from, to - from);
+    if (p == 0)
+      return 0;
+    if (p == -EOPNOTSUPP)
+      s->inner->punch_unsupported = true;   /* don't ask the host again */
+  }
   uint8_t *zero = vhd_calloc(1, ZERO_CHUNK);
   if (!zero)
     return -ENOMEM;
