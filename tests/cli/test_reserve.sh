@@ -12,26 +12,11 @@
 # check --repair must give the reserve back, leaving an ordinary image
 # with the same content. Content oracle: a raw model written with the
 # same bytes, compared through qemu-img and (VHD) libvhdi.
-set -u
-
-[ $# -eq 1 ] || { echo "usage: $0 /path/to/vhdtool" >&2; exit 2; }
-VHDTOOL=$1
-case $VHDTOOL in /*) ;; *) VHDTOOL=$(pwd)/$VHDTOOL ;; esac
-[ -x "$VHDTOOL" ] || { echo "$0: $VHDTOOL is not an executable" >&2; exit 2; }
-command -v qemu-img >/dev/null 2>&1 || { echo "$0: qemu-img not installed; skipping" >&2; exit 77; }
-command -v python3 >/dev/null 2>&1 || { echo "$0: python3 not installed; skipping" >&2; exit 77; }
-VHDI_READ=${VHDI_READ:-}
-RESERVE="python3 $(cd "$(dirname "$0")" && pwd)/vhdboot_reserve.py"
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/reserve-cli.XXXXXX") || exit 2
-trap 'rm -rf "$T"' EXIT
-cd "$T" || exit 2
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok - $1"; }
-not_ok() { failed=$((failed + 1)); echo "not ok - $1"; shift; for l in "$@"; do echo "#   $l"; done; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else not_ok "$name" "command: $*"; fi; }
+. "$(dirname "$0")/../interop/common.sh"
+need_vhdtool
+need_cmd qemu-img python3
+RESERVE="$PYTHON $(cd "$(dirname "$0")" && pwd)/vhdboot_reserve.py"
+cd "$WORK" || exit 2
 
 MiB=1048576
 # put IMG MODEL OFFSET_MIB COUNT_MIB: the same random bytes into both.
@@ -104,5 +89,4 @@ if [ -n "$VHDI_READ" ] && command -v vhdiinfo > /dev/null 2>&1; then
   check "vhdiinfo reads the compacted VHD" bash -c "vhdiinfo disk.vhd > /dev/null"
 fi
 
-echo "# $passed passed, $failed failed"
-[ $failed -eq 0 ]
+finish
