@@ -44,11 +44,15 @@ static int inner_pwrite(struct reserve_io *s, const void *buf, size_t n, uint64_
 
 static uint64_t round_mib(uint64_t v) { return (v + MIB - 1) / MIB * MIB; }
 
-/* Writes the record for L and, for VHD, copies the footer at L to the end. */
-static int write_trailer(struct reserve_io *s)
+/* Writes the record for L in a file of phys bytes and, for VHD, copies
+ * the footer at L to the end; the state changes only once both are
+ * written, so a failed move (no room on the host) leaves the old trailer
+ * in force. */
+static int write_trailer(struct reserve_io *s, uint64_t phys)
 {
   uint8_t rec[RESERVE_RECORD_SIZE], tail[RESERVE_VHD_TRAILER];
   struct reserve_record r = s->rec;
+  r.phys = phys;
   r.logical = s->logical;
   int e = 0;
   if (r.tail && (e = inner_pread(s, tail, r.tail, s->logical - r.tail)) == 0)
@@ -73,8 +77,7 @@ static int make_room(struct reserve_io *s, uint64_t end)
   uint64_t at = round_mib(end > s->rec.phys ? end : s->rec.phys);
   if (at < end || at + RESERVE_RECORD_SIZE + s->rec.tail < at)
     return -EFBIG;
-  s->rec.phys = at + RESERVE_RECORD_SIZE + s->rec.tail;
-  return write_trailer(s);
+  return write_trailer(s, at + RESERVE_RECORD_SIZE + s->rec.tail);
 }
 
 /* [from, to) of the file becomes image: make it read as zeros. */
@@ -182,7 +185,7 @@ static int rs_flush(void *opaque)
 {
   struct reserve_io *s = opaque;
   vhd_mutex_lock(&s->lock);
-  int e = s->active && s->dirty ? write_trailer(s) : 0;
+  int e = s->active && s->dirty ? write_trailer(s, s->rec.phys) : 0;
   vhd_mutex_unlock(&s->lock);
   if (e == 0 && s->inner->ops->flush)
     e = s->inner->ops->flush(s->inner->opaque);

@@ -76,6 +76,7 @@ struct fake {
   uint64_t fault_offset;        /* and its offset (pwrite) or size (set_size) */
   size_t fault_len;
   unsigned *closes;             /* counts close() calls, may be NULL */
+  uint64_t max_size;            /* growing past it fails with ENOSPC; 0 = no limit */
   int log;                      /* record changes */
   struct fake_change *changelog;
   size_t nlog, caplog;
@@ -85,6 +86,8 @@ static inline int fake_resize(struct fake *f, uint64_t size)
 {
   if (size > ((uint64_t)1 << 31))
     return -EFBIG;
+  if (f->max_size && size > f->max_size && size > f->size)
+    return -ENOSPC;
   uint8_t *p = fake_realloc(f->data, (size_t)size);
   if (!p)
     return -ENOMEM;

@@ -398,6 +398,38 @@ static void exhausted(enum vhd_format fmt)
   reopens_clean(&f, model, "after growing");
 }
 
+/* A file that cannot grow (the loader's view: only its own clusters) and
+ * a reserve of one block: a write over two new blocks gets the first and
+ * fails on the second, cleanly, and the rest of the session (writes into
+ * allocated blocks, flushes) goes on with the trailer where it is. */
+static void full_host(enum vhd_format fmt)
+{
+  struct fake f;
+  uint8_t *model = model_new();
+  make_image(&f, fmt, model);
+  uint32_t bs = block_of(fmt);
+  add_reserve(&f, fmt, bs + 64 * KiB);
+  f.max_size = f.size;
+  vhd_image *img = open_fake(&f, "rw", true);
+  size_t n = 2 * bs;
+  uint8_t *two = fake_realloc(NULL, n);
+  pattern(two, n, 5);
+  cr_assert_lt(vhd_pwrite(img, two, n, 2 * MiB), 0, "two blocks fit in a one-block reserve");
+  fake_free(two);
+  struct w in_place[] = { { 512, 2048 } };
+  write_all(img, model, in_place, 1, 6);
+  cr_assert_eq(vhd_flush(img), 0, "flush after a failed allocation: %s", vhd_last_error());
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  cr_assert_neq(record_logical(&f, fmt), 0u, "the record was lost");
+  f.max_size = 0;
+  /* The failed write's range holds its new bytes or the old ones: take
+   * what the image says there, check everything else. */
+  img = open_fake(&f, "after", false);
+  cr_assert_eq(vhd_pread(img, model + 2 * MiB, n, 2 * MiB), 0, "%s", vhd_last_error());
+  vhd_close(img);
+  reopens_clean(&f, model, "after a failed allocation");
+}
+
 static void given_back(enum vhd_format fmt, bool by_repair)
 {
   struct fake f;
@@ -443,6 +475,8 @@ Test(reserve, vhd_forged) { forged_in_guest_data(VHD_FORMAT_VHD); }
 Test(reserve, vhdx_forged) { forged_in_guest_data(VHD_FORMAT_VHDX); }
 Test(reserve, vhd_exhausted) { exhausted(VHD_FORMAT_VHD); }
 Test(reserve, vhdx_exhausted) { exhausted(VHD_FORMAT_VHDX); }
+Test(reserve, vhd_full_host) { full_host(VHD_FORMAT_VHD); }
+Test(reserve, vhdx_full_host) { full_host(VHD_FORMAT_VHDX); }
 Test(reserve, vhd_compact_gives_back) { given_back(VHD_FORMAT_VHD, false); }
 Test(reserve, vhdx_compact_gives_back) { given_back(VHD_FORMAT_VHDX, false); }
 Test(reserve, vhd_repair_gives_back) { given_back(VHD_FORMAT_VHD, true); }
