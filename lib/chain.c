@@ -176,8 +176,10 @@ static int try_candidate(struct vhd_image *img, const char *stored,
   vhd_io *io;
   int r = io_open_related(img->io, open_form(stored, norm), ioflags, &io);
   vhd_free(norm);
+  /* A parent another process writes (its lock) is the answer, not a
+   * reason to look elsewhere. */
   if (r < 0)
-    return r == -ENOMEM ? r : 1;
+    return r == -ENOMEM || r == -EBUSY ? r : 1;
   r = check_real_place(img, io, stored);
   if (r < 0) {
     vhd_io_close(io);
