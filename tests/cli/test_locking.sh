@@ -13,13 +13,12 @@
 # pipe nobody drains (a reader, blocked on its output), and qemu-io reading
 # its commands from the FIFO.
 . "$(dirname "$0")/../interop/common.sh"
+. "$(dirname "$0")/lock_common.sh"
 need_vhdtool
 need_cmd mkfifo timeout
 cd "$WORK" || exit 1
 
 V() { "$VHDTOOL" "$@"; }
-have_qemu=true
-command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || have_qemu=false
 
 HOLDER=
 # hold_writer IMAGE: `vhdtool write IMAGE` waits on a FIFO, holding the
@@ -62,34 +61,6 @@ release() {
   [ -n "$HOLDER" ] && wait "$HOLDER" 2>/dev/null
   HOLDER=
 }
-
-# refused DESC PATTERN COMMAND...: exit status 1 and one line naming the file.
-refused() {
-  local desc=$1 pattern=$2 st; shift 2
-  "$@" > cmd.out 2> cmd.err
-  st=$?
-  if [ $st -eq 1 ] && [ "$(wc -l < cmd.err)" -eq 1 ] && grep -q -- "$pattern" cmd.err; then
-    ok "$desc"
-  else
-    not_ok "$desc (exit $st: $(head -c 300 cmd.err))"
-  fi
-}
-# works DESC COMMAND...
-works() {
-  local desc=$1; shift
-  if "$@" > cmd.out 2> cmd.err; then ok "$desc"; else not_ok "$desc: $(head -c 300 cmd.err)"; fi
-}
-# qemu_refuses DESC COMMAND...: qemu fails, saying a lock is the reason.
-qemu_refuses() {
-  local desc=$1; shift
-  $have_qemu || return 0
-  if ! "$@" > cmd.out 2>&1 && grep -q "lock" cmd.out; then ok "$desc"
-  else not_ok "$desc: $(head -c 300 cmd.out)"; fi
-}
-qemu_works() { $have_qemu || return 0; works "$@"; }
-
-WRITTEN="in use by another process that writes it"
-READ="in use by another process that reads it"
 
 for ext in vhd vhdx raw; do
   case $ext in vhd) qf=vpc ;; *) qf=$ext ;; esac
