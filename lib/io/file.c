@@ -133,10 +133,11 @@ static int file_set_size(void *opaque, uint64_t size)
   struct file *f = opaque;
   if (!f->device)
     return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
+  /* io_set_size names both sizes */
   if (size > f->device_size)
-    return -ENOSPC;   /* io_set_size names both sizes */
+    return -ENOSPC;
   if (!f->replace)
-    return 0;         /* the device keeps its size */
+    return size == f->device_size ? 0 : -EINVAL;   /* a cut that would not happen */
   f->replace = false;
   return device_zero(f, size);
 }

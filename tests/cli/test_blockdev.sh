@@ -106,6 +106,17 @@ check "a VHDX onto a device: refused (exit $st), naming the device" \
   sh -c "[ $st -eq 1 ] && grep -q '$L16: is a block device' cmd.err"
 check "after it the device node is still there" [ -b "$L16" ]
 
+# A device keeps its size: resizing the raw image it is fails and says so.
+V resize "$L16" 32M > /dev/null 2> cmd.err
+st=$?
+check "resize of a device to more than it holds: refused (exit $st)" \
+  sh -c "[ $st -eq 1 ] && grep -q '$L16: the image needs $((32 * MiB)) bytes, but the device holds only $((16 * MiB))' cmd.err"
+V resize --shrink --force "$L16" 8M > /dev/null 2> cmd.err
+st=$?
+check "resize of a device to less: refused (exit $st)" \
+  sh -c "[ $st -eq 1 ] && grep -q '$L16: is a block device of $((16 * MiB)) bytes' cmd.err"
+check "after the resizes the device has its size" [ "$(blockdev --getsize64 "$L16")" = $((16 * MiB)) ]
+
 # A link to a device (as /dev/disk/by-id/ names are) is written through and stays.
 ln -s "$L16" disk-link
 V convert --force -O raw src.vhdx disk-link > /dev/null 2> cmd.err ||
