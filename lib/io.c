@@ -88,15 +88,8 @@ int io_set_size(vhd_io *io, uint64_t size)
   if (!io_writable(io) || !io->ops->set_size)
     return vhd_error(EROFS, "%s: the file is open read-only", io->name);
   int r = io->ops->set_size(io->opaque, size);
-  uint64_t have;
-  if (r < 0 && io->fixed_size && io->ops->get_size(io->opaque, &have) == 0) {
-    if (r == -ENOSPC)
-      return vhd_error(ENOSPC, "%s: the image needs %llu bytes, but the device holds only %llu",
-                       io->name, (unsigned long long)size, (unsigned long long)have);
-    return vhd_error(-r, "%s: is a block device of %llu bytes, whose size does not change "
-                     "(to %llu bytes)", io->name, (unsigned long long)have,
-                     (unsigned long long)size);
-  }
+  if (r < 0 && io->fixed_size)
+    return r;   /* a device: the backend said why, with both sizes */
   if (r < 0)
     return vhd_error(-r, "%s: cannot set the file size to %llu: %s", io->name,
                      (unsigned long long)size, vhd_strerror(-r));

@@ -18,7 +18,8 @@ struct vhd_io {
   int (*real_path)(vhd_io *io, char **out);
   /* A block device (file backend): its size is fixed, so set_size fails
    * with -ENOSPC for more and -EINVAL for less (but for the image a create
-   * writes onto it), and only raw images can be made on it. */
+   * writes onto it), with the backend's own message, and only raw images
+   * can be made on it. */
   bool fixed_size;
   /* The device's sector sizes; 0 when unknown or not a device. */
   uint32_t logical_sector_size, physical_sector_size;

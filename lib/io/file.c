@@ -37,6 +37,7 @@ struct file {
    * set_size zeroes the range it asks for, as truncating a file would. */
   bool replace;
   uint64_t device_size;
+  uint32_t device_sector;   /* logical sector size: what BLKZEROOUT aligns to */
   char *path;
 };
 
@@ -111,11 +112,11 @@ static int file_get_size(void *opaque, uint64_t *size)
 
 /* Zeros over the first length bytes of a device: the kernel's zeroing
  * (write-zeroes, or a discard where it reads back as zeros), which falls
- * back to writing zero pages itself. Images on devices are whole sectors;
- * a part sector at the end is written. */
+ * back to writing zero pages itself, over whole device sectors; a part
+ * sector at the end is written (the page cache merges it). */
 static int device_zero(struct file *f, uint64_t length)
 {
-  uint64_t whole = length / 512 * 512;
+  uint64_t whole = length / f->device_sector * f->device_sector;
 #ifdef BLKZEROOUT
   uint64_t range[2] = { 0, whole };
   if (whole && ioctl(f->fd, BLKZEROOUT, range) < 0)
@@ -124,7 +125,7 @@ static int device_zero(struct file *f, uint64_t length)
   if (whole)
     return -EOPNOTSUPP;
 #endif
-  static const uint8_t zeros[512];
+  static const uint8_t zeros[65536];
   return file_pwrite(f, zeros, (size_t)(length - whole), whole);
 }
 
@@ -133,13 +134,21 @@ static int file_set_size(void *opaque, uint64_t size)
   struct file *f = opaque;
   if (!f->device)
     return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
-  /* io_set_size names both sizes */
   if (size > f->device_size)
-    return -ENOSPC;
+    return vhd_error(ENOSPC, "%s: the image needs %llu bytes, but the device holds only %llu",
+                     f->path, (unsigned long long)size, (unsigned long long)f->device_size);
+  if (!f->replace && size != f->device_size)   /* a cut that would not happen */
+    return vhd_error(EINVAL, "%s: is a block device of %llu bytes, whose size does not "
+                     "change (to %llu bytes)", f->path, (unsigned long long)f->device_size,
+                     (unsigned long long)size);
   if (!f->replace)
-    return size == f->device_size ? 0 : -EINVAL;   /* a cut that would not happen */
+    return 0;
   f->replace = false;
-  return device_zero(f, size);
+  int r = device_zero(f, size);
+  if (r < 0)
+    return vhd_error(-r, "%s: cannot zero the device's first %llu bytes: %s", f->path,
+                     (unsigned long long)size, strerror(-r));
+  return 0;
 }
 
 static int file_punch_hole(void *opaque, uint64_t offset, uint64_t length)
@@ -345,6 +354,8 @@ static int device_geometry(struct file *f, uint32_t *logical, uint32_t *physical
                      strerror(errno));
   f->device_size = size;
   *logical = lss > 0 ? (uint32_t)lss : 0;
+  if (lss >= 512 && lss <= 65536 && (lss & (lss - 1)) == 0)
+    f->device_sector = (uint32_t)lss;
 #ifdef BLKPBSZGET
   if (ioctl(f->fd, BLKPBSZGET, &pss) == 0)
     *physical = pss;
@@ -387,6 +398,7 @@ static int prepare(struct file *f, unsigned flags, bool created,
   bool replacing = (flags & VHD_IO_CREATE) && (flags & VHD_IO_TRUNC) && !created;
   if (f->device) {
     f->replace = replacing;
+    f->device_sector = 512;
     return device_geometry(f, logical, physical);
   }
   if (replacing && st.st_size != 0 && ftruncate(f->fd, 0) < 0)

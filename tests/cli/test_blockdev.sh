@@ -56,6 +56,14 @@ if attach back4k.img -b 4096; then
   json_load info4k.json
   check "info: a 4096-byte-sector device reports 4096-byte logical sectors" \
     [ "${J[logical-sector-size]:-}" = "$(blockdev --getss "$LOOP")" -a "$(blockdev --getss "$LOOP")" = 4096 ]
+  # An image that ends inside a device sector: zeroed and written all the same.
+  head -c $((5 * MiB + 512)) /dev/urandom > odd.raw
+  dd if=/dev/zero of=odd.raw bs=1M seek=1 count=2 conv=notrunc status=none
+  head -c $((8 * MiB)) /dev/urandom > back4k.img
+  V convert --force -O raw odd.raw "$LOOP" > /dev/null 2> cmd.err ||
+    not_ok "convert onto a 4096-byte-sector device: $(cat cmd.err)"
+  check "a 4096-byte-sector device holds an image of 5 MiB + 512 bytes, holes as zeros" \
+    cmp -s -n $((5 * MiB + 512)) odd.raw "$LOOP"
 else
   echo "# no 4096-byte-sector loop device here: $(head -c 200 losetup.err)"
 fi
