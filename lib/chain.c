@@ -171,9 +171,11 @@ static int try_candidate(struct vhd_image *img, const char *stored,
   /* The backend gets the locator as stored (it resolves relative paths
    * its own way); where the file turns out to be is checked after. */
   vhd_free(norm);
+  /* A parent another process writes (its lock) is the answer, not a
+   * reason to look elsewhere. */
   int r = io_open_related(img->io, stored, ioflags, &io);
   if (r < 0)
-    return r == -ENOMEM ? r : 1;
+    return r == -ENOMEM || r == -EBUSY ? r : 1;
   r = check_real_place(img, io, stored);
   if (r < 0) {
     vhd_io_close(io);

@@ -136,6 +136,13 @@ void vhd_open_params_init(struct vhd_open_params *p)
   memset(p, 0, sizeof *p);
 }
 
+/* Flags a caller may pass: the public ones, and the library's own that its
+ * operations pass through vhd_open (merge keeps or renews a VHDX data id). */
+#define OPEN_PUBLIC_FLAGS (VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | VHD_OPEN_RAW | \
+                           VHD_OPEN_RAW_PARENT | VHD_OPEN_FORCE_SHARE | \
+                           VHD_OPEN_PARENTS_BESIDE | IMAGE_OPEN_KEEP_DATA_ID | \
+                           IMAGE_OPEN_RENEW_DATA_ID)
+
 int image_open_chain(vhd_io *io, const struct vhd_open_params *p,
                      const struct parent_roots *roots, vhd_image **out)
 {
@@ -143,7 +150,9 @@ int image_open_chain(vhd_io *io, const struct vhd_open_params *p,
   unsigned flags = p->flags;
   enum vhd_format format = (flags & VHD_OPEN_RAW) ? VHD_FORMAT_RAW : p->format;
   int r = 0;
-  if ((flags & VHD_OPEN_FORCE_SHARE) && (flags & VHD_OPEN_RDWR))
+  if (flags & ~OPEN_PUBLIC_FLAGS)
+    r = vhd_error(EINVAL, "%s: unknown open flags 0x%x", io->name, flags & ~OPEN_PUBLIC_FLAGS);
+  else if ((flags & VHD_OPEN_FORCE_SHARE) && (flags & VHD_OPEN_RDWR))
     r = vhd_error(EINVAL, "%s: force-share is for read-only opens: a writer must hold "
                   "the image alone", io->name);
   const struct vhd_driver *drv = NULL;

@@ -88,6 +88,8 @@ int io_set_size(vhd_io *io, uint64_t size)
   if (!io_writable(io) || !io->ops->set_size)
     return vhd_error(EROFS, "%s: the file is open read-only", io->name);
   int r = io->ops->set_size(io->opaque, size);
+  if (r < 0 && io->fixed_size)
+    return r;   /* a device: the backend said why, with both sizes */
   if (r < 0)
     return vhd_error(-r, "%s: cannot set the file size to %llu: %s", io->name,
                      (unsigned long long)size, vhd_strerror(-r));

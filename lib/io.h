@@ -16,6 +16,13 @@ struct vhd_io {
    * symbolic links resolved, allocated. Lets the chain layer see where a
    * parent really is (a link in an allowed directory may point out). */
   int (*real_path)(vhd_io *io, char **out);
+  /* A block device (file backend): its size is fixed, so set_size fails
+   * with -ENOSPC for more and -EINVAL for less (but for the image a create
+   * writes onto it), with the backend's own message, and only raw images
+   * can be made on it. */
+  bool fixed_size;
+  /* The device's sector sizes; 0 when unknown or not a device. */
+  uint32_t logical_sector_size, physical_sector_size;
 };
 
 int io_pread(vhd_io *io, void *buf, size_t count, uint64_t offset);
@@ -37,6 +44,13 @@ void io_file_start_writeback(vhd_io *io, uint64_t offset, uint64_t length);
  * message (it is called from backend operations); -EOPNOTSUPP when the
  * backend or the file system cannot, and the caller then writes normally. */
 int io_file_pwrite_direct(vhd_io *io, const void *buf, size_t count, uint64_t offset);
+/* Hosted file backend only (a no-op for others): drop this descriptor's
+ * lock on the file, so that the same process can open it again with a lock
+ * that conflicts (merge reopens an ancestor its child's chain reads). */
+void io_file_release_lock(vhd_io *io);
+/* Remove a failed output at path, when it is a regular file: a block
+ * device (or a link to one) written in place is never removed. */
+int io_remove_output(const char *path);
 static inline bool io_writable(const vhd_io *io) { return (io->flags & VHD_IO_RDWR) != 0; }
 
 #endif

@@ -36,6 +36,7 @@ int strncmp(const char *a, const char *b, size_t n);
 #define ENXIO 6
 #define E2BIG 7
 #define EBADF 9
+#define EBUSY 16
 #define ENOMEM 12
 #define EACCES 13
 #define EEXIST 17

@@ -90,9 +90,10 @@ static int raw_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, ui
 
 static void raw_info(struct vhd_image *img, struct vhd_info *info)
 {
-  (void)img;
-  info->logical_sector_size = 512;
-  info->physical_sector_size = 512;
+  /* Over a block device, the device's own sectors. */
+  info->logical_sector_size = img->io->logical_sector_size ? img->io->logical_sector_size : 512;
+  info->physical_sector_size = img->io->physical_sector_size ? img->io->physical_sector_size :
+                               info->logical_sector_size;
 }
 
 static int raw_create(vhd_io *io, const struct vhd_create_params *p,

@@ -10,7 +10,15 @@
  * nbdkit only tells a plugin about -r per connection, after the fork, but
  * a corrupt image has to be reported before the fork, where the user sees
  * it. So get_ready opens the image read-only (which never writes the file),
- * and the first writable connection reopens it read-write. */
+ * and the first writable connection reopens it read-write.
+ *
+ * Locks (the library's, in qemu's scheme): the read-only image holds a
+ * reader's lock, so nobody else writes the file while nbdkit serves it; the
+ * read-write one a writer's. They belong to the open file description,
+ * which a fork shares: the process nbdkit forks off to run a --run command
+ * (or to exit in the background) would keep holding them. So get_ready only
+ * validates and closes again, and after_fork opens the image the server
+ * keeps. */
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
 
@@ -186,21 +194,27 @@ open_image (unsigned flags, vhd_image **out)
 }
 
 /* Before the fork: every structure is validated here, so a corrupt image
- * stops nbdkit with the library's message instead of failing a client. */
+ * (or one another process writes) stops nbdkit with the library's message
+ * instead of failing a client. */
 static int
 vhd_plugin_get_ready (void)
 {
-  int r = open_image (VHD_OPEN_RDONLY, &image);
+  vhd_image *img;
+  int r = open_image (VHD_OPEN_RDONLY, &img);
   if (r < 0)
     return library_error (r);
-  r = vhd_get_info (image, &info);
-  if (r < 0)
-    return library_error (r);
+  r = vhd_get_info (img, &info);
+  if (r < 0) {
+    library_error (r);
+    vhd_close (img);
+    return -1;
+  }
   /* Without its parents a differencing image has nothing to show for the
    * ranges it does not hold: refuse it now rather than fail reads later. */
   if (parents == PARENTS_NONE && info.type == VHD_TYPE_DIFFERENCING) {
     nbdkit_error ("%s: is a differencing image, and parents=none allows no "
                   "parent", filename);
+    vhd_close (img);
     return -1;
   }
   nbdkit_debug ("%s: %s %s, virtual size %llu, block size %u, "
@@ -209,6 +223,44 @@ vhd_plugin_get_ready (void)
                 info.type == VHD_TYPE_NONE ? "-" : vhd_type_name (info.type),
                 (unsigned long long) info.virtual_size, info.block_size,
                 info.logical_sector_size, info.chain_depth);
+  vhd_close (img);
+  return 0;
+}
+
+/* Open the image again (flags: read-only or read-write) and make sure it
+ * is still the disk get_ready saw: -ESTALE, reported here, when its size
+ * changed; other errors are the library's, for the caller to report. */
+static int
+reopen_image (unsigned flags, vhd_image **out)
+{
+  int r = open_image (flags, out);
+  if (r < 0)
+    return r;
+  struct vhd_info now;
+  r = vhd_get_info (*out, &now);
+  if (r == 0 && now.virtual_size != info.virtual_size) {
+    nbdkit_error ("%s: virtual size changed from %llu to %llu since nbdkit "
+                  "started", filename,
+                  (unsigned long long) info.virtual_size,
+                  (unsigned long long) now.virtual_size);
+    r = -ESTALE;
+  }
+  if (r < 0) {
+    vhd_close (*out);
+    *out = NULL;
+    return r;
+  }
+  info = now;
+  return 0;
+}
+
+/* After the fork: the image this server process serves. */
+static int
+vhd_plugin_after_fork (void)
+{
+  int r = reopen_image (VHD_OPEN_RDONLY, &image);
+  if (r < 0)
+    return r == -ESTALE ? -1 : library_error (r);
   return 0;
 }
 
@@ -229,40 +281,33 @@ vhd_plugin_dump_plugin (void)
 }
 
 /* Reopen read-write for the first writable connection. Only done while
- * no connection holds the read-only image, so nobody uses it any more. */
+ * no connection holds the read-only image, so nobody uses it any more.
+ * The read-only image is closed first: its reader's lock on the file would
+ * meet the writer's lock of a second handle in this process as another
+ * user's. On failure the image is opened read-only again. */
 static int
 upgrade_to_rw (void)
 {
-  vhd_image *rw;
-  int r = open_image (VHD_OPEN_RDWR, &rw);
-  if (r == -EACCES || r == -EPERM || r == -EROFS) {
-    /* Like nbdkit-file-plugin: an image we may not write is served
-     * read-only rather than refused. */
-    nbdkit_debug ("%s; serving read-only", vhd_last_error ());
+  vhd_close (image);
+  image = NULL;
+  int r = reopen_image (VHD_OPEN_RDWR, &image);
+  if (r == 0) {
+    image_rw = true;
     return 0;
   }
-  if (r < 0)
-    return library_error (r);
-  struct vhd_info rw_info;
-  r = vhd_get_info (rw, &rw_info);
-  if (r < 0) {
+  /* Like nbdkit-file-plugin: an image we may not write is served
+   * read-only rather than refused. */
+  bool serve_ro = r == -EACCES || r == -EPERM || r == -EROFS;
+  if (serve_ro)
+    nbdkit_debug ("%s; serving read-only", vhd_last_error ());
+  else if (r != -ESTALE)
     library_error (r);
-    vhd_close (rw);
-    return -1;
+  r = reopen_image (VHD_OPEN_RDONLY, &image);
+  if (r < 0) {
+    /* image is NULL: every later connection is refused */
+    return r == -ESTALE ? -1 : library_error (r);
   }
-  if (rw_info.virtual_size != info.virtual_size) {
-    nbdkit_error ("%s: virtual size changed from %llu to %llu since nbdkit "
-                  "started", filename,
-                  (unsigned long long) info.virtual_size,
-                  (unsigned long long) rw_info.virtual_size);
-    vhd_close (rw);
-    return -1;
-  }
-  vhd_close (image);
-  image = rw;
-  info = rw_info;
-  image_rw = true;
-  return 0;
+  return serve_ro ? 0 : -1;
 }
 
 static void *
@@ -285,6 +330,12 @@ vhd_plugin_open (int readonly)
     else
       nbdkit_debug ("read-only connections are open: "
                     "this connection is read-only too");
+  }
+  if (image == NULL) {
+    nbdkit_error ("%s: not open since a failed reopen (see above)", filename);
+    pthread_mutex_unlock (&lock);
+    free (h);
+    return NULL;
   }
   h->img = image;
   h->writable = !readonly && image_rw;
@@ -591,6 +642,7 @@ static struct nbdkit_plugin plugin = {
   .config_help       = vhd_plugin_config_help,
   .magic_config_key  = "file",
   .get_ready         = vhd_plugin_get_ready,
+  .after_fork        = vhd_plugin_after_fork,
   .cleanup           = vhd_plugin_cleanup,
   .dump_plugin       = vhd_plugin_dump_plugin,
   .open              = vhd_plugin_open,

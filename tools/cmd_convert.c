@@ -27,18 +27,20 @@ static const struct option long_options[] = {
   {NULL, 0, NULL, 0},
 };
 
-/* Whether the file at path is still the one described by before (same
- * inode, size and modification time): a failed --force conversion that
- * never touched the old file must not delete it. */
-static bool unchanged_since(const char *path, const struct stat *before)
+/* Whether a failed conversion should remove what is at path: only a
+ * regular file (a block device, or a link to one, was written in place and
+ * is never removed), and not one that was there before and that the
+ * conversion never touched (same inode, size and modification time). */
+static bool ours_to_remove(const char *path, bool existed, const struct stat *before)
 {
   struct stat now;
-  if (lstat(path, &now) != 0)
+  if (lstat(path, &now) != 0 || !S_ISREG(now.st_mode))
     return false;
-  return now.st_ino == before->st_ino && now.st_dev == before->st_dev &&
-         now.st_size == before->st_size &&
-         now.st_mtim.tv_sec == before->st_mtim.tv_sec &&
-         now.st_mtim.tv_nsec == before->st_mtim.tv_nsec;
+  return !existed ||
+         !(now.st_ino == before->st_ino && now.st_dev == before->st_dev &&
+           now.st_size == before->st_size &&
+           now.st_mtim.tv_sec == before->st_mtim.tv_sec &&
+           now.st_mtim.tv_nsec == before->st_mtim.tv_nsec);
 }
 
 /* Writing over any layer of the source would destroy what is being read. */
@@ -230,7 +232,7 @@ static int run(int argc, char **argv)
     /* A half-written image may look valid but is not: remove it. A file
      * that was there before and is untouched (the failure came first, or
      * it appeared meanwhile without --force) belongs to someone else. */
-    if (r != -EEXIST && !(existed && unchanged_since(dst_path, &before)))
+    if (r != -EEXIST && ours_to_remove(dst_path, existed, &before))
       unlink(dst_path);
   }
   vhd_close(src);

@@ -16,7 +16,9 @@ bool path_exists(const char *path)
 bool host_allocated_size(const char *path, uint64_t *out)
 {
   struct stat st;
-  if (stat(path, &st) != 0)
+  /* A block device occupies no space of a file system (st_blocks is 0):
+   * there is no such figure to show. */
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
     return false;
   *out = (uint64_t)st.st_blocks * 512u;
   return true;

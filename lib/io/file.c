@@ -1,21 +1,43 @@
 #define _GNU_SOURCE 1  /* SEEK_DATA, fallocate, sync_file_range */
 /* The POSIX file backend. I/O by offset only (pread/pwrite), so a handle
- * can serve parallel requests; every descriptor is O_CLOEXEC. */
+ * can serve parallel requests; every descriptor is O_CLOEXEC.
+ *
+ * What it opens: regular files and block devices, nothing else. A FIFO,
+ * socket or character device would block the open or the first read
+ * forever, or read as a stream; the open itself is non-blocking so that
+ * even a FIFO nobody writes is refused at once.
+ *
+ * A block device is the disk itself: its size is the device's
+ * (BLKGETSIZE64), it is never truncated or removed, and a "new" image on
+ * it is written in place (see struct file's replace). Buffered I/O lets
+ * the kernel handle the device's logical sector size for any offset. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <linux/fs.h>   /* BLKGETSIZE64, BLKSSZGET, BLKPBSZGET, BLKZEROOUT */
+#endif
 
 #include "error.h"
 #include "io.h"
+#include "io/file_lock.h"
 #include "util/path.h"
 #include "util/strfmt.h"
 
 struct file {
   int fd;
   int direct_fd;   /* the same file opened O_DIRECT: -1 not yet, -2 unavailable */
+  bool device;     /* a block device: fixed size, never truncated */
+  /* A device opened to receive a new image (VHD_IO_CREATE | VHD_IO_TRUNC):
+   * the image layer expects a new file to read as zeros, so the first
+   * set_size zeroes the range it asks for, as truncating a file would. */
+  bool replace;
+  uint64_t device_size;
+  uint32_t device_sector;   /* logical sector size: what BLKZEROOUT aligns to */
   char *path;
 };
 
@@ -77,6 +99,10 @@ static int file_flush(void *opaque)
 static int file_get_size(void *opaque, uint64_t *size)
 {
   struct file *f = opaque;
+  if (f->device) {
+    *size = f->device_size;
+    return 0;
+  }
   struct stat st;
   if (fstat(f->fd, &st) < 0)
     return -errno;
@@ -84,10 +110,45 @@ static int file_get_size(void *opaque, uint64_t *size)
   return 0;
 }
 
+/* Zeros over the first length bytes of a device: the kernel's zeroing
+ * (write-zeroes, or a discard where it reads back as zeros), which falls
+ * back to writing zero pages itself, over whole device sectors; a part
+ * sector at the end is written (the page cache merges it). */
+static int device_zero(struct file *f, uint64_t length)
+{
+  uint64_t whole = length / f->device_sector * f->device_sector;
+#ifdef BLKZEROOUT
+  uint64_t range[2] = { 0, whole };
+  if (whole && ioctl(f->fd, BLKZEROOUT, range) < 0)
+    return -errno;
+#else
+  if (whole)
+    return -EOPNOTSUPP;
+#endif
+  static const uint8_t zeros[65536];
+  return file_pwrite(f, zeros, (size_t)(length - whole), whole);
+}
+
 static int file_set_size(void *opaque, uint64_t size)
 {
   struct file *f = opaque;
-  return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
+  if (!f->device)
+    return ftruncate(f->fd, (off_t)size) < 0 ? -errno : 0;
+  if (size > f->device_size)
+    return vhd_error(ENOSPC, "%s: the image needs %llu bytes, but the device holds only %llu",
+                     f->path, (unsigned long long)size, (unsigned long long)f->device_size);
+  if (!f->replace && size != f->device_size)   /* a cut that would not happen */
+    return vhd_error(EINVAL, "%s: is a block device of %llu bytes, whose size does not "
+                     "change (to %llu bytes)", f->path, (unsigned long long)f->device_size,
+                     (unsigned long long)size);
+  if (!f->replace)
+    return 0;
+  f->replace = false;
+  int r = device_zero(f, size);
+  if (r < 0)
+    return vhd_error(-r, "%s: cannot zero the device's first %llu bytes: %s", f->path,
+                     (unsigned long long)size, strerror(-r));
+  return 0;
 }
 
 static int file_punch_hole(void *opaque, uint64_t offset, uint64_t length)
@@ -131,6 +192,8 @@ static int file_find_data(void *opaque, uint64_t offset, uint64_t *data, uint64_
 static int file_allocated_size(void *opaque, uint64_t *bytes)
 {
   struct file *f = opaque;
+  if (f->device)
+    return file_get_size(f, bytes);   /* all of it belongs to the disk */
   struct stat st;
   if (fstat(f->fd, &st) < 0)
     return -errno;
@@ -243,20 +306,113 @@ static int file_real_path(vhd_io *io, char **out)
   return 0;
 }
 
+/* What a non-image file is, for the line that refuses it (NULL: usable). */
+static const char *unusable_kind(mode_t mode)
+{
+  if (S_ISREG(mode) || S_ISBLK(mode))
+    return NULL;
+  if (S_ISFIFO(mode))
+    return "is a FIFO (named pipe), not a disk image file; images are read at offsets, "
+           "so save the stream to a file first";
+  if (S_ISCHR(mode))
+    return "is a character device, not a disk image file";
+  if (S_ISSOCK(mode))
+    return "is a socket, not a disk image file";
+  return "is not a regular file or block device";
+}
+
+/* Open without blocking (a FIFO would wait for a writer), without
+ * truncating (only a regular file may be emptied, and only once it is
+ * locked), creating the file only when asked to and when it is absent. */
+static int open_plain(const char *path, unsigned flags, bool *created)
+{
+  int oflags = O_CLOEXEC | O_NONBLOCK |
+               ((flags & (VHD_IO_RDWR | VHD_IO_CREATE)) ? O_RDWR : O_RDONLY);
+  *created = false;
+  if ((flags & VHD_IO_CREATE) && !(flags & VHD_IO_TRUNC)) {
+    *created = true;
+    return open(path, oflags | O_CREAT | O_EXCL, 0644);
+  }
+  int fd = open(path, oflags);
+  if (fd < 0 && errno == ENOENT && (flags & VHD_IO_CREATE)) {
+    *created = true;
+    fd = open(path, oflags | O_CREAT | O_EXCL, 0644);
+  }
+  return fd;
+}
+
+/* The device's size and sector sizes into f and the io. */
+static int device_geometry(struct file *f, uint32_t *logical, uint32_t *physical)
+{
+  *logical = *physical = 0;
+#if defined(BLKGETSIZE64) && defined(BLKSSZGET)
+  uint64_t size;
+  int lss = 0;
+  unsigned int pss = 0;
+  if (ioctl(f->fd, BLKGETSIZE64, &size) < 0 || ioctl(f->fd, BLKSSZGET, &lss) < 0)
+    return vhd_error(errno, "%s: cannot get the block device's size: %s", f->path,
+                     strerror(errno));
+  f->device_size = size;
+  *logical = lss > 0 ? (uint32_t)lss : 0;
+  if (lss >= 512 && lss <= 65536 && (lss & (lss - 1)) == 0)
+    f->device_sector = (uint32_t)lss;
+#ifdef BLKPBSZGET
+  if (ioctl(f->fd, BLKPBSZGET, &pss) == 0)
+    *physical = pss;
+#endif
+  return 0;
+#else
+  off_t end = lseek(f->fd, 0, SEEK_END);
+  if (end < 0)
+    return vhd_error(errno, "%s: cannot get the block device's size: %s", f->path,
+                     strerror(errno));
+  f->device_size = (uint64_t)end;
+  return 0;
+#endif
+}
+
+/* Checks and prepares an open descriptor: its kind, blocking mode, lock,
+ * truncation and device geometry. */
+static int prepare(struct file *f, unsigned flags, bool created,
+                   uint32_t *logical, uint32_t *physical)
+{
+  struct stat st;
+  if (fstat(f->fd, &st) < 0)
+    return vhd_error(errno, "%s: %s", f->path, strerror(errno));
+  if (S_ISDIR(st.st_mode))
+    return vhd_error(EISDIR, "%s: is a directory", f->path);
+  const char *kind = unusable_kind(st.st_mode);
+  if (kind)
+    return vhd_error(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) ? ESPIPE : ENODEV,
+                     "%s: %s", f->path, kind);
+  int fl = fcntl(f->fd, F_GETFL);
+  if (fl < 0 || fcntl(f->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+    return vhd_error(errno, "%s: %s", f->path, strerror(errno));
+  bool writing = (flags & (VHD_IO_RDWR | VHD_IO_CREATE)) != 0;
+  if (!(flags & VHD_IO_NOLOCK)) {
+    int r = file_lock_take(f->fd, f->path, writing);
+    if (r < 0)
+      return r;
+  }
+  f->device = S_ISBLK(st.st_mode);
+  bool replacing = (flags & VHD_IO_CREATE) && (flags & VHD_IO_TRUNC) && !created;
+  if (f->device) {
+    f->replace = replacing;
+    f->device_sector = 512;
+    return device_geometry(f, logical, physical);
+  }
+  if (replacing && st.st_size != 0 && ftruncate(f->fd, 0) < 0)
+    return vhd_error(errno, "%s: cannot empty it: %s", f->path, strerror(errno));
+  return 0;
+}
+
 int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out)
 {
   *out = NULL;
-  int oflags = O_CLOEXEC | ((flags & VHD_IO_RDWR) ? O_RDWR : O_RDONLY);
-  if (flags & VHD_IO_CREATE)
-    oflags |= O_CREAT | O_RDWR | ((flags & VHD_IO_TRUNC) ? O_TRUNC : O_EXCL);
-  int fd = open(path, oflags, 0644);
+  bool created;
+  int fd = open_plain(path, flags, &created);
   if (fd < 0)
     return vhd_error(errno, "%s: %s", path, strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-    close(fd);
-    return vhd_error(EISDIR, "%s: is a directory", path);
-  }
   struct file *f = calloc(1, sizeof *f);
   char *copy = strdup(path);
   if (!f || !copy) {
@@ -268,11 +424,36 @@ int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out)
   f->fd = fd;
   f->direct_fd = -1;
   f->path = copy;
+  uint32_t logical = 0, physical = 0;
+  int r = prepare(f, flags, created, &logical, &physical);
   unsigned ioflags = (flags & (VHD_IO_RDWR | VHD_IO_CREATE)) ? VHD_IO_RDWR : 0;
-  int r = vhd_io_new(&file_ops, f, path, ioflags, out);
-  if (r < 0)
+  if (r == 0)
+    r = vhd_io_new(&file_ops, f, path, ioflags, out);
+  if (r < 0) {
+    if (created)
+      unlink(path);   /* made by this open, and nothing else has it yet */
     file_close(f);
-  else
-    (*out)->real_path = file_real_path;
-  return r;
+    return r;
+  }
+  (*out)->real_path = file_real_path;
+  (*out)->fixed_size = f->device;
+  (*out)->logical_sector_size = logical;
+  (*out)->physical_sector_size = physical;
+  return 0;
+}
+
+void io_file_release_lock(vhd_io *io)
+{
+  if (io->ops == &file_ops)
+    file_lock_release(((struct file *)io->opaque)->fd);
+}
+
+int io_remove_output(const char *path)
+{
+  struct stat st;
+  /* Only a regular file is ours to remove: a device node (or a link to
+   * one) was written in place and stays. */
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    return 0;
+  return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
 }

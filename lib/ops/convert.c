@@ -180,12 +180,14 @@ static int create_output(const char *path, const struct vhd_create_params *p,
   out->writeback_hint = out->sync;
   vhd_io *io;
   r = vhd_io_new(&output_ops, out, path, VHD_IO_RDWR, &io);
-  if (r < 0)
+  if (r < 0) {
     out_close(out);
-  else
+  } else {
+    io->fixed_size = file->fixed_size;
     r = create_on_io(io, p, NULL, dst);   /* closes io on failure */
+  }
   if (r < 0)
-    unlink(path);   /* the file is ours from the open on */
+    io_remove_output(path);   /* the file is ours from the open on */
   return r;
 }
 
@@ -217,7 +219,7 @@ int vhd_convert(vhd_image *src, const char *dst_path,
     r = r2;
   if (r < 0) {
     /* keep the message of the first failure */
-    unlink(dst_path);
+    io_remove_output(dst_path);
   }
   return r;
 }

@@ -8,6 +8,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "io.h"
 #include "util/path.h"
 #include "util/strfmt.h"
 
@@ -56,7 +57,7 @@ int vhd_create(const char *path, const struct vhd_create_params *p, vhd_image **
     goto out;
   r = create_on_io(io, p, p->parent ? &link : NULL, out);
   if (r < 0)
-    unlink(path);
+    io_remove_output(path);
 out:
   vhd_close(link.image);
   free(abs_parent);

@@ -42,6 +42,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "io.h"
 #include "util/path.h"
 #include "util/strfmt.h"
 
@@ -219,6 +220,11 @@ int vhd_merge(const char *child_path, const char *ancestor_path, unsigned flags,
                   (unsigned long long)child->virtual_size);
   /* Only VHDX links a child to data that changes (see the top). */
   bool renew = r == 0 && a->drv->format == VHD_FORMAT_VHDX;
+  /* The chain's read-only handle of the ancestor holds a reader's lock,
+   * which the writer's lock of the second handle would meet as another
+   * user's; the writer's lock keeps others out of the ancestor from here. */
+  if (r == 0)
+    io_file_release_lock(a->io);
   if (r == 0)
     r = vhd_open(anc_path, VHD_OPEN_RDWR | IMAGE_OPEN_KEEP_DATA_ID, &anc);
   if (r == 0)

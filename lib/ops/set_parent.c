@@ -42,7 +42,10 @@ int vhd_set_parent(const char *child_path, const char *parent_path, unsigned fla
     return vhd_error(EINVAL, "%s: unknown set-parent flags 0x%x", child_path, flags);
   struct vhd_image *child = NULL, *parent = NULL;
   char *abs_child = NULL, *abs_parent = NULL, *child_dir = NULL, *rel = NULL;
-  int r = vhd_open(child_path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT, &child);
+  /* The child is read-only while the new parent's chain is opened: a chain
+   * that holds the child itself (a loop) would meet the lock of a
+   * read-write handle as another user's, and say so instead of "loop". */
+  int r = vhd_open(child_path, VHD_OPEN_RDONLY | VHD_OPEN_NO_PARENT, &child);
   if (r < 0)
     return r;
   if (child->type != VHD_TYPE_DIFFERENCING) {
@@ -60,6 +63,13 @@ int vhd_set_parent(const char *child_path, const char *parent_path, unsigned fla
     vhd_error_prefix(child_path);
     goto out;
   }
+  if ((r = check_new_parent(child, parent, flags)) < 0)
+    goto out;
+  /* Now for writing, checked again: the file may have changed between. */
+  vhd_close(child);
+  r = vhd_open(child_path, VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT, &child);
+  if (r < 0)
+    goto out;
   if ((r = check_new_parent(child, parent, flags)) < 0)
     goto out;
 

@@ -264,3 +264,85 @@ Test(io_file, descriptors_are_close_on_exec)
   free(real);
   vhd_io_close(io);
 }
+
+/* --- Locks (lib/io/file_lock.c) --------------------------------------------------
+ * Two opens of one file are two open file descriptions, which the locks
+ * treat like two processes: the in-process view of what test_locking.sh
+ * checks across processes. The oracle for "locked" is /proc/locks. */
+
+static bool listed_in_proc_locks(const char *path)
+{
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0);
+  char want[64];
+  snprintf(want, sizeof want, ":%llu ", (unsigned long long)st.st_ino);
+  FILE *f = fopen("/proc/locks", "r");
+  if (!f)
+    return true;   /* nothing to compare with */
+  char line[256];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, f))
+    found = strstr(line, want) != NULL;
+  fclose(f);
+  return found;
+}
+
+static int open_as(const char *p, unsigned flags)
+{
+  vhd_io *io = NULL;
+  int r = vhd_io_open_file(p, flags, &io);
+  vhd_io_close(io);
+  return r;
+}
+
+Test(io_file, a_writer_excludes_readers_and_writers)
+{
+  const char *p = path_of("w.img");
+  put_file(p, "data", 4);
+  vhd_io *w = NULL;
+  cr_assert_eq(vhd_io_open_file(p, VHD_IO_RDWR, &w), 0, "%s", vhd_last_error());
+  cr_assert(listed_in_proc_locks(p), "the writer holds no lock");
+  cr_expect_eq(open_as(p, VHD_IO_RDONLY), -EBUSY);
+  cr_expect_not_null(strstr(vhd_last_error(), p), "%s", vhd_last_error());
+  cr_expect_not_null(strstr(vhd_last_error(), "writes it"), "%s", vhd_last_error());
+  cr_expect_eq(open_as(p, VHD_IO_RDWR), -EBUSY);
+  cr_expect_eq(open_as(p, VHD_IO_RDONLY | VHD_IO_NOLOCK), 0, "%s", vhd_last_error());
+  vhd_io_close(w);
+  cr_expect_eq(open_as(p, VHD_IO_RDWR), 0, "the writer's lock outlived it: %s",
+               vhd_last_error());
+}
+
+Test(io_file, readers_share_and_exclude_writers)
+{
+  const char *p = path_of("r.img");
+  put_file(p, "data", 4);
+  vhd_io *a = NULL, *b = NULL;
+  cr_assert_eq(vhd_io_open_file(p, VHD_IO_RDONLY, &a), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_io_open_file(p, VHD_IO_RDONLY, &b), 0, "two readers: %s", vhd_last_error());
+  cr_expect_eq(open_as(p, VHD_IO_RDWR), -EBUSY);
+  cr_expect_not_null(strstr(vhd_last_error(), "reads it"), "%s", vhd_last_error());
+  /* A writer that would replace the file leaves it alone. */
+  cr_expect_eq(open_as(p, VHD_IO_CREATE | VHD_IO_TRUNC), -EBUSY);
+  char buf[8];
+  cr_expect_eq(get_file(p, buf, sizeof buf), 4, "a refused replace emptied the file");
+  vhd_io_close(b);
+  io_file_release_lock(a);   /* as merge does before reopening read-write */
+  cr_expect_eq(open_as(p, VHD_IO_RDWR), 0, "%s", vhd_last_error());
+  vhd_io_close(a);
+}
+
+Test(io_file, fifos_and_character_devices_are_refused_at_once)
+{
+  const char *p = path_of("pipe");
+  cr_assert_eq(mkfifo(p, 0600), 0);
+  int r = open_as(p, VHD_IO_RDONLY);   /* would block forever without O_NONBLOCK */
+  cr_expect_eq(r, -ESPIPE, "%d", r);
+  cr_expect_not_null(strstr(vhd_last_error(), "is a FIFO"), "%s", vhd_last_error());
+  cr_expect_eq(open_as(p, VHD_IO_CREATE | VHD_IO_TRUNC), -ESPIPE);
+  struct stat st;
+  cr_expect(stat(p, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
+  r = open_as("/dev/null", VHD_IO_RDONLY);
+  cr_expect_eq(r, -ENODEV, "%d", r);
+  cr_expect_not_null(strstr(vhd_last_error(), "/dev/null: is a character device"), "%s",
+                     vhd_last_error());
+}

@@ -110,11 +110,11 @@ static void chain(unsigned n, const char *const *names, const enum vhd_format *f
   }
 }
 
-static void expect_reads_model(const char *name)
+static void expect_reads_model_with(const char *name, unsigned open_flags)
 {
   vhd_image *img;
-  cr_assert_eq(vhd_open(spath(name), VHD_OPEN_RDONLY, &img), 0, "open %s: %s", name,
-               vhd_last_error());
+  cr_assert_eq(vhd_open(spath(name), VHD_OPEN_RDONLY | open_flags, &img), 0, "open %s: %s",
+               name, vhd_last_error());
   uint8_t *buf = malloc(DISK);
   cr_assert_not_null(buf);
   cr_assert_eq(vhd_pread(img, buf, DISK, 0), 0, "%s", vhd_last_error());
@@ -125,6 +125,8 @@ static void expect_reads_model(const char *name)
   free(buf);
   vhd_close(img);
 }
+
+static void expect_reads_model(const char *name) { expect_reads_model_with(name, 0); }
 
 static void expect_clean(const char *name)
 {
@@ -231,7 +233,8 @@ struct interrupt {
 };
 
 /* Halfway through the copy, the child must open and read as before; then
- * the merge is cancelled. */
+ * the merge is cancelled. The ancestor is locked for writing meanwhile, so
+ * only a force-share reader may look (as another process would need -U). */
 static int interrupt_cb(void *opaque, uint64_t done, uint64_t total)
 {
   struct interrupt *in = opaque;
@@ -239,7 +242,13 @@ static int interrupt_cb(void *opaque, uint64_t done, uint64_t total)
   in->calls++;
   if (done < in->stop_at)
     return 0;
-  expect_reads_model(in->child);
+  vhd_image *img;
+  int r = vhd_open(spath(in->child), VHD_OPEN_RDONLY, &img);
+  cr_expect_eq(r, -EBUSY, "a reader opened the chain while merge writes its ancestor "
+               "(%d: %s)", r, vhd_last_error());
+  if (r == 0)
+    vhd_close(img);
+  expect_reads_model_with(in->child, VHD_OPEN_FORCE_SHARE);
   return 1;
 }
 
