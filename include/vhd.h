@@ -313,6 +313,9 @@ struct vhd_info {
   uint8_t sectors_per_track;
   unsigned chain_depth;        /* 0 for a base image */
   unsigned warnings;           /* non-fatal problems seen while opening */
+  uint64_t free_slot_bytes;    /* block slots inside the file that no block
+                                  uses: reused by new blocks, given back by
+                                  vhd_compact */
 };
 
 VHD_API int vhd_get_info(vhd_image *img, struct vhd_info *info);

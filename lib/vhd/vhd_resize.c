@@ -438,6 +438,9 @@ int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn pro
 {
   struct vhd_state *s = vhd_state(img);
 
+  /* A longer BAT may grow over free slots; they are found again at the
+   * next open. */
+  slots_clear(&s->slots);
   if (new_size > VHD_MAX_VIRTUAL_SIZE)
     return vhd_error(EFBIG, "%s: new size %llu exceeds the VHD limit of 2040 GiB", img->path,
                      (unsigned long long)new_size);

@@ -38,6 +38,12 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d)
   else if (s->file_size > end)
     diag_info(d, "%s: %llu bytes of slack after the last structure", s->path,
               (unsigned long long)(s->file_size - end));
+  /* Free slots between blocks: reclaimable, reused by new blocks first. */
+  size_t slots = slots_count(&s->slots);
+  if (slots)
+    diag_info(d, "%s: %llu free block slots (%llu bytes) between blocks are reclaimable: new "
+              "blocks reuse them, compact punches them", s->path, (unsigned long long)slots,
+              (unsigned long long)(slots * s->block_size));
   uint64_t allocated = 0;
   for (uint64_t b = 0; b < s->payload_blocks; b++) {
     unsigned st = vhdx_block_state(s, b);
