@@ -265,8 +265,13 @@ VHD_API int vhd_pwrite(vhd_image *img, const void *buf, size_t count, uint64_t o
 /* Make every completed write durable (data, then metadata). */
 VHD_API int vhd_flush(vhd_image *img);
 
-/* Afterwards the range reads as zeros. Whole blocks are freed where the
- * format can (host space given back); partial blocks are zeroed. */
+/* A trim: give back the space the range holds. Nothing is written and
+ * nothing allocated, so afterwards each part of the range reads as zeros
+ * or as it did before (use vhd_zero for zeros). Whole blocks are freed
+ * (in a VHD child only where the parent reads zeros); in part of a block
+ * the host file's 4 KiB pages are punched, and a block whose trims during
+ * this open add up to all of it is freed. Freed block slots take new
+ * blocks before the file grows. */
 VHD_API int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length);
 
 /* Afterwards the range reads as zeros. With VHD_ZERO_MAY_TRIM whole blocks
