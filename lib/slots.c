@@ -2,6 +2,7 @@
 #include "slots.h"
 
 #include "io.h"
+#include "util/zero.h"
 
 int slots_push(struct slot_list *l, uint64_t offset)
 {
@@ -89,4 +90,60 @@ int slots_punch_reusable(const struct free_slots *f, struct vhd_io *io, uint64_t
     (*n)++;
   }
   return 0;
+}
+
+#define HOST_PAGE 4096u
+#define SCAN_CHUNK (64u * 1024u)
+
+/* Whether [start, end) holds anything but holes (or zeros, where the
+ * backend cannot tell holes). */
+static int holds_data(struct vhd_io *io, uint64_t start, uint64_t end, uint8_t *buf,
+                      bool *held)
+{
+  uint64_t data, hole;
+  *held = false;
+  if (start >= end)
+    return 0;
+  if (io->ops->find_data && io->ops->find_data(io->opaque, start, &data, &hole) == 0) {
+    *held = data < end;
+    return 0;
+  }
+  for (uint64_t off = start; off < end; off += SCAN_CHUNK) {
+    size_t n = end - off < SCAN_CHUNK ? (size_t)(end - off) : SCAN_CHUNK;
+    int r = io_pread(io, buf, n, off);
+    if (r < 0)
+      return r;
+    if (!buffer_is_zero(buf, n)) {
+      *held = true;
+      return 0;
+    }
+  }
+  return 0;
+}
+
+int slots_census(const struct free_slots *f, struct vhd_io *io, uint64_t bytes,
+                 uint64_t *held, uint64_t *punched)
+{
+  const struct slot_list *lists[] = { &f->freed, &f->reusable };
+  uint8_t *buf = vhd_malloc(SCAN_CHUNK);
+  int r = 0;
+  *held = *punched = 0;
+  if (!buf)
+    return -ENOMEM;
+  for (size_t l = 0; l < 2 && r == 0; l++)
+    for (size_t i = 0; i < lists[l]->count && r == 0; i++) {
+      /* Only whole host pages can be holes: the slot's edges may share
+       * theirs with its neighbours. */
+      uint64_t off = lists[l]->offset[i];
+      uint64_t first = (off + HOST_PAGE - 1) / HOST_PAGE * HOST_PAGE;
+      uint64_t end = (off + bytes) / HOST_PAGE * HOST_PAGE;
+      bool has;
+      r = holds_data(io, first, end, buf, &has);
+      if (has)
+        (*held)++;
+      else
+        (*punched)++;
+    }
+  vhd_free(buf);
+  return r;
 }

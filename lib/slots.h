@@ -41,6 +41,13 @@ size_t slots_count(const struct free_slots *f);
 struct vhd_io;
 int slots_punch_reusable(const struct free_slots *f, struct vhd_io *io, uint64_t bytes,
                          uint64_t *n);
+/* How many slots of `bytes` each still hold data in their whole 4 KiB
+ * host pages (space the host spends on nothing: check calls that a leak)
+ * and how many are holes there (only file size, which new blocks and
+ * compact take back). A backend that cannot report holes is read: zeros
+ * are what a punch leaves there. -errno on a read error. */
+int slots_census(const struct free_slots *f, struct vhd_io *io, uint64_t bytes,
+                 uint64_t *held, uint64_t *punched);
 void slots_free(struct free_slots *f);
 
 #endif

@@ -604,12 +604,24 @@ int vhd_fmt_check(struct vhd_image *img, struct vhd_diag *d)
   uint64_t tail_end = s->footer_from_copy ? size : s->footer_pos;
   uint64_t used_end = align_up(s->data_end, VHD_SECTOR_SIZE);
   uint64_t gap = tail_end > used_end ? tail_end - used_end : 0;
-  /* Free slots between blocks: reclaimable, reused by new blocks first. */
-  size_t slots = slots_count(&s->slots);
-  if (slots)
-    diag_info(d, "%s: %llu free block slots (%llu bytes) between blocks are reclaimable: new "
-              "blocks reuse them, compact cuts them out", img->path, (unsigned long long)slots,
-              (unsigned long long)(slots * vhd_slot_bytes(s)));
+  /* Free slots between blocks: a leak where the host still spends space
+   * on them, a note where they are holes (new blocks take them first;
+   * compact cuts them out of the file either way). */
+  uint64_t held, punched, bytes = vhd_slot_bytes(s);
+  r = slots_census(&s->slots, img->io, bytes, &held, &punched);
+  if (r == -ENOMEM)
+    return vhd_error(ENOMEM, "%s: out of memory checking free block slots", img->path);
+  if (r < 0)
+    return r;
+  if (held)
+    diag_leak(d, held * bytes,
+              "%s: %llu free block slots (%llu bytes) between blocks hold data no block "
+              "uses; compact gives them back", img->path, (unsigned long long)held,
+              (unsigned long long)(held * bytes));
+  if (punched)
+    diag_info(d, "%s: %llu free block slots (%llu bytes) between blocks are holes; new "
+              "blocks take them first, compact cuts them out", img->path,
+              (unsigned long long)punched, (unsigned long long)(punched * bytes));
   /* A crash while a block was being added can leave the file without its
    * footer at the end: what lies past the last structure is then unused,
    * however short it is. */
