@@ -103,8 +103,8 @@ static inline uint64_t vhd_slot_bytes(const struct vhd_state *s)
 {
   return (uint64_t)s->bitmap_bytes + s->block_size;
 }
-/* At open: every slot between the first block and the last one that no
- * BAT entry and none of the meta ranges use. */
+/* At open: every slot between the end of the header, BAT and locators
+ * and the last block that no BAT entry and none of the meta ranges use. */
 int vhd_find_free_slots(struct vhd_image *img, struct vhd_state *s,
                         const struct vhd_file_range *meta, size_t nmeta);
 /* Make a slot taken from the free list read as zeros (punched, or zeros

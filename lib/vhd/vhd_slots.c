@@ -26,7 +26,7 @@ int vhd_find_free_slots(struct vhd_image *img, struct vhd_state *s,
 {
   uint64_t used = vhd_bat_count_used(&s->bat, s->bat.count);
   uint64_t bytes = vhd_slot_bytes(s);
-  if (used < 2)
+  if (used == 0)
     return 0;
   uint64_t *start = vhd_malloc(used * sizeof *start);
   if (!start)
@@ -37,11 +37,12 @@ int vhd_find_free_slots(struct vhd_image *img, struct vhd_state *s,
       start[n++] = (uint64_t)s->bat.entry[i] * SECTOR;
   vhd_sort_u64(start, n);
 
-  /* Walk the gaps between blocks; a slot may not cover a meta range
-   * (set-parent can put locator payloads after the blocks). */
-  uint64_t pos = start[0] + bytes;
+  /* Walk the gaps from the end of the header, BAT and locators to the
+   * last block; a slot may not cover a meta range (set-parent can put
+   * locator payloads after the blocks). */
+  uint64_t pos = align_up(s->meta_end, SECTOR);
   int r = 0;
-  for (size_t i = 1; i < n && r == 0; i++) {
+  for (size_t i = 0; i < n && r == 0; i++) {
     while (pos + bytes <= start[i]) {
       const struct vhd_file_range *m = meta_in(meta, nmeta, pos, pos + bytes);
       if (m) {

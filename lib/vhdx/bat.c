@@ -232,21 +232,23 @@ static int check_overlaps(struct vhdx *s, struct vhd_diag *d, uint64_t *sp, size
 
 static uint64_t round_up_mib(uint64_t v) { return (v + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB; }
 
-/* The payload block slots between the first located block and the last
- * that nothing uses: no block (sp sorted by offset, overlapping ones
- * included, so a doubtful place is never handed out), no fixed structure.
- * Offsets and lengths are whole MiB, so every slot is aligned. */
+/* The payload block slots between the header section (the first MiB) and
+ * the last located block that nothing uses: no block (sp sorted by
+ * offset, overlapping ones included, so a doubtful place is never handed
+ * out), no log, no region, known or not. Offsets and lengths are whole
+ * MiB, so every slot is aligned. */
 static int find_free_slots(struct vhdx *s, const uint64_t *sp, size_t n)
 {
   const uint64_t fixed[][2] = {
     { s->hdr.log_offset, s->hdr.log_length },
     { s->reg.bat_offset, s->reg.bat_length },
     { s->reg.meta_offset, s->reg.meta_length },
+    { s->reg.other_start, s->reg.other_end - s->reg.other_start },
   };
-  if (n < 2 || (s->leave_allocated && !s->has_parent))
+  if (n == 0 || (s->leave_allocated && !s->has_parent))
     return 0;
-  uint64_t pos = span_offset(sp[0]) + span_length(s, span_index(sp[0]));
-  for (size_t i = 1; i < n; i++) {
+  uint64_t pos = VHDX_MIB;
+  for (size_t i = 0; i < n; i++) {
     uint64_t next = span_offset(sp[i]);
     while (pos + s->block_size <= next) {
       bool moved = false;

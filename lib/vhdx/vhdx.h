@@ -142,6 +142,9 @@ struct vhdx_regions {
   uint32_t bat_length;
   uint64_t meta_offset;
   uint32_t meta_length;
+  /* The span from the first to the end of the last region we do not know
+   * (optional ones are allowed): never handed out as a free slot. */
+  uint64_t other_start, other_end;
 };
 
 /* --- metadata.c -------------------------------------------------------- */
