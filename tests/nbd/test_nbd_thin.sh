@@ -4,7 +4,8 @@
 # file or changing the block count, nothing outside them changes and the
 # trimmed bytes read as zeros or as before; whole-block trims free slots
 # that later writes fill before the file grows; the images check clean
-# (vhdtool check; qemu-img check for VHDX). Needs a host file system that punches
+# (vhdtool check; qemu-img check for VHDX) and qemu-img reads them as
+# vhdtool does. Needs a host file system that punches
 # holes (skipped otherwise).
 . "$(dirname "$0")/../interop/common.sh"
 . "$(dirname "$0")/common.sh"
@@ -101,6 +102,11 @@ PY" > "$WORK/out" 2>&1 || { not_ok "$fmt: writing 32 MiB failed: $(head -c 300 "
   check "$fmt: the disk reads as the model" \
     "$PYTHON" "$WORK/cmp.py" "$WORK/got" "$WORK/model" "$WORK/trimmed"
   check_clean "$fmt: checks clean" "$img"
+  if command -v qemu-img > /dev/null; then
+    local qfmt=vpc; [ "$fmt" = vhdx ] && qfmt=vhdx
+    check "$fmt: qemu-img reads what vhdtool reads" \
+      qemu-img compare -q -f raw -F "$qfmt" "$WORK/got" "$img"
+  fi
   # qemu-img checks VHDX only (not its vpc driver).
   if [ "$fmt" = vhdx ] && command -v qemu-img > /dev/null; then
     check "$fmt: qemu-img check finds no errors" qemu-img check -q "$img"
