@@ -208,3 +208,61 @@ Test(trim, vhdx_slots_reused, .init = setup, .fini = teardown)
 {
   slots_reused(VHD_FORMAT_VHDX, "r.vhdx");
 }
+
+/* On a host that cannot punch, a freed slot keeps its old bytes: check
+ * calls it a leak, and a new block that takes it gets zeros written where
+ * it does not write itself, never the old data. */
+static void unpunched_slot(enum vhd_format fmt)
+{
+  struct fake f;
+  memset(&f, 0, sizeof f);
+  struct vhd_create_params p;
+  memset(&p, 0, sizeof p);
+  p.format = fmt;
+  p.type = VHD_TYPE_DYNAMIC;
+  p.size = 64 * MiB;
+  p.block_size = 2 * MiB;
+  vhd_image *img;
+  cr_assert_eq(vhd_create_io(fake_io(&f, "fake", VHD_IO_RDWR), &p, &img), 0, "%s",
+               vhd_last_error());
+  fill(img, 0, 6 * MiB, 21);
+  cr_assert_eq(vhd_discard(img, 2 * MiB, 2 * MiB), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_close(img), 0);
+  size_t size = f.size;
+
+  struct vhd_check_result res;
+  vhd_io *ro = fake_io(&f, "fake", VHD_IO_RDONLY);
+  cr_assert_eq(vhd_check_io(ro, 0, NULL, NULL, &res), 0, "%s", vhd_last_error());
+  vhd_io_close(ro);
+  cr_expect_eq(res.corruptions, 0u);
+  cr_expect_eq(res.leaks, 1u, "a freed slot holding old data is not a leak");
+
+  cr_assert_eq(vhd_open_io(fake_io(&f, "fake", VHD_IO_RDWR), fmt, VHD_OPEN_RDWR, &img), 0, "%s",
+               vhd_last_error());
+  uint8_t small[4096];
+  memset(small, 0x77, sizeof small);
+  cr_assert_eq(vhd_pwrite(img, small, sizeof small, 40 * MiB), 0, "%s", vhd_last_error());
+  uint8_t *back = malloc(2 * MiB);
+  cr_assert_not_null(back);
+  cr_assert_eq(vhd_pread(img, back, 2 * MiB, 40 * MiB), 0);
+  for (size_t i = sizeof small; i < 2 * MiB; i++)
+    cr_assert_eq(back[i], 0, "byte %zu of the new block shows old data 0x%02x", i, back[i]);
+  free(back);
+  cr_assert_eq(vhd_close(img), 0);
+  cr_expect_eq(f.size, size, "the file grew instead of reusing the slot");
+  ro = fake_io(&f, "fake", VHD_IO_RDONLY);
+  cr_assert_eq(vhd_check_io(ro, 0, NULL, NULL, &res), 0);
+  vhd_io_close(ro);
+  cr_expect_eq(res.corruptions + res.leaks, 0u);
+  fake_destroy(&f);
+}
+
+Test(trim, vhd_unpunched_slot, .init = setup, .fini = teardown)
+{
+  unpunched_slot(VHD_FORMAT_VHD);
+}
+
+Test(trim, vhdx_unpunched_slot, .init = setup, .fini = teardown)
+{
+  unpunched_slot(VHD_FORMAT_VHDX);
+}
