@@ -51,12 +51,10 @@ static uint64_t file_size(const char *name)
   return (uint64_t)st.st_size;
 }
 
-/* Through a counting backend: partial discards of a present block change
- * nothing but host pages (the fake cannot punch, so nothing at all). */
-static void partial_writes_nothing(enum vhd_format fmt, uint32_t bs)
+/* A 64 MiB dynamic image in a counting backend that cannot punch. */
+static vhd_image *make_fake(struct fake *f, enum vhd_format fmt, uint32_t bs)
 {
-  struct fake f;
-  memset(&f, 0, sizeof f);
+  memset(f, 0, sizeof *f);
   struct vhd_create_params p;
   memset(&p, 0, sizeof p);
   p.format = fmt;
@@ -64,8 +62,17 @@ static void partial_writes_nothing(enum vhd_format fmt, uint32_t bs)
   p.size = 64 * MiB;
   p.block_size = bs;
   vhd_image *img;
-  cr_assert_eq(vhd_create_io(fake_io(&f, "fake", VHD_IO_RDWR), &p, &img), 0, "%s",
+  cr_assert_eq(vhd_create_io(fake_io(f, "fake", VHD_IO_RDWR), &p, &img), 0, "%s",
                vhd_last_error());
+  return img;
+}
+
+/* Through a counting backend: partial discards of a present block change
+ * nothing but host pages (the fake cannot punch, so nothing at all). */
+static void partial_writes_nothing(enum vhd_format fmt, uint32_t bs)
+{
+  struct fake f;
+  vhd_image *img = make_fake(&f, fmt, bs);
   fill(img, 0, 2 * bs, 1);
   cr_assert_eq(vhd_flush(img), 0, "%s", vhd_last_error());
   uint64_t blocks = allocated(img);
@@ -215,16 +222,7 @@ Test(trim, vhdx_slots_reused, .init = setup, .fini = teardown)
 static void unpunched_slot(enum vhd_format fmt)
 {
   struct fake f;
-  memset(&f, 0, sizeof f);
-  struct vhd_create_params p;
-  memset(&p, 0, sizeof p);
-  p.format = fmt;
-  p.type = VHD_TYPE_DYNAMIC;
-  p.size = 64 * MiB;
-  p.block_size = 2 * MiB;
-  vhd_image *img;
-  cr_assert_eq(vhd_create_io(fake_io(&f, "fake", VHD_IO_RDWR), &p, &img), 0, "%s",
-               vhd_last_error());
+  vhd_image *img = make_fake(&f, fmt, 2 * MiB);
   fill(img, 0, 6 * MiB, 21);
   cr_assert_eq(vhd_discard(img, 2 * MiB, 2 * MiB), 0, "%s", vhd_last_error());
   cr_assert_eq(vhd_close(img), 0);
