@@ -547,9 +547,11 @@ int vhd_fmt_open(struct vhd_image *img, struct vhd_diag *d)
     s->data_end = s->footer_pos;
   } else if ((r = open_sparse(img, s, limit, d)) < 0) {
     goto fail;
-  } else if (img->writable && !d && s->footer_from_copy &&
-             (r = vhd_restore_footer(img, s)) < 0) {
-    goto fail;
+  } else if (img->writable && !d && s->footer_from_copy && vhd_restore_footer(img, s) < 0) {
+    /* A backend that cannot cut the file (a file's fixed extents under
+     * the UEFI loader) keeps using the copy, as before. */
+    vhd_warn(img, d, "%s: the footer could not be put back at the end of the file: %s",
+             img->path, vhd_last_error());
   }
   img->priv = s;
   return 0;
