@@ -11,7 +11,8 @@
  *    structure, so the parts of a block that are not written read as
  *    zeros, never as old bytes.
  * A crash at any point therefore leaves an image that opens; the worst
- * case is space leaked at the tail, which vhd_check reports. */
+ * case is leaked space (at the tail, or a block slot nothing references,
+ * which the next open lists as free), which vhd_check reports. */
 #include "vhd/vhd_priv.h"
 
 #include "error.h"
