@@ -265,8 +265,13 @@ VHD_API int vhd_pwrite(vhd_image *img, const void *buf, size_t count, uint64_t o
 /* Make every completed write durable (data, then metadata). */
 VHD_API int vhd_flush(vhd_image *img);
 
-/* Afterwards the range reads as zeros. Whole blocks are freed where the
- * format can (host space given back); partial blocks are zeroed. */
+/* A trim: give back the space the range holds. Nothing is written and
+ * nothing allocated, so afterwards each part of the range reads as zeros
+ * or as it did before (use vhd_zero for zeros). Whole blocks are freed
+ * (in a VHD child only where the parent reads zeros); in part of a block
+ * the host file's 4 KiB pages are punched, and a block whose trims during
+ * this open add up to all of it is freed. Freed block slots take new
+ * blocks before the file grows. */
 VHD_API int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length);
 
 /* Afterwards the range reads as zeros. With VHD_ZERO_MAY_TRIM whole blocks
@@ -313,6 +318,9 @@ struct vhd_info {
   uint8_t sectors_per_track;
   unsigned chain_depth;        /* 0 for a base image */
   unsigned warnings;           /* non-fatal problems seen while opening */
+  uint64_t free_slot_bytes;    /* block slots inside the file that no block
+                                  uses: reused by new blocks, given back by
+                                  vhd_compact */
 };
 
 VHD_API int vhd_get_info(vhd_image *img, struct vhd_info *info);

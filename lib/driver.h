@@ -68,6 +68,10 @@ struct vhd_driver {
   /* Make the range read as zeros; VHD_ZERO_MAY_TRIM lets whole blocks be
    * freed, VHD_ZERO_FAST asks for -ENOTSUP instead of a slow path. */
   int (*zero)(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+  /* Give back what the range holds, writing no data and allocating
+   * nothing (a trim: the range may read as zeros or as before
+   * afterwards, include/vhd.h). NULL: trims do nothing. */
+  int (*discard)(struct vhd_image *img, uint64_t off, uint64_t len);
   /* State of this layer at off, for a run of *run bytes (<= len, >= 1). */
   int (*block_status)(struct vhd_image *img, uint64_t off, uint64_t len,
                       enum layer_state *state, uint64_t *run);

@@ -21,4 +21,9 @@ enum freeable {
 int block_freeable(struct vhd_image *img, uint64_t off, uint64_t len, uint8_t *buf,
                    size_t buf_len, enum freeable *out);
 
+/* Whether the layers below img read as zeros over [off, off+len) (true
+ * for a base image). buf as for block_freeable. */
+int below_reads_zero(struct vhd_image *img, uint64_t off, uint64_t len, uint8_t *buf,
+                     size_t buf_len, bool *zero);
+
 #endif

@@ -6,6 +6,7 @@
 #include "foreign.h"
 #include "image.h"
 #include "reserve.h"
+#include "trims.h"
 #include "util/strfmt.h"
 
 static const struct vhd_driver *probe_driver(vhd_io *io)
@@ -122,6 +123,7 @@ void image_free(struct vhd_image *img)
   while (img) {
     struct vhd_image *parent = img->parent;
     img->drv->close(img);
+    trims_destroy(img->trims);
     vhd_rwlock_destroy(&img->lock);
     vhd_io_close(img->io);
     parent_roots_free(img->roots);
@@ -314,6 +316,17 @@ int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off
   return r;
 }
 
+/* Every write reaches the driver here, so that the parts it overwrites
+ * stop counting as trimmed (trims.h). */
+static int driver_write(vhd_image *img, const void *buf, size_t count, uint64_t offset,
+                        bool exclusive)
+{
+  int r = img->drv->write(img, buf, count, offset, exclusive);
+  if (r == 0 && img->trims)
+    trims_written(img->trims, offset, count);
+  return r;
+}
+
 /* Sub-sector edges are read-modify-written under the exclusive lock so two
  * writers of neighbouring bytes in one sector cannot lose each other's. */
 static int write_unaligned_locked(vhd_image *img, const uint8_t *buf, size_t count,
@@ -329,7 +342,7 @@ static int write_unaligned_locked(vhd_image *img, const uint8_t *buf, size_t cou
     r = img->drv->read(img, sector, ss, start);
     if (r == 0) {
       memcpy(sector + head, buf, n);
-      r = img->drv->write(img, sector, ss, start, true);
+      r = driver_write(img, sector, ss, start, true);
     }
     if (r < 0)
       return r;
@@ -339,7 +352,7 @@ static int write_unaligned_locked(vhd_image *img, const uint8_t *buf, size_t cou
   }
   size_t middle = count - count % ss;
   if (middle) {
-    r = img->drv->write(img, buf, middle, offset, true);
+    r = driver_write(img, buf, middle, offset, true);
     if (r < 0)
       return r;
     buf += middle;
@@ -350,7 +363,7 @@ static int write_unaligned_locked(vhd_image *img, const uint8_t *buf, size_t cou
     r = img->drv->read(img, sector, ss, offset);
     if (r == 0) {
       memcpy(sector, buf, count);
-      r = img->drv->write(img, sector, ss, offset, true);
+      r = driver_write(img, sector, ss, offset, true);
     }
     if (r < 0)
       return r;
@@ -368,12 +381,12 @@ int vhd_pwrite(vhd_image *img, const void *buf, size_t count, uint64_t offset)
   uint32_t ss = img->sector_size;
   if (offset % ss == 0 && count % ss == 0) {
     vhd_rwlock_rdlock(&img->lock);
-    r = img->drv->write(img, buf, count, offset, false);
+    r = driver_write(img, buf, count, offset, false);
     vhd_rwlock_unlock(&img->lock);
     if (r != WRITE_NEEDS_EXCLUSIVE)
       return r;
     vhd_rwlock_wrlock(&img->lock);
-    r = img->drv->write(img, buf, count, offset, true);
+    r = driver_write(img, buf, count, offset, true);
     vhd_rwlock_unlock(&img->lock);
     return r;
   }
@@ -428,7 +441,22 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
 
 int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length)
 {
-  return vhd_zero(img, offset, length, VHD_ZERO_MAY_TRIM);
+  int r = check_writable(img);
+  if (r == 0)
+    r = check_range(img, offset, length, "discard");
+  if (r < 0 || length == 0)
+    return r;
+  /* A trim promises nothing about what the range reads afterwards, so the
+   * partial sectors at its edges are left alone rather than rewritten. */
+  uint32_t ss = img->sector_size;
+  uint64_t start = (offset + ss - 1) / ss * ss;
+  uint64_t end = (offset + length) / ss * ss;
+  if (start >= end || !img->drv->discard)
+    return 0;
+  vhd_rwlock_wrlock(&img->lock);
+  r = img->drv->discard(img, start, end - start);
+  vhd_rwlock_unlock(&img->lock);
+  return r;
 }
 
 /* Narrow a range cur holds (state DATA, or ZERO in map mode) to one

@@ -34,6 +34,7 @@ struct vhd_image {
   unsigned depth;             /* layers below this one */
 
   vhd_rwlock lock;
+  struct trim_log *trims;     /* partial trims of this open (trims.h) */
 };
 
 /* Read [off, off+len) of the layers below img into buf: from the parent

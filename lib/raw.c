@@ -1,6 +1,7 @@
 /* The raw driver: the file is the disk. */
 #include "driver.h"
 #include "error.h"
+#include "trims.h"
 
 static int raw_probe(vhd_io *io, uint64_t file_size)
 {
@@ -57,6 +58,13 @@ static int raw_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned 
   if (flags & VHD_ZERO_FAST)
     return vhd_error(ENOTSUP, "%s: no fast way to write zeros", img->path);
   return write_zeros(img->io, off, len);
+}
+
+/* A trim: the host pages inside the range go back; nothing is written. */
+static int raw_discard(struct vhd_image *img, uint64_t off, uint64_t len)
+{
+  int r = trims_punch_pages(img->io, off, len);
+  return r == -EOPNOTSUPP ? 0 : r;
 }
 
 static int raw_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
@@ -127,6 +135,7 @@ const struct vhd_driver vhd_driver_raw = {
   .write = raw_write,
   .flush = raw_flush,
   .zero = raw_zero,
+  .discard = raw_discard,
   .block_status = raw_block_status,
   .host_extent = raw_host_extent,
   .info = raw_info,

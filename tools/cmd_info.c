@@ -71,6 +71,7 @@ static void print_text(const char *path, vhd_image *img, const struct vhd_info *
     print_size_line("block size", in->block_size);
     printf("allocated blocks: %llu of %llu\n", (unsigned long long)in->allocated_blocks,
            (unsigned long long)in->total_blocks);
+    print_size_line("free block slots", in->free_slot_bytes);
     if (lay)
       printf("fragmentation: %u%% (%llu of %llu blocks not right after the one before)\n",
              lay->fragmentation_pct, (unsigned long long)lay->fragmented_blocks,
@@ -154,6 +155,7 @@ static void print_json(const char *path, vhd_image *img, const struct vhd_info *
   if (is_sparse(in->type)) {
     json_member_uint(&w, "allocated-blocks", in->allocated_blocks);
     json_member_uint(&w, "total-blocks", in->total_blocks);
+    json_member_uint(&w, "free-slot-bytes", in->free_slot_bytes);
     if (lay) {
       json_member_uint(&w, "fragmented-blocks", lay->fragmented_blocks);
       json_member_uint(&w, "fragmentation-percent", lay->fragmentation_pct);

@@ -24,6 +24,11 @@ static int fwd_find_data(void *o, uint64_t off, uint64_t *d, uint64_t *h)
   vhd_io *io = o;
   return io->ops->find_data ? io->ops->find_data(io->opaque, off, d, h) : -ENOTSUP;
 }
+static int fwd_punch_hole(void *o, uint64_t off, uint64_t len)
+{
+  vhd_io *io = o;
+  return io->ops->punch_hole ? io->ops->punch_hole(io->opaque, off, len) : -EOPNOTSUPP;
+}
 static int fwd_open_related(void *o, const char *path, unsigned flags, vhd_io **out)
 {
   vhd_io *io = o;
@@ -38,6 +43,7 @@ static const struct vhd_io_ops borrowed_ops = {
   .get_size = fwd_get_size,
   .set_size = fwd_set_size,
   .find_data = fwd_find_data,
+  .punch_hole = fwd_punch_hole,
   .open_related = fwd_open_related,
   .close = fwd_close,
 };

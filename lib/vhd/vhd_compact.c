@@ -190,6 +190,8 @@ int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaqu
 {
   struct vhd_state *s = vhd_state(img);
   struct compact_run c = { img, s, progress, opaque, 0, 0, NULL };
+  /* Packing fills the free slots itself. */
+  slots_clear(&s->slots);
   bool cancelled = false;
   uint64_t freed = 0;
   int r;

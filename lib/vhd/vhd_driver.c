@@ -14,6 +14,7 @@ const struct vhd_driver vhd_driver_vhd = {
   .write = vhd_fmt_write,
   .flush = vhd_fmt_flush,
   .zero = vhd_fmt_zero,
+  .discard = vhd_fmt_discard,
   .block_status = vhd_fmt_block_status,
   .host_extent = vhd_fmt_host_extent,
   .info = vhd_fmt_info,

@@ -419,7 +419,7 @@ static int check_layout(struct vhd_image *img, struct vhd_state *s, uint64_t lim
   if (blocks > end)
     end = blocks;
   s->data_end = end;
-  return 0;
+  return vhd_find_free_slots(img, s, meta, n);
 }
 
 /* The footer copy at offset 0 should mirror the real footer. A copy that
@@ -486,6 +486,7 @@ static void free_state(struct vhd_state *s)
     return;
   vhd_bat_free(&s->bat);
   vhd_bitmap_destroy(&s->bitmaps);
+  slots_free(&s->slots);
   for (unsigned i = 0; i < VHD_MAX_LOCATORS; i++)
     vhd_free(s->loc_path[i]);
   vhd_free(s);
@@ -546,6 +547,11 @@ int vhd_fmt_open(struct vhd_image *img, struct vhd_diag *d)
     s->data_end = s->footer_pos;
   } else if ((r = open_sparse(img, s, limit, d)) < 0) {
     goto fail;
+  } else if (img->writable && !d && s->footer_from_copy && vhd_restore_footer(img, s) < 0) {
+    /* A backend that cannot cut the file (a file's fixed extents under
+     * the UEFI loader) keeps using the copy, as before. */
+    vhd_warn(img, d, "%s: the footer could not be put back at the end of the file: %s",
+             img->path, vhd_last_error());
   }
   img->priv = s;
   return 0;
@@ -579,6 +585,7 @@ void vhd_fmt_info(struct vhd_image *img, struct vhd_info *info)
   info->block_size = s->block_size;
   info->total_blocks = s->total_blocks;
   info->allocated_blocks = vhd_bat_count_used(&s->bat, s->bat.count);
+  info->free_slot_bytes = slots_count(&s->slots) * vhd_slot_bytes(s);
   if (s->footer.disk_type == VHD_TYPE_DIFFERENCING) {
     memcpy(info->parent_id, s->header.parent_unique_id, 16);
     info->parent_hint = s->parent_hint;
@@ -601,7 +608,33 @@ int vhd_fmt_check(struct vhd_image *img, struct vhd_diag *d)
   uint64_t tail_end = s->footer_from_copy ? size : s->footer_pos;
   uint64_t used_end = align_up(s->data_end, VHD_SECTOR_SIZE);
   uint64_t gap = tail_end > used_end ? tail_end - used_end : 0;
-  if (gap >= (uint64_t)s->bitmap_bytes + s->block_size)
+  /* Free slots between blocks: a leak where the host still spends space
+   * on them, a note where they are holes (new blocks take them first;
+   * compact cuts them out of the file either way). */
+  uint64_t held, punched, bytes = vhd_slot_bytes(s);
+  r = slots_census(&s->slots, img->io, bytes, &held, &punched);
+  if (r == -ENOMEM)
+    return vhd_error(ENOMEM, "%s: out of memory checking free block slots", img->path);
+  if (r < 0)
+    return r;
+  if (held)
+    diag_leak(d, held * bytes,
+              "%s: %llu free block slots (%llu bytes) between blocks hold data no block "
+              "uses; compact gives them back", img->path, (unsigned long long)held,
+              (unsigned long long)(held * bytes));
+  if (punched)
+    diag_info(d, "%s: %llu free block slots (%llu bytes) between blocks are holes; new "
+              "blocks take them first, compact cuts them out", img->path,
+              (unsigned long long)punched, (unsigned long long)(punched * bytes));
+  /* A crash while a block was being added can leave the file without its
+   * footer at the end: what lies past the last structure is then unused,
+   * however short it is. */
+  if (s->footer_from_copy)
+    diag_leak(d, gap,
+              "%s: no footer at the end of the file; the %llu bytes after the last structure "
+              "(0x%llx) are unused (a read-write open or check --repair puts the footer back)",
+              img->path, (unsigned long long)gap, (unsigned long long)used_end);
+  else if (gap >= (uint64_t)s->bitmap_bytes + s->block_size)
     diag_leak(d, gap,
               "%s: %llu bytes between the end of the last structure (0x%llx) and the footer are unused",
               img->path, (unsigned long long)gap, (unsigned long long)used_end);

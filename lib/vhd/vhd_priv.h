@@ -3,6 +3,7 @@
 #define LIBVHD_VHD_PRIV_H
 
 #include "driver.h"
+#include "slots.h"
 #include "vhd/bat.h"
 #include "vhd/bitmap.h"
 #include "vhd/dyn_header.h"
@@ -39,6 +40,11 @@ struct vhd_state {
    * block saying "fully present". We never read it, but it is metadata we
    * must not overwrite, and it must stop claiming blocks we free. */
   uint64_t batmap_offset;    /* its header; 0 when there is none */
+
+  /* Block slots no BAT entry uses, between the first block and the end
+   * (slots.h): found at open, added by trims, filled before the file
+   * grows. Maintenance operations that move structures forget them. */
+  struct free_slots slots;
 
   char *loc_path[VHD_MAX_LOCATORS];  /* decoded path locators, as stored */
   const char *parent_hint;   /* the preferred one of them, or NULL */
@@ -82,8 +88,32 @@ int vhd_fmt_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                          enum layer_state *state, uint64_t *run);
 /* Before freeing any block: disable a blktap batmap (see vhd_state). */
 int vhd_batmap_invalidate(struct vhd_image *img, struct vhd_state *s);
+/* Free block blk: its BAT entry goes at the next flush, its space is
+ * punched now and becomes a free slot once the flush made that durable. */
+int vhd_free_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk);
 int vhd_fmt_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
                         uint64_t *run);
+
+/* vhd_discard.c */
+int vhd_fmt_discard(struct vhd_image *img, uint64_t off, uint64_t len);
+
+/* vhd_slots.c */
+/* Bytes of one block slot: sector bitmap and data. */
+static inline uint64_t vhd_slot_bytes(const struct vhd_state *s)
+{
+  return (uint64_t)s->bitmap_bytes + s->block_size;
+}
+/* At open: every slot between the end of the header, BAT and locators
+ * and the last block that no BAT entry and none of the meta ranges use. */
+int vhd_find_free_slots(struct vhd_image *img, struct vhd_state *s,
+                        const struct vhd_file_range *meta, size_t nmeta);
+/* Make a slot taken from the free list read as zeros (punched, or zeros
+ * written where the host cannot punch). */
+int vhd_clear_slot(struct vhd_image *img, struct vhd_state *s, uint64_t start);
+/* After a crash the footer may be missing at the end of the file (the
+ * copy at offset 0 was used): put it back after the last structure and
+ * cut the file there. Read-write opens only. */
+int vhd_restore_footer(struct vhd_image *img, struct vhd_state *s);
 
 /* vhd_create.c */
 int vhd_fmt_create(vhd_io *io, const struct vhd_create_params *p,

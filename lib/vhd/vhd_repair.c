@@ -180,7 +180,19 @@ int vhd_fmt_repair(struct vhd_image *img, struct vhd_diag *d)
 {
   struct vhd_state *s = vhd_state(img);
   uint64_t size;
-  int r = io_get_size(img->io, &size);
+  /* Free slots go back to the host, unless the open dropped entries
+   * (repair_bat may put some back, and their blocks would look free);
+   * then they are forgotten. */
+  uint64_t n = 0;
+  int r = 0;
+  if (d && d->result && d->result->corruptions == 0)
+    r = slots_punch_reusable(&s->slots, img->io, vhd_slot_bytes(s), &n);
+  if (n)
+    diag_repaired(d, "%s: %llu free block slots between blocks punched", img->path,
+                  (unsigned long long)n);
+  slots_clear(&s->slots);
+  if (r == 0)
+    r = io_get_size(img->io, &size);
   if (r < 0)
     return r;
   if (vhd_is_sparse(s)) {

@@ -178,10 +178,12 @@ static int copy_range(struct vhd_image *img, uint64_t from, uint64_t to, uint64_
 /* Block blk to the end of the file: copied and durable before the BAT
  * entry (one sector) points at the copy. A crash before that leaves the
  * old block in use and the copy leaked at the tail, which the next move
- * reuses. */
+ * reuses. Once nothing durable points at the old place, its space goes
+ * back to the host (a cancelled resize leaves it a free slot). */
 static int move_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk, uint64_t floor)
 {
   uint64_t len = (uint64_t)s->bitmap_bytes + s->block_size, dest = 0;
+  uint64_t old = vhd_block_offset(s, blk);
   int r = reserve_tail(img, s, len, floor, &dest);
   if (r == 0)
     r = copy_range(img, vhd_block_offset(s, blk), dest, len);
@@ -191,8 +193,10 @@ static int move_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk, 
     return r;
   vhd_bat_set(&s->bat, blk, (uint32_t)(dest / SECTOR));
   vhd_bitmap_forget(&s->bitmaps, blk);
-  r = vhd_bat_write_dirty(img->io, &s->bat);
-  return r < 0 ? r : io_flush(img->io);
+  if ((r = vhd_bat_write_dirty(img->io, &s->bat)) < 0 || (r = io_flush(img->io)) < 0)
+    return r;
+  r = io_punch_hole(img->io, old, len);
+  return r == -EOPNOTSUPP ? 0 : r;
 }
 
 static int write_header(struct vhd_image *img, struct vhd_state *s)
@@ -438,6 +442,9 @@ int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn pro
 {
   struct vhd_state *s = vhd_state(img);
 
+  /* A longer BAT may grow over free slots; they are found again at the
+   * next open. */
+  slots_clear(&s->slots);
   if (new_size > VHD_MAX_VIRTUAL_SIZE)
     return vhd_error(EFBIG, "%s: new size %llu exceeds the VHD limit of 2040 GiB", img->path,
                      (unsigned long long)new_size);

@@ -6,13 +6,17 @@
  *    new block;
  *  - the BAT on disk only ever points at durable data: entries and bitmap
  *    changes stay in memory until flush, which syncs the data first;
- *  - new blocks take fresh space past every structure, so the parts of a
- *    block that are not written read as zeros (holes), never as old bytes.
+ *  - new blocks take a free slot (slots.h: one no durable BAT entry
+ *    references, punched or zeroed first) or fresh space past every
+ *    structure, so the parts of a block that are not written read as
+ *    zeros, never as old bytes.
  * A crash at any point therefore leaves an image that opens; the worst
- * case is space leaked at the tail, which vhd_check reports. */
+ * case is leaked space (at the tail, or a block slot nothing references,
+ * which the next open lists as free), which vhd_check reports. */
 #include "vhd/vhd_priv.h"
 
 #include "error.h"
+#include "trims.h"
 #include "util/zero.h"
 
 #define SECTOR VHD_SECTOR_SIZE
@@ -150,6 +154,12 @@ static int allocate_block(struct vhd_image *img, struct vhd_state *s, struct seg
 
   if (g.blk >= s->bat.count)
     return beyond_bat(img, s, g.blk);
+  /* The lowest free slot before the end of the file. Once taken it is
+   * this block's: if clearing or writing it fails it is leaked (found
+   * again at the next open), never handed out half-written. */
+  bool reused = slots_take_lowest(&s->slots, &start);
+  if (reused && (r = vhd_clear_slot(img, s, start)) < 0)
+    return r;
   if (start / SECTOR >= VHD_BAT_UNUSED)
     return vhd_error(EFBIG, "%s: no room for block %u: a VHD cannot address data beyond 2 TiB",
                      img->path, g.blk);
@@ -174,11 +184,12 @@ static int allocate_block(struct vhd_image *img, struct vhd_state *s, struct seg
   if (joined)
     memcpy(buf + s->bitmap_bytes, p, g.len);
 
-  r = write_footer_at(img, s, new_end);
+  r = reused ? 0 : write_footer_at(img, s, new_end);
   if (r == 0) {
     /* From here the old area up to new_end belongs to this block, even if
      * writing it fails: it is leaked then, never reused half-written. */
-    s->footer_pos = new_end;
+    if (!reused)
+      s->footer_pos = new_end;
     r = io_pwrite(img->io, buf, buf_len, start);
   }
   if (r == 0 && with_data && !joined)
@@ -186,7 +197,8 @@ static int allocate_block(struct vhd_image *img, struct vhd_state *s, struct seg
   if (r == 0) {
     vhd_bat_set(&s->bat, g.blk, (uint32_t)(start / SECTOR));
     vhd_bitmap_install(&s->bitmaps, g.blk, is_diff(s) ? buf : NULL);
-    s->data_end = new_end;
+    if (!reused)
+      s->data_end = new_end;
     s->meta_dirty = true;
   }
   vhd_free(buf);
@@ -359,9 +371,13 @@ int vhd_fmt_flush(struct vhd_image *img)
   if ((r = vhd_bat_write_dirty(img->io, &s->bat)) < 0 || (r = io_flush(img->io)) < 0)
     return r;
   s->meta_dirty = false;
+  /* No durable entry points at the blocks freed so far: their slots may
+   * take new blocks now. */
+  slots_commit(&s->slots);
   if (s->trimmed) {
     if ((r = shrink_tail(img, s)) < 0)
       return r;
+    slots_drop_from(&s->slots, s->data_end);
     s->trimmed = false;
   }
   return 0;
@@ -409,10 +425,11 @@ int vhd_batmap_invalidate(struct vhd_image *img, struct vhd_state *s)
   return r;
 }
 
-/* Free a whole block of a dynamic disk: the BAT entry goes at the next
- * flush; the host space is given back now (a crash before the flush
- * leaves the old entry pointing at zeros, which is what was asked for). */
-static int trim_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk)
+/* The BAT entry goes at the next flush; the host space is given back now
+ * (a crash before the flush leaves the old entry pointing at zeros, which
+ * is what a trim of a dynamic block, or of a child's block over zeros,
+ * allows). The slot is reused only after that flush. */
+int vhd_free_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk)
 {
   uint64_t start = vhd_block_offset(s, blk);
   int r;
@@ -421,11 +438,15 @@ static int trim_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk)
     return r;
   vhd_bat_set(&s->bat, blk, VHD_BAT_UNUSED);
   vhd_bitmap_forget(&s->bitmaps, blk);
+  if (img->trims)
+    trims_forget(img->trims, blk);
   s->meta_dirty = true;
   s->trimmed = true;
+  /* Out of memory only means the slot waits for compact. */
+  (void)slots_push(&s->slots.freed, start);
   if (!s->can_punch)
     return 0;
-  r = io_punch_hole(img->io, start, (uint64_t)s->bitmap_bytes + s->block_size);
+  r = io_punch_hole(img->io, start, vhd_slot_bytes(s));
   if (r == -EOPNOTSUPP) {
     s->can_punch = false;
     r = 0;
@@ -470,7 +491,7 @@ int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned fla
       r = write_seg(img, s, g, NULL);
     } else if (bat_entry(s, g.blk) != VHD_BAT_UNUSED) {
       if ((flags & VHD_ZERO_MAY_TRIM) && covers_block(img, s, g, o))
-        r = trim_block(img, s, g.blk);
+        r = vhd_free_block(img, s, g.blk);
       else
         r = write_seg(img, s, g, NULL);
     }

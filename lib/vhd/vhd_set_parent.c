@@ -114,6 +114,7 @@ static int write_payloads(struct vhd_image *img, const struct vhd_locator_payloa
 int vhd_fmt_set_parent(struct vhd_image *img, const struct parent_link *parent)
 {
   struct vhd_state *s = vhd_state(img);
+  slots_clear(&s->slots);   /* locator payloads may take space; found again at open */
   if (s->footer.disk_type != VHD_TYPE_DIFFERENCING)
     return vhd_error(EINVAL, "%s: not a differencing image, it has no parent to change",
                      img->path);

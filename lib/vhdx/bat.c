@@ -232,6 +232,43 @@ static int check_overlaps(struct vhdx *s, struct vhd_diag *d, uint64_t *sp, size
 
 static uint64_t round_up_mib(uint64_t v) { return (v + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB; }
 
+/* The payload block slots between the header section (the first MiB) and
+ * the last located block that nothing uses: no block (sp sorted by
+ * offset, overlapping ones included, so a doubtful place is never handed
+ * out), no log, no region, known or not. Offsets and lengths are whole
+ * MiB, so every slot is aligned. */
+static int find_free_slots(struct vhdx *s, const uint64_t *sp, size_t n)
+{
+  const uint64_t fixed[][2] = {
+    { s->hdr.log_offset, s->hdr.log_length },
+    { s->reg.bat_offset, s->reg.bat_length },
+    { s->reg.meta_offset, s->reg.meta_length },
+    { s->reg.other_start, s->reg.other_end - s->reg.other_start },
+  };
+  if (n == 0 || (s->leave_allocated && !s->has_parent))
+    return 0;
+  uint64_t pos = VHDX_MIB;
+  for (size_t i = 0; i < n; i++) {
+    uint64_t next = span_offset(sp[i]);
+    while (pos + s->block_size <= next) {
+      bool moved = false;
+      for (size_t f = 0; f < sizeof fixed / sizeof fixed[0] && !moved; f++)
+        if (fixed[f][1] && pos < fixed[f][0] + fixed[f][1] && fixed[f][0] < pos + s->block_size) {
+          pos = round_up_mib(fixed[f][0] + fixed[f][1]);
+          moved = true;
+        }
+      if (moved)
+        continue;
+      if (slots_push(&s->slots.reusable, pos) < 0)
+        return vhd_error(ENOMEM, "%s: out of memory listing free block slots", s->path);
+      pos += s->block_size;
+    }
+    if (next + span_length(s, span_index(sp[i])) > pos)
+      pos = next + span_length(s, span_index(sp[i]));
+  }
+  return 0;
+}
+
 int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
 {
   uint64_t reserved = 0, stale_offset = 0, sb_ignored = 0, past_end = 0;
@@ -331,6 +368,8 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
   }
 
   r = check_overlaps(s, d, sp, nspan);
+  if (r == 0)
+    r = find_free_slots(s, sp, nspan);
   if (r < 0)
     goto out;
   if (reserved)
@@ -477,28 +516,9 @@ void vhdx_pending_free(struct vhdx *s)
   s->npend = 0;
 }
 
-/* --- space freed by trims ------------------------------------------------ */
+/* --- free block slots --------------------------------------------------- */
 
-int vhdx_space_push(struct vhdx_space *sp, uint64_t offset)
+void vhdx_slot_freed(struct vhdx *s, uint64_t offset)
 {
-  if (sp->count == sp->cap) {
-    size_t cap = sp->cap ? sp->cap * 2 : 16;
-    uint64_t *n = vhd_realloc(sp->offset, cap * sizeof *n);
-    if (!n)
-      return -ENOMEM;
-    sp->offset = n;
-    sp->cap = cap;
-  }
-  sp->offset[sp->count++] = offset;
-  return 0;
-}
-
-void vhdx_space_commit(struct vhdx *s)
-{
-  while (s->freed.count) {
-    if (vhdx_space_push(&s->reusable, s->freed.offset[s->freed.count - 1]) < 0)
-      break;   /* out of memory: the space is merely not reused */
-    s->freed.count--;
-  }
-  s->freed.count = 0;
+  (void)slots_push(&s->slots.freed, offset);
 }

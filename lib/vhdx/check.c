@@ -38,6 +38,22 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d)
   else if (s->file_size > end)
     diag_info(d, "%s: %llu bytes of slack after the last structure", s->path,
               (unsigned long long)(s->file_size - end));
+  /* Free slots between blocks: a leak where the host still spends space
+   * on them, a note where they are holes (new blocks take them first). */
+  uint64_t held, punched;
+  int r = slots_census(&s->slots, s->io, s->block_size, &held, &punched);
+  if (r == -ENOMEM)
+    return vhd_error(ENOMEM, "%s: out of memory checking free block slots", s->path);
+  if (r < 0)
+    return r;
+  if (held)
+    diag_leak(d, held * s->block_size, "%s: %llu free block slots (%llu bytes) between "
+              "blocks hold data no block uses; compact gives them back", s->path,
+              (unsigned long long)held, (unsigned long long)(held * s->block_size));
+  if (punched)
+    diag_info(d, "%s: %llu free block slots (%llu bytes) between blocks are holes; new "
+              "blocks take them first", s->path, (unsigned long long)punched,
+              (unsigned long long)(punched * s->block_size));
   uint64_t allocated = 0;
   for (uint64_t b = 0; b < s->payload_blocks; b++) {
     unsigned st = vhdx_block_state(s, b);

@@ -25,7 +25,7 @@ static bool is_present(unsigned st)
 
 /* After a commit that left the log empty: cut free space off the end and
  * forget reusable space that was in it. */
-static int cut_tail(struct vhdx *s)
+int vhdx_cut_tail(struct vhdx *s)
 {
   if (s->meta_dirty || s->log_guid_in_header)
     return 0;
@@ -42,11 +42,7 @@ static int cut_tail(struct vhdx *s)
   s->file_size = end;
   if (s->alloc_end > end)
     s->alloc_end = end;
-  size_t keep = 0;
-  for (size_t i = 0; i < s->reusable.count; i++)
-    if (s->reusable.offset[i] < end)
-      s->reusable.offset[keep++] = s->reusable.offset[i];
-  s->reusable.count = keep;
+  slots_drop_from(&s->slots, end);
   return 0;
 }
 
@@ -89,9 +85,8 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
         vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(state, 0));
         result->blocks_freed++;
         int p = io_punch_hole(s->io, old, s->block_size);
-        if (p == 0 && vhdx_space_push(&s->freed, old) < 0)
-          r = vhd_error(ENOMEM, "%s: out of memory", s->path);
-        else if (p < 0 && p != -EOPNOTSUPP)
+        vhdx_slot_freed(s, old);
+        if (p < 0 && p != -EOPNOTSUPP)
           r = p;
       }
     }
@@ -100,12 +95,17 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
       cancelled = true;
   }
   vhd_free(buf);
+  /* Free slots found at open may still hold old bytes; no durable BAT
+   * entry references them, so their space can go back at once. */
+  uint64_t punched;
+  if (r == 0)
+    r = slots_punch_reusable(&s->slots, s->io, s->block_size, &punched);
   /* What was changed is committed even when cancelled. */
   int r2 = vhdx_log_commit(s);
   if (r == 0)
     r = r2;
   if (r == 0)
-    r = cut_tail(s);
+    r = vhdx_cut_tail(s);
   if (r == 0 && cancelled)
     r = vhd_error(ECANCELED, "%s: compact cancelled", s->path);
   return r;

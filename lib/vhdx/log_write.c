@@ -171,7 +171,7 @@ int vhdx_log_commit(struct vhdx *s)
   }
   memset(s->bat_dirty, 0, (size_t)((s->bat_count + 511) / 512 + 7) / 8);
   vhdx_pending_free(s);
-  vhdx_space_commit(s);
+  slots_commit(&s->slots);
   s->meta_dirty = false;
   return 0;
 }

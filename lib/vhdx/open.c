@@ -77,8 +77,7 @@ static void vhdx_close(struct vhd_image *img)
   vhdx_overlay_free(&s->overlay);
   vhdx_pending_free(s);
   vhd_free(s->pend);
-  vhd_free(s->freed.offset);
-  vhd_free(s->reusable.offset);
+  slots_free(&s->slots);
   vhd_free(s->bat);
   vhd_free(s->bat_dirty);
   vhdx_locator_free(&s->loc);
@@ -100,6 +99,7 @@ static void vhdx_info(struct vhd_image *img, struct vhd_info *info)
       allocated++;
   }
   info->allocated_blocks = allocated;
+  info->free_slot_bytes = slots_count(&s->slots) * s->block_size;
   memcpy(info->creator, s->creator, sizeof info->creator);
   memcpy(info->id, s->disk_id, 16);
   memcpy(info->data_write_id, s->hdr.data_write_guid, 16);
@@ -118,6 +118,7 @@ const struct vhd_driver vhd_driver_vhdx = {
   .write = vhdx_write,
   .flush = vhdx_flush,
   .zero = vhdx_zero,
+  .discard = vhdx_discard,
   .block_status = vhdx_block_status,
   .host_extent = vhdx_host_extent,
   .info = vhdx_info,

@@ -59,6 +59,11 @@ int vhdx_parse_region_table(const char *path, const char *what, const uint8_t *r
     } else if (required & 1) {
       return vhd_error(ENOTSUP, "%s: %s: unknown region {%s} is marked required", path,
                        what, g);
+    } else {
+      if (!out->other_end || off < out->other_start)
+        out->other_start = off;
+      if (off + len > out->other_end)
+        out->other_end = off + len;
     }
   }
   if (!have_bat)

@@ -165,5 +165,13 @@ int vhdx_repair(struct vhd_image *img, struct vhd_diag *d)
     r = repair_bat(s, d);
   if (r == 0)
     r = repair_tail(s, d);
+  /* Free slots, unless the open dropped entries (repair_bat may have put
+   * some back, and their blocks would look free). */
+  uint64_t n = 0;
+  if (r == 0 && d && d->result && d->result->corruptions == 0)
+    r = slots_punch_reusable(&s->slots, s->io, s->block_size, &n);
+  if (n)
+    diag_repaired(d, "%s: %llu free block slots between blocks punched", s->path,
+                  (unsigned long long)n);
   return r;
 }

@@ -145,7 +145,7 @@ static int trim_tail(struct vhdx *s)
   if ((r = io_set_size(s->io, end)) < 0 || (r = io_flush(s->io)) < 0)
     return r;
   /* Punched space remembered for reuse may lie past the cut. */
-  s->freed.count = s->reusable.count = 0;
+  slots_drop_from(&s->slots, end);
   s->file_size = s->alloc_end = end;
   return 0;
 }

@@ -5,6 +5,7 @@
 #include "vhdx.h"
 #include "error.h"
 #include "image.h"
+#include "trims.h"
 #include "util/zero.h"
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
@@ -176,15 +177,29 @@ static int begin_change(struct vhdx *s)
 
 int vhdx_begin_change(struct vhdx *s) { return begin_change(s); }
 
+/* A free slot's old bytes made to read as zeros. */
+static int clear_slot(struct vhdx *s, uint64_t off)
+{
+  int r = io_punch_hole(s->io, off, s->block_size);
+  if (r != -EOPNOTSUPP)
+    return r;
+  uint8_t *z = vhd_calloc(1, VHDX_MIB);
+  if (!z)
+    return vhd_error(ENOMEM, "%s: out of memory clearing a block slot", s->path);
+  r = 0;
+  for (uint64_t done = 0; done < s->block_size && r == 0; done += VHDX_MIB)
+    r = io_pwrite(s->io, z, VHDX_MIB, off + done);
+  vhd_free(z);
+  return r;
+}
+
 /* Space for a new block or bitmap block; it reads as zeros. Payload
- * blocks reuse space earlier trims gave back, everything else goes at the
+ * blocks take the lowest free slot (slots.h), everything else goes at the
  * end of the file. */
 static int allocate(struct vhdx *s, uint64_t len, uint64_t *out)
 {
-  if (len == s->block_size && s->reusable.count) {
-    *out = s->reusable.offset[--s->reusable.count];
-    return 0;
-  }
+  if (len == s->block_size && slots_take_lowest(&s->slots, out))
+    return clear_slot(s, *out);
   uint64_t off = s->alloc_end;
   int r = io_set_size(s->io, off + len);
   if (r < 0)
@@ -379,8 +394,7 @@ static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned 
       r = io_punch_hole(s->io, old, s->block_size);
       if (r < 0 && r != -EOPNOTSUPP)
         return r;
-      if (r == 0 && vhdx_space_push(&s->freed, old) < 0)
-        return vhd_error(ENOMEM, "%s: out of memory", s->path);
+      vhdx_slot_freed(s, old);
     }
     return 0;
   }
@@ -403,10 +417,54 @@ int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
   return r;
 }
 
+/* A trim (vhd_discard): nothing is written and nothing allocated. A block
+ * trimmed whole goes as zero_piece frees it (ZERO, space punched and its
+ * slot reused after the next commit; a fixed file's block only punched).
+ * Part of a present block: the host pages inside it are punched, the BAT
+ * and sector bitmap stay; the parts add up (trims.h) until they cover the
+ * block, which then goes like a whole one. Blocks this file does not hold
+ * have nothing to give back. */
+int vhdx_discard(struct vhd_image *img, uint64_t off, uint64_t len)
+{
+  struct vhdx *s = vhdx_of(img);
+  while (len) {
+    uint64_t b = off / s->block_size, inblk = off % s->block_size;
+    uint64_t n = min_u64(len, s->block_size - inblk);
+    uint64_t visible = min_u64(s->block_size, s->virtual_size - (off - inblk));
+    unsigned st = vhdx_block_state(s, b);
+    int r = 0;
+    /* A fixed file keeps its blocks (MS-VHDX 2.5.1.1): pages only. */
+    bool fixed = s->leave_allocated && !s->has_parent;
+    if (st == VHDX_BAT_FULLY_PRESENT || st == VHDX_BAT_PARTIALLY_PRESENT) {
+      bool whole = !fixed && inblk == 0 && n >= visible;
+      if (!whole && (r = begin_change(s)) == 0) {
+        r = trims_punch_pages(s->io, block_offset(s, b) + inblk, n);
+        if (r == -EOPNOTSUPP)
+          r = 0;
+        struct trim_log *t = r == 0 && !fixed ? trims_of(img, s->block_size) : NULL;
+        whole = t && trims_add(t, b, inblk, n, visible);
+      }
+      if (r == 0 && whole)
+        r = zero_piece(img, off - inblk, visible, VHD_ZERO_MAY_TRIM);
+    }
+    if (r < 0)
+      return r;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
 int vhdx_flush(struct vhd_image *img)
 {
   struct vhdx *s = vhdx_of(img);
-  if (s->meta_dirty)
-    return vhdx_log_commit(s);
-  return io_flush(s->io);
+  if (!s->meta_dirty)
+    return io_flush(s->io);
+  /* Blocks freed at the end leave space that belongs to nothing once the
+   * commit is durable: cut it, as compact does, rather than leak it. */
+  bool freed = s->slots.freed.count > 0;
+  int r = vhdx_log_commit(s);
+  if (r == 0 && freed)
+    r = vhdx_cut_tail(s);
+  return r;
 }

@@ -21,6 +21,7 @@
 
 #include "driver.h"
 #include "platform.h"
+#include "slots.h"
 
 #define VHDX_KIB 1024u
 #define VHDX_MIB (1024u * 1024u)
@@ -141,6 +142,9 @@ struct vhdx_regions {
   uint32_t bat_length;
   uint64_t meta_offset;
   uint32_t meta_length;
+  /* The span from the first to the end of the last region we do not know
+   * (optional ones are allowed): never handed out as a free slot. */
+  uint64_t other_start, other_end;
 };
 
 /* --- metadata.c -------------------------------------------------------- */
@@ -223,13 +227,11 @@ struct vhdx {
   bool meta_dirty;             /* something waits for the next flush */
   struct vhdx_pending *pend;   /* sorted by offset */
   size_t npend, cap_pend;
-  /* Payload block space given back by trims (punched, so it reads as
-   * zeros). It may be reused only once the BAT change that freed it is
+  /* Payload block slots no BAT entry uses (slots.h): found at open
+   * between the first block and the last, added by trims and compact. A
+   * freed one is reused only once the BAT change that freed it is
    * durable, or a crash could show one block's data in another. */
-  struct vhdx_space {
-    uint64_t *offset;
-    size_t count, cap;
-  } freed, reusable;
+  struct free_slots slots;
 
   /* Log. */
   struct vhdx_overlay overlay; /* read-only replay, consulted by meta reads */
@@ -322,9 +324,9 @@ void vhdx_pending_free(struct vhdx *s);
 /* The pending copy of the metadata sector (4 KiB) at file offset off,
  * loaded on first use; the next log commit writes it. */
 int vhdx_pending_sector(struct vhdx *s, uint64_t off, uint8_t **out);
-int vhdx_space_push(struct vhdx_space *sp, uint64_t offset);
-/* After a commit: what trims freed may now be reused. */
-void vhdx_space_commit(struct vhdx *s);
+/* A payload block slot freed in this session (never fails: out of
+ * memory only means it is not reused before compact). */
+void vhdx_slot_freed(struct vhdx *s, uint64_t offset);
 
 /* overlay.c */
 int vhdx_meta_read(struct vhdx *s, void *buf, size_t len, uint64_t off);
@@ -389,6 +391,7 @@ int vhdx_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 int vhdx_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
                bool exclusive);
 int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+int vhdx_discard(struct vhd_image *img, uint64_t off, uint64_t len);
 int vhdx_flush(struct vhd_image *img);
 /* Before the first change of a session: fresh file and data write GUIDs
  * (rw.c's rule, for the other operations that change the file). */
@@ -419,6 +422,8 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                  struct vhd_compact_result *result);
 int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout);
 uint64_t vhdx_image_end(struct vhd_image *img);
+/* After a commit that left the log empty: cut free space off the end. */
+int vhdx_cut_tail(struct vhdx *s);
 
 /* resize.c */
 int vhdx_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,

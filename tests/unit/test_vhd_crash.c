@@ -303,6 +303,77 @@ Test(vhd_crash, dynamic, .init = setup, .fini = teardown)
   finish(img, &r);
 }
 
+/* Freed block slots taking new blocks (slots.h): whole blocks trimmed and
+ * others written in each round, so that from the second round on new
+ * blocks land in slots freed by an earlier round. A crash must never show
+ * one block's data in another, so every sector still reads old or new. */
+Test(vhd_crash, slot_reuse, .init = setup, .fini = teardown)
+{
+  struct rec r = { 0 };
+  struct vhd_create_params p;
+  vhd_image *img;
+  const uint64_t bs = 128 * KiB;
+  disk_size = 32 * bs;
+  model_old = calloc(1, disk_size);
+  model_new = calloc(1, disk_size);
+  vhd_create_params_init(&p);
+  p.size = disk_size;
+  p.block_size = (uint32_t)bs;
+  cr_assert_eq(vhd_create_io(rec_io(&r, "reuse.vhd", VHD_IO_RDWR), &p, &img), 0, "%s",
+               vhd_last_error());
+  uint8_t *buf = malloc(bs);
+  for (uint64_t b = 0; b < 16; b++) {
+    memset(buf, (int)(0x40 + b), bs);
+    cr_assert_eq(vhd_pwrite(img, buf, bs, b * bs), 0);
+    memcpy(model_new + b * bs, buf, bs);
+  }
+  cr_assert_eq(vhd_flush(img), 0);
+  memcpy(model_old, model_new, disk_size);
+  uint64_t size_before = r.len;
+  struct vhd_info in;
+  cr_assert_eq(vhd_get_info(img, &in), 0);
+  uint64_t initial = in.allocated_blocks, peak = initial;
+  r.recording = true;
+  r.on_flush = crash_points;
+  for (int round = 0; round < 8; round++) {
+    bool touched[32] = { false };
+    for (int op = 0; op < 6; op++) {
+      uint64_t b = below(32);
+      if (touched[b])
+        continue;
+      touched[b] = true;
+      if (op % 2 == 0) {
+        cr_assert_eq(vhd_discard(img, b * bs, bs), 0, "%s", vhd_last_error());
+        memset(model_new + b * bs, 0, bs);
+      } else {
+        for (uint64_t i = 0; i < bs; i++)
+          buf[i] = (uint8_t)(rnd() | 1);
+        cr_assert_eq(vhd_pwrite(img, buf, bs, b * bs), 0, "%s", vhd_last_error());
+        memcpy(model_new + b * bs, buf, bs);
+      }
+      cr_assert_eq(vhd_get_info(img, &in), 0);
+      if (in.allocated_blocks > peak)
+        peak = in.allocated_blocks;
+    }
+    crash_points(&r);
+    cr_assert_eq(vhd_flush(img), 0, "%s", vhd_last_error());
+    memcpy(model_old, model_new, disk_size);
+    check_crash_image(&r, true);
+  }
+  r.on_flush = NULL;
+  /* Slots were reused: the file holds at most the most blocks ever
+   * allocated at once, plus the writes of one round (a slot freed in a
+   * round waits for its flush). */
+  uint64_t grown = r.len > size_before ? (r.len - size_before) / (bs + 512) : 0;
+  cr_log_info("file %llu -> %llu bytes, blocks %llu initially, %llu at most",
+              (unsigned long long)size_before, (unsigned long long)r.len,
+              (unsigned long long)initial, (unsigned long long)peak);
+  cr_expect_leq(grown, peak - initial + 3, "the file grew by %llu blocks: freed slots were "
+                "not reused", (unsigned long long)grown);
+  free(buf);
+  finish(img, &r);
+}
+
 Test(vhd_crash, differencing, .init = setup, .fini = teardown)
 {
   struct rec r = { 0 };

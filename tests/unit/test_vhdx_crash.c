@@ -297,6 +297,17 @@ static void crash_workload(uint32_t lss, uint64_t seed, bool differencing)
       uint64_t slot = below(DISK / (64 * KiB));
       if (used[slot])
         continue;
+      if (!differencing && below(4) == 0 && k > 0) {
+        /* Trim whole host pages inside the slot: a present block has them
+         * punched (zeros), an absent one reads zeros already; such trims
+         * add up to a freed block now and then. */
+        used[slot] = 1;
+        uint64_t first = below(16), n = 1 + below(16 - first);
+        uint64_t off = slot * 64 * KiB + first * 4 * KiB;
+        cr_assert_eq(vhd_discard(img, off, n * 4 * KiB), 0, "%s", vhd_last_error());
+        memset(model + off, 0, n * 4 * KiB);
+        continue;
+      }
       if (below(5) == 0 && k > 0) {
         /* Trim a whole block whose slots are all unused this round. */
         uint64_t blk = slot * 64 * KiB / MiB, per = MiB / (64 * KiB), ok = 1;
