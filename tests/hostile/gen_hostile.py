@@ -594,7 +594,7 @@ def resource_cases(c):
     # Refusing a geometry no writer makes is not corruption: check may say
     # either that it could not check (1) or that the header is wrong (2).
     c.add('block-2g', f, '10', dict(BROKEN, check=[1, 2], **{'check-json': [1, 2]}),
-          ['block'], max_growth=MiB)
+          ['block'], max_growth=MiB, read_len=MiB)
 
 def earlier_cases(c):
     """Loops, deep chains, BAT entries where they must not point, huge
