@@ -9,9 +9,13 @@
 need_nbd
 HOSTILE_DIR=$(cd "$NBD_DIR/../hostile" && pwd)
 
+# nbdkit with the ASan runtime preloaded never exits after a startup error
+# (even its own "realpath: No such file"), so a refusal there looks like a
+# hang; the library under ASan runs in tests/hostile/test_hostile.sh.
+[ -n "$NBDKIT_PRELOAD" ] &&
+  skip_all "nbdkit under a preloaded ASan runtime hangs after startup errors"
 args=()
 [ "${VHD_TEST_SMALL:-0}" = 1 ] && args+=(--small)
-[ -n "$NBDKIT_PRELOAD" ] && args+=(--sanitized)
 
 if ! "$PYTHON" "$HOSTILE_DIR/gen_hostile.py" --vhdtool "$VHDTOOL" "$WORK/cat"; then
   not_ok "gen_hostile.py could not write the catalogue"
