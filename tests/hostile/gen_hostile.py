@@ -565,6 +565,16 @@ def foreign_cases(c):
     # runs on one here.
     c.add('split-vhd', f, '7', FOREIGN, ['split'], skip=['write', 'compact', 'resize'],
           lib={'policy': ['beside'], 'expect': 'refuse'}, nbd={'params': [], 'expect': 'refuse'})
+    # A split fixed VHD: the first piece is bare data, the footer ends the
+    # last piece.
+    d = c.dir('split-vhd-fixed')
+    f = os.path.join(d, 'disk.vhd')
+    with open(f, 'wb') as fh:
+        fh.write(b'\x22' * MiB)
+    with open(os.path.join(d, 'disk.v01'), 'wb') as fh:
+        fh.write(b'\x22' * MiB + vhd_footer(2 * MiB, 2, 0xFFFFFFFFFFFFFFFF, uuid.uuid4().bytes))
+    c.add('split-vhd-fixed', f, '7', FOREIGN, ['split'], skip=['write', 'compact', 'resize'],
+          lib={'policy': ['beside'], 'expect': 'refuse'}, nbd={'params': [], 'expect': 'refuse'})
 
 def resource_cases(c):
     """Items 8-10: memory and output stay bounded whatever the image claims."""
