@@ -174,6 +174,8 @@ static int try_candidate(struct vhd_image *img, const char *stored,
   /* A parent another process writes (its lock) is the answer, not a
    * reason to look elsewhere. */
   int r = io_open_related(img->io, stored, ioflags, &io);
+  if (r < 0 && r != -ENOENT)
+    vhd_error_prefix(img->path);   /* the parent's message, under the child's name */
   if (r < 0)
     return r == -ENOMEM || r == -EBUSY ? r : 1;
   r = check_real_place(img, io, stored);
@@ -188,11 +190,14 @@ static int try_candidate(struct vhd_image *img, const char *stored,
     vhd_error_prefix(img->path);
     return r == -ENOMEM ? r : 1;
   }
-  if (parent->drv == &vhd_driver_raw && !(img->flags & VHD_OPEN_RAW_PARENT))
-    r = vhd_error(EINVAL, "%s: parent candidate %s is not a VHD or VHDX image, and a raw "
-                  "file is taken as a parent only when raw parents are allowed "
-                  "(vhdtool --raw-parent, nbdkit raw-parent=true)", img->path, parent->path);
-  else
+  /* Without leave, a raw file is no candidate at all, and is told apart
+   * from a missing one by nothing: any file reads as raw, so saying "that
+   * is not an image" would say that a host file exists. */
+  if (parent->drv == &vhd_driver_raw && !(img->flags & VHD_OPEN_RAW_PARENT)) {
+    image_free(parent);
+    vhd_error(ENOENT, "%s: no image at %s", img->path, stored);
+    return 1;
+  }
     r = img->drv->parent_matches(img, parent);
   if (r == 0 && in_trail(parent, trail))
     r = vhd_error(ELOOP, "%s: parent %s is already in the chain (a loop)", img->path,
@@ -228,6 +233,19 @@ int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
   if (!img->drv->parent_candidates || !img->drv->parent_matches)
     return vhd_error(ENOTSUP, "%s: cannot open the parent of this image", img->path);
 
+  /* A link of zeros names no image. VHD uses it for a raw parent (blktap),
+   * which is taken only with leave; then no locator is even looked at, so
+   * nothing about the host's files shows in the message. */
+  struct vhd_info self;
+  memset(&self, 0, sizeof self);
+  img->drv->info(img, &self);
+  static const uint8_t zero_id[16];
+  if (memcmp(self.parent_id, zero_id, 16) == 0 && !(img->flags & VHD_OPEN_RAW_PARENT))
+    return vhd_error(EPERM, "%s: its parent link (%s) is all zeros, which names no image: "
+                     "only a raw file can be such a parent, and raw parents are taken only "
+                     "when allowed (vhdtool --raw-parent, nbdkit raw-parent=true)", img->path,
+                     img->drv->format == VHD_FORMAT_VHD ? "parent_unique_id" : "parent_linkage");
+
   struct parent_candidates c;
   memset(&c, 0, sizeof c);
   int r = img->drv->parent_candidates(img, &c);
@@ -235,6 +253,7 @@ int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
     return r;
   char tried[1024] = "";
   char reason[1024] = "";
+  int reason_errno = EINVAL;
   struct vhd_image *parent = NULL;
   r = 1;
   for (unsigned i = 0; i < c.count && r == 1; i++) {
@@ -245,15 +264,17 @@ int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
                outside ? "outside the allowed directories" : NULL);
     /* Keep the most telling reason: a wrong identity beats "not found",
      * and a place never looked at tells nothing. */
-    if (r == 1 && !outside && vhd_last_errno() != ENOENT && vhd_last_error()[0])
+    if (r == 1 && !outside && vhd_last_errno() != ENOENT && vhd_last_error()[0]) {
+      reason_errno = vhd_last_errno();
       vhd_snprintf(reason, sizeof reason, "%s", vhd_last_error());
+    }
   }
   parent_candidates_free(&c);
   if (r < 0)
     return r;
   if (r == 1) {
     if (reason[0])
-      return vhd_error(EINVAL, "%s", reason);
+      return vhd_error(reason_errno, "%s", reason);
     return vhd_error(ENOENT, "%s: parent image not found (tried %s)", img->path,
                      tried[0] ? tried : "no locator");
   }

@@ -55,9 +55,19 @@ static const char *format_of(const uint8_t *p, size_t n)
 
 /* Virtual PC splits images on FAT volumes into NAME.vhd, NAME.v01, ...;
  * only the last piece ends with the footer, so the first piece probes as
- * raw and would silently read as a different disk. */
-static int refuse_split_piece(vhd_io *io)
+ * raw (or, for a dynamic disk, as a VHD by its footer copy at offset 0)
+ * and would silently read as a different disk. */
+int foreign_refuse_split(vhd_io *io)
 {
+  uint64_t size;
+  uint8_t tail[8];
+  int r = io_get_size(io, &size);
+  if (r == 0 && size >= 512)
+    r = io_pread(io, tail, sizeof tail, size - 512);
+  if (r < 0)
+    return r;
+  if (size >= 512 && memcmp(tail, "conectix", 8) == 0)
+    return 0;   /* ends with a footer: a whole image, not a first piece */
   const char *base = path_basename(io->name);
   size_t n = strlen(base);
   if (n < 5 || base[n - 4] != '.' || (base[n - 3] | 0x20) != 'v' ||
@@ -77,7 +87,7 @@ static int refuse_split_piece(vhd_io *io)
     return 0;
   }
   vhd_io_close(piece);
-  return vhd_error(ENOTSUP, "%s: no footer at the end, and %s exists beside it: this is the "
+  return vhd_error(EMEDIUMTYPE, "%s: no footer at the end, and %s exists beside it: this is the "
                    "first piece of a split Virtual PC image; join the pieces in order "
                    "(cat NAME.vhd NAME.v01 NAME.v02 ... > whole.vhd) and open the result",
                    io->name, sibling);
@@ -95,8 +105,8 @@ int foreign_refuse(vhd_io *io)
     return r;
   const char *format = format_of(head, n);
   if (format)
-    return vhd_error(ENOTSUP, "%s is a %s image, which this version cannot read (only VHD, "
+    return vhd_error(EMEDIUMTYPE, "%s is a %s image, which this version cannot read (only VHD, "
                      "VHDX and raw; open it as raw to read its bytes as they are)", io->name,
                      format);
-  return refuse_split_piece(io);
+  return foreign_refuse_split(io);
 }

@@ -6,9 +6,14 @@
 #include "io.h"
 
 /* Called when the raw driver wins the probe: 0 when io holds nothing
- * known, else -ENOTSUP (or the read's error) with a message naming the
+ * known, else -EMEDIUMTYPE (or the read's error) with a message naming the
  * format. Opening with the raw format given (VHD_OPEN_RAW, -f raw,
  * format=raw) never gets here, so the bytes stay readable on request. */
 int foreign_refuse(vhd_io *io);
+
+/* The first piece of a split Virtual PC image (no footer at the end, and
+ * NAME.v01 beside it): refused by name. 0 otherwise. foreign_refuse does
+ * this too; a file that probes as VHD by its footer copy needs it alone. */
+int foreign_refuse_split(vhd_io *io);
 
 #endif

@@ -75,7 +75,8 @@ int image_open_layer(vhd_io *io, const struct vhd_driver *drv, unsigned flags,
   }
   if (!drv) {
     drv = probe_driver(io);
-    int r = drv == &vhd_driver_raw ? foreign_refuse(io) : 0;
+    int r = drv == &vhd_driver_raw ? foreign_refuse(io)
+          : drv == &vhd_driver_vhd ? foreign_refuse_split(io) : 0;
     if (r < 0) {
       vhd_io_close(io);
       return r;

@@ -48,11 +48,23 @@ static const struct vhd_io_ops borrowed_ops = {
   .close = fwd_close,
 };
 
-/* Errors that mean "the file is damaged" rather than "could not look". */
+/* Errors that mean "the file is damaged" rather than "could not look".
+ * A file of a format this library does not read (EMEDIUMTYPE) is not a
+ * damaged image: check could not look. */
 static bool is_finding(int r)
 {
-  return r == -EINVAL || r == -ELOOP || r == -ENOENT || r == -EMEDIUMTYPE ||
-         r == -ERANGE || r == -EOVERFLOW || r == -EFBIG || r == -ENOTSUP;
+  return r == -EINVAL || r == -ELOOP || r == -ENOENT || r == -ERANGE ||
+         r == -EOVERFLOW || r == -EFBIG || r == -ENOTSUP;
+}
+
+/* The parent could not be reached, as opposed to a parent that is there
+ * and wrong: not found, refused by the open's policy (outside the allowed
+ * directories, a raw file), not a file at all (a FIFO), or held by a
+ * writer. None says anything about this file. */
+static bool parent_unreachable(int r)
+{
+  return r == -ENOENT || r == -EPERM || r == -EACCES || r == -ESPIPE || r == -ENODEV ||
+         r == -EBUSY;
 }
 
 /* A parent that is not there is not damage to this file: like qemu-img
@@ -187,7 +199,7 @@ static int check_pass(vhd_io *io, unsigned open_flags, const struct parent_roots
       vhd_error(ENOMEM, "%s: out of memory", img->path) :
       chain_open_parents(img, NULL, 0);
     if (r < 0) {
-      if (r == -ENOENT)
+      if (parent_unreachable(r))
         return parent_missing(&d, img, result);
       if (!is_finding(r)) {
         image_free(img);

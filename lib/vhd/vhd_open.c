@@ -236,7 +236,7 @@ static int read_header(struct vhd_image *img, struct vhd_state *s, uint64_t limi
     return fatal(d, "%s: dynamic header block_size %u is larger than %u, the largest block "
                  "any writer uses", img->path, h->block_size, VHD_MAX_BLOCK_SIZE);
   if (h->max_table_entries > VHD_MAX_BAT_ENTRIES)
-    return fatal(d, "%s: dynamic header max_table_entries %u is more than %u, the most a "
+    return fatal(d, "%s: dynamic header max_table_entries %u (the BAT's length) is more than %u, the most a "
                  "VHD needs (2040 GiB in 512 KiB blocks)", img->path, h->max_table_entries,
                  VHD_MAX_BAT_ENTRIES);
   /* The table must fit in the file, which also bounds the memory a hostile

@@ -235,11 +235,35 @@ static bool straddles(uint64_t off, uint64_t len, uint64_t start, uint64_t rlen)
   return overlaps && !inside;
 }
 
+/* How far past the file's present end a replay may reach. Writers extend
+ * the file and flush the new blocks' data before the entry that points at
+ * them, so a real file falls short of a log's last_file_offset only by
+ * the growth its host lost in the last moments before a crash: a few
+ * blocks. One largest block (256 MiB, eight of Hyper-V's default 32 MiB)
+ * covers that; a log that claims more would make the replay grow the file
+ * to whatever it says (qemu does: a 1 TiB sparse file from a few bytes). */
+#define LOG_MAX_GROWTH (256ull << 20)
+
 int vhdx_log_check_targets(struct vhdx *s, struct vhd_diag *d)
 {
   const struct vhdx_regions *g = &s->reg;
+  uint64_t size;
+  int rc = io_get_size(s->io, &size);
+  if (rc < 0)
+    return rc;
+  uint64_t limit = size + LOG_MAX_GROWTH;
+  if (s->log_last_file_offset > limit)
+    return vhdx_fatal(d, "%s: the log's last_file_offset %llu lies more than %llu MiB past "
+                      "the end of the file (%llu bytes); it is not replayed", s->path,
+                      (unsigned long long)s->log_last_file_offset,
+                      (unsigned long long)(LOG_MAX_GROWTH >> 20), (unsigned long long)size);
   for (size_t i = 0; i < s->overlay.count; i++) {
     const struct vhdx_overlay_rec *r = &s->overlay.rec[i];
+    if (r->offset > limit || r->length > limit - r->offset)
+      return vhdx_fatal(d, "%s: the log writes offset %llu, length %llu, more than %llu MiB "
+                        "past the end of the file (%llu bytes); it is not replayed", s->path,
+                        (unsigned long long)r->offset, (unsigned long long)r->length,
+                        (unsigned long long)(LOG_MAX_GROWTH >> 20), (unsigned long long)size);
     const char *what = straddles(r->offset, r->length, g->bat_offset, g->bat_length)
                        ? "BAT region"
                        : straddles(r->offset, r->length, g->meta_offset, g->meta_length)

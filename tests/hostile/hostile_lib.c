@@ -21,13 +21,6 @@
 
 #include "vhd.h"
 
-/* The parent policy (issue 11) lands in parallel with this harness: until
- * the library defines these, they are null and the harness says so
- * instead of failing to link. Once merged, the references resolve. */
-#pragma weak vhd_open_params_init
-#pragma weak vhd_open_with
-#pragma weak vhd_check_with
-
 #define CHUNK (1024 * 1024)
 
 struct findings {
@@ -115,18 +108,12 @@ int main(int argc, char **argv)
     return fprintf(stderr, "usage: hostile_lib [--policy P]... [--max-read N] IMAGE OUT\n"), 3;
   const char *path = argv[i], *out = argv[i + 1];
 
-  struct vhd_open_params p = { flags, VHD_FORMAT_AUTO, parent_dir };
+  struct vhd_open_params p;
+  vhd_open_params_init(&p);
+  p.flags = flags;
+  p.parent_dir = parent_dir;
   vhd_image *img = NULL;
-  int r;
-  if (vhd_open_with && vhd_open_params_init) {
-    vhd_open_params_init(&p);
-    p.flags = flags;
-    p.parent_dir = parent_dir;
-    r = vhd_open_with(path, &p, &img);
-  } else {
-    printf("api missing vhd_open_with\n");
-    r = vhd_open(path, flags & VHD_OPEN_NO_PARENT, &img);
-  }
+  int r = vhd_open_with(path, &p, &img);
   int status;
   if (r < 0) {
     printf("open refused ");
@@ -141,10 +128,7 @@ int main(int argc, char **argv)
   struct findings f = { 0, 0 };
   struct vhd_check_result res;
   memset(&res, 0, sizeof res);
-  if (vhd_check_with)
-    r = vhd_check_with(path, &p, 0, count_finding, &f, &res);
-  else
-    r = vhd_check(path, 0, count_finding, &f, &res);
+  r = vhd_check_with(path, &p, 0, count_finding, &f, &res);
   printf("check rc=%d corruptions=%u leaks=%u warnings=%u findings=%lu bytes=%llu ", r,
          res.corruptions, res.leaks, res.warnings, f.count, f.bytes);
   print_message(r < 0 ? vhd_last_error() : "");
