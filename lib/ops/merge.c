@@ -25,13 +25,10 @@
  * Why the merged images are removed. The child would still read correctly
  * over the changed ancestor, but an intermediate image would not (the
  * ancestor now holds the child's data under it), so they no longer are
- * valid differences; Hyper-V deletes them for that reason. Before any is
- * removed, a child with intermediates is pointed straight at the ancestor
- * (vhd_set_parent, itself crash-safe): it reads the same there, since the
- * ancestor now holds every byte the intermediates did. Then the
- * intermediates go, and the child last, so at every point the child, if
- * it still exists, opens with a whole chain and a rerun finishes; no kill
- * leaves an orphan behind. */
+ * valid differences; Hyper-V deletes them for that reason. The child goes
+ * first: while it exists, the whole chain under it is intact and a rerun
+ * can finish. An intermediate is left behind only by a kill between two
+ * unlink() calls, which remove names only (see remove_merged). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -171,23 +168,33 @@ static void merged_free(struct merged *m)
   m->count = 0;
 }
 
-/* The intermediates first (the child already points at the ancestor),
- * the child last, so that while it exists a rerun finds a whole chain; the
- * directories are synced only after the last unlink. If a power cut kept
- * an image but lost another's removal, nothing is lost: the ancestor
- * already holds every merged byte, and the child reads through it. */
+/* The child first, so that while it exists a rerun finds its whole chain.
+ * Every file is held open while the names go, so each unlink() only
+ * removes a name and the files' space is freed at the close after the
+ * last one: freeing tens of MiB (of tmpfs pages, say) inside the first
+ * unlink() kept a window of milliseconds in which a kill left an orphan
+ * intermediate and no child to rerun from (cli/test_merge hit it under
+ * load). The directories are synced after the last unlink. If a power cut
+ * kept the child but lost the others' removal, nothing is lost: the
+ * ancestor already holds every merged byte. */
 static int remove_merged(const struct merged *m)
 {
-  for (unsigned i = m->count; i-- > 0;)
+  int fd[VHD_MAX_CHAIN_DEPTH];
+  for (unsigned i = 0; i < m->count; i++)
+    fd[i] = open(m->path[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  int r = 0;
+  for (unsigned i = 0; i < m->count && r == 0; i++)
     if (unlink(m->path[i]) != 0 && errno != ENOENT)
-      return vhd_error(errno, "%s: merged, but cannot remove it: %s", m->path[i],
-                       strerror(errno));
-  for (unsigned i = 0; i < m->count; i++) {
-    int r = sync_dir_of(m->path[i]);
-    if (r < 0)
-      return r;
-  }
-  return 0;
+      r = vhd_error(errno, "%s: merged, but cannot remove it: %s", m->path[i],
+                    strerror(errno));
+  for (unsigned i = 0; i < m->count; i++)
+    if (fd[i] >= 0)
+      close(fd[i]);
+  if (r < 0)
+    return r;
+  for (unsigned i = 0; i < m->count && r == 0; i++)
+    r = sync_dir_of(m->path[i]);
+  return r;
 }
 
 int vhd_merge(const char *child_path, const char *ancestor_path, unsigned flags,
@@ -234,9 +241,6 @@ int vhd_merge(const char *child_path, const char *ancestor_path, unsigned flags,
   if (r == 0)
     r = r2;
   vhd_close(child);
-  /* The child over the ancestor directly before an intermediate goes. */
-  if (r == 0 && m.count > 1)
-    r = vhd_set_parent(child_path, anc_path, VHD_SET_PARENT_IGNORE_ID);
   if (r == 0)
     r = remove_merged(&m);
   if (r == 0 && renew) {
