@@ -115,8 +115,8 @@ int spawn_wait(const char *prog, char *const argv[], const char *stdin_text);
 const char *find_program(const char *name);
 
 /* dm_attach.c / nbd_attach.c */
-int dm_attach(const struct request *rq, const char *host_disk, const char *file,
-              struct attached *out);
+int dm_attach(const struct request *rq, const char *host_disk, const char *host_part,
+              const char *host_dir, const char *file, struct attached *out);
 int nbd_attach(const struct request *rq, const char *file, const char *run_dir,
                const char *plugin, struct attached *out);
 

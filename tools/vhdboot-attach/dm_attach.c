@@ -6,7 +6,12 @@
  * on the disk. dmsetup loads the table; the partitions of the virtual disk
  * get linear devices of their own (the kernel does not scan device-mapper
  * disks), with kpartx's UUID convention "partN-..." so blkid reports their
- * PARTUUID. */
+ * PARTUUID.
+ * The table names the host partition, not the disk: device-mapper claims
+ * its devices exclusively, so the host file system is unmounted first
+ * (the kernel refuses the claim while it is mounted) and cannot be mounted
+ * again while the table exists, which also keeps anyone from moving the
+ * image's clusters under it. */
 #include "attach.h"
 #include "vhd.h"
 
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,7 +32,8 @@ struct table {
   char *text;
   size_t len, cap;
   unsigned lines;
-  const char *disk;
+  const char *disk;       /* the host partition */
+  uint64_t disk_start;    /* its first byte on the host disk */
   const struct file_extent *fe;
   uint32_t n_fe;
   const char *path;
@@ -64,7 +71,7 @@ static int map_range(struct table *t, uint64_t voff, uint64_t foff, uint64_t len
     if (i == t->n_fe || t->fe[i].file_offset > foff)
       return fail("%s: file byte %llu is on no extent", t->path, (unsigned long long)foff);
     const struct file_extent *e = &t->fe[i];
-    uint64_t disk = e->disk_offset + (foff - e->file_offset);
+    uint64_t disk = e->disk_offset + (foff - e->file_offset) - t->disk_start;
     uint64_t run = e->file_offset + e->length - foff;
     if (run > len)
       run = len;
@@ -177,10 +184,10 @@ static int partitions(const char *disk_kname, bool readonly, struct attached *ou
   return 0;
 }
 
-int dm_attach(const struct request *rq, const char *host_disk, const char *file,
-              struct attached *out)
+int dm_attach(const struct request *rq, const char *host_disk, const char *host_part,
+              const char *host_dir, const char *file, struct attached *out)
 {
-  struct table t = { .disk = host_disk, .path = file };
+  struct table t = { .disk = host_part, .disk_start = rq->part_start, .path = file };
   struct file_extent *own = NULL;
   uint32_t n_own = 0;
   int file_fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -218,16 +225,24 @@ int dm_attach(const struct request *rq, const char *host_disk, const char *file,
   vhd_close(img);
   if (rc < 0)
     goto out;
+  close(file_fd);
+  file_fd = -1;
+  if (umount(host_dir) < 0) {
+    rc = fail("%s: cannot unmount the host file system for device-mapper: %s", host_dir,
+              strerror(errno));
+    goto out;
+  }
   rc = dm_create(DM_NAME, DM_UUID, rq->mode == ATTACH_RO, t.text, out->disk, sizeof out->disk);
   if (rc == 0) {
-    note("%s: device-mapper %s (%s) over %s, %u table lines", file, out->disk, DM_NAME, host_disk,
+    note("%s: device-mapper %s (%s) over %s, %u table lines", file, out->disk, DM_NAME, host_part,
          t.lines);
     rc = partitions(out->disk, rq->mode == ATTACH_RO, out);
   }
 out:
   free(t.text);
   free(own);
-  close(file_fd);
+  if (file_fd >= 0)
+    close(file_fd);
   close(disk_fd);
   return rc;
 }

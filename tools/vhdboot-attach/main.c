@@ -195,7 +195,7 @@ static int attach(struct request *rq, const char *run_dir, const char *plugin)
   bool fixed = info.type == VHD_TYPE_FIXED || info.type == VHD_TYPE_NONE;
   if (fixed && rq->mode != ATTACH_COW && info.logical_sector_size == 512) {
     load_module("dm-mod", "/sys/class/misc/device-mapper");
-    if (dm_attach(rq, disk, file, &a) < 0)
+    if (dm_attach(rq, disk, dev, host, file, &a) < 0)
       return -1;
   } else {
     load_module("nbd", "/sys/block/nbd0");
