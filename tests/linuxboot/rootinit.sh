@@ -1,8 +1,8 @@
 #!/bin/sh
 # /sbin/init of the busybox root inside the image: the marker, a file and
 # 8 MiB of random data with their hash, then the shutdown order of issue
-# 12: root read-only, the server stopped (its close makes the image
-# clean), the host file system unmounted, power off.
+# 12: root read-only, the NBD device disconnected, the server stopped (its
+# close makes the image clean), the host file system unmounted, power off.
 export PATH=/bin:/sbin
 up() { cut -d' ' -f1 /proc/uptime; }
 pid=$(cat /run/vhdboot/nbdkit.pid 2>/dev/null)
@@ -15,15 +15,9 @@ sha256sum /big.bin > /big.sha256
 echo "LINUXBOOT-HASH: $(cut -d' ' -f1 /big.sha256)" > /dev/console
 sync
 mount -o remount,ro / || echo "LINUXBOOT-WARN remount ro failed" > /dev/console
-if [ -n "$pid" ]; then
-  kill "$pid"
-  i=0
-  while kill -0 "$pid" 2> /dev/null && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done
-  kill -0 "$pid" 2> /dev/null && echo "LINUXBOOT-WARN server still running" > /dev/console
-fi
-if grep -q ' /run/vhdboot/host ' /proc/mounts; then
-  umount /run/vhdboot/host 2> /dev/null || mount -o remount,ro /run/vhdboot/host ||
-    echo "LINUXBOOT-WARN host file system still mounted rw" > /dev/console
-fi
+# What a system-shutdown hook does on a systemd system (docs/linux-boot.md):
+# disconnect, stop the server, unmount the host. Past this point the root
+# cannot be read: only busybox, already in memory, runs.
+vhdboot-attach --detach > /dev/console 2>&1 || echo "LINUXBOOT-WARN detach failed" > /dev/console
 echo "LINUXBOOT-ROOT-DONE $(up)" > /dev/console
-poweroff -f
+exec /bin/busybox poweroff -f

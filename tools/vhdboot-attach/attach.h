@@ -120,6 +120,9 @@ int dm_attach(const struct request *rq, const char *host_disk, const char *host_
 int nbd_attach(const struct request *rq, const char *file, const char *run_dir,
                const char *plugin, struct attached *out);
 
+/* detach.c: --detach, the shutdown side. */
+int detach(const char *run_dir);
+
 /* links.c: /dev/disk/by-id/vhdboot-root[-partN], /dev/disk/by-partuuid/. */
 int links_make(const struct attached *a);
 

@@ -52,6 +52,7 @@ static void usage(FILE *f)
 {
   fputs("usage: vhdboot-attach [--efivars DIR] [--cmdline FILE] [--run-dir DIR]\n"
         "                      [--plugin PATH] [--dry-run] [-v]\n"
+        "       vhdboot-attach --detach [--run-dir DIR]\n"
         "Attach the virtual disk the system was booted from as /dev/disk/by-id/vhdboot-root\n"
         "(docs/linux-boot.md). Kernel command line settings:\n"
         "  vhdboot.image=PARTUUID=<guid>:<path> | UUID=<fs uuid>:<path>\n"
@@ -159,6 +160,17 @@ static void print_plan(const struct request *rq)
            (unsigned long long)rq->layers[i].physical_size, rq->layers[i].n_extents);
 }
 
+/* For --detach: which device this boot attached. */
+static int remember_device(const char *run_dir, const char *disk)
+{
+  char path[300];
+  snprintf(path, sizeof path, "%s/device", run_dir);
+  FILE *f = fopen(path, "we");
+  if (!f || fprintf(f, "%s\n", disk) < 0 || fclose(f) != 0)
+    return fail("%s: %s", path, strerror(errno));
+  return 0;
+}
+
 static int attach(struct request *rq, const char *run_dir, const char *plugin)
 {
   char dev[300], disk[300], host[400], file[1500];
@@ -202,7 +214,7 @@ static int attach(struct request *rq, const char *run_dir, const char *plugin)
     if (nbd_attach(rq, file, run_dir, plugin, &a) < 0)
       return -1;
   }
-  if (links_make(&a) < 0)
+  if (links_make(&a) < 0 || remember_device(run_dir, a.disk) < 0)
     return -1;
   note("%s (%s %s, %s) is /dev/disk/by-id/vhdboot-root = /dev/%s with %u partitions",
        rq->image, vhd_format_name(info.format),
@@ -215,12 +227,13 @@ int main(int argc, char **argv)
 {
   const char *efivars = "/sys/firmware/efi/efivars", *cmdline_file = "/proc/cmdline";
   const char *run_dir = "/run/vhdboot", *plugin = VHDBOOT_PLUGIN;
-  bool dry_run = false;
+  bool dry_run = false, detaching = false;
   static const struct option opts[] = {
     { "efivars", required_argument, NULL, 'e' }, { "cmdline", required_argument, NULL, 'c' },
     { "run-dir", required_argument, NULL, 'r' }, { "plugin", required_argument, NULL, 'p' },
     { "dry-run", no_argument, NULL, 'n' },       { "verbose", no_argument, NULL, 'v' },
-    { "help", no_argument, NULL, 'h' },          { NULL, 0, NULL, 0 }
+    { "detach", no_argument, NULL, 'd' },        { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 }
   };
   int c;
   while ((c = getopt_long(argc, argv, "e:c:r:p:nvh", opts, NULL)) != -1) {
@@ -230,6 +243,7 @@ int main(int argc, char **argv)
     case 'r': run_dir = optarg; break;
     case 'p': plugin = optarg; break;
     case 'n': dry_run = true; break;
+    case 'd': detaching = true; break;
     case 'v': verbose = true; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
@@ -239,6 +253,8 @@ int main(int argc, char **argv)
     usage(stderr);
     return 2;
   }
+  if (detaching)
+    return detach(run_dir) < 0 ? 1 : 0;
   struct request rq;
   memset(&rq, 0, sizeof rq);
   rq.mode = ATTACH_RW;   /* a root without a record is the server's own disk */
