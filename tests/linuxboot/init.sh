@@ -4,7 +4,8 @@
 # it. Kernel command line: root= (a device, or PARTUUID= resolved through
 # the links vhdboot-attach makes), vhdtest.direct=1 (no attach: the root is
 # a plain partition), vhdtest.onfail=shell|poweroff (what a failure does:
-# the test powers off so that the boot ends; a person wants the shell).
+# the test powers off so that the boot ends; a person wants the shell),
+# vhdtest.break=plugin (the plugin emptied first: nbdkit cannot start).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -19,6 +20,7 @@ for a in $(cat /proc/cmdline); do
     root=*) root=${a#root=} ;;
     vhdtest.direct=1) direct=1 ;;
     vhdtest.onfail=*) onfail=${a#*=} ;;
+    vhdtest.break=plugin) for f in /usr/lib/*/nbdkit/plugins/nbdkit-vhd-plugin.so; do : > "$f"; done ;;
   esac
 done
 failed() {
