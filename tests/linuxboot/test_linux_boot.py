@@ -7,6 +7,10 @@ host afterwards (linuxkit.py). Cases:
                  of the boot time
   vhd-dynamic-rw dynamic VHD, mode rw: nbdkit + the plugin + nbd-client
   vhd-fixed-rw   fixed VHD, mode rw: a device-mapper linear table
+  vhd-fixed-cmdline  the same, but vhdboot.image=UUID=<FAT serial>:<path>
+                 on the kernel command line replaces the record: the host
+                 partition found by its file system UUID, the extents by
+                 FIBMAP (vfat has no FIEMAP)
 
 After each image boot: the root marker, the server named @nbdkit (a root
 storage daemon) or none, vhdtool check, qemu-img compare against
@@ -40,19 +44,29 @@ def body(env, results):
         os.unlink(disk)
 
     for name, kind, server in (("vhd-dynamic-rw", "dynamic", "@nbdkit"),
-                               ("vhd-fixed-rw", "fixed", "none")):
+                               ("vhd-fixed-rw", "fixed", "none"),
+                               ("vhd-fixed-cmdline", "fixed", "none")):
         img = env.path("root.vhd")
         if os.path.exists(img):
             os.unlink(img)
         E.convert(env, s.inner, img, "vhd", kind)
         host = s.host(name, [img])
 
+        extra = ""
+        if name == "vhd-fixed-cmdline":
+            with open(host.path, "rb") as f:
+                f.seek(host.esp_start + 67)   # FAT32 volume serial number
+                serial = int.from_bytes(f.read(4), "little")
+            extra = f"vhdboot.image=UUID={serial >> 16:04X}-{serial & 0xFFFF:04X}:/VHD/root.vhd"
+
         def check(b, problems, want):
+            if extra and not b.has("vhdboot-attach: host partition /dev/vda1"):
+                problems.append("the host partition was not found by its UUID")
             back, = s.fetch(host, ["root.vhd"], "back")
             L.read_back(env, s.kit, back, want, problems, "vpc")
 
-        for i in range(repeat):
-            s.boot(results, name, host, "root.vhd", "rw", server, check=check, run=i + 1)
+        for i in range(repeat if not extra else 1):
+            s.boot(results, name, host, "root.vhd", "rw", server, extra, check=check, run=i + 1)
         os.unlink(host.path)
     s.report_times()
 

@@ -82,7 +82,9 @@ def body(env, results):
         if not b.has("block size 4096"):
             problems.append("nbd-client was not given -b 4096")
         back, = s4.fetch(host, ["root4k.vhdx"], "back4k")
-        L.read_back(env, s4.kit, back, want, problems, "vhdx", sector=4096)
+        # qemu-img refuses VHDX with 4096-byte logical sectors ("Operation
+        # not supported"): vhdtool and debugfs are the only readers here.
+        L.read_back(env, s4.kit, back, want, problems, None, sector=4096)
 
     s4.boot(results, "vhdx-4k-rw", host, "root4k.vhdx", "rw", "@nbdkit", check=check_4k)
     os.unlink(host.path)
