@@ -116,13 +116,15 @@ static int partitions(const char *disk_name, uint32_t sector, struct attached *o
 int nbd_attach(const struct request *rq, const char *file, const char *run_dir,
                const char *plugin, struct attached *out)
 {
-  char sock[300], pidfile[300], tmp[300];
+  char sock[300], pidfile[300];
   snprintf(sock, sizeof sock, "%s/nbd.sock", run_dir);
   snprintf(pidfile, sizeof pidfile, "%s/nbdkit.pid", run_dir);
-  /* The cow filter's overlay: a deleted file in memory. */
-  snprintf(tmp, sizeof tmp, "%s/tmp", run_dir);
-  mkdir(tmp, 0700);
-  setenv("TMPDIR", tmp, 1);
+  /* The cow filter's overlay, a deleted file: in the initramfs' own root
+   * (memory, as large as RAM allows), not in /run, which initramfs-tools
+   * limits to 10% of RAM. */
+  mkdir("/var", 0755);
+  mkdir("/var/tmp", 01777);
+  setenv("TMPDIR", "/var/tmp", 1);
   if (access(plugin, R_OK) != 0)
     return fail("%s: %s (the plugin nbdkit needs)", plugin, strerror(errno));
   if (free_nbd(out->disk, sizeof out->disk) < 0)
@@ -136,7 +138,9 @@ int nbd_attach(const struct request *rq, const char *file, const char *run_dir,
   snprintf(prog, sizeof prog, "%s", client);
   snprintf(dev, sizeof dev, "/dev/%s", out->disk);
   snprintf(bs, sizeof bs, "%u", rq->block_size ? rq->block_size : 512);
-  char *argv[] = { "nbd-client", "-unix", sock, dev, "-b", bs, NULL };
+  /* -N: a named export, so nbd-client does not warn about the old-style
+   * protocol (nbdkit serves any name). */
+  char *argv[] = { "nbd-client", "-unix", sock, dev, "-b", bs, "-N", "vhdboot", NULL };
   int rc = spawn_wait(prog, argv, NULL);
   if (rc != 0)
     return fail("nbd-client could not connect %s to nbdkit (exit %d)", dev, rc);
