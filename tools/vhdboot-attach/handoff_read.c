@@ -158,9 +158,9 @@ static int decode(const uint8_t *b, size_t len, struct request *rq)
   size_t off = HEADER_SIZE;
   for (uint32_t i = 0; i < layers; i++) {
     size_t used = 0;
+    rq->n_layers = i + 1;   /* request_free releases a half-decoded layer too */
     if (decode_layer(b + off, len - off, &rq->layers[i], &used) < 0)
       return -1;
-    rq->n_layers = i + 1;
     off += used;
   }
   if (off != len)

@@ -76,8 +76,6 @@ static void mount_efivars(const char *dir)
 {
   if (strcmp(dir, "/sys/firmware/efi/efivars") != 0 || access("/sys/firmware/efi", F_OK) != 0)
     return;
-  char probe[300];
-  snprintf(probe, sizeof probe, "%s/..", dir);
   if (mount("efivarfs", dir, "efivarfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 &&
       errno != EBUSY)
     note("efivarfs: %s", strerror(errno));
@@ -166,8 +164,11 @@ static int remember_device(const char *run_dir, const char *disk)
   char path[300];
   snprintf(path, sizeof path, "%s/device", run_dir);
   FILE *f = fopen(path, "we");
-  if (!f || fprintf(f, "%s\n", disk) < 0 || fclose(f) != 0)
+  if (!f)
     return fail("%s: %s", path, strerror(errno));
+  int bad = fprintf(f, "%s\n", disk) < 0;
+  if (fclose(f) != 0 || bad)
+    return fail("%s: cannot write it", path);
   return 0;
 }
 
@@ -260,12 +261,15 @@ int main(int argc, char **argv)
   rq.mode = ATTACH_RW;   /* a root without a record is the server's own disk */
   mount_efivars(efivars);
   int rc = handoff_read(efivars, &rq);
-  if (rc < 0)
+  if (rc < 0) {
+    request_free(&rq);
     return 1;
+  }
   char *cmdline = slurp(cmdline_file);
   if (!cmdline) {
     request_free(&rq);
-    return fail("%s: %s", cmdline_file, strerror(errno)) ? 1 : 1;
+    fail("%s: %s", cmdline_file, strerror(errno));
+    return 1;
   }
   int applied = cmdline_apply(cmdline, &rq);
   bool named = strstr(cmdline, "vhdboot.image=") != NULL;
