@@ -46,7 +46,7 @@ def kernel_package():
 class Kit:
     def __init__(self, env):
         self.env = env
-        self.cache = os.environ.get("LINUXBOOT_CACHE") or env.path("cache")
+        self.cache = os.path.abspath(os.environ.get("LINUXBOOT_CACHE") or env.path("cache"))
         self.attach = os.environ.get("VHDBOOT_ATTACH", "")
         self.plugin = os.environ.get("NBD_PLUGIN", "")
         self.plugin_dest = os.environ.get(
