@@ -65,22 +65,28 @@ class Kit:
 
     # ---- packages ----------------------------------------------------------
 
-    def fetch(self):
-        debs = os.path.join(self.cache, "debs")
+    def download(self, subdir, names):
+        """The .deb files of names (exact package names) in the cache's
+        subdir, downloaded when missing; Skip when the archive cannot be
+        reached."""
+        debs = os.path.join(self.cache, subdir)
         os.makedirs(debs, exist_ok=True)
-        have = os.listdir(debs)
-        wanted = PACKAGES + ["linux-image"]
-        missing = [p for p in wanted if not any(f.startswith(p) for f in have)]
+        have = {f.split("_")[0] for f in os.listdir(debs) if f.endswith(".deb")}
+        missing = [n for n in names if n not in have]
         if missing:
-            names = [p for p in missing if p != "linux-image"]
-            if "linux-image" in missing:
-                names.append(kernel_package())
-            p = subprocess.run(["apt-get", "download", *names], cwd=debs,
+            p = subprocess.run(["apt-get", "download", *missing], cwd=debs,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             if p.returncode != 0:
                 raise E.Skip("the Debian archive is unreachable and the package cache "
                              f"({debs}) lacks {' '.join(missing)}: "
                              + p.stdout.decode(errors="replace").strip().splitlines()[-1])
+        return debs
+
+    def fetch(self):
+        debs = os.path.join(self.cache, "debs")
+        have = os.listdir(debs) if os.path.isdir(debs) else []
+        kernel = next((f.split("_")[0] for f in have if f.startswith("linux-image-")), None)
+        debs = self.download("debs", PACKAGES + [kernel or kernel_package()])
         self.roots = {}
         for deb in sorted(glob.glob(os.path.join(debs, "*.deb"))):
             name = os.path.basename(deb).split("_")[0]
@@ -213,7 +219,12 @@ class Kit:
 
     # ---- the disk inside the image ---------------------------------------------
 
-    def rootfs(self, out, size):
+    def rootfs(self, out, size, tree=None):
+        """An ext4 image of size bytes: the busybox root, or tree (a
+        directory made by the caller) when given."""
+        if tree:
+            E.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "VROOT", "-d", tree, out])
+            return out
         r = self.env.path("rootfs.d")
         shutil.rmtree(r, ignore_errors=True)
         for d in ("bin", "sbin", "etc", "dev", "proc", "sys", "run", "tmp"):
@@ -234,7 +245,7 @@ class Kit:
         E.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "VROOT", "-d", r, out])
         return out
 
-    def inner_disk(self, name, uki, size=112 * MIB, esp_mib=48, sector=512):
+    def inner_disk(self, name, uki, size=112 * MIB, esp_mib=48, sector=512, tree=None):
         """GPT: p1 a FAT ESP with the UKI as \\EFI\\BOOT\\BOOTX64.EFI, p2 an
         ext4 busybox root. Returns (path, root partition GUID)."""
         path = self.env.path(name)
@@ -254,7 +265,7 @@ class Kit:
         fat = E.format_fat(path, s1, l1, sector=sector, label="INNERESP")
         fat.mkdir("/EFI", "/EFI/BOOT")
         fat.put(uki, "/EFI/BOOT/BOOTX64.EFI")
-        part = self.rootfs(self.env.path("root.ext4"), l2)
+        part = self.rootfs(self.env.path("root.ext4"), l2, tree)
         with open(part, "rb") as src, open(path, "r+b") as dst:
             dst.seek(s2)
             shutil.copyfileobj(src, dst)

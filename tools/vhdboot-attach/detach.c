@@ -101,7 +101,8 @@ int detach(const char *run_dir)
   if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
     note("mlockall: %s", strerror(errno));
   snprintf(path, sizeof path, "%s/device", run_dir);
-  if (read_line(path, dev, sizeof dev) == 0 && strncmp(dev, "nbd", 3) == 0)
+  bool nbd = read_line(path, dev, sizeof dev) == 0 && strncmp(dev, "nbd", 3) == 0;
+  if (nbd)
     rc |= disconnect(dev);
   snprintf(path, sizeof path, "%s/nbdkit.pid", run_dir);
   rc |= stop_server(path);
@@ -109,5 +110,7 @@ int detach(const char *run_dir)
   if (umount(host) < 0 && errno != EINVAL && errno != ENOENT &&
       mount(NULL, host, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
     rc |= fail("%s: still mounted read-write: %s", host, strerror(errno));
+  if (rc == 0 && nbd)
+    note("detached /dev/%s, nbdkit stopped, host file system released", dev);
   return rc ? -1 : 0;
 }
