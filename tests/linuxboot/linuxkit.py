@@ -222,6 +222,8 @@ class Kit:
     def rootfs(self, out, size, tree=None):
         """An ext4 image of size bytes: the busybox root, or tree (a
         directory made by the caller) when given."""
+        with open(out, "wb") as f:
+            f.truncate(size)
         if tree:
             E.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "VROOT", "-d", tree, out])
             return out
@@ -238,8 +240,6 @@ class Kit:
         os.chmod(r + "/sbin/init", 0o755)
         with open(r + "/etc/rootmarker", "w") as f:
             f.write("busybox root of the vhdboot Linux test\n")
-        with open(out, "wb") as f:
-            f.truncate(size)
         # 4096-byte blocks: a smaller block than the disk's sector (4096 in
         # the 4Kn case) cannot be mounted.
         E.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "VROOT", "-d", r, out])
@@ -381,7 +381,7 @@ def host_fat_clean(env, host, problems):
         problems.append(f"host FAT not clean (fsck.fat -n exit {rc}): {out.strip()[-200:]}")
 
 
-def expect_root(b, problems, server):
+def expect_root(b, problems, server, done="LINUXBOOT-ROOT-DONE"):
     """The boot reached the root marker and finished; server: '@nbdkit'
     for the NBD path, 'none' for device-mapper, None to skip."""
     if b.rc == "timeout":
@@ -393,8 +393,8 @@ def expect_root(b, problems, server):
         return None
     if server and f"server={server}" not in marker:
         problems.append(f"server: {marker}")
-    if not b.has("LINUXBOOT-ROOT-DONE"):
-        problems.append("the root's init did not finish")
+    if not b.has(done):
+        problems.append(f"the boot did not finish ({done!r} missing)")
     warns = [l for l in b.lines if "LINUXBOOT-WARN" in l]
     if warns:
         problems.append(" | ".join(warns))
@@ -427,14 +427,15 @@ class Setup:
             host.esp.put(path, "/VHD/" + os.path.basename(path))
         return host
 
-    def boot(self, results, name, host, top, mode, server, extra="", check=None, run=None):
+    def boot(self, results, name, host, top, mode, server, extra="", check=None, run=None,
+             done="LINUXBOOT-ROOT-DONE"):
         """Boot host with \\VHD\\top in mode; check(boot, problems, hash)
         looks at the host afterwards; run numbers repeated boots of one case
         (their times go together). Returns the Boot."""
         host.config(f"image=\\VHD\\{top}\nmode={mode}\nargs={self.args} {extra}\n")
         b = E.boot(self.env, [host.path], timeout=900, memory=1024)
         problems = []
-        want = expect_root(b, problems, server)
+        want = expect_root(b, problems, server, done)
         t = b.time_of("LINUXBOOT-ROOT-MARKER")
         if t is not None:
             self.times.setdefault(name, []).append(t)
