@@ -26,7 +26,9 @@ if [ -n "$mib" ]; then
   rm -f /bench.bin; sync
   echo "LINUXBOOT-BENCH: mib=$mib write_s=$(echo "$t0 $t1" | awk '{print $2-$1}') read_s=$(echo "$t2 $t3" | awk '{print $2-$1}')" > /dev/console
 fi
+echo "LINUXBOOT-SYNCED $(up)" > /dev/console
 mount -o remount,ro / || echo "LINUXBOOT-WARN remount ro failed" > /dev/console
+echo "LINUXBOOT-READONLY $(up)" > /dev/console
 # What a system-shutdown hook does on a systemd system (docs/linux-boot.md):
 # disconnect, stop the server, unmount the host. Past this point the root
 # cannot be read: only busybox, already in memory, runs.
