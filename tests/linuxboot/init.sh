@@ -5,7 +5,12 @@
 # the links vhdboot-attach makes), vhdtest.direct=1 (no attach: the root is
 # a plain partition), vhdtest.onfail=shell|poweroff (what a failure does:
 # the test powers off so that the boot ends; a person wants the shell),
-# vhdtest.break=plugin (the plugin emptied first: nbdkit cannot start).
+# vhdtest.break=plugin (the plugin emptied first: nbdkit cannot start),
+# vhdtest.attach=direct (run vhdboot-attach itself instead of the
+# initramfs-tools boot script, which skips boots without vhdboot).
+# The attach normally runs through the project's initramfs-tools script
+# (scripts/local-top/vhdboot) with a stand-in for initramfs-tools'
+# /scripts/functions, as it would in a Debian initramfs.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -14,11 +19,12 @@ mkdir -p /run /newroot /tmp
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
 up() { cut -d' ' -f1 /proc/uptime; }
 echo "LINUXBOOT-INITRAMFS $(up)" > /dev/console
-root= direct= onfail=poweroff
+root= direct= onfail=poweroff how=script
 for a in $(cat /proc/cmdline); do
   case "$a" in
     root=*) root=${a#root=} ;;
     vhdtest.direct=1) direct=1 ;;
+    vhdtest.attach=direct) how=direct ;;
     vhdtest.onfail=*) onfail=${a#*=} ;;
     vhdtest.break=plugin) for f in /usr/lib/*/nbdkit/plugins/nbdkit-vhd-plugin.so; do : > "$f"; done ;;
   esac
@@ -30,7 +36,11 @@ failed() {
 }
 while read -r m; do insmod "$m" 2> /dev/null; done < /etc/modules.load
 if [ -z "$direct" ]; then
-  vhdboot-attach > /dev/console 2>&1 || failed "vhdboot-attach exit $?"
+  if [ "$how" = script ]; then
+    ONFAIL=$onfail sh /scripts/local-top/vhdboot > /dev/console 2>&1 || failed "local-top script exit $?"
+  else
+    vhdboot-attach > /dev/console 2>&1 || failed "vhdboot-attach exit $?"
+  fi
   echo "LINUXBOOT-ATTACHED $(up)" > /dev/console
 fi
 case "$root" in

@@ -185,6 +185,10 @@ class Kit:
         shutil.copy2(os.path.join(HERE, "init.sh"), w + "/init")
         os.chmod(w + "/init", 0o755)
         self._copy_bin(w, self.attach, "/sbin/vhdboot-attach")
+        os.makedirs(w + "/scripts/local-top")
+        shutil.copy2(os.path.join(HERE, "..", "..", "tools", "vhdboot-attach", "initramfs-tools",
+                                  "local-top"), w + "/scripts/local-top/vhdboot")
+        shutil.copy2(os.path.join(HERE, "functions.sh"), w + "/scripts/functions")
         self._copy_bin(w, NBDKIT, NBDKIT)
         self._copy_bin(w, os.path.join(NBDKIT_FILTERS, "nbdkit-cow-filter.so"),
                        NBDKIT_FILTERS + "/nbdkit-cow-filter.so")
