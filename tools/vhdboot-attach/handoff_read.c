@@ -2,7 +2,7 @@
  * VhdBootHandoff, VhdBootHandoff1, ... each behind a 4-byte attribute
  * word, concatenated, CRC-checked and decoded into a request. */
 #include "attach.h"
-#include "../../efi-loader/crc32.h"
+#include "crc32.h"
 
 #include <errno.h>
 #include <fcntl.h>

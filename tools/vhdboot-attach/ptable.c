@@ -3,7 +3,7 @@
  * find the host partition by its GUID and to give the partitions of a
  * device-mapper disk their own devices. */
 #include "attach.h"
-#include "../../efi-loader/crc32.h"
+#include "crc32.h"
 
 #include <stdlib.h>
 #include <string.h>
