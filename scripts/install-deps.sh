@@ -6,10 +6,15 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
+# tests/linuxboot needs e2fsprogs (mkfs.ext4 -d, debugfs), dmsetup and
+# binutils (objcopy) on the host; the guest's kernel, busybox-static,
+# nbd-client and systemd-boot-efi it downloads itself (apt-get download
+# into the build tree), so they are not installed here.
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang libclang-rt-14-dev \
   zlib1g-dev uuid-dev libcriterion-dev \
   nbdkit nbdkit-plugin-dev libnbd-bin \
   qemu-utils libvhdi-dev libvhdi-utils \
   gnu-efi ovmf qemu-system-x86 mtools gdisk dosfstools exfatprogs \
-  python3 bzip2 gzip coreutils strace groff-base man-db
+  python3 bzip2 gzip coreutils strace groff-base man-db \
+  e2fsprogs dmsetup binutils dpkg

@@ -1,0 +1,116 @@
+/* vhdboot-attach --detach: the end of a boot from an NBD-served image, in
+ * the order issue 12 asks for, once the root file system is read-only
+ * (systemd-shutdown runs it as a system-shutdown hook; a plain init runs
+ * it after "mount -o remount,ro /"):
+ *   1. disconnect the NBD device (the kernel sends NBD_CMD_DISC, so nbdkit
+ *      closes the image: the plugin's close flushes it);
+ *   2. stop nbdkit and wait until it is gone;
+ *   3. unmount the host file system (or make it read-only), so the host is
+ *      not left dirty.
+ * The root cannot be read after step 1: everything this needs is locked
+ * in memory first. Device-mapper boots need nothing: the host file system
+ * is not mounted and the table holds no data of its own. */
+#include "attach.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/nbd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <time.h>
+#include <unistd.h>
+
+static void pause_ms(int ms)
+{
+  struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000L };
+  nanosleep(&t, NULL);
+}
+
+static int read_line(const char *path, char *buf, size_t len)
+{
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return -1;
+  int ok = fgets(buf, (int)len, f) != NULL;
+  fclose(f);
+  if (!ok)
+    return -1;
+  buf[strcspn(buf, "\n")] = '\0';
+  return 0;
+}
+
+/* Gone, or a zombie nobody reaps (a shell as PID 1 may not). */
+static bool process_gone(pid_t pid)
+{
+  char path[64], stat[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (read_line(path, stat, sizeof stat) < 0)
+    return true;
+  const char *paren = strrchr(stat, ')');
+  return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/* No waiting afterwards: nbdkit answers the disconnect after the requests
+ * before it, and stop_server waits for nbdkit itself (waiting for the
+ * device's sysfs "pid" to go cost 10 s per shutdown: it stays). */
+static int disconnect(const char *dev)
+{
+  char node[96];
+  snprintf(node, sizeof node, "/dev/%s", dev);
+  sync();
+  int fd = open(node, O_RDWR | O_CLOEXEC);
+  if (fd < 0)
+    return fail("%s: %s", node, strerror(errno));
+  if (ioctl(fd, BLKFLSBUF, 0) < 0)
+    note("%s: flush: %s", node, strerror(errno));
+  int rc = ioctl(fd, NBD_DISCONNECT);
+  close(fd);
+  if (rc < 0)
+    return fail("%s: disconnect: %s", node, strerror(errno));
+  return 0;
+}
+
+static int stop_server(const char *pidfile)
+{
+  char buf[32];
+  if (read_line(pidfile, buf, sizeof buf) < 0)
+    return 0;
+  pid_t pid = (pid_t)atoi(buf);
+  if (pid <= 1 || kill(pid, SIGTERM) < 0)
+    return 0;
+  for (int t = 0; t < 20000; t += 50) {
+    if (process_gone(pid))
+      return 0;
+    pause_ms(50);
+  }
+  return fail("nbdkit (pid %d) did not stop within 20 s", (int)pid);
+}
+
+int detach(const char *run_dir)
+{
+  char path[300], dev[64], host[300];
+  int rc = 0;
+  /* Every page of this program and its libraries in memory now: the root
+   * it was loaded from is gone after the disconnect (a page fault then is
+   * a SIGBUS). */
+  if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
+    note("mlockall: %s", strerror(errno));
+  snprintf(path, sizeof path, "%s/device", run_dir);
+  bool nbd = read_line(path, dev, sizeof dev) == 0 && strncmp(dev, "nbd", 3) == 0;
+  if (nbd)
+    rc |= disconnect(dev);
+  snprintf(path, sizeof path, "%s/nbdkit.pid", run_dir);
+  rc |= stop_server(path);
+  snprintf(host, sizeof host, "%s/host", run_dir);
+  if (umount(host) < 0 && errno != EINVAL && errno != ENOENT &&
+      mount(NULL, host, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+    rc |= fail("%s: still mounted read-write: %s", host, strerror(errno));
+  if (rc == 0 && nbd)
+    note("detached /dev/%s, nbdkit stopped, host file system released", dev);
+  return rc ? -1 : 0;
+}
