@@ -32,6 +32,7 @@ MODULES = ["virtio_pci", "virtio_blk", "nbd", "dm_mod", "fat", "vfat", "exfat", 
            "nls_iso8859_1", "nls_utf8", "nls_ascii", "efivarfs"]
 NBDKIT = "/usr/bin/nbdkit"
 NBDKIT_FILTERS = "/usr/lib/x86_64-linux-gnu/nbdkit/filters"
+NBDKIT_PLUGINS = "/usr/lib/x86_64-linux-gnu/nbdkit/plugins"
 
 
 def kernel_package():
@@ -171,7 +172,10 @@ class Kit:
         with open(os.path.join(w, "etc/modules.load"), "w") as f:
             f.write("".join(m + "\n" for m in listing))
 
-    def initramfs(self, out):
+    def initramfs(self, out, init=None, extra=()):
+        """init: the /init script (init.sh when None); extra: (host
+        program, path in the initramfs) pairs copied with their
+        libraries."""
         w = self.env.path("initramfs.d")
         shutil.rmtree(w, ignore_errors=True)
         for d in ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run",
@@ -182,7 +186,7 @@ class Kit:
         for a in applets:
             if not os.path.exists(f"{w}/bin/{a}"):
                 os.symlink("busybox", f"{w}/bin/{a}")
-        shutil.copy2(os.path.join(HERE, "init.sh"), w + "/init")
+        shutil.copy2(init or os.path.join(HERE, "init.sh"), w + "/init")
         os.chmod(w + "/init", 0o755)
         self._copy_bin(w, self.attach, "/sbin/vhdboot-attach")
         os.makedirs(w + "/scripts/local-top")
@@ -195,6 +199,8 @@ class Kit:
         self._copy_bin(w, self.plugin, self.plugin_dest)
         self._copy_bin(w, self.nbd_client, "/sbin/nbd-client")
         self._copy_bin(w, "/usr/sbin/dmsetup", "/sbin/dmsetup")
+        for src, dest in extra:
+            self._copy_bin(w, src, dest)
         self._modules(w)
         listing = E.run(["sh", "-c", "find . | LC_ALL=C sort"], cwd=w).encode()
         p = subprocess.run([self.busybox, "cpio", "-o", "-H", "newc"], cwd=w, input=listing,
