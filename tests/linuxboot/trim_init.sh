@@ -9,19 +9,21 @@
 # the image's st_blocks (512-byte units) and size at each step.
 # mke2fs and fstrim are called by path: busybox sh prefers its own applets.
 # Command line: trim.plugin=vhd|file, trim.image=NAME, trim.files=N and
-# trim.more=M (4 MiB files before and after the trim).
+# trim.more=M (4 MiB files before and after the trim), trim.online=0 (mount
+# without -o discard: fstrim alone gives the space back).
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /run /tmp /host /mnt
-plugin=vhd image= files=24 more=8
+plugin=vhd image= files=24 more=8 online=1
 for a in $(cat /proc/cmdline); do
   case "$a" in
     trim.plugin=*) plugin=${a#*=} ;;
     trim.image=*) image=${a#*=} ;;
     trim.files=*) files=${a#*=} ;;
     trim.more=*) more=${a#*=} ;;
+    trim.online=*) online=${a#*=} ;;
   esac
 done
 say() { echo "$*" > /dev/console; }
@@ -35,7 +37,9 @@ nbdkit -U /run/nbd.sock -P /run/nbdkit.pid "$plugin" "file=/host/$image" \
 nbd-client -unix /run/nbd.sock /dev/nbd0 -b 512 -C 2 > /dev/console 2>&1 \
   || fail "nbd-client exit $?"
 /sbin/mke2fs -q -F -t ext4 -b 4096 -E discard /dev/nbd0 > /dev/console 2>&1 || fail "mke2fs exit $?"
-mount -t ext4 -o discard /dev/nbd0 /mnt || fail "cannot mount /dev/nbd0"
+opts=nodiscard
+[ "$online" = 1 ] && opts=discard
+mount -t ext4 -o "$opts" /dev/nbd0 /mnt || fail "cannot mount /dev/nbd0"
 stat_line formatted
 write() {   # write NAME-PREFIX COUNT: 4 MiB files of random data
   i=1
