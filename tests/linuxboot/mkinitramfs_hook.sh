@@ -62,16 +62,22 @@ nbdroot="$LINUXBOOT_CACHE/unpacked/nbd-client"
 [ -x /usr/sbin/nbd-client ] || cp "$nbdroot/sbin/nbd-client" "$work/sbin/" 2> /dev/null ||
   cp "$nbdroot/usr/sbin/nbd-client" "$work/sbin/" ||
   skip "no nbd-client on the host nor in $LINUXBOOT_CACHE"
-libs="$LINUXBOOT_CACHE/unpacked/libnl-genl-3-200/lib/x86_64-linux-gnu"
+# Its libnl-genl (not on a host without nbd-client) joins the /usr/lib
+# overlay, where copy_exec's ldd finds it as it would the package's.
+if ! [ -x /usr/sbin/nbd-client ]; then
+  mkdir -p "$up/x86_64-linux-gnu"
+  cp -a "$LINUXBOOT_CACHE"/unpacked/libnl-genl-3-200/lib/x86_64-linux-gnu/libnl-genl-3.so* \
+    "$up/x86_64-linux-gnu/" || skip "libnl-genl-3-200 is not in $LINUXBOOT_CACHE"
+fi
 out="$work/initrd.img"
 
 unshare -m sh -c '
   set -e
   mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$1/up,workdir=$1/ow" /usr/lib
-  mount -t overlay overlay -o "lowerdir=$8,upperdir=$1/sbin,workdir=$1/ow2" "$8"
-  mount --bind "$7/boot" /boot   # the kernel config: which compressions it takes
-  LD_LIBRARY_PATH="$6" mkinitramfs -d "$3" -o "$4" "$5"
-' sh "$work" "$PLUGIN_DIR" "$conf" "$out" "$ver" "$libs" "$kroot" "$SBINDIR" > "$work/log" 2>&1
+  mount -t overlay overlay -o "lowerdir=$7,upperdir=$1/sbin,workdir=$1/ow2" "$7"
+  mount --bind "$6/boot" /boot   # the kernel config: which compressions it takes
+  mkinitramfs -d "$3" -o "$4" "$5"
+' sh "$work" "$PLUGIN_DIR" "$conf" "$out" "$ver" "$kroot" "$SBINDIR" > "$work/log" 2>&1
 rc=$?
 if [ $rc -ne 0 ]; then
   cat "$work/log"
@@ -90,6 +96,7 @@ want '(^|/)bin/nbdkit$' nbdkit
 want '/nbdkit/plugins/nbdkit-vhd-plugin\.so$' "the vhd plugin"
 want '/nbdkit/filters/nbdkit-cow-filter\.so$' "the cow filter"
 want '(^|/)s?bin/nbd-client$' nbd-client
+want '/libnl-genl-3\.so\.200$' "nbd-client's libnl-genl"
 want '(^|/)s?bin/dmsetup$' dmsetup
 want '/kernel/drivers/block/nbd\.ko' "the nbd module"
 want '/kernel/drivers/md/dm-mod\.ko' "the dm-mod module"
