@@ -30,7 +30,10 @@ def body(env, results):
         return
     uki = s.kit.uki(env.path("mk-linux.efi"), initrd, L.cmdline("/dev/vda2"))
     inner, guid = s.kit.inner_disk("mk-inner.raw", uki)
-    s.args = L.cmdline(f"PARTUUID={guid}")
+    # initramfs-tools resolves root= with blkid -t, which compares the
+    # PARTUUID as a string: blkid's spelling, lower case (the kernel's own
+    # root=PARTUUID= ignores case; the kit's initramfs relies on that).
+    s.args = L.cmdline(f"PARTUUID={guid.lower()}")
     img = env.path("root.vhd")
     E.convert(env, inner, img, "vhd", "dynamic")
     host = s.host("mkinitramfs", [img])
