@@ -455,11 +455,12 @@ class Setup:
         return host
 
     def boot(self, results, name, host, top, mode, server, extra="", check=None, run=None,
-             done="LINUXBOOT-ROOT-DONE"):
+             done="LINUXBOOT-ROOT-DONE", settings=""):
         """Boot host with \\VHD\\top in mode; check(boot, problems, hash)
         looks at the host afterwards; run numbers repeated boots of one case
-        (their times go together). Returns the Boot."""
-        host.config(f"image=\\VHD\\{top}\nmode={mode}\nargs={self.args} {extra}\n")
+        (their times go together); settings are more vhdboot.cfg lines.
+        Returns the Boot."""
+        host.config(f"image=\\VHD\\{top}\nmode={mode}\nargs={self.args} {extra}\n{settings}")
         b = E.boot(self.env, [host.path], timeout=900, memory=1024)
         problems = []
         want = expect_root(b, problems, server, done)

@@ -33,7 +33,9 @@ def body(env, results):
     # initramfs-tools resolves root= with blkid -t, which compares the
     # PARTUUID as a string: blkid's spelling, lower case (the kernel's own
     # root=PARTUUID= ignores case; the kit's initramfs relies on that).
-    s.args = L.cmdline(f"PARTUUID={guid.lower()}")
+    # rw: initramfs-tools mounts the root read-only unless told (a Debian
+    # system remounts it from fstab; the busybox root does not).
+    s.args = L.cmdline(f"PARTUUID={guid.lower()}", "rw")
     img = env.path("root.vhd")
     E.convert(env, inner, img, "vhd", "dynamic")
     host = s.host("mkinitramfs", [img])
