@@ -9,7 +9,9 @@ $SUDO apt-get update -q
 # tests/linuxboot needs e2fsprogs (mkfs.ext4 -d, debugfs), dmsetup and
 # binutils (objcopy) on the host; the guest's kernel, busybox-static,
 # nbd-client and systemd-boot-efi it downloads itself (apt-get download
-# into the build tree), so they are not installed here.
+# into the build tree), so they are not installed here. initramfs-tools
+# (mkinitramfs, lsinitramfs) runs the project's hook in a test; installing
+# it in a machine without a kernel package changes nothing of its boot.
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang libclang-rt-14-dev \
   zlib1g-dev uuid-dev libcriterion-dev \
@@ -17,4 +19,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   qemu-utils libvhdi-dev libvhdi-utils \
   gnu-efi ovmf qemu-system-x86 mtools gdisk dosfstools exfatprogs \
   python3 bzip2 gzip coreutils strace groff-base man-db \
-  e2fsprogs dmsetup binutils dpkg
+  e2fsprogs dmsetup binutils dpkg initramfs-tools

@@ -229,13 +229,14 @@ class Kit:
 
     # ---- the disk inside the image ---------------------------------------------
 
-    def rootfs(self, out, size, tree=None):
+    def rootfs(self, out, size, tree=None, mkfs_opts=()):
         """An ext4 image of size bytes: the busybox root, or tree (a
-        directory made by the caller) when given."""
+        directory made by the caller) when given; mkfs_opts are added to
+        mkfs.ext4's options."""
         with open(out, "wb") as f:
             f.truncate(size)
         if tree:
-            E.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "VROOT", "-d", tree, out])
+            E.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "VROOT", *mkfs_opts, "-d", tree, out])
             return out
         r = self.env.path("rootfs.d")
         shutil.rmtree(r, ignore_errors=True)
@@ -252,12 +253,15 @@ class Kit:
             f.write("busybox root of the vhdboot Linux test\n")
         # 4096-byte blocks: a smaller block than the disk's sector (4096 in
         # the 4Kn case) cannot be mounted.
-        E.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "VROOT", "-d", r, out])
+        E.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "VROOT", *mkfs_opts, "-d", r, out])
         return out
 
-    def inner_disk(self, name, uki, size=112 * MIB, esp_mib=48, sector=512, tree=None):
+    def inner_disk(self, name, uki, size=112 * MIB, esp_mib=48, sector=512, tree=None,
+                   mkfs_opts=()):
         """GPT: p1 a FAT ESP with the UKI as \\EFI\\BOOT\\BOOTX64.EFI, p2 an
-        ext4 busybox root. Returns (path, root partition GUID)."""
+        ext4 busybox root. Returns (path, root partition GUID). The copy of
+        the root into the disk keeps holes, so that a large, mostly empty
+        disk costs only what mkfs wrote."""
         path = self.env.path(name)
         if sector == 512:
             layout = E.sgdisk_disk(path, size, [(esp_mib, "ef00", "INNERESP"),
@@ -275,12 +279,32 @@ class Kit:
         fat = E.format_fat(path, s1, l1, sector=sector, label="INNERESP")
         fat.mkdir("/EFI", "/EFI/BOOT")
         fat.put(uki, "/EFI/BOOT/BOOTX64.EFI")
-        part = self.rootfs(self.env.path("root.ext4"), l2, tree)
-        with open(part, "rb") as src, open(path, "r+b") as dst:
-            dst.seek(s2)
-            shutil.copyfileobj(src, dst)
+        part = self.rootfs(self.env.path("root.ext4"), l2, tree, mkfs_opts)
+        copy_data(part, path, s2)
         os.unlink(part)
         return path, g2
+
+
+def copy_data(src_path, dst_path, at):
+    """src's data regions (SEEK_DATA/SEEK_HOLE) into dst from byte at:
+    the holes of src stay holes in dst."""
+    with open(src_path, "rb") as src, open(dst_path, "r+b") as dst:
+        fd, end = src.fileno(), os.fstat(src.fileno()).st_size
+        pos = 0
+        while pos < end:
+            try:
+                pos = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:   # ENXIO: nothing but a hole up to the end
+                break
+            stop = os.lseek(fd, pos, os.SEEK_HOLE)
+            src.seek(pos)
+            dst.seek(at + pos)
+            left = stop - pos
+            while left:
+                chunk = src.read(min(left, 4 * MIB))
+                dst.write(chunk)
+                left -= len(chunk)
+            pos = stop
 
 
 def cmdline(root, extra=""):
@@ -437,11 +461,12 @@ class Setup:
         return host
 
     def boot(self, results, name, host, top, mode, server, extra="", check=None, run=None,
-             done="LINUXBOOT-ROOT-DONE"):
+             done="LINUXBOOT-ROOT-DONE", settings=""):
         """Boot host with \\VHD\\top in mode; check(boot, problems, hash)
         looks at the host afterwards; run numbers repeated boots of one case
-        (their times go together). Returns the Boot."""
-        host.config(f"image=\\VHD\\{top}\nmode={mode}\nargs={self.args} {extra}\n")
+        (their times go together); settings are more vhdboot.cfg lines.
+        Returns the Boot."""
+        host.config(f"image=\\VHD\\{top}\nmode={mode}\nargs={self.args} {extra}\n{settings}")
         b = E.boot(self.env, [host.path], timeout=900, memory=1024)
         problems = []
         want = expect_root(b, problems, server, done)

@@ -10,10 +10,16 @@ name=
 [ -n "$pid" ] && name=$(tr '\0' ' ' < /proc/$pid/cmdline | cut -d' ' -f1)
 echo "LINUXBOOT-ROOT-MARKER $(up) root=$(awk '$2=="/" {print $1}' /proc/mounts) server=${name:-none}" > /dev/console
 echo "written by the guest, boot $(cat /proc/sys/kernel/random/boot_id)" > /written.txt
-dd if=/dev/urandom of=/big.bin bs=1M count=8 2> /dev/null
+# vhdtest.bigmib=N: N MiB of random data instead of 8 (test_linux_bigdisk.py).
+big=8
+for a in $(cat /proc/cmdline); do
+  case "$a" in vhdtest.bigmib=*) big=${a#*=} ;; esac
+done
+dd if=/dev/urandom of=/big.bin bs=1M count="$big" 2> /dev/null || echo "LINUXBOOT-WARN writing /big.bin failed" > /dev/console
 sha256sum /big.bin > /big.sha256
 echo "LINUXBOOT-HASH: $(cut -d' ' -f1 /big.sha256)" > /dev/console
-sync
+sync || echo "LINUXBOOT-WARN sync failed" > /dev/console
+echo "LINUXBOOT-WRITTEN $(up)" > /dev/console
 # vhdtest.bench=N: sequential write (fsync'd) then read (caches dropped) of
 # an N MiB file on the root, timed from /proc/uptime (bench_linux.py).
 for a in $(cat /proc/cmdline); do
