@@ -139,11 +139,19 @@ int nbd_attach(const struct request *rq, const char *file, const char *run_dir,
   snprintf(dev, sizeof dev, "/dev/%s", out->disk);
   snprintf(bs, sizeof bs, "%u", rq->block_size ? rq->block_size : 512);
   /* -N: a named export, so nbd-client does not warn about the old-style
-   * protocol (nbdkit serves any name). */
-  char *argv[] = { "nbd-client", "-unix", sock, dev, "-b", bs, "-N", "vhdboot", NULL };
+   * protocol (nbdkit serves any name). -C: one connection per CPU, up to
+   * four, so the kernel's queues do not wait on one socket; the plugin
+   * serves every connection from one image and says so (multi-conn), so
+   * a flush on any of them covers all. */
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  char conns[8];
+  snprintf(conns, sizeof conns, "%ld", cpus < 1 ? 1 : cpus > 4 ? 4 : cpus);
+  char *argv[] = { "nbd-client", "-unix", sock, dev, "-b", bs, "-N", "vhdboot", "-C", conns,
+                   NULL };
   int rc = spawn_wait(prog, argv, NULL);
   if (rc != 0)
     return fail("nbd-client could not connect %s to nbdkit (exit %d)", dev, rc);
-  note("%s: served by nbdkit (%s) on %s, block size %s", file, mode_name(rq->mode), dev, bs);
+  note("%s: served by nbdkit (%s) on %s, block size %s, %s connection%s", file,
+       mode_name(rq->mode), dev, bs, conns, strcmp(conns, "1") ? "s" : "");
   return partitions(out->disk, rq->block_size ? rq->block_size : 512, out);
 }
