@@ -19,4 +19,4 @@ $SUDO apt-get install -y -q --no-install-recommends \
   qemu-utils libvhdi-dev libvhdi-utils \
   gnu-efi ovmf qemu-system-x86 mtools gdisk dosfstools exfatprogs \
   python3 bzip2 gzip coreutils strace groff-base man-db \
-  e2fsprogs dmsetup binutils dpkg initramfs-tools
+  e2fsprogs dmsetup binutils dpkg initramfs-tools mmdebstrap
