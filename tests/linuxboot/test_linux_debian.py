@@ -123,14 +123,9 @@ def body(env, results):
     host.esp.put(img, "/VHD/debian.vhdx")
     os.unlink(img)
 
-    def check(b, problems, want):
-        if not b.has("init=systemd"):
-            problems.append("PID 1 was not systemd")
-        if not b.has("vhdboot-attach: detached /dev/nbd0"):
-            problems.append("the shutdown hook did not report the detach")
-        back, = s.fetch(host, ["debian.vhdx"], "back")
-        L.read_back(env, s.kit, back, want, problems, "vhdx")
-
+    check = S.poweroff_check(env, s, host, "debian.vhdx", also=(
+        ("Running /scripts/local-top", "initramfs-tools' init did not run its local-top scripts"),
+        ("Reached target multi-user.target", "systemd did not reach multi-user.target")))
     s.boot(results, "debian-vhdx-rw", host, "debian.vhdx", "rw", "@nbdkit", check=check,
            done="reboot: Power down")
     s.report_times()

@@ -115,6 +115,22 @@ def make_tree(env, kit):
     return t
 
 
+def poweroff_check(env, s, host, image, also=()):
+    """The host-side check after a systemd boot of the VHDX image that
+    powered off: PID 1 was systemd, the shutdown hook detached, the image
+    reads back clean with the file; also: (console text, problem) pairs
+    that must be on the console as well."""
+    def check(b, problems, want):
+        for text, problem in (("init=systemd", "PID 1 was not systemd"),
+                              ("vhdboot-attach: detached /dev/nbd0",
+                               "the shutdown hook did not report the detach"), *also):
+            if not b.has(text):
+                problems.append(problem)
+        back, = s.fetch(host, [image], "back")
+        L.read_back(env, s.kit, back, want, problems, "vhdx")
+    return check
+
+
 def body(env, results):
     if not env.vhdx_supported():
         raise E.Skip("vhdtool cannot write VHDX")
@@ -128,16 +144,8 @@ def body(env, results):
     s.args = L.cmdline(f"PARTUUID={root_guid}")
     host = s.host("systemd", [img])
 
-    def check(b, problems, want):
-        if not b.has("init=systemd"):
-            problems.append("PID 1 was not systemd")
-        if not b.has("vhdboot-attach: detached /dev/nbd0"):
-            problems.append("the shutdown hook did not report the detach")
-        back, = s.fetch(host, ["debian.vhdx"], "back")
-        L.read_back(env, s.kit, back, want, problems, "vhdx")
-
-    s.boot(results, "systemd-vhdx-rw", host, "debian.vhdx", "rw", "@nbdkit", check=check,
-           done="reboot: Power down")
+    s.boot(results, "systemd-vhdx-rw", host, "debian.vhdx", "rw", "@nbdkit",
+           check=poweroff_check(env, s, host, "debian.vhdx"), done="reboot: Power down")
     s.report_times()
 
 
