@@ -42,8 +42,12 @@ int vhd_find_free_slots(struct vhd_image *img, struct vhd_state *s,
    * locator payloads after the blocks). */
   uint64_t pos = align_up(s->meta_end, SECTOR);
   int r = 0;
-  for (size_t i = 0; i < n && r == 0; i++) {
-    while (pos + bytes <= start[i]) {
+  /* A real file has no more free slots than its table has entries (each
+   * slot held a block); a hostile one can claim any gap, so the walk stops
+   * there: memory and time stay bounded by the table. */
+  uint64_t cap = s->bat.count;
+  for (size_t i = 0; i < n && r == 0 && s->slots.reusable.count < cap; i++) {
+    while (pos + bytes <= start[i] && s->slots.reusable.count < cap) {
       const struct vhd_file_range *m = meta_in(meta, nmeta, pos, pos + bytes);
       if (m) {
         pos = align_up(m->end, SECTOR);

@@ -247,10 +247,14 @@ static int find_free_slots(struct vhdx *s, const uint64_t *sp, size_t n)
   };
   if (n == 0 || (s->leave_allocated && !s->has_parent))
     return 0;
+  /* A real file has no more free slots than blocks it can hold at once
+   * (each slot held one); a hostile one can claim any gap, so the walk
+   * stops there: memory and time stay bounded by the table. */
+  uint64_t cap = s->payload_blocks + s->bitmap_blocks;
   uint64_t pos = VHDX_MIB;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < n && s->slots.reusable.count < cap; i++) {
     uint64_t next = span_offset(sp[i]);
-    while (pos + s->block_size <= next) {
+    while (pos + s->block_size <= next && s->slots.reusable.count < cap) {
       bool moved = false;
       for (size_t f = 0; f < sizeof fixed / sizeof fixed[0] && !moved; f++)
         if (fixed[f][1] && pos < fixed[f][0] + fixed[f][1] && fixed[f][0] < pos + s->block_size) {

@@ -609,6 +609,19 @@ def resource_cases(c):
     c.add('block-2g', f, '10', dict(BROKEN, check=[1, 2], **{'check-json': [1, 2]}),
           ['block'], max_growth=MiB, read_len=MiB)
 
+    # Free block slots are listed at open (thin provisioning): a gap of
+    # tens of GiB before a block of 512-byte blocks must not be listed slot
+    # by slot (the fuzzer found a 2 GiB allocation doing that).
+    d = c.dir('slot-gap')
+    f = os.path.join(d, 'disk.vhd')
+    far = 64 * GiB
+    uid = make_vhd(f, MiB, block_size=512, bat={0: far // 512}, file_len=far + 1024)
+    with open(f, 'r+b') as h:
+        write_at(h, far + 1024, vhd_footer(MiB, 3, 512, uid))
+    c.add('slot-gap', f, '9', {'*': [0, 1], 'check': [0, 1, 2, 3], 'check-json': [0, 1, 2, 3],
+                               'compact': [0, 1]},
+          [], read_len=MiB, heavy=True, skip=['resize', 'write'])
+
 def earlier_cases(c):
     """Loops, deep chains, BAT entries where they must not point, huge
     region/metadata counts, truncation, empty files, checksums."""
