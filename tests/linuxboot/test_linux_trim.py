@@ -129,14 +129,17 @@ def judge(stats, deleted, more, block, ceiling):
     use = {k: v[0] for k, v in stats.items()}
     size = {k: v[1] for k, v in stats.items()}
     gone = deleted * FILE_MIB * MIB
+    # The ceiling is measured, not judged: it is nbdkit's file plugin, not
+    # ours, and ext4's background inode table zeroing (lazy init) can fill
+    # its holes at any moment of the run (seen once: +6 MiB during fstrim).
+    if ceiling:
+        return problems
     if use["trimmed"] > use["deleted"]:
         problems.append(f"fstrim grew the disk usage: {use['deleted']} -> {use['trimmed']}")
     if use["trimmed"] > use["written"]:
         problems.append(f"usage after fstrim {use['trimmed']} above the usage after the "
                         f"writes {use['written']}")
     freed = use["written"] - use["trimmed"]
-    if ceiling:   # measured, not judged: the figures the images are compared with
-        return problems
     if freed < 0.8 * gone:
         problems.append(f"fstrim freed {freed >> 10} KiB of the {gone >> 10} KiB deleted "
                         "(less than 80 %)")
