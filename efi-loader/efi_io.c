@@ -74,8 +74,17 @@ static int phys_io(struct efi_file *f, uint64_t off, uint8_t *rbuf, const uint8_
     const struct fsmap_extent *e = &f->ext.v[i];
     uint64_t in = off - e->file_offset;
     size_t n = e->length - in < len ? (size_t)(e->length - in) : len;
-    int r = wbuf ? host_volume_write(f->vol, e->volume_offset + in, wbuf, n)
-                 : host_volume_read(f->vol, e->volume_offset + in, rbuf, n);
+    int r;
+    if (e->state == FSMAP_DATA)
+      r = wbuf ? host_volume_write(f->vol, e->volume_offset + in, wbuf, n)
+               : host_volume_read(f->vol, e->volume_offset + in, rbuf, n);
+    else if (!wbuf)
+      r = (memset(rbuf, 0, n), 0);
+    else   /* see enum fsmap_extent_state: the data would be lost to the host */
+      r = vhd_error(EROFS, "%s: bytes %llu-%llu of the file are %s on %s, which the loader "
+                    "cannot write (run 'vhdtool boot-prepare' on the image first)", f->path,
+                    (unsigned long long)off, (unsigned long long)(off + n - 1),
+                    e->state == FSMAP_HOLE ? "a hole" : "an unwritten extent", f->vol->name);
     if (r < 0)
       return r;
     if (wbuf)

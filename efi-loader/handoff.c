@@ -86,7 +86,10 @@ static void add_layer(struct buf *b, const struct host_volume *vol, vhd_image *l
   uint8_t *e = b->p + at + LAYER_HEADER + padded;
   for (size_t i = 0; i < extents; i++, e += EXTENT_SIZE) {
     put_le64(e, f->ext.v[i].file_offset);
-    put_le64(e + 8, vol->start_bytes + f->ext.v[i].volume_offset);
+    /* Unwritten extents and holes read as zeros and must not be written
+     * through the disk: no disk offset (docs/efi-handoff.md). */
+    put_le64(e + 8, f->ext.v[i].state == FSMAP_DATA
+                        ? vol->start_bytes + f->ext.v[i].volume_offset : UINT64_MAX);
     put_le64(e + 16, f->ext.v[i].length);
   }
 }

@@ -1,5 +1,6 @@
-/* The parts of the mapper common to FAT and exFAT: recognising the volume,
- * the FAT cache, directory iteration, path walking and extent lists. */
+/* The parts of the mapper shared by its modules: recognising the volume,
+ * the FAT cache and directory iteration (FAT and exFAT), path walking and
+ * extent lists. */
 #include "fsmap_priv.h"
 #include "util/endian.h"
 #include "util/strfmt.h"
@@ -27,11 +28,15 @@ const char *fsmap_kind_name(enum fsmap_kind kind)
   case FSMAP_FAT16: return "FAT16";
   case FSMAP_FAT32: return "FAT32";
   case FSMAP_EXFAT: return "exFAT";
+  case FSMAP_EXT2: return "ext2";
+  case FSMAP_EXT3: return "ext3";
+  case FSMAP_EXT4: return "ext4";
+  case FSMAP_NTFS: return "NTFS";
   }
   return "?";
 }
 
-static int vol_read(struct fsmap_volume *vol, uint64_t off, void *buf, size_t len)
+int fsmap_read(struct fsmap_volume *vol, uint64_t off, void *buf, size_t len)
 {
   if (off > vol->size || len > vol->size - off)
     return fsmap_fail(vol, EINVAL, "read of %zu bytes at offset %llu is past the end of the "
@@ -54,23 +59,38 @@ int fsmap_mount(struct fsmap_volume *vol, fsmap_read_fn read, void *ctx,
   uint8_t boot[512];
   if (volume_size < sizeof boot)
     return -ENOTSUP;
-  int r = vol_read(vol, 0, boot, sizeof boot);
+  int r = fsmap_read(vol, 0, boot, sizeof boot);
   if (r < 0)
     return r;
   if (memcmp(boot + 3, "EXFAT   ", 8) == 0)
     r = fsmap_exfat_mount(vol, boot);
-  else
+  else if (memcmp(boot + 3, "NTFS    ", 8) == 0)
+    r = fsmap_ntfs_mount(vol, boot);
+  else if ((r = fsmap_ext_mount(vol)) == -ENOTSUP)
     r = fsmap_fat_mount(vol, boot);
   if (r < 0)
     return r;
+  if (vol->kind != FSMAP_FAT12 && vol->kind != FSMAP_FAT16 && vol->kind != FSMAP_FAT32 &&
+      vol->kind != FSMAP_EXFAT)
+    return 0;
   vol->fat_cache = vhd_malloc(FAT_CACHE_BYTES);
   if (!vol->fat_cache)
     return fsmap_fail(vol, ENOMEM, "out of memory");
   return 0;
 }
 
+static bool is_ext(enum fsmap_kind k)
+{
+  return k == FSMAP_EXT2 || k == FSMAP_EXT3 || k == FSMAP_EXT4;
+}
+
 void fsmap_unmount(struct fsmap_volume *vol)
 {
+  if (is_ext(vol->kind))
+    fsmap_ext_unmount(vol);
+  else if (vol->kind == FSMAP_NTFS)
+    fsmap_ntfs_unmount(vol);
+  vol->priv = NULL;
   vhd_free(vol->fat_cache);
   vol->fat_cache = NULL;
   vol->fat_cache_len = 0;
@@ -93,7 +113,7 @@ static int fat_bytes(struct fsmap_volume *vol, uint64_t off, uint8_t *out, unsig
       uint64_t len = vol->fat_bytes - start < FAT_CACHE_BYTES ? vol->fat_bytes - start
                                                               : FAT_CACHE_BYTES;
       vol->fat_cache_len = 0;
-      int r = vol_read(vol, vol->fat_offset + start, vol->fat_cache, (size_t)len);
+      int r = fsmap_read(vol, vol->fat_offset + start, vol->fat_cache, (size_t)len);
       if (r < 0)
         return r;
       vol->fat_cache_start = start;
@@ -214,7 +234,7 @@ int dir_iter_next(struct dir_iter *it, uint8_t entry[32])
       n = it->left_in_run;
     if (bounded && n > it->left_total)
       n = it->left_total;
-    int r = vol_read(vol, it->offset, it->buf, (size_t)n);
+    int r = fsmap_read(vol, it->offset, it->buf, (size_t)n);
     if (r < 0)
       return r;
     it->offset += n;
@@ -251,6 +271,7 @@ int fsmap_lookup(struct fsmap_volume *vol, const char *path, struct fsmap_file *
   cur.directory = true;
   if (vol->kind == FSMAP_FAT32 || vol->kind == FSMAP_EXFAT)
     cur.first_cluster = vol->root_cluster;
+  cur.id = vol->root_id;
 
   char done[512] = "";   /* the path walked so far, for messages */
   const char *p = path;
@@ -283,7 +304,9 @@ int fsmap_lookup(struct fsmap_volume *vol, const char *path, struct fsmap_file *
       return fsmap_fail(vol, ENOENT, "%s is a file, not a directory", done);
     struct fsmap_file next;
     int r = vol->kind == FSMAP_EXFAT ? fsmap_exfat_find(vol, &cur, name, len, &next)
-                                     : fsmap_fat_find(vol, &cur, name, len, &next);
+            : vol->kind == FSMAP_NTFS ? fsmap_ntfs_find(vol, &cur, name, len, &next)
+            : is_ext(vol->kind)       ? fsmap_ext_find(vol, &cur, comp, n, &next)
+                                      : fsmap_fat_find(vol, &cur, name, len, &next);
     size_t used = strlen(done);
     vhd_snprintf(done + used, sizeof done - used, "\\%s", comp);
     if (r == 0)
@@ -296,12 +319,15 @@ int fsmap_lookup(struct fsmap_volume *vol, const char *path, struct fsmap_file *
   return 0;
 }
 
-static int extents_add(struct fsmap_volume *vol, struct fsmap_extents *e, uint64_t vol_off,
-                       uint64_t len)
+int fsmap_extents_add(struct fsmap_volume *vol, struct fsmap_extents *e, uint64_t vol_off,
+                      uint64_t len, enum fsmap_extent_state state)
 {
+  if (state == FSMAP_HOLE)
+    vol_off = 0;
   if (e->count) {
     struct fsmap_extent *last = &e->v[e->count - 1];
-    if (last->volume_offset + last->length == vol_off) {
+    if (last->state == state &&
+        (state == FSMAP_HOLE || last->volume_offset + last->length == vol_off)) {
       last->length += len;
       e->mapped += len;
       return 0;
@@ -318,34 +344,36 @@ static int extents_add(struct fsmap_volume *vol, struct fsmap_extents *e, uint64
   e->v[e->count].file_offset = e->mapped;
   e->v[e->count].volume_offset = vol_off;
   e->v[e->count].length = len;
+  e->v[e->count].state = state;
   e->count++;
   e->mapped += len;
   return 0;
 }
 
-/* A chain that loops back on itself or crosses into itself would map two
- * file ranges onto the same clusters; writes through such a map would
- * destroy data, so it is refused. Sorts a copy by volume offset. */
-static int check_no_overlap(struct fsmap_volume *vol, const struct fsmap_extents *e)
+/* Sorts a copy by volume offset and compares neighbours. */
+int fsmap_extents_check_overlap(struct fsmap_volume *vol, const struct fsmap_extents *e)
 {
   if (e->count < 2)
     return 0;
   struct fsmap_extent *s = vhd_malloc(e->count * sizeof *s);
   if (!s)
     return fsmap_fail(vol, ENOMEM, "out of memory for %zu extents", e->count);
-  memcpy(s, e->v, e->count * sizeof *s);
-  for (size_t gap = e->count / 2; gap; gap /= 2)   /* Shell sort: no recursion, no libc */
-    for (size_t i = gap; i < e->count; i++)
+  size_t n = 0;
+  for (size_t i = 0; i < e->count; i++)
+    if (e->v[i].state != FSMAP_HOLE)
+      s[n++] = e->v[i];
+  for (size_t gap = n / 2; gap; gap /= 2)   /* Shell sort: no recursion, no libc */
+    for (size_t i = gap; i < n; i++)
       for (size_t j = i; j >= gap && s[j - gap].volume_offset > s[j].volume_offset; j -= gap) {
         struct fsmap_extent t = s[j];
         s[j] = s[j - gap];
         s[j - gap] = t;
       }
   int r = 0;
-  for (size_t i = 1; i < e->count && r == 0; i++)
+  for (size_t i = 1; i < n && r == 0; i++)
     if (s[i - 1].volume_offset + s[i - 1].length > s[i].volume_offset)
-      r = fsmap_fail(vol, EINVAL, "the file's cluster chain uses the cluster at volume offset "
-                     "%llu twice", (unsigned long long)s[i].volume_offset);
+      r = fsmap_fail(vol, EINVAL, "the file's extents use the bytes at volume offset %llu "
+                     "twice", (unsigned long long)s[i].volume_offset);
   vhd_free(s);
   return r;
 }
@@ -354,6 +382,10 @@ int fsmap_map(struct fsmap_volume *vol, const struct fsmap_file *f, struct fsmap
 {
   out->count = 0;
   out->mapped = 0;
+  if (is_ext(vol->kind))
+    return fsmap_ext_map(vol, f, out);
+  if (vol->kind == FSMAP_NTFS)
+    return fsmap_ntfs_map(vol, f, out);
   if (f->size == 0)
     return 0;
   uint64_t cs = vol->cluster_size;
@@ -367,11 +399,12 @@ int fsmap_map(struct fsmap_volume *vol, const struct fsmap_file *f, struct fsmap
       return fsmap_fail(vol, EINVAL, "contiguous file of %llu bytes at cluster %u runs past "
                         "the end of the cluster heap", (unsigned long long)f->size,
                         f->first_cluster);
-    return extents_add(vol, out, fsmap_cluster_offset(vol, f->first_cluster), need * cs);
+    return fsmap_extents_add(vol, out, fsmap_cluster_offset(vol, f->first_cluster), need * cs,
+                             FSMAP_DATA);
   }
   uint32_t c = f->first_cluster;
   for (uint64_t i = 0; i < need; i++) {
-    int r = extents_add(vol, out, fsmap_cluster_offset(vol, c), cs);
+    int r = fsmap_extents_add(vol, out, fsmap_cluster_offset(vol, c), cs, FSMAP_DATA);
     if (r < 0)
       return r;
     if (i + 1 == need)
@@ -386,7 +419,7 @@ int fsmap_map(struct fsmap_volume *vol, const struct fsmap_file *f, struct fsmap
                         (unsigned long long)f->size, (unsigned long long)need);
     c = next;
   }
-  return check_no_overlap(vol, out);
+  return fsmap_extents_check_overlap(vol, out);
 }
 
 void fsmap_extents_free(struct fsmap_extents *e)

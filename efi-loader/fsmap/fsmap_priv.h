@@ -1,4 +1,4 @@
-/* Shared between the FAT and exFAT halves of the mapper. */
+/* Shared between fsmap.c and the file system modules of the mapper. */
 #ifndef VHDBOOT_FSMAP_PRIV_H
 #define VHDBOOT_FSMAP_PRIV_H
 
@@ -48,11 +48,42 @@ int dir_iter_next(struct dir_iter *it, uint8_t entry[32]);
 /* Compare a UTF-16 name with a search key, ASCII letters case-folded. */
 bool fsmap_name_equal(const uint16_t *a, size_t alen, const uint16_t *b, size_t blen);
 
+/* Read bytes of the volume, bounds checked against its size; failures set
+ * vol->error. */
+int fsmap_read(struct fsmap_volume *vol, uint64_t off, void *buf, size_t len);
+
+/* Append a run to an extent list (merging it with the last one when they
+ * touch on the volume and share the state). */
+int fsmap_extents_add(struct fsmap_volume *vol, struct fsmap_extents *e, uint64_t vol_off,
+                      uint64_t len, enum fsmap_extent_state state);
+/* Refuse a list in which two extents share volume bytes (a loop or a
+ * crossed chain: writes through it would destroy data). Holes own none. */
+int fsmap_extents_check_overlap(struct fsmap_volume *vol, const struct fsmap_extents *e);
+
+/* Each module: mount (-ENOTSUP without a message when the volume is not
+ * its file system), find a name in a directory (1 found, 0 not found,
+ * <0 error), and for ext and NTFS map a file and free the module's state.
+ * utf8/utf8_len is the path component as given, name/len the same in
+ * UTF-16. */
 int fsmap_fat_mount(struct fsmap_volume *vol, const uint8_t *boot);
 int fsmap_fat_find(struct fsmap_volume *vol, const struct fsmap_file *dir,
                    const uint16_t *name, size_t len, struct fsmap_file *out);
 int fsmap_exfat_mount(struct fsmap_volume *vol, const uint8_t *boot);
 int fsmap_exfat_find(struct fsmap_volume *vol, const struct fsmap_file *dir,
                      const uint16_t *name, size_t len, struct fsmap_file *out);
+
+int fsmap_ext_mount(struct fsmap_volume *vol);
+int fsmap_ext_find(struct fsmap_volume *vol, const struct fsmap_file *dir, const char *utf8,
+                   size_t utf8_len, struct fsmap_file *out);
+int fsmap_ext_map(struct fsmap_volume *vol, const struct fsmap_file *f,
+                  struct fsmap_extents *out);
+void fsmap_ext_unmount(struct fsmap_volume *vol);
+
+int fsmap_ntfs_mount(struct fsmap_volume *vol, const uint8_t *boot);
+int fsmap_ntfs_find(struct fsmap_volume *vol, const struct fsmap_file *dir,
+                    const uint16_t *name, size_t len, struct fsmap_file *out);
+int fsmap_ntfs_map(struct fsmap_volume *vol, const struct fsmap_file *f,
+                   struct fsmap_extents *out);
+void fsmap_ntfs_unmount(struct fsmap_volume *vol);
 
 #endif

@@ -19,9 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../efi-loader/fsmap/fsmap.c"
-#include "../../efi-loader/fsmap/fsmap_exfat.c"
-#include "../../efi-loader/fsmap/fsmap_fat.c"
+#include "fsmap_sources.h"
 
 static char workdir[256];
 
