@@ -271,6 +271,302 @@ def exfat_get(env, image, offset, path):
         return f.read()
 
 
+# ---- ext4 and NTFS host partitions -------------------------------------------
+
+def sparse_copy(src, src_off, dst, dst_off, length):
+    """Copy length bytes between files, leaving the destination untouched
+    where the source has holes or all-zero MiBs (the destination must read
+    as zeros there already: a new disk or partition file)."""
+    zero = bytes(MIB)
+    with open(src, "rb") as fi, open(dst, "r+b" if os.path.exists(dst) else "w+b") as fo:
+        fd = fi.fileno()
+        pos, end = src_off, src_off + length
+        while pos < end:
+            try:
+                pos = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:          # no data after pos
+                break
+            if pos >= end:
+                break
+            hole = min(os.lseek(fd, pos, os.SEEK_HOLE), end)
+            fi.seek(pos)
+            while pos < hole:
+                chunk = fi.read(min(MIB, hole - pos))
+                if chunk != zero[:len(chunk)]:
+                    fo.seek(dst_off + pos - src_off)
+                    fo.write(chunk)
+                pos += len(chunk)
+        fo.seek(0, 2)
+        if fo.tell() < dst_off + length:
+            fo.truncate(dst_off + length)
+
+
+class PartitionImage:
+    """A file system built in a file of its own, copied into a host disk at
+    a partition's offset before the boot and back out afterwards."""
+
+    def place(self, disk, start):
+        sparse_copy(self.image, 0, disk, start, self.size)
+
+    def extract(self, disk, start):
+        if os.path.exists(self.image):
+            os.unlink(self.image)
+        sparse_copy(disk, start, self.image, 0, self.size)
+
+
+DENSE_FILL = b"\xa5"
+
+
+class Ext4Volume(PartitionImage):
+    """ext4 without root: mkfs.ext4 -d from a staging directory, debugfs
+    for later changes and for reading files back.
+
+    Both skip all-zero blocks when they copy a file in (the file gets holes
+    there). A file the loader is to write into must have its blocks really
+    written, as `vhdtool boot-prepare` leaves it on a mounted file system:
+    for such a file ("dense") the zero blocks are copied in as a fill
+    pattern and overwritten with zeros in the partition image afterwards,
+    through the block map debugfs reports."""
+
+    BLOCK = 4096
+
+    def __init__(self, env, name, size):
+        self.env, self.size = env, size
+        self.image = env.path(name + ".part")
+        self.stage = env.path(name + ".stage")
+        os.makedirs(self.stage)
+        self.pending = {}          # path -> logical block numbers to zero
+
+    def staged(self, dest):
+        path = os.path.join(self.stage, dest.strip("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return path
+
+    def _fill_zero_blocks(self, path, ranges):
+        """Replace the all-zero blocks of path inside ranges ((start, end)
+        byte pairs; None: the whole file) with the fill pattern; returns
+        their block numbers."""
+        size = os.path.getsize(path)
+        bs = self.BLOCK
+        found = []
+        with open(path, "r+b") as f:
+            for start, end in ranges or [(0, size)]:
+                b = start // bs
+                while b * bs < min(end, size):
+                    f.seek(b * bs)
+                    blk = f.read(bs)
+                    if not blk.strip(b"\0"):
+                        f.seek(b * bs)
+                        f.write(DENSE_FILL * len(blk))
+                        found.append(b)
+                    b += 1
+        return found
+
+    def add(self, src, dest, dense=False, ranges=None, move=False):
+        """Stage src as dest ('/dir/name'); dense: every block of it (or of
+        ranges) written."""
+        path = self.staged(dest)
+        if move:
+            os.rename(src, path)
+        else:
+            run(["cp", "--sparse=always", src, path])
+        if dense:
+            self.pending[dest] = self._fill_zero_blocks(path, ranges)
+
+    def add_bytes(self, data, dest):
+        with open(self.staged(dest), "wb") as f:
+            f.write(data)
+
+    def mkdir(self, dest):
+        os.makedirs(os.path.join(self.stage, dest.strip("/")), exist_ok=True)
+
+    def debugfs(self, *cmds, write=False):
+        script = self.env.path("debugfs.cmds")
+        with open(script, "w") as f:
+            f.write("\n".join(cmds) + "\n")
+        return run([need("debugfs")] + (["-w"] if write else []) + ["-f", script, self.image])
+
+    def build(self, index_dirs=False):
+        """mkfs.ext4 -d; index_dirs: e2fsck -D then indexes (hashes) every
+        directory large enough, as the kernel would have."""
+        with open(self.image, "wb") as f:
+            f.truncate(self.size)
+        run([need("mkfs.ext4"), "-q", "-F", "-b", str(self.BLOCK), "-L", "IMAGES",
+             "-d", self.stage, self.image])
+        if index_dirs:
+            p = subprocess.run([need("e2fsck"), "-fyD", self.image], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            if p.returncode not in (0, 1):
+                raise RuntimeError(f"e2fsck -fyD failed ({p.returncode}): {p.stdout.decode()}")
+        self._zero_pending()
+
+    def write(self, src, dest, dense=False):
+        """Copy src in after the build (debugfs write: it takes the first
+        free blocks, so gaps left by removed files make it fragmented)."""
+        tmp = self.env.path("ext4-write.tmp")
+        run(["cp", "--sparse=always", src, tmp])
+        if dense:
+            self.pending[dest] = self._fill_zero_blocks(tmp, None)
+        d, name = dest.rsplit("/", 1)
+        self.debugfs(f'cd "{d or "/"}"', f'write {tmp} "{name}"', write=True)
+        os.unlink(tmp)
+        self._zero_pending()
+
+    def remove(self, *paths):
+        self.debugfs(*(f'rm "{p}"' for p in paths), write=True)
+
+    def extents(self, path):
+        """[(logical block, physical block, blocks, unwritten)] of the leaves."""
+        out = self.debugfs(f'ex "{path}"')
+        rows = []
+        for line in out.splitlines():
+            m = re.match(r"\s*(\d+)/\s*(\d+)\s+\d+/\s*\d+\s+(\d+)\s*-\s*(\d+)\s+(\d+)"
+                         r"(?:\s*-\s*(\d+))?\s+(\d+)\s*(.*)$", line)
+            if m and m.group(1) == m.group(2):
+                rows.append((int(m.group(3)), int(m.group(5)), int(m.group(7)),
+                             "Uninit" in m.group(8)))
+        if not rows and "Level" not in out:
+            raise RuntimeError(f"debugfs ex {path}: {out.strip()}")
+        return rows
+
+    def _zero_pending(self):
+        bs = self.BLOCK
+        with open(self.image, "r+b") as img:
+            for dest, blocks in self.pending.items():
+                where = {}
+                for logical, phys, n, _ in self.extents(dest):
+                    for i in range(n):
+                        where[logical + i] = phys + i
+                for b in blocks:
+                    if b not in where:
+                        raise RuntimeError(f"{dest}: block {b} has no place on the volume")
+                    img.seek(where[b] * bs)
+                    img.write(bytes(bs))
+        self.pending = {}
+
+    def get(self, path, out):
+        """The file's bytes from its extents (holes and unwritten extents
+        stay holes in out, which is sparse like the file)."""
+        size = int(re.search(r"Size: (\d+)", self.debugfs(f'stat "{path}"')).group(1))
+        with open(out, "wb") as f:
+            f.truncate(size)
+        bs = self.BLOCK
+        with open(self.image, "rb") as img, open(out, "r+b") as f:
+            for logical, phys, n, unwritten in self.extents(path):
+                if unwritten:
+                    continue
+                img.seek(phys * bs)
+                length = min(n * bs, size - logical * bs)
+                f.seek(logical * bs)
+                while length > 0:
+                    chunk = img.read(min(length, 16 * MIB))
+                    f.write(chunk)
+                    length -= len(chunk)
+        return out
+
+    def fsck(self):
+        """Problems e2fsck -fn finds (none: an empty list)."""
+        p = subprocess.run([need("e2fsck"), "-fn", self.image], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        return [] if p.returncode == 0 else [
+            f"e2fsck -fn exit {p.returncode}: " + " | ".join(p.stdout.decode().splitlines()[-6:])]
+
+
+class NtfsVolume(PartitionImage):
+    """NTFS made by mkntfs and filled through ntfs-3g (FUSE; needs
+    /dev/fuse), read back with ntfscat and checked with ntfsfix -n."""
+
+    def __init__(self, env, name, size, start=0):
+        for prog in ("mkntfs", "ntfs-3g", "ntfscat", "ntfsinfo", "ntfsfix"):
+            need(prog)
+        if not os.path.exists("/dev/fuse"):
+            raise Skip("no /dev/fuse: ntfs-3g cannot mount")
+        self.env, self.size = env, size
+        self.image = env.path(name + ".part")
+        self.mnt = env.path(name + ".mnt")
+        os.makedirs(self.mnt)
+        with open(self.image, "wb") as f:
+            f.truncate(size)
+        run([need("mkntfs"), "-F", "-f", "-q", "-c", "4096", "-s", "512", "-p",
+             str(start // 512), "-H", "255", "-S", "63", "-L", "IMAGES", self.image])
+
+    def mount(self):
+        """ntfs-3g in the foreground, so that umount can wait until it has
+        written everything back and exited."""
+        self.log = open(self.image + ".ntfs-3g.log", "w+b")
+        self.fuse = subprocess.Popen([need("ntfs-3g"), "-o", "no_detach", self.image, self.mnt],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            if os.path.ismount(self.mnt):
+                return self.mnt
+            if self.fuse.poll() is not None:
+                break
+            time.sleep(0.05)
+        if self.fuse.poll() is None:
+            self.fuse.kill()
+        self.fuse.wait()
+        raise Skip(f"ntfs-3g cannot mount here: {self._log()}")
+
+    def _log(self):
+        self.log.seek(0)
+        return " | ".join(self.log.read().decode(errors="replace").splitlines()[-3:])
+
+    def umount(self):
+        run(["umount", self.mnt])
+        if self.fuse.wait(timeout=60) != 0:
+            raise RuntimeError(f"ntfs-3g exit {self.fuse.returncode}: {self._log()}")
+
+    def path(self, dest):
+        return os.path.join(self.mnt, dest.strip("/"))
+
+    def add(self, src, dest):
+        """While mounted: copy every byte (no holes: a sparse NTFS file is
+        refused by the loader)."""
+        os.makedirs(os.path.dirname(self.path(dest)), exist_ok=True)
+        run(["cp", "--sparse=never", src, self.path(dest)])
+
+    def add_fragmented(self, src, dest, piece=64 * 1024):
+        """While mounted: fill the free space with small files, delete every
+        other one, copy src (ntfs-3g then takes the gaps), delete the rest."""
+        fill_dir = self.path("/fill.tmp")
+        os.makedirs(fill_dir)
+        chunk = bytes([0x5a]) * piece
+        names = []
+        try:
+            while True:
+                name = os.path.join(fill_dir, f"f{len(names):05d}")
+                names.append(name)
+                with open(name, "wb") as f:
+                    f.write(chunk)
+        except OSError:
+            pass
+        for name in names[::2]:
+            if os.path.exists(name):
+                os.unlink(name)
+        self.add(src, dest)
+        shutil.rmtree(fill_dir)
+
+    def fragments(self, path):
+        out = run([need("ntfsinfo"), "-v", "-F", path, self.image])
+        m = re.search(r"Total runs: (\d+) \(fragments: (\d+)\)", out)
+        return int(m.group(2)) if m else 0
+
+    def get(self, path, out):
+        with open(out, "wb") as f:
+            p = subprocess.run([need("ntfscat"), self.image, path], stdout=f,
+                               stderr=subprocess.PIPE)
+        if p.returncode != 0:
+            raise RuntimeError(f"ntfscat {path}: {p.stderr.decode().strip()}")
+        return out
+
+    def fsck(self):
+        p = subprocess.run([need("ntfsfix"), "-n", self.image], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        text = p.stdout.decode()
+        return [] if p.returncode == 0 and "successfully" in text else [
+            f"ntfsfix -n exit {p.returncode}: " + " | ".join(text.splitlines()[-4:])]
+
+
 # ---- the disks of the tests ----------------------------------------------------
 
 def inner_disk(env, name, marker, data, size=24 * MIB, sector=512, extra=None,
@@ -301,14 +597,19 @@ class HostDisk:
     as \\EFI\\BOOT\\BOOTX64.EFI, vhdboot.cfg and images; optionally
     partition 2 exFAT."""
 
-    def __init__(self, env, name="host.img", esp_mib=160, exfat_mib=0, total_mib=None):
+    def __init__(self, env, name="host.img", esp_mib=160, exfat_mib=0, total_mib=None,
+                 more=()):
+        """more: further partitions (size_mib, sgdisk type, name) after the
+        ESP (and exFAT); their (start, size, guid) are in self.layout."""
         self.env = env
         self.path = env.path(name)
         parts = [(esp_mib, "ef00", "EFI System")]
         if exfat_mib:
             parts.append((exfat_mib, "0700", "Images"))
-        total = total_mib or (esp_mib + exfat_mib + 4)
+        parts += list(more)
+        total = total_mib or (sum(p[0] for p in parts) + 4)
         layout = sgdisk_disk(self.path, total * MIB, parts)
+        self.layout = layout
         self.esp_start, self.esp_size, self.esp_guid = layout[0]
         self.esp = format_fat(self.path, self.esp_start, self.esp_size, fat32=True)
         self.esp.mkdir("/EFI", "/EFI/BOOT", "/VHD")
@@ -368,6 +669,36 @@ def chain_runs(b):
             if line.startswith("vhdboot:"):
                 cur[1].append(line)
     return runs
+
+
+def chain_failure(run, expect):
+    """Problems with a chain run (chain_runs) that must fail cleanly: one
+    "vhdboot:" line saying expect, an error status, TPL 4 afterwards."""
+    _, said, status, tpl, _ = run
+    problems = []
+    if len(said) != 1:
+        problems.append(f"expected one vhdboot line, got {said}")
+    elif expect not in said[0]:
+        problems.append(f"{said[0]!r} does not say {expect!r}")
+    if not status or not status >> 63:
+        problems.append(f"returned status {status:#x}, not an error")
+    if tpl != 4:
+        problems.append(f"TPL {tpl} after the loader returned")
+    return problems
+
+
+def chain_payload(run, marker, data):
+    """Problems with a chain run that must start the inner payload (with
+    args=return) and get its success back at TPL 4."""
+    _, said, status, tpl, inner = run
+    problems = expect_payload(inner, marker, data)
+    if status != 0:
+        problems.append(f"returned status {status:#x}")
+    if tpl != 4:
+        problems.append(f"TPL {tpl} after the loader returned")
+    if (len(said) < 2 or "starting" not in said[-2] or "returned: success" not in said[-1]):
+        problems.append(f"loader lines {said}")
+    return problems
 
 
 # ---- VHD/VHDX images -------------------------------------------------------------
@@ -448,6 +779,35 @@ def vhd_bat_order(path):
         bat = struct.unpack(f">{entries}I", f.read(4 * entries))
     used = [(sec, blk) for blk, sec in enumerate(bat) if sec != 0xFFFFFFFF]
     return [blk for sec, blk in sorted(used)]
+
+
+def vhdx_block_offsets(path, block_size, sector=512):
+    """{payload block: file offset} of a VHDX's present blocks, read from
+    its region table and BAT here (test-side, independent of libvhd)."""
+    bat_guid = uuid.UUID("2DC27766-F623-4200-9D64-115E9BFD4A08").bytes_le
+    with open(path, "rb") as f:
+        f.seek(192 << 10)
+        table = f.read(64 << 10)
+        if table[:4] != b"regi":
+            raise ValueError(f"{path}: no region table")
+        count = struct.unpack_from("<I", table, 8)[0]
+        for i in range(min(count, 2047)):
+            guid, off, length = struct.unpack_from("<16sQI", table, 16 + 32 * i)
+            if guid == bat_guid:
+                break
+        else:
+            raise ValueError(f"{path}: no BAT region")
+        f.seek(off)
+        bat = f.read(length)
+    ratio = (1 << 23) * sector // block_size
+    out = {}
+    for i in range(len(bat) // 8):
+        if i % (ratio + 1) == ratio:
+            continue                      # a sector bitmap entry
+        e = struct.unpack_from("<Q", bat, 8 * i)[0]
+        if e & 7 in (6, 7):
+            out[i - i // (ratio + 1)] = e & 0xFFFFFFFFFFF00000
+    return out
 
 
 # ---- the OS hand-off record (docs/efi-handoff.md) --------------------------------

@@ -128,31 +128,19 @@ def body(env, res):
         if i >= len(runs):
             res.check(name, ["the payload never got to this case"], b)
             continue
-        got_opts, said, status, tpl, _ = runs[i]
-        problems = []
+        got_opts, said = runs[i][:2]
+        problems = T.chain_failure(runs[i], expect)
         if opts not in got_opts:
             problems.append(f"ran with {got_opts!r}")
-        if len(said) != 1:
-            problems.append(f"expected one vhdboot line, got {said}")
-        elif expect not in said[0]:
-            problems.append(f"{said[0]!r} does not say {expect!r}")
-        if not status or not status >> 63:
-            problems.append(f"returned status {status:#x}, not an error")
-        if tpl != 4:
-            problems.append(f"TPL {tpl} after the loader returned")
         res.check(f"{name}: {said[0] if said else '(nothing said)'}", problems, b)
     for k, (name, opts, writes) in enumerate(good):
         i = len(CASES) + k
         if i >= len(runs):
             res.check(name, ["the payload never got to this case"], b)
             continue
-        got_opts, said, status, tpl, inner = runs[i]
-        problems = T.expect_payload(inner, "FAIL-BASE", data)
-        if status != 0:
-            problems.append(f"returned status {status:#x}")
-        if tpl != 4:
-            problems.append(f"TPL {tpl} after the loader returned")
-        if len(said) != 2 or "starting" not in said[0] or "returned: success" not in said[1]:
+        said, inner = runs[i][1], runs[i][4]
+        problems = T.chain_payload(runs[i], "FAIL-BASE", data)
+        if len(said) != 2:
             problems.append(f"loader lines {said}")
         if writes and inner.value("PAYLOAD-WRITE") != "ok":
             problems.append(f"payload write/read back: {inner.value('PAYLOAD-WRITE')}")

@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""vhdboot.efi boots images kept on ext4 and NTFS host partitions (issue 13).
+
+One host disk, built without root: partition 1 the FAT32 ESP with the
+loader, 2 ext4 (mkfs.ext4 -d, then debugfs), 3 NTFS (mkntfs, filled through
+ntfs-3g/FUSE; skipped with the reason when FUSE cannot mount). Boot option
+0 has no configuration and fails; the fallback payload then runs the
+loader once per case from its CHAIN.TXT (as in test_failures.py), so one
+TCG boot covers every case. Per file system:
+  - a dynamic VHDX and a differencing VHD chain (parent + child in their
+    own directory), each ro (the payload's write fails as write protected),
+    cow (the write succeeds inside the machine) and rw after `vhdtool
+    boot-prepare`: marker, TPL and data CRC; ro and cow leave the file
+    byte for byte unchanged; after rw the file, read back from the volume,
+    passes vhdtool check and qemu-img check/convert and holds the files the
+    payload wrote. The rw VHDX is fragmented (proved with debugfs' extent
+    list and ntfsinfo's run count), so its writes go through many extents;
+    the ro/cow files on ext4 keep the holes mkfs.ext4 -d leaves for zero
+    blocks.
+  - a long name in a nested directory; a directory with 500 entries
+    (hashed on ext4: debugfs shows the index flag; an index allocation on
+    NTFS).
+  - one clear line and an error status back to the caller for: image
+    missing, a path through a file, rw without a prepared reserve (ext4),
+    a compressed file (NTFS).
+  - ext4 only: a 6 GiB dynamic VHDX whose file is over 4 GiB (2048 blocks
+    of one written 4 KiB each, the rest holes, made cheaply with qemu-io),
+    prepared and booted rw: the payload's new blocks land past the 4 GiB
+    mark of the file (its BAT, read by the test, shows where). EFI_HOSTFS_LARGE=0 leaves
+    it out.
+Afterwards both partitions are copied out of the disk and must check
+clean (e2fsck -fn, ntfsfix -n). Each case line shows the seconds its run
+took inside the boot.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import efitest as T  # noqa: E402
+from test_writes import check_image, written_bin  # noqa: E402
+
+MARKER = "WRITE-BASE"          # the marker check_image expects by default
+CHILD = "HOSTFS-CHILD"
+LARGE = "HOSTFS-LARGE"
+LONG_NAME = "a long image name, " + "with many words in it " * 8 + "end.vhdx"
+NESTED = "/one/two/three/four"
+ENTRIES = 500
+EXT4_PART, NTFS_PART = 2, 3
+
+
+def win(path):
+    return path.replace("/", "\\")
+
+
+def opts(part, path, mode=None, args="return"):
+    mode = f" mode={mode}" if mode else ""
+    return f'partition={part} "image={win(path)}"{mode} "args={args}"'
+
+
+def prepare(env, path, reserve=None):
+    """vhdtool boot-prepare; the error text, or None."""
+    extra = ["--reserve", reserve] if reserve else []
+    try:
+        env.vhdtool_run("boot-prepare", *extra, path)
+        return None
+    except RuntimeError as e:
+        return "vhdtool boot-prepare: " + str(e).strip().splitlines()[-1]
+
+
+def same_file(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
+
+
+class Images:
+    """The images every file system gets, made once on the host."""
+
+    def __init__(self, env):
+        self.data0 = T.pattern(2 * T.MIB + 4321, 130)     # more than one 2 MiB block
+        raw0, _ = T.inner_disk(env, "base.raw", MARKER, self.data0)
+        self.data1 = T.pattern(2 * T.MIB + 999, 131)
+        raw1 = env.path("child.raw")
+        T.run(["cp", raw0, raw1])
+        fat = T.Fat(raw1, T.MIB)
+        fat.put_bytes(env, (CHILD + "\n").encode(), "/MARKER.TXT")
+        fat.put_bytes(env, self.data1, "/DATA.BIN")
+        self.dyn = env.path("dyn.vhdx")
+        T.convert(env, raw0, self.dyn, "vhdx", "dynamic", block="2M")
+        chain = env.path("chain")
+        os.makedirs(chain)
+        self.base = os.path.join(chain, "base.vhd")
+        T.convert(env, raw0, self.base, "vhd", "dynamic")
+        self.child = {}
+        for mode in ("ro", "cow", "rw"):
+            self.child[mode] = os.path.join(chain, f"child-{mode}.vhd")
+            T.differencing(env, self.base, self.child[mode], raw0, raw1)
+        # Prepared here for ext4 (then copied in with every block written);
+        # on NTFS they are prepared on the mounted volume.
+        self.dyn_rw = env.path("dyn-rw.vhdx")
+        shutil.copyfile(self.dyn, self.dyn_rw)
+        self.child_rw = os.path.join(chain, "child-rw-prepared.vhd")
+        shutil.copyfile(self.child["rw"], self.child_rw)
+        self.prep_error = prepare(env, self.dyn_rw) or prepare(env, self.child_rw)
+
+
+def large_image(env):
+    """A 6 GiB dynamic VHDX whose file ends past 4 GiB, prepared: the inner
+    disk (FAT32 over the whole 6 GiB) plus 2048 blocks in its free space
+    [2 GiB, 6 GiB) holding one 4 KiB write each, so the file is sparse.
+    Returns (path, data, byte ranges that must be written on the volume,
+    prepare error)."""
+    if not shutil.which("qemu-io"):
+        raise T.Skip("qemu-io not found")
+    data = T.pattern(T.MIB + 77, 132)
+    raw, _ = T.inner_disk(env, "large.raw", LARGE, data, size=6 << 30)
+    path = env.path("large.vhdx")
+    T.convert(env, raw, path, "vhdx", "dynamic", block="2M")
+    os.unlink(raw)
+    first_pad = 2 << 30
+    cmds = []
+    for off in range(first_pad, 6 << 30, 2 * T.MIB):
+        cmds += ["-c", f"write -P 0x50 {off} 4k"]
+    T.run(["qemu-io", "-t", "unsafe", "-f", "vhdx", *cmds, path])
+    # Everything before the first padding block (headers, log, BAT, the
+    # inner disk's blocks) is written on the volume, as is the reserve.
+    blocks = T.vhdx_block_offsets(path, 2 * T.MIB)
+    head_end = min(o for b, o in blocks.items() if b * 2 * T.MIB >= first_pad)
+    before = os.path.getsize(path)
+    err = prepare(env, path)
+    return path, data, [(0, head_end), (before, os.path.getsize(path))], err
+
+
+def build_ext4(env, imgs, size, large):
+    """The ext4 partition: files staged for mkfs.ext4 -d, then a directory
+    indexed by e2fsck -D, then the fragmented rw image written with debugfs
+    into the gaps left by removing every other filler file."""
+    v = T.Ext4Volume(env, "ext4", size)
+    v.add(imgs.dyn, "/images/dyn-ro.vhdx")
+    v.add(imgs.dyn, "/images/dyn-cow.vhdx")
+    v.add(imgs.dyn, "/images/dyn-noprep.vhdx")
+    v.add(imgs.base, "/chain/base.vhd")
+    v.add(imgs.child["ro"], "/chain/child-ro.vhd")
+    v.add(imgs.child["cow"], "/chain/child-cow.vhd")
+    v.add(imgs.child_rw, "/chain/child-rw.vhd", dense=True)
+    v.add(imgs.dyn, f"{NESTED}/{LONG_NAME}")
+    for i in range(ENTRIES):
+        v.add_bytes(b"%d\n" % i, f"/many/entry-{i:04d}.txt")
+    v.add(imgs.dyn, "/many/the image.vhdx")
+    fillers = [f"/fill/f{i:04d}" for i in range(600)]
+    for f in fillers:
+        v.add_bytes(bytes([0x33]) * 65536, f)
+    if large:
+        path, _, ranges, _ = large
+        v.add(path, "/large/six.vhdx", dense=True, ranges=ranges, move=True)
+    v.build(index_dirs=True)
+    v.remove(*fillers[::2])
+    v.write(imgs.dyn_rw, "/images/dyn-rw.vhdx", dense=True)
+    facts = []
+    flags = T.run(["debugfs", "-R", "stat /many", v.image])
+    if "Flags: 0x1000" not in flags and "Flags: 0x81000" not in flags:
+        raise RuntimeError("/many on ext4 is not hashed (no index flag): "
+                           + flags.splitlines()[1 if len(flags.splitlines()) > 1 else 0])
+    n = len(v.extents("/images/dyn-rw.vhdx"))
+    if n < 20:
+        raise RuntimeError(f"/images/dyn-rw.vhdx on ext4 has {n} extents, not fragmented")
+    facts.append(f"ext4: /many is hashed, the rw VHDX has {n} extents")
+    if large:
+        n = len(v.extents("/large/six.vhdx"))
+        facts.append(f"ext4: the 6 GiB VHDX's file has {n} extents")
+    problems = v.fsck()
+    if problems:
+        raise RuntimeError("the ext4 volume as built: " + "; ".join(problems))
+    return v, facts
+
+
+def build_ntfs(env, imgs, size, start):
+    """The NTFS partition, filled through ntfs-3g; the rw images are
+    prepared in place, as on a Windows or Linux host."""
+    v = T.NtfsVolume(env, "ntfs", size, start=start)
+    v.mount()
+    try:
+        v.add(imgs.dyn, "/images/dyn-ro.vhdx")
+        v.add(imgs.dyn, "/images/dyn-cow.vhdx")
+        v.add(imgs.base, "/chain/base.vhd")
+        for mode in ("ro", "cow", "rw"):
+            v.add(imgs.child[mode], f"/chain/child-{mode}.vhd")
+        err = prepare(env, v.path("/chain/child-rw.vhd"))
+        v.add(imgs.dyn, f"{NESTED}/{LONG_NAME}")
+        os.makedirs(v.path("/many"))
+        for i in range(ENTRIES):
+            with open(v.path(f"/many/entry-{i:04d}.txt"), "wb") as f:
+                f.write(b"%d\n" % i)
+        v.add(imgs.dyn, "/many/the image.vhdx")
+        os.makedirs(v.path("/packed"))
+        T.run(["setfattr", "-n", "system.ntfs_attrib_be", "-v", "0x00000800", v.path("/packed")])
+        v.add(imgs.dyn, "/packed/image.vhdx")
+        attrib = T.run(["getfattr", "-e", "hex", "-n", "system.ntfs_attrib_be",
+                        v.path("/packed/image.vhdx")])
+        if not int(attrib.split("=")[-1].strip(), 16) & 0x800:
+            raise RuntimeError(f"ntfs-3g did not compress /packed/image.vhdx: {attrib}")
+        # Last, when little room is left: filling it to make gaps is cheap.
+        v.add_fragmented(imgs.dyn, "/images/dyn-rw.vhdx")
+        err = err or prepare(env, v.path("/images/dyn-rw.vhdx"))
+    finally:
+        v.umount()
+    n = v.fragments("/images/dyn-rw.vhdx")
+    if n < 4:
+        raise RuntimeError(f"/images/dyn-rw.vhdx on NTFS has {n} fragments, not fragmented")
+    facts = [f"NTFS: the rw VHDX has {n} fragments"]
+    problems = v.fsck()
+    if problems:
+        raise RuntimeError("the NTFS volume as built: " + "; ".join(problems))
+    return v, facts, err
+
+
+class Fs:
+    """One host file system in the test: its partition, volume and the
+    checks of its cases."""
+
+    def __init__(self, env, name, part, vol, prep_error):
+        self.env, self.name, self.part, self.vol = env, name, part, vol
+        self.prep_error = prep_error
+        self.n = 0
+
+    def get(self, path, parent=None):
+        """The file (and its parent, beside it) as it is on the volume now."""
+        self.n += 1
+        d = self.env.path(f"{self.name}-get{self.n}")
+        os.makedirs(d)
+        if parent:
+            self.vol.get(parent, os.path.join(d, os.path.basename(parent)))
+        return self.vol.get(path, os.path.join(d, os.path.basename(path)))
+
+    def unchanged(self, path, source):
+        return [] if same_file(self.get(path), source) else [f"{path} changed on {self.name}"]
+
+    def ro(self, path, marker, data, source):
+        def check(run):
+            problems = T.chain_payload(run, marker, data)
+            w = run[4].value("PAYLOAD-WRITE") or ""
+            if not w.startswith("failed") or "protect" not in w.lower():
+                problems.append(f"payload write should fail as write protected: {w!r}")
+            return problems + self.unchanged(path, source)
+        return opts(self.part, path, "ro", "write return"), check
+
+    def cow(self, path, marker, data, source):
+        def check(run):
+            problems = T.chain_payload(run, marker, data)
+            if run[4].value("PAYLOAD-WRITE") != "ok":
+                problems.append(f"payload write inside the machine: {run[4].value('PAYLOAD-WRITE')}")
+            return problems + self.unchanged(path, source)
+        return opts(self.part, path, "cow", "write return"), check
+
+    def rw(self, path, marker, data, fmt, parent=None, span=None, prep_error=None,
+           more=None):
+        def check(run):
+            problems = [e for e in (prep_error or self.prep_error,) if e]
+            problems += T.chain_payload(run, marker, data)
+            if run[4].value("PAYLOAD-WRITE") != "ok":
+                problems.append(f"payload write: {run[4].value('PAYLOAD-WRITE')}")
+            after = self.get(path, parent)
+            found, rc = check_image(self.env, after, data, written_bin(), fmt, marker, span,
+                                    qemu=parent is None)
+            problems += found + ([f"vhdtool check exit {rc} (want 0)"] if rc != 0 else [])
+            return problems + (more(after) if more else [])
+        return opts(self.part, path, "rw", "write return"), check
+
+    def fails(self, path, expect, mode=None, source=None):
+        def check(run):
+            problems = T.chain_failure(run, expect)
+            return problems + (self.unchanged(path, source) if source else [])
+        return opts(self.part, path, mode, "write return" if mode else "return"), check
+
+
+def cases_of(fs, imgs, hashed):
+    """(name, chain line, check) for the cases every file system has."""
+    d0, d1 = imgs.data0, imgs.data1
+    out = [
+        ("dynamic VHDX, ro", *fs.ro("/images/dyn-ro.vhdx", MARKER, d0, imgs.dyn)),
+        ("dynamic VHDX, cow", *fs.cow("/images/dyn-cow.vhdx", MARKER, d0, imgs.dyn)),
+        ("dynamic VHDX, fragmented file, rw after boot-prepare",
+         *fs.rw("/images/dyn-rw.vhdx", MARKER, d0, "vhdx")),
+        ("differencing VHD chain, ro",
+         *fs.ro("/chain/child-ro.vhd", CHILD, d1, imgs.child["ro"])),
+        ("differencing VHD chain, cow",
+         *fs.cow("/chain/child-cow.vhd", CHILD, d1, imgs.child["cow"])),
+        ("differencing VHD chain, rw after boot-prepare",
+         *fs.rw("/chain/child-rw.vhd", CHILD, d1, "vhd", parent="/chain/base.vhd",
+                more=lambda after: fs.unchanged("/chain/base.vhd", imgs.base))),
+        ("long name in a nested directory, ro",
+         *fs.ro(f"{NESTED}/{LONG_NAME}", MARKER, d0, imgs.dyn)),
+        (f"directory of {ENTRIES + 1} entries ({hashed}), ro",
+         *fs.ro("/many/the image.vhdx", MARKER, d0, imgs.dyn)),
+        ("image missing", *fs.fails("/images/missing.vhdx", "\\images\\missing.vhdx: not found")),
+        ("path through a file",
+         *fs.fails("/images/dyn-ro.vhdx/inner.vhdx", "is a file, not a directory")),
+    ]
+    return [(f"{fs.name}: {name}", line, check) for name, line, check in out]
+
+
+def large_case(fs, large):
+    path, data, _, err = large
+
+    def past_4g(after):
+        blocks = T.vhdx_block_offsets(after, 2 * T.MIB)
+        moved = [b for b, o in blocks.items() if b < 1024 and o >= (4 << 30)]
+        return [] if moved else ["no block of the inner disk's first 2 GiB lies past 4 GiB "
+                                 "of the file (its BAT)"]
+    line, check = fs.rw("/large/six.vhdx", LARGE, data, "vhdx", span=64 * T.MIB,
+                        prep_error=err, more=past_4g)
+    return [(f"{fs.name}: 6 GiB dynamic VHDX (file > 4 GiB), rw: new blocks past 4 GiB",
+             line, check)]
+
+
+def body(env, res):
+    if not env.vhdx_supported():
+        raise T.Skip("vhdtool cannot create VHDX images")
+    imgs = Images(env)
+    large = None
+    if os.environ.get("EFI_HOSTFS_LARGE", "1") != "0":
+        try:
+            large = large_image(env)
+        except T.Skip as e:
+            T.say(f"skip  the 6 GiB case: {e}")
+    host = T.HostDisk(env, esp_mib=100, more=[(640, "8300", "ext4 images"),
+                                              (320, "0700", "NTFS images")])
+    (ext_start, ext_size, _), (ntfs_start, ntfs_size, _) = host.layout[1:3]
+    ext, facts = build_ext4(env, imgs, ext_size, large)
+    ext.place(host.path, ext_start)
+    ext4 = Fs(env, "ext4", EXT4_PART, ext, imgs.prep_error)
+    cases = cases_of(ext4, imgs, "hashed")
+    cases.append(("ext4: rw without a prepared reserve",
+                  *ext4.fails("/images/dyn-noprep.vhdx", "reserve", mode="rw", source=imgs.dyn)))
+    if large:
+        cases += large_case(ext4, large)
+    ntfs = None
+    try:
+        nvol, more, err = build_ntfs(env, imgs, ntfs_size, ntfs_start)
+        facts += more
+        nvol.place(host.path, ntfs_start)
+        ntfs = Fs(env, "NTFS", NTFS_PART, nvol, err)
+        cases += cases_of(ntfs, imgs, "index allocation")
+        cases.append(("NTFS: compressed file",
+                      *ntfs.fails("/packed/image.vhdx", "compressed")))
+    except T.Skip as e:
+        T.say(f"skip  the NTFS cases: {e}")
+    for f in facts:
+        T.say(f"# {f}")
+
+    host.no_config()
+    fb = T.fallback_disk(env, chain=[line for _, line, _ in cases])
+    b = T.boot(env, [host.path, fb], timeout=900)
+    T.say(f"# one boot for {len(cases)} cases: {b.wall:.1f}s wall, {b.cpu:.1f}s cpu")
+    ext.extract(host.path, ext_start)
+    if ntfs:
+        ntfs.vol.extract(host.path, ntfs_start)
+    runs = T.chain_runs(b)
+    for i, (name, _, check) in enumerate(cases):
+        if i >= len(runs):
+            res.check(name, ["the payload never got to this case"], b)
+            continue
+        t0, t1 = b.time_of(f"PAYLOAD-CHAIN {i}:"), b.time_of(f"PAYLOAD-CHAIN-RESULT {i}:")
+        res.check(f"{name} ({t1 - t0:.1f}s)", check(runs[i]), runs[i][4])
+    res.check("ext4 checks clean afterwards (e2fsck -fn)", ext.fsck())
+    if ntfs:
+        res.check("NTFS checks clean afterwards (ntfsfix -n)", ntfs.vol.fsck())
+
+
+if __name__ == "__main__":
+    sys.exit(T.main(body))
