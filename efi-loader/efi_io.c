@@ -337,6 +337,13 @@ static int open_memory(struct efi_file *f)
     return vhd_error(EROFS, "%s: an image held in memory cannot be written back (mode=rw "
                      "needs a host partition the loader can map: FAT, exFAT, ext2/3/4 or NTFS)", f->path);
   int r = sfs_read_all(f->vol->sfs, f->path, &f->data, &f->phys_size);
+  if ((r == -ENOMEM || r == -EFBIG) && !f->vol->mapped) {
+    char why[160];
+    vhd_snprintf(why, sizeof why, "%s", vhd_last_error());
+    return vhd_error(-r, "%s: the loader cannot map %s (a file system it does not know) and "
+                     "the file is too large to read into memory (%s)", f->path, f->vol->name,
+                     why);
+  }
   if (r < 0)
     return r;
   f->mode = EFI_FILE_MEMORY;
