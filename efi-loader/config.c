@@ -105,8 +105,14 @@ static int set(struct config *c, const char *key, const char *val, const char *w
     c->reserve_auto = false;
     return 0;
   }
+  if (strcmp(key, "fallback") == 0) {
+    if (strcmp(val, "none") != 0 && strcmp(val, "cow") != 0)
+      return vhd_error(EINVAL, "%s: fallback=%s: expected none or cow", where, val);
+    c->fallback_cow = strcmp(val, "cow") == 0;
+    return 0;
+  }
   return vhd_error(EINVAL, "%s: unknown setting \"%s\" (known: image, path, mode, partition, "
-                   "reserve, args, backend)", where, key);
+                   "reserve, fallback, args, backend)", where, key);
 }
 
 static bool is_space(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; }

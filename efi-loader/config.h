@@ -10,6 +10,11 @@
  *   reserve=SIZE|auto          rw growth room for dynamic/differencing
  *                              images (bytes, K/M/G suffixes; default auto:
  *                              enough for the whole virtual disk)
+ *   fallback=none|cow          rw of a dynamic/differencing image whose
+ *                              file has no prepared room (a host file
+ *                              system the loader cannot grow files on):
+ *                              fail (none, the default) or boot this
+ *                              once in cow mode, saying so
  *   args=TEXT                  load options passed to the started program
  *   backend=auto|map|ram       how to read the image: through the host
  *                              disk's extents (map), whole into memory
@@ -39,6 +44,7 @@ struct config {
   enum read_backend backend;
   bool reserve_auto;
   uint64_t reserve;
+  bool fallback_cow;
   char source[96];     /* where the settings came from, for messages */
 };
 

@@ -121,6 +121,22 @@ static int zero_fill(struct efi_file *f, uint64_t from, uint64_t to)
   return 0;
 }
 
+bool efi_file_first_unwritten(const struct efi_file *f, uint64_t *where)
+{
+  if (f->mode != EFI_FILE_MAPPED)
+    return false;
+  for (size_t i = 0; i < f->ext.count && f->ext.v[i].file_offset < f->phys_size; i++)
+    if (f->ext.v[i].state != FSMAP_DATA && f->ext.v[i].file_offset < f->readable) {
+      *where = f->ext.v[i].file_offset;
+      return true;
+    }
+  if (f->readable < f->phys_size) {
+    *where = f->readable;
+    return true;
+  }
+  return false;
+}
+
 int efi_file_read_phys(struct efi_file *f, uint64_t off, void *buf, size_t len)
 {
   if (off > f->phys_size || len > f->phys_size - off)
@@ -284,8 +300,8 @@ static int open_mapped(struct efi_file *f)
 {
   struct host_volume *vol = f->vol;
   if (!vol->mapped)
-    return vhd_error(ENOTSUP, "%s: %s has no FAT or exFAT file system the loader can map",
-                     f->path, vol->name);
+    return vhd_error(ENOTSUP, "%s: %s has no file system the loader can map (FAT, exFAT, "
+                     "ext2/3/4, NTFS)", f->path, vol->name);
   struct fsmap_file ff;
   int r = fsmap_lookup(&vol->map, f->path, &ff);
   if (r == -ENOENT) {
@@ -319,8 +335,15 @@ static int open_memory(struct efi_file *f)
                      f->path, f->vol->name);
   if (f->writable)
     return vhd_error(EROFS, "%s: an image held in memory cannot be written back (mode=rw "
-                     "needs a FAT or exFAT host partition)", f->path);
+                     "needs a host partition the loader can map: FAT, exFAT, ext2/3/4 or NTFS)", f->path);
   int r = sfs_read_all(f->vol->sfs, f->path, &f->data, &f->phys_size);
+  if ((r == -ENOMEM || r == -EFBIG) && !f->vol->mapped) {
+    char why[160];
+    vhd_snprintf(why, sizeof why, "%s", vhd_last_error());
+    return vhd_error(-r, "%s: the loader cannot map %s (a file system it does not know) and "
+                     "the file is too large to read into memory (%s)", f->path, f->vol->name,
+                     why);
+  }
   if (r < 0)
     return r;
   f->mode = EFI_FILE_MEMORY;

@@ -45,6 +45,11 @@ int efi_file_open(struct host_volume *vol, const char *path, unsigned flags, boo
 /* The open file whose vhd_io is named name (a layer's info.path). */
 struct efi_file *efi_file_find(const char *name);
 
+/* true and *where set when some byte of the mapped file is not written
+ * data on the host (an ext4 unwritten extent, a hole, or space past an
+ * NTFS/exFAT valid data length): the loader must not write there. */
+bool efi_file_first_unwritten(const struct efi_file *f, uint64_t *where);
+
 /* Bytes of the host file regardless of the logical size. */
 int efi_file_read_phys(struct efi_file *f, uint64_t off, void *buf, size_t len);
 

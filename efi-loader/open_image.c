@@ -25,12 +25,64 @@ static int open_chain(struct host_volume *vol, const char *path, bool ram, bool 
   return r;
 }
 
+/* The loader grows files only through the firmware's FAT driver, whose
+ * cluster chains the mapper reads back (reserve.c). Elsewhere (exFAT,
+ * ext2/3/4, NTFS, or no driver) the room must have been prepared from
+ * the running OS: vhdtool boot-prepare, or vhdboot-attach at shutdown. */
+static bool firmware_can_grow(const struct host_volume *vol)
+{
+  return vol->sfs && vol->mapped &&
+         (vol->map.kind == FSMAP_FAT12 || vol->map.kind == FSMAP_FAT16 ||
+          vol->map.kind == FSMAP_FAT32);
+}
+
+/* Bytes one new block takes in the file: the block, its VHD sector bitmap
+ * or the VHDX alignment of the next block. */
+static uint64_t one_block(const struct vhd_info *in)
+{
+  uint64_t bs = in->block_size;
+  return in->format == VHD_FORMAT_VHDX ? bs + (1u << 20) : bs + (bs / 4096 + 511) / 512 * 512;
+}
+
+/* rw on a host where the file cannot grow: every byte of the file must be
+ * written data (the loader writes through the disk, and the host file
+ * system would read zeros back from unwritten space), and a dynamic or
+ * differencing image needs a prepared reserve with room for a block. */
+static int prepared_room(struct boot_image *out, uint64_t want, const struct host_volume *vol)
+{
+  const char *path = out->top->path;
+  uint64_t at;
+  if (efi_file_first_unwritten(out->top, &at))
+    return vhd_error(ENOSPC, "%s: mode=rw: the file has space that is allocated but not "
+                     "written on %s from byte %llu on, which the loader cannot write; run "
+                     "'vhdtool boot-prepare' on the image from the running system first",
+                     path, vol->name, (unsigned long long)at);
+  if (want == 0)
+    return 0;
+  struct vhd_reserve rs;
+  if (vhd_get_reserve(out->img, &rs) < 0)
+    return vhd_error(ENOSPC, "%s: mode=rw: the image has no prepared reserve for new blocks "
+                     "and the loader cannot grow files on %s; run 'vhdtool boot-prepare' on "
+                     "it from the running system first (or set reserve=0: writes into "
+                     "allocated blocks only)", path, vol->name);
+  if (rs.free_bytes < one_block(&out->info))
+    return vhd_error(ENOSPC, "%s: mode=rw: the prepared reserve is used up (%llu KiB free, "
+                     "a new block needs %llu KiB); run 'vhdtool boot-prepare' on it from the "
+                     "running system", path, (unsigned long long)(rs.free_bytes >> 10),
+                     (unsigned long long)(one_block(&out->info) >> 10));
+  if (rs.free_bytes < want)
+    con_printf("vhdboot: note: %s: %llu MiB of prepared reserve, less than the %llu MiB "
+               "wanted\n", path, (unsigned long long)(rs.free_bytes >> 20),
+               (unsigned long long)(want >> 20));
+  return 0;
+}
+
 int boot_image_open(struct host_volume *vol, const struct config *cfg, struct boot_image *out)
 {
   memset(out, 0, sizeof *out);
   if (cfg->backend == BACKEND_MAP && !vol->mapped)
-    return vhd_error(ENOTSUP, "backend=map: %s has no FAT or exFAT file system the loader "
-                     "can map", vol->name);
+    return vhd_error(ENOTSUP, "backend=map: %s has no file system the loader can map (FAT, "
+                     "exFAT, ext2/3/4, NTFS)", vol->name);
   out->ram = cfg->backend == BACKEND_RAM || (cfg->backend == BACKEND_AUTO && !vol->mapped);
 
   int r = open_chain(vol, cfg->image, out->ram, false, &out->img, &out->top);
@@ -55,14 +107,22 @@ int boot_image_open(struct host_volume *vol, const struct config *cfg, struct bo
                     cfg->image, vol->name);
     goto fail;
   }
-  /* Read-write: make room for new blocks (growing the host file through
-   * the firmware, which changes its clusters), then reopen with a fresh
-   * map. Parents stay read-only and never need room. */
-  if (sparse(out->info.type)) {
+  /* Read-write: make room for new blocks, then reopen with a fresh map.
+   * Parents stay read-only and never need room. */
+  uint64_t want = !sparse(out->info.type) ? 0
+                  : cfg->reserve_auto     ? reserve_default(&out->info)
+                                          : cfg->reserve;
+  if (firmware_can_grow(vol)) {
     uint32_t tail = out->info.format == VHD_FORMAT_VHD ? 512 : 0;
-    uint64_t want = cfg->reserve_auto ? reserve_default(&out->info) : cfg->reserve;
     if (want && (r = reserve_ensure(vol, out->top, out->img, want, tail, &out->grown)) < 0)
       goto fail;
+  } else if ((r = prepared_room(out, want, vol)) < 0) {
+    if (!cfg->fallback_cow)
+      goto fail;
+    con_printf("vhdboot: %s\nvhdboot: fallback=cow: this boot runs in mode cow (writes are "
+               "kept in memory and lost at reset)\n", vhd_last_error());
+    out->mode = MODE_COW;
+    return 0;
   }
   vhd_close(out->img);
   out->img = NULL;
