@@ -306,7 +306,10 @@ class PartitionImage:
     a partition's offset before the boot and back out afterwards."""
 
     def place(self, disk, start):
+        """Copies the file system into the disk and drops this copy (the
+        disk holds it until extract)."""
         sparse_copy(self.image, 0, disk, start, self.size)
+        os.unlink(self.image)
 
     def extract(self, disk, start):
         if os.path.exists(self.image):
@@ -399,6 +402,7 @@ class Ext4Volume(PartitionImage):
             if p.returncode not in (0, 1):
                 raise RuntimeError(f"e2fsck -fyD failed ({p.returncode}): {p.stdout.decode()}")
         self._zero_pending()
+        shutil.rmtree(self.stage)
 
     def write(self, src, dest, dense=False):
         """Copy src in after the build (debugfs write: it takes the first
