@@ -15,7 +15,14 @@
    PAYLOAD-BENCH-START and PAYLOAD-BENCH lines as they arrive on the serial
    port (reads only; a second pass checks the CRC).
 
+4. Issue 13: the read throughput of 3. through the loader from a FAT32, an
+   ext4 and an NTFS host partition of one disk (hostfs); and the time from
+   the loader's start to its "starting" line for a 16 GiB dynamic VHDX with
+   MAP_GIB GiB of blocks on ext4, its file contiguous and fragmented
+   (mapcost: needs about 12 GiB in TMPDIR, so point TMPDIR at a disk).
+
     VHDBOOT_EFI=... PAYLOAD_EFI=... VHDTOOL=... bench_efi.py [ROUNDS] [boot] [reserve] [read]
+        [hostfs] [mapcost]
 """
 import json
 import os
@@ -27,6 +34,7 @@ import efitest as T  # noqa: E402
 
 BIG_MIB = 192
 PASSES = 8
+MAP_GIB = 2
 
 
 def boot_times(env, rounds):
@@ -94,15 +102,9 @@ def reserve_times(env, rounds):
 
 
 def throughput(env, rounds):
-    big = T.pattern(BIG_MIB * T.MIB, 2)
-    raw, _ = T.inner_disk(env, "big.raw", "BENCH-BIG", b"x", size=256 * T.MIB,
-                          extra={"/BIG.BIN": big,
-                                 "/OPTIONS.TXT": f"bench=\\BIG.BIN passes={PASSES}\n".encode()})
-    dyn = env.path("big.vhd")
-    T.convert(env, raw, dyn, "vhd", "dynamic")
+    raw, dyn, want = big_image(env)
     host = T.HostDisk(env, name="bighost.img", esp_mib=300)
     host.esp.put(dyn, "/VHD/big.vhd")
-    want = f"bytes={len(big)} crc32={T.crc32(big):08x}"
     ways = {
         "direct (raw inner disk, OVMF virtio-blk)": ([raw], None),
         "loader, dynamic VHD, mapped extents": ([host.path], "image=\\VHD\\big.vhd\n"
@@ -111,6 +113,12 @@ def throughput(env, rounds):
                                                          "mode=ro\nbackend=ram\n"
                                                          f"args=bench=\\BIG.BIN passes={PASSES}\n"),
     }
+    read_rates(env, host, ways, rounds, want)
+
+
+def read_rates(env, host, ways, rounds, want):
+    """Boots every way (disks, vhdboot.cfg or None) rounds times,
+    interleaved, and prints the payload's read rate of the big file."""
     got = {k: [] for k in ways}
     for r in range(rounds):
         for name, (disks, cfg) in ways.items():
@@ -121,7 +129,8 @@ def throughput(env, rounds):
             t0, t1 = b.time_of("PAYLOAD-BENCH-START"), b.time_of("PAYLOAD-BENCH-READ:")
             res = (b.value("PAYLOAD-BENCH") or "").lower()
             if t0 is None or t1 is None or res != want:
-                print(f"  round {r + 1}: {name}: FAILED ({res!r})", flush=True)
+                lines = [l for l in b.lines if l.startswith("vhdboot:")]
+                print(f"  round {r + 1}: {name}: FAILED ({res!r}) {lines}", flush=True)
                 continue
             rate = BIG_MIB * PASSES / (t1 - t0)
             got[name].append(rate)
@@ -132,6 +141,106 @@ def throughput(env, rounds):
     print("|---|---|")
     for name, rates in got.items():
         print(f"| {name} | {statistics.median(rates):.1f} |" if rates else f"| {name} | - |")
+
+
+def big_image(env):
+    """The 256 MiB inner disk holding BIG_MIB MiB to read, as a dynamic VHD."""
+    big = T.pattern(BIG_MIB * T.MIB, 2)
+    raw, _ = T.inner_disk(env, "big.raw", "BENCH-BIG", b"x", size=256 * T.MIB,
+                          extra={"/BIG.BIN": big,
+                                 "/OPTIONS.TXT": f"bench=\\BIG.BIN passes={PASSES}\n".encode()})
+    dyn = env.path("big.vhd")
+    T.convert(env, raw, dyn, "vhd", "dynamic")
+    return raw, dyn, f"bytes={len(big)} crc32={T.crc32(big):08x}"
+
+
+def hostfs_throughput(env, rounds):
+    """The same image read from FAT32, ext4 and NTFS host partitions."""
+    _, dyn, want = big_image(env)
+    host = T.HostDisk(env, name="fshost.img", esp_mib=300,
+                      more=[(300, "8300", "ext4"), (300, "0700", "NTFS")])
+    host.esp.put(dyn, "/VHD/big.vhd")
+    (e_start, e_size, _), (n_start, n_size, _) = host.layout[1:3]
+    ext = T.Ext4Volume(env, "bext4", e_size)
+    ext.add(dyn, "/VHD/big.vhd", dense=True)
+    ext.build()
+    ext.place(host.path, e_start)
+    ntfs = T.NtfsVolume(env, "bntfs", n_size, start=n_start)
+    ntfs.mount()
+    try:
+        ntfs.add(dyn, "/VHD/big.vhd")
+    finally:
+        ntfs.umount()
+    ntfs.place(host.path, n_start)
+    args = f"args=bench=\\BIG.BIN passes={PASSES}\n"
+    fb = T.fallback_disk(env)        # a failed loader ends the boot at once
+    ways = {f"loader, dynamic VHD on {fs}": ([host.path, fb], f"partition={part}\n"
+                                            f"image=\\VHD\\big.vhd\nmode=ro\n{args}")
+            for fs, part in (("FAT32", 1), ("ext4", 2), ("NTFS", 3))}
+    read_rates(env, host, ways, rounds, want)
+
+
+def mapping_cost(env, rounds):
+    """Loader start -> "starting" line for a 16 GiB dynamic VHDX whose file
+    holds MAP_GIB GiB of blocks, on ext4 contiguous (mkfs.ext4 -d) and
+    fragmented (debugfs write into 128 KiB gaps), prepared; a small image
+    as the baseline. One boot per round: the fallback payload runs the
+    loader once per image (args=return); the time is from its
+    PAYLOAD-CHAIN line to the loader's "starting" line."""
+    data = T.pattern(T.MIB, 5)
+    raw, _ = T.inner_disk(env, "m16.raw", "BENCH-MAP", data, size=16 << 30)
+    big = env.path("m16.vhdx")
+    T.convert(env, raw, big, "vhdx", "dynamic", block="2M")
+    os.unlink(raw)
+    cmds = []
+    for b in range(MAP_GIB * 512):             # every 4th block from 1 GiB on
+        cmds += ["-c", f"write -P 0x61 {(1 << 30) + b * 8 * T.MIB} 2M"]
+    T.run(["qemu-io", "-t", "unsafe", "-f", "vhdx", *cmds, big])
+    env.vhdtool_run("boot-prepare", big)
+    small = env.path("small.vhdx")
+    raw, _ = T.inner_disk(env, "small.raw", "BENCH-MAP", data)
+    T.convert(env, raw, small, "vhdx", "dynamic", block="2M")
+    size = os.path.getsize(big)
+    gap = 128 * 1024
+    part_mib = (3 * size + (1 << 30)) >> 20
+    host = T.HostDisk(env, name="maphost.img", esp_mib=100, more=[(part_mib, "8300", "ext4")])
+    start, psize, _ = host.layout[1]
+    ext = T.Ext4Volume(env, "mext4", psize)
+    ext.add(small, "/small.vhdx")
+    ext.add(big, "/contiguous.vhdx", dense=True)
+    fillers = [f"/fill/{i // 1000}/{i:06d}" for i in range(2 * size // gap + 16)]
+    for f in fillers:
+        ext.add_bytes(b"\x77" * gap, f)
+    ext.build()
+    ext.remove(*fillers[::2])
+    ext.write(big, "/fragmented.vhdx", dense=True)
+    counts = {p: len(ext.extents(p)) for p in ("/contiguous.vhdx", "/fragmented.vhdx")}
+    print(f"  file {size >> 20} MiB; extents: {counts}", flush=True)
+    ext.place(host.path, start)
+    names = ["small.vhdx", "contiguous.vhdx", "fragmented.vhdx"]
+    chain = [f"partition=2 image=\\{n} mode=ro args=return" for n in names]
+    host.no_config()
+    fb = T.fallback_disk(env, chain=chain)
+    got = {n: [] for n in names}
+    for r in range(rounds):
+        b = T.boot(env, [host.path, fb], timeout=900)
+        for i, n in enumerate(names):
+            t0 = b.time_of(f"PAYLOAD-CHAIN {i}:")
+            t1 = next((t for line, t in zip(b.lines, b.times)
+                       if n in line and "; starting" in line), None)
+            if t0 is None or t1 is None:
+                print(f"  round {r + 1}: {n}: FAILED "
+                      f"{[l for l in b.lines if l.startswith('vhdboot:')]}", flush=True)
+                continue
+            got[n].append(t1 - t0)
+            print(f"  round {r + 1}: {n}: {t1 - t0:.2f}s", flush=True)
+    print(f"\nLoader start -> starting the boot program, 16 GiB dynamic VHDX with "
+          f"{MAP_GIB} GiB of blocks on ext4, medians:")
+    print("| image | extents | seconds |")
+    print("|---|---|---|")
+    for n, t in got.items():
+        ext_n = counts.get("/" + n, 1)
+        print(f"| {n} | {ext_n} | {statistics.median(t):.2f} |" if t else f"| {n} | | - |")
 
 
 def main():
@@ -146,6 +255,10 @@ def main():
             reserve_times(env, rounds)
         if "read" in parts:
             throughput(env, rounds)
+        if "hostfs" in parts:
+            hostfs_throughput(env, rounds)
+        if "mapcost" in parts:
+            mapping_cost(env, rounds)
         print(f"load average: {os.getloadavg()}")
     finally:
         env.cleanup()

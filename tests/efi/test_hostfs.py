@@ -159,6 +159,14 @@ def build_ext4(env, imgs, size, large):
     v.build(index_dirs=True)
     v.remove(*fillers[::2])
     v.write(imgs.dyn_rw, "/images/dyn-rw.vhdx", dense=True)
+    # The written copies must read back as their sources (debugfs' own
+    # reader): the fill pattern is gone.
+    for src, dest in ((imgs.dyn_rw, "/images/dyn-rw.vhdx"), (imgs.child_rw, "/chain/child-rw.vhd")):
+        out = env.path("ext4-dump.tmp")
+        v.debugfs(f'dump "{dest}" {out}')
+        if not same_file(out, src):
+            raise RuntimeError(f"{dest} on ext4 does not read back as {src}")
+        os.unlink(out)
     facts = []
     flags = T.run(["debugfs", "-R", "stat /many", v.image])
     if "Flags: 0x1000" not in flags and "Flags: 0x81000" not in flags:
