@@ -41,7 +41,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import efitest as T  # noqa: E402
-from test_writes import check_image, written_bin  # noqa: E402
+from test_writes import check_image, same_bytes as same_file, written_bin  # noqa: E402
 
 MARKER = "WRITE-BASE"          # the marker check_image expects by default
 CHILD = "HOSTFS-CHILD"
@@ -69,11 +69,6 @@ def prepare(env, path, reserve=None):
         return None
     except RuntimeError as e:
         return "vhdtool boot-prepare: " + str(e).strip().splitlines()[-1]
-
-
-def same_file(a, b):
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        return fa.read() == fb.read()
 
 
 class Images:
@@ -271,8 +266,10 @@ class Fs:
             if run[4].value("PAYLOAD-WRITE") != "ok":
                 problems.append(f"payload write: {run[4].value('PAYLOAD-WRITE')}")
             after = self.get(path, parent)
+            parents = [os.path.join(os.path.dirname(after), os.path.basename(parent))] \
+                if parent else None
             found, rc = check_image(self.env, after, data, written_bin(), fmt, marker, span,
-                                    qemu=parent is None)
+                                    parents)
             problems += found + ([f"vhdtool check exit {rc} (want 0)"] if rc != 0 else [])
             problems += more(after) if more else []
             shutil.rmtree(os.path.dirname(after))
