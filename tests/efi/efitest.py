@@ -675,6 +675,18 @@ def chain_runs(b):
     return runs
 
 
+def loader_lines_before_payload(b):
+    """The "vhdboot:" lines before the first payload started (those of a
+    loader that ran as a boot option)."""
+    out = []
+    for line in b.lines:
+        if "PAYLOAD-MARKER" in line:
+            break
+        if line.startswith("vhdboot:"):
+            out.append(line)
+    return out
+
+
 def chain_failure(run, expect):
     """Problems with a chain run (chain_runs) that must fail cleanly: one
     "vhdboot:" line saying expect, an error status, TPL 4 afterwards."""

@@ -109,12 +109,7 @@ def body(env, res):
     b = T.boot(env, [host.path, fb])
     # Boot option 0: no configuration at all.
     problems = []
-    first = []
-    for line in b.lines:
-        if "PAYLOAD-MARKER" in line:
-            break
-        if line.startswith("vhdboot:"):
-            first.append(line)
+    first = T.loader_lines_before_payload(b)
     if len(first) != 1 or "no configuration" not in first[0]:
         problems.append(f"expected one 'no configuration' line, got {first}")
     if b.value("PAYLOAD-MARKER") != "FALLBACK" or b.value("PAYLOAD-TPL") != "4":
