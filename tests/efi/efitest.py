@@ -523,11 +523,17 @@ class NtfsVolume(PartitionImage):
     def path(self, dest):
         return os.path.join(self.mnt, dest.strip("/"))
 
-    def add(self, src, dest):
-        """While mounted: copy every byte (no holes: a sparse NTFS file is
-        refused by the loader)."""
+    def add(self, src, dest, sparse=False):
+        """While mounted: copy every byte (a sparse NTFS file is refused by
+        the loader), or with sparse=True leave holes for zeros."""
         os.makedirs(os.path.dirname(self.path(dest)), exist_ok=True)
-        run(["cp", "--sparse=never", src, self.path(dest)])
+        run(["cp", f"--sparse={'always' if sparse else 'never'}", src, self.path(dest)])
+
+    def attributes(self, dest):
+        """While mounted: the file's NTFS attribute bits (0x800 compressed,
+        0x200 sparse)."""
+        out = run(["getfattr", "-e", "hex", "-n", "system.ntfs_attrib_be", self.path(dest)])
+        return int(out.split("=")[-1].strip(), 16)
 
     def add_fragmented(self, src, dest, piece=64 * 1024):
         """While mounted: fill the free space with small files, delete every
@@ -550,8 +556,11 @@ class NtfsVolume(PartitionImage):
         self.add(src, dest)
         shutil.rmtree(fill_dir)
 
+    def info(self, path):
+        return run([need("ntfsinfo"), "-v", "-F", path, self.image])
+
     def fragments(self, path):
-        out = run([need("ntfsinfo"), "-v", "-F", path, self.image])
+        out = self.info(path)
         m = re.search(r"Total runs: (\d+) \(fragments: (\d+)\)", out)
         return int(m.group(2)) if m else 0
 

@@ -4,16 +4,17 @@
 One host disk, built without root: partition 1 the FAT32 ESP with the
 loader, 2 ext4 (mkfs.ext4 -d, then debugfs), 3 NTFS (mkntfs, filled through
 ntfs-3g/FUSE; skipped with the reason when FUSE cannot mount). Boot option
-0 has no configuration and fails; the fallback payload then runs the
-loader once per case from its CHAIN.TXT (as in test_failures.py), so one
-TCG boot covers every case. Per file system:
+0 is a case that must fail; the fallback payload then runs the loader once
+per case from its CHAIN.TXT (as in test_failures.py), so one TCG boot
+covers every case. Per file system:
   - a dynamic VHDX and a differencing VHD chain (parent + child in their
     own directory), each ro (the payload's write fails as write protected),
     cow (the write succeeds inside the machine) and rw after `vhdtool
     boot-prepare`: marker, TPL and data CRC; ro and cow leave the file
     byte for byte unchanged; after rw the file, read back from the volume,
-    passes vhdtool check and qemu-img check/convert and holds the files the
-    payload wrote. The rw VHDX is fragmented (proved with debugfs' extent
+    passes vhdtool check and qemu-img check/convert (a differencing VHD,
+    which qemu cannot read: the interop tests' vhd_oracle.py) and holds
+    the files the payload wrote; the parent is unchanged. The rw VHDX is fragmented (proved with debugfs' extent
     list and ntfsinfo's run count), so its writes go through many extents;
     the ro/cow files on ext4 keep the holes mkfs.ext4 -d leaves for zero
     blocks.
@@ -21,8 +22,10 @@ TCG boot covers every case. Per file system:
     (hashed on ext4: debugfs shows the index flag; an index allocation on
     NTFS).
   - one clear line and an error status back to the caller for: image
-    missing, a path through a file, rw without a prepared reserve (ext4),
-    a compressed file (NTFS).
+    missing, a path through a file, a compressed and a sparse file
+    (NTFS); rw of an unprepared image on ext4 as boot option 0, so that the
+    firmware goes on to the next one (and with fallback=cow: boots in cow
+    and says so).
   - ext4, only with EFI_HOSTFS_LARGE=1 (it writes 4 GiB into the host
     partition, and holds about 13 GiB in TMPDIR at its peak): a 6 GiB
     dynamic VHDX whose file is over 4 GiB (2048 blocks written by qemu-io in
@@ -201,10 +204,11 @@ def build_ntfs(env, imgs, size, start):
         os.makedirs(v.path("/packed"))
         T.run(["setfattr", "-n", "system.ntfs_attrib_be", "-v", "0x00000800", v.path("/packed")])
         v.add(imgs.dyn, "/packed/image.vhdx")
-        attrib = T.run(["getfattr", "-e", "hex", "-n", "system.ntfs_attrib_be",
-                        v.path("/packed/image.vhdx")])
-        if not int(attrib.split("=")[-1].strip(), 16) & 0x800:
-            raise RuntimeError(f"ntfs-3g did not compress /packed/image.vhdx: {attrib}")
+        v.add(imgs.dyn, "/holes/image.vhdx", sparse=True)
+        for path, bit, what in (("/packed/image.vhdx", 0x800, "compressed"),
+                                ("/holes/image.vhdx", 0x200, "sparse")):
+            if not v.attributes(path) & bit:
+                raise RuntimeError(f"{path} on NTFS is not {what}: {v.attributes(path):#x}")
         # Last, when little room is left: filling it to make gaps is cheap.
         v.add_fragmented(imgs.dyn, "/images/dyn-rw.vhdx")
         err = err or prepare(env, v.path("/images/dyn-rw.vhdx"))
@@ -213,7 +217,9 @@ def build_ntfs(env, imgs, size, start):
     n = v.fragments("/images/dyn-rw.vhdx")
     if n < 4:
         raise RuntimeError(f"/images/dyn-rw.vhdx on NTFS has {n} fragments, not fragmented")
-    facts = [f"NTFS: the rw VHDX has {n} fragments"]
+    if "$INDEX_ALLOCATION" not in v.info("/many"):
+        raise RuntimeError("/many on NTFS has no index allocation (ntfsinfo)")
+    facts = [f"NTFS: /many has an index allocation, the rw VHDX has {n} fragments"]
     problems = v.fsck()
     if problems:
         raise RuntimeError("the NTFS volume as built: " + "; ".join(problems))
@@ -355,6 +361,7 @@ def body(env, res):
         cases += cases_of(ntfs, imgs, "index allocation")
         cases.append(("NTFS: compressed file",
                       *ntfs.fails("/packed/image.vhdx", "compressed")))
+        cases.append(("NTFS: sparse file", *ntfs.fails("/holes/image.vhdx", "sparse")))
     except T.Skip as e:
         T.say(f"skip  the NTFS cases: {e}")
     for f in facts:
