@@ -416,6 +416,13 @@ class Ext4Volume(PartitionImage):
         os.unlink(tmp)
         self._zero_pending()
 
+    def fallocate(self, path):
+        """Turns the file's holes into unwritten (uninitialised) extents,
+        as fallocate(2) would: their blocks keep whatever they held."""
+        size = int(re.search(r"Size: (\d+)", self.debugfs(f'stat "{path}"')).group(1))
+        last = (size + self.BLOCK - 1) // self.BLOCK - 1
+        self.debugfs(f'fallocate "{path}" 0 {last}', write=True)
+
     def remove(self, *paths):
         self.debugfs(*(f'rm "{p}"' for p in paths), write=True)
 

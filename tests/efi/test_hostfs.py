@@ -18,6 +18,9 @@ covers every case. Per file system:
     list and ntfsinfo's run count), so its writes go through many extents;
     the ro/cow files on ext4 keep the holes mkfs.ext4 -d leaves for zero
     blocks.
+  - ext4: a file whose holes were made unwritten extents (debugfs
+    fallocate) over blocks still holding old bytes: ro reads zeros there,
+    rw is refused (allocated but not written).
   - a long name in a nested directory; a directory with 500 entries
     (hashed on ext4: debugfs shows the index flag; an index allocation on
     NTFS).
@@ -157,6 +160,19 @@ def build_ext4(env, imgs, size, large):
     v.build(index_dirs=True)
     v.remove(*fillers[::2])
     v.write(imgs.dyn_rw, "/images/dyn-rw.vhdx", dense=True)
+    # Its holes become unwritten extents in the rest of the gaps, whose
+    # blocks still hold the removed fillers' bytes: they must read as zeros.
+    v.write(imgs.dyn, "/images/dyn-unwritten.vhdx")
+    v.fallocate("/images/dyn-unwritten.vhdx")
+    unwritten = [(p, n) for _, p, n, u in v.extents("/images/dyn-unwritten.vhdx") if u]
+    with open(v.image, "rb") as f:
+        stale = 0
+        for p, n in unwritten:
+            f.seek(p * v.BLOCK)
+            stale += f.read(n * v.BLOCK).count(0x33)
+    if not stale:
+        raise RuntimeError("/images/dyn-unwritten.vhdx on ext4 has no unwritten extent over "
+                           f"old bytes: {unwritten}")
     # The written copies must read back as their sources (debugfs' own
     # reader): the fill pattern is gone.
     for src, dest in ((imgs.dyn_rw, "/images/dyn-rw.vhdx"), (imgs.child_rw, "/chain/child-rw.vhd")):
@@ -173,7 +189,8 @@ def build_ext4(env, imgs, size, large):
     n = len(v.extents("/images/dyn-rw.vhdx"))
     if n < 20:
         raise RuntimeError(f"/images/dyn-rw.vhdx on ext4 has {n} extents, not fragmented")
-    facts.append(f"ext4: /many is hashed, the rw VHDX has {n} extents")
+    facts.append(f"ext4: /many is hashed, the rw VHDX has {n} extents, "
+                 f"{len(unwritten)} unwritten extents over {stale} old filler bytes")
     if large:
         n = len(v.extents("/large/six.vhdx"))
         facts.append(f"ext4: the 6 GiB VHDX's file has {n} extents")
@@ -344,6 +361,11 @@ def body(env, res):
     ext.place(host.path, ext_start)
     ext4 = Fs(env, "ext4", EXT4_PART, ext, imgs.prep_error)
     cases = cases_of(ext4, imgs, "hashed")
+    cases.append(("ext4: unwritten extents read as zeros, ro",
+                  *ext4.ro("/images/dyn-unwritten.vhdx", MARKER, imgs.data0, imgs.dyn)))
+    line, check = ext4.fails("/images/dyn-unwritten.vhdx", "allocated but not written")
+    cases.append(("ext4: rw of a file with unwritten extents", line.replace(
+        '"args=return"', 'mode=rw "args=write return"'), check))
     line, check = ext4.cow("/images/dyn-noprep.vhdx", MARKER, imgs.data0, imgs.dyn)
     cases.append(("ext4: rw without a prepared reserve, fallback=cow: boots in cow, says so",
                   line.replace("mode=cow", "mode=rw fallback=cow"),
