@@ -1,0 +1,373 @@
+/* The NTFS module of the UEFI loader's extent mapper (efi-loader/fsmap/
+ * fsmap_ntfs*.c) on the host, the same way as test_efi_extents.c: the
+ * mapper's sources are compiled in, the volumes are made by the real tools
+ * (mkntfs, ntfscp; ntfs-3g through FUSE for directories, fragmentation,
+ * compressed and sparse files, skipped with the reason when FUSE cannot
+ * mount), and a volume made by Windows is read when ../shared/images is
+ * there.
+ *
+ * Oracles: the bytes read through the extents equal the file (the source
+ * or ntfscat), the runs equal what ntfsinfo -v lists, record numbers equal
+ * ntfsinfo's. Damaged volumes give an error naming the field, never a
+ * crash (run it once under -DVHD_SANITIZE=ON).
+ */
+#include "fsmap_testutil.h"
+
+static void make_workdir(void)
+{
+  make_workdir_named("efi-ntfs");
+}
+
+TestSuite(efi_fsmap_ntfs, .init = make_workdir, .fini = remove_workdir);
+
+/* Mounts vol.img through ntfs-3g on workdir/mnt with extra options, or
+ * skips the test saying why (no FUSE in this container, not root). */
+static void fuse_mount_or_skip(const char *image, const char *opts)
+{
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "cd '%s' && mkdir -p mnt && ntfs-3g %s %s mnt >cmd.log 2>&1",
+           workdir, opts, image);
+  if (system(cmd) != 0)
+    cr_skip_test("ntfs-3g cannot mount through FUSE here: %s", last_log());
+}
+
+static void fuse_umount(void)
+{
+  sh("umount mnt");
+}
+
+static void mount_ntfs(struct mounted *m, const char *image, uint64_t base, uint64_t size)
+{
+  mount_image(m, image, base, size);
+  cr_assert_eq(m->vol.kind, FSMAP_NTFS);
+  cr_assert_str_eq(fsmap_kind_name(m->vol.kind), "NTFS");
+}
+
+static struct fsmap_file lookup(struct mounted *m, const char *path)
+{
+  struct fsmap_file f;
+  int r = fsmap_lookup(&m->vol, path, &f);
+  cr_assert_eq(r, 0, "lookup %s: %d %s", path, r, m->vol.error);
+  return f;
+}
+
+/* The unnamed $DATA runs ntfsinfo -v lists for path, as clusters
+ * (lcn, count) clipped to the file's size and merged like the mapper's
+ * extents; compared with e. */
+static void check_against_ntfsinfo(struct mounted *m, const char *image, const char *path,
+                                   const struct fsmap_extents *e, uint64_t size)
+{
+  char *out = sh_output("ntfsinfo -v -F '%s' %s", path, image);
+  uint64_t cs = m->vol.cluster_size, need = (size + cs - 1) / cs, have = 0;
+  uint64_t lcn[4096], cnt[4096];
+  size_t n = 0;
+  for (char *p = out; (p = strstr(p, "Dumping attribute $DATA")); ) {
+    char *next = strstr(p + 1, "Dumping attribute");
+    char *named = strstr(p, "Attribute name:");
+    char *runs = strstr(p, "Runlist:");
+    p++;
+    if ((named && (!next || named < next)) || !runs || (next && runs > next))
+      continue;
+    /* Lines "VCN LCN length"; a piece after the first starts with an
+     * <RL_NOT_MAPPED> line for the VCNs before it. */
+    for (char *line = strchr(runs, '\n'); line && have < need; line = strchr(line, '\n')) {
+      line++;
+      unsigned long long v, l, c;
+      char tag[4];
+      if (sscanf(line, " 0x%llx <RL_NOT_MAPPED%1[>]", &v, tag) == 2)
+        continue;
+      if (sscanf(line, " 0x%llx 0x%llx 0x%llx", &v, &l, &c) != 3)
+        break;
+      if (c > need - have)
+        c = need - have;
+      if (n && lcn[n - 1] + cnt[n - 1] == l)
+        cnt[n - 1] += c;
+      else {
+        cr_assert_lt(n, 4096);
+        lcn[n] = l;
+        cnt[n++] = c;
+      }
+      have += c;
+    }
+  }
+  free(out);
+  cr_assert_eq(have, need, "%s: ntfsinfo lists %llu clusters, the file needs %llu", path,
+               (unsigned long long)have, (unsigned long long)need);
+  cr_assert_eq(n, e->count, "%s: ntfsinfo lists %zu runs, the mapper %zu", path, n, e->count);
+  for (size_t i = 0; i < n; i++) {
+    cr_assert_eq(e->v[i].volume_offset, lcn[i] * cs, "%s: run %zu", path, i);
+    cr_assert_eq(e->v[i].length, cnt[i] * cs, "%s: run %zu", path, i);
+  }
+}
+
+/* The MFT record number ntfsinfo gives path. */
+static uint64_t ntfsinfo_record(const char *image, const char *path)
+{
+  char *out = sh_output("ntfsinfo -F '%s' %s | head -1", path, image);
+  unsigned long long n;
+  cr_assert_eq(sscanf(out, "Dumping Inode %llu", &n), 1, "%s", out);
+  free(out);
+  return n;
+}
+
+/* The $MFT maps like any file; ntfscat applies its fixups, so its runs
+ * (from ntfsinfo) are the oracle. */
+static void check_mft(struct mounted *m, const char *image)
+{
+  struct fsmap_file f = lookup(m, "/$MFT");
+  cr_assert_eq(f.id, 0);
+  struct fsmap_extents e;
+  memset(&e, 0, sizeof e);
+  cr_assert_eq(fsmap_map(&m->vol, &f, &e), 0, "%s", m->vol.error);
+  check_against_ntfsinfo(m, image, "/$MFT", &e, f.size);
+  cr_log_info("%s: $MFT of %llu bytes in %zu extents", image, (unsigned long long)f.size,
+              e.count);
+  fsmap_extents_free(&e);
+}
+
+static void expect_map_error(struct mounted *m, const char *path, int err, const char *text)
+{
+  struct fsmap_file f = lookup(m, path);
+  struct fsmap_extents e;
+  memset(&e, 0, sizeof e);
+  int r = fsmap_map(&m->vol, &f, &e);
+  cr_assert_eq(r, err, "map %s: %d (%s), expected %d", path, r, m->vol.error, err);
+  cr_assert(strstr(m->vol.error, text), "%s: \"%s\" lacks \"%s\"", path, m->vol.error, text);
+  fsmap_extents_free(&e);
+}
+
+/* A 255-character name (the longest NTFS allows). */
+static const char *long_name(void)
+{
+  static char name[256];
+  for (int i = 0; i < 255; i++)
+    name[i] = (char)("Long name, 255 characters "[i % 26]);
+  name[255] = '\0';
+  return name;
+}
+
+/* Files ntfscp can make (no FUSE): a multi-cluster file with the longest
+ * name in the root, a resident one, an empty one. */
+static void plain_case(unsigned cluster, unsigned sector, unsigned mib)
+{
+  sh("truncate -s %uM vol.img && mkntfs -F -q -f -c %u -s %u vol.img", mib, cluster, sector);
+  size_t big = (size_t)cluster * 5 + 4321, tiny = 100;
+  if (big < 300000)
+    big = 300000 + 17;
+  uint8_t *b = pattern(big, 1), *t = pattern(tiny, 2);
+  write_file("big.bin", b, big);
+  write_file("tiny.bin", t, tiny);
+  write_file("empty.bin", t, 0);
+  sh("ntfscp vol.img big.bin '/%s' && ntfscp vol.img tiny.bin /tiny.txt && "
+     "ntfscp vol.img empty.bin /empty", long_name());
+
+  struct mounted m;
+  mount_ntfs(&m, "vol.img", 0, 0);
+  cr_assert_eq(m.vol.cluster_size, cluster);
+  cr_assert_eq(m.vol.sector_size, sector);
+  char path[300], upper[300];
+  snprintf(path, sizeof path, "/%s", long_name());
+  for (size_t i = 0; path[i]; i++)   /* lookups ignore ASCII case */
+    upper[i] = (char)(path[i] >= 'a' && path[i] <= 'z' ? path[i] - 32 : path[i]);
+  upper[strlen(path)] = '\0';
+  struct fsmap_extents e = map_and_compare(&m, upper, b, big);
+  check_against_ntfsinfo(&m, "vol.img", path, &e, big);
+  cr_assert_eq(lookup(&m, path).id, ntfsinfo_record("vol.img", path));
+  cr_assert_eq(lookup(&m, path).valid_size, big, "valid data length = size (ntfscp)");
+  fsmap_extents_free(&e);
+
+  expect_map_error(&m, "/tiny.txt", -ENOTSUP, "resident file: too small to be an image");
+  e = map_and_compare(&m, "/EMPTY", t, 0);
+  cr_assert_eq(e.count, 0);
+  fsmap_extents_free(&e);
+
+  struct fsmap_file f;
+  cr_assert(lookup(&m, "/").directory);
+  cr_assert_eq(fsmap_lookup(&m.vol, "/absent.vhd", &f), -ENOENT);
+  cr_assert(strstr(m.vol.error, "absent.vhd not found"), "%s", m.vol.error);
+  cr_assert_eq(fsmap_lookup(&m.vol, "/tiny.txt/x", &f), -ENOENT);
+  cr_assert(strstr(m.vol.error, "not a directory"), "%s", m.vol.error);
+  check_mft(&m, "vol.img");
+  unmount_image(&m);
+  free(b);
+  free(t);
+}
+
+Test(efi_fsmap_ntfs, plain_4k_clusters) { plain_case(4096, 512, 32); }
+Test(efi_fsmap_ntfs, plain_512_clusters) { plain_case(512, 512, 16); }
+Test(efi_fsmap_ntfs, plain_64k_clusters) { plain_case(65536, 512, 64); }
+/* Sectors per cluster code 0xF8: 256 sectors. */
+Test(efi_fsmap_ntfs, plain_128k_clusters) { plain_case(131072, 512, 96); }
+/* 4 KiB records whose update sequence still protects 512-byte strides. */
+Test(efi_fsmap_ntfs, plain_4k_sectors) { plain_case(4096, 4096, 32); }
+
+
+/* Through ntfs-3g on a 24 MiB volume of 512-byte clusters: a nested
+ * directory, a compressed and a sparse file, a large directory (2000
+ * names), and a filler that takes the rest of the space. frag.bin is
+ * created empty now and free MFT records are left for its extension
+ * records: on a full volume neither the root index nor the $MFT can grow
+ * (ntfs-3g then fails with ENOSPC although small holes are free). */
+static const char tree_script[] =
+    "import os, sys\n"
+    "mnt = sys.argv[1]\n"
+    "def put(path, data):\n"
+    "    with open(os.path.join(mnt, path), 'wb') as f: f.write(data)\n"
+    "os.makedirs(os.path.join(mnt, 'Images and more/level two/level three'))\n"
+    "put('Images and more/level two/level three/A rather long file name, with commas.vhd',\n"
+    "    open('nested.bin', 'rb').read())\n"
+    "os.mkdir(os.path.join(mnt, 'comp'))\n"
+    "os.setxattr(os.path.join(mnt, 'comp'), 'system.ntfs_attrib_be', bytes([0, 0, 8, 0]))\n"
+    "put('comp/c.bin', b'compress me ' * 20000)\n"
+    "with open(os.path.join(mnt, 'sparse.bin'), 'wb') as f:\n"
+    "    f.seek(1 << 20); f.write(b'x' * 8192)\n"
+    "os.mkdir(os.path.join(mnt, 'fill'))\n"
+    "for i in range(2000): put('fill/f%04d' % i, bytes([i % 251]) * 4096)\n"
+    "put('frag.bin', b'')\n"
+    "for i in range(64): put('spare%d' % i, b'')\n"
+    "for i in range(64): os.unlink(os.path.join(mnt, 'spare%d' % i))\n"
+    "try:\n"
+    "    with open(os.path.join(mnt, 'filler'), 'wb') as f:\n"
+    "        while True: f.write(b'\\1' * 65536); f.flush()\n"
+    "except OSError: pass\n";
+
+/* Removes the names listed in delete.txt and writes frag.bin into the
+ * holes they leave, 4 KiB at a time (one large write fails with ENOSPC on
+ * a volume of small holes). */
+static const char frag_script[] =
+    "import os, sys\n"
+    "mnt = sys.argv[1]\n"
+    "for name in open('delete.txt').read().split():\n"
+    "    os.unlink(os.path.join(mnt, 'fill', name))\n"
+    "data = open('frag.bin', 'rb').read()\n"
+    "with open(os.path.join(mnt, 'frag.bin'), 'wb') as f:\n"
+    "    for at in range(0, len(data), 4096): f.write(data[at:at + 4096]); f.flush()\n";
+
+#define NESTED "/Images and more/level two/level three/A rather long file name, with commas.vhd"
+#define NESTED_SIZE 200001u
+#define FRAG_SIZE (900u * 1024 + 333)
+#define FILL_FILES 2000
+
+struct placed {
+  uint64_t offset;
+  unsigned index;
+};
+
+static int by_offset(const void *a, const void *b)
+{
+  const struct placed *x = a, *y = b;
+  return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The fill files sorted by where they lie, every other one to be removed:
+ * ntfs-3g scatters consecutive small files over several zones, so
+ * removing every other by name can leave large holes. The mapper only
+ * picks the names here; the checks use ntfsinfo. */
+static void choose_holes(void)
+{
+  struct mounted m;
+  mount_ntfs(&m, "vol.img", 0, 0);
+  static struct placed p[FILL_FILES];
+  for (unsigned i = 0; i < FILL_FILES; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/fill/f%04u", i);
+    struct fsmap_file f = lookup(&m, path);
+    struct fsmap_extents e;
+    memset(&e, 0, sizeof e);
+    cr_assert_eq(fsmap_map(&m.vol, &f, &e), 0, "%s: %s", path, m.vol.error);
+    p[i] = (struct placed){ e.v[0].volume_offset, i };
+    fsmap_extents_free(&e);
+  }
+  unmount_image(&m);
+  qsort(p, FILL_FILES, sizeof *p, by_offset);
+  char path[600];
+  snprintf(path, sizeof path, "%s/delete.txt", workdir);
+  FILE *out = fopen(path, "w");
+  cr_assert_not_null(out);
+  for (unsigned i = 0; i < FILL_FILES; i += 2)
+    fprintf(out, "f%04u\n", p[i].index);
+  fclose(out);
+}
+
+/* The volume of tree_script, then a file written into the holes that
+ * removing every other fill file leaves: hundreds of runs, so many that
+ * its $DATA spills into an extension record through an $ATTRIBUTE_LIST. */
+static void build_tree(void)
+{
+  uint8_t *nested = pattern(NESTED_SIZE, 3), *frag = pattern(FRAG_SIZE, 4);
+  write_file("nested.bin", nested, NESTED_SIZE);
+  write_file("frag.bin", frag, FRAG_SIZE);
+  write_file("tree.py", (const uint8_t *)tree_script, sizeof tree_script - 1);
+  write_file("frag.py", (const uint8_t *)frag_script, sizeof frag_script - 1);
+  free(nested);
+  free(frag);
+  sh("truncate -s 24M vol.img && mkntfs -F -q -f -c 512 vol.img");
+  fuse_mount_or_skip("vol.img", "-o compression");
+  sh("%s tree.py mnt", python());
+  fuse_umount();
+  choose_holes();
+  fuse_mount_or_skip("vol.img", "");
+  sh("%s frag.py mnt", python());
+  fuse_umount();
+}
+
+Test(efi_fsmap_ntfs, tree_through_fuse)
+{
+  build_tree();
+  char *info = sh_output("ntfsinfo -v -F /frag.bin vol.img");
+  cr_assert(strstr(info, "$ATTRIBUTE_LIST"), "frag.bin should have an attribute list");
+  free(info);
+  info = sh_output("ntfsinfo -v -F /comp/c.bin vol.img | grep -A6 'attribute \\$DATA'");
+  cr_assert(strstr(info, "Attribute flags:\t 0x0001"), "c.bin is not compressed:\n%s", info);
+  free(info);
+  info = sh_output("ntfsinfo -v -F /sparse.bin vol.img | grep -A6 'attribute \\$DATA'");
+  cr_assert(strstr(info, "Attribute flags:\t 0x8000"), "sparse.bin is not sparse:\n%s", info);
+  free(info);
+
+  struct mounted m;
+  mount_ntfs(&m, "vol.img", 0, 0);
+  uint8_t *nested = pattern(NESTED_SIZE, 3), *frag = pattern(FRAG_SIZE, 4);
+  struct fsmap_extents e = map_and_compare(&m, NESTED, nested, NESTED_SIZE);
+  check_against_ntfsinfo(&m, "vol.img", NESTED, &e, NESTED_SIZE);
+  fsmap_extents_free(&e);
+  cr_assert(lookup(&m, "/images AND more\\LEVEL two").directory);
+
+  e = map_and_compare(&m, "/frag.bin", frag, FRAG_SIZE);
+  cr_assert_geq(e.count, 100, "frag.bin should be in hundreds of pieces, got %zu", e.count);
+  check_against_ntfsinfo(&m, "vol.img", "/frag.bin", &e, FRAG_SIZE);
+  fsmap_extents_free(&e);
+
+  /* The large directory: survivors are found with the record ntfsinfo
+   * names, removed names are not. */
+  uint64_t list_size;
+  char *removed = (char *)slurp("delete.txt", &list_size);
+  removed = realloc(removed, list_size + 1);
+  removed[list_size] = '\0';
+  unsigned checked = 0;
+  for (unsigned i = 0; i < FILL_FILES; i++) {
+    char upper[32], exact[32], line[16];
+    snprintf(upper, sizeof upper, "/FILL/F%04u", i);
+    snprintf(exact, sizeof exact, "/fill/f%04u", i);
+    snprintf(line, sizeof line, "f%04u\n", i);
+    bool gone = strstr(removed, line) != NULL;
+    struct fsmap_file f;
+    int r = fsmap_lookup(&m.vol, upper, &f);
+    cr_assert_eq(r, gone ? -ENOENT : 0, "%s: %d %s", upper, r, m.vol.error);
+    if (gone)
+      continue;
+    cr_assert_eq(f.size, 4096);
+    if (checked++ < 4)
+      cr_assert_eq(f.id, ntfsinfo_record("vol.img", exact), "%s", exact);
+  }
+  free(removed);
+
+  expect_map_error(&m, "/comp/c.bin", -ENOTSUP, "compressed file (attribute flag 0x0001)");
+  expect_map_error(&m, "/sparse.bin", -ENOTSUP, "sparse file (attribute flag 0x8000)");
+
+  /* The $MFT grew while the volume filled up: records past its first run
+   * were read through its own run list above. */
+  check_mft(&m, "vol.img");
+  unmount_image(&m);
+  free(nested);
+  free(frag);
+}
