@@ -197,10 +197,10 @@ int ntfs_runs_decode(struct fsmap_volume *vol, const struct ntfs_attr *a,
       int64_t next = delta > limit || delta < -limit ? -1 : lcn + delta;
       if (next < 0 || (uint64_t)next >= st->clusters || count > st->clusters - (uint64_t)next)
         return fsmap_fail(vol, EINVAL, "MFT record %llu: run at VCN %llu of attribute 0x%x "
-                          "(%llu clusters at LCN %lld) lies outside the volume's %llu "
+                          "(%llu clusters, LCN %lld moved by %lld) lies outside the volume's %llu "
                           "clusters", nn, (unsigned long long)vcn, a->type,
-                          (unsigned long long)count, (long long)(lcn + (delta > limit ||
-                          delta < -limit ? 0 : delta)), (unsigned long long)st->clusters);
+                          (unsigned long long)count, (long long)lcn, (long long)delta,
+                          (unsigned long long)st->clusters);
       lcn = next;
       rl->data_clusters += count;
       if (rl->data_clusters > st->clusters)

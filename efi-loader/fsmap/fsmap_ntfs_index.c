@@ -130,7 +130,26 @@ static int ntfs_scan_blocks(struct fsmap_volume *vol, uint64_t dir, uint32_t blo
   return r < 0 ? r : 0;
 }
 
-/* Fills out from MFT record n, reached through a reference with seq. */
+/* The sizes of an attribute's first piece (or of its resident value):
+ * a lookup needs no run list. */
+static int ntfs_first_piece_sizes(struct fsmap_volume *vol, const struct ntfs_attr *a,
+                                  void *arg)
+{
+  struct fsmap_file *out = arg;
+  if (!a->nonresident) {
+    out->size = out->valid_size = a->value_len;
+  } else if (a->lowest_vcn == 0) {
+    if (a->init_size > a->data_size)
+      return fsmap_fail(vol, EINVAL, "MFT record %llu: initialized size %llu is past the "
+                        "data size %llu", (unsigned long long)a->record,
+                        (unsigned long long)a->init_size, (unsigned long long)a->data_size);
+    out->size = a->data_size;
+    out->valid_size = a->init_size;
+  }
+  return 0;
+}
+
+/* Fills out from the MFT record a directory entry's reference names. */
 static int ntfs_file_info(struct fsmap_volume *vol, uint64_t ref, struct fsmap_file *out)
 {
   const struct ntfs_state *st = vol->priv;
@@ -139,7 +158,7 @@ static int ntfs_file_info(struct fsmap_volume *vol, uint64_t ref, struct fsmap_f
   if (!rec)
     return fsmap_fail(vol, ENOMEM, "out of memory");
   int r = ntfs_read_record(vol, n, rec);
-  uint16_t seq = rec ? get_le16(rec + 0x10) : 0;
+  uint16_t seq = get_le16(rec + 0x10);
   bool is_dir = r == 0 && (get_le16(rec + 0x16) & NTFS_RECORD_DIRECTORY);
   vhd_free(rec);
   if (r < 0)
@@ -153,11 +172,7 @@ static int ntfs_file_info(struct fsmap_volume *vol, uint64_t ref, struct fsmap_f
   out->directory = is_dir;
   if (is_dir)
     return 1;
-  struct ntfs_stream data;
-  r = ntfs_stream_load(vol, n, NTFS_AT_DATA, NULL, 0, &data);
-  out->size = data.data_size;
-  out->valid_size = data.init_size;
-  ntfs_stream_free(&data);
+  r = ntfs_for_each_attr(vol, n, NTFS_AT_DATA, NULL, 0, ntfs_first_piece_sizes, out);
   return r < 0 ? r : 1;
 }
 

@@ -112,7 +112,7 @@ static uint64_t ntfsinfo_record(const char *image, const char *path)
 
 /* The $MFT maps like any file; ntfscat applies its fixups, so its runs
  * (from ntfsinfo) are the oracle. */
-static void check_mft(struct mounted *m, const char *image)
+static size_t check_mft(struct mounted *m, const char *image)
 {
   struct fsmap_file f = lookup(m, "/$MFT");
   cr_assert_eq(f.id, 0);
@@ -122,7 +122,9 @@ static void check_mft(struct mounted *m, const char *image)
   check_against_ntfsinfo(m, image, "/$MFT", &e, f.size);
   cr_log_info("%s: $MFT of %llu bytes in %zu extents", image, (unsigned long long)f.size,
               e.count);
+  size_t count = e.count;
   fsmap_extents_free(&e);
+  return count;
 }
 
 static void expect_map_error(struct mounted *m, const char *path, int err, const char *text)
@@ -221,6 +223,7 @@ static const char tree_script[] =
     "put('comp/c.bin', b'compress me ' * 20000)\n"
     "with open(os.path.join(mnt, 'sparse.bin'), 'wb') as f:\n"
     "    f.seek(1 << 20); f.write(b'x' * 8192)\n"
+    "os.mkdir(os.path.join(mnt, 'late'))\n"
     "os.mkdir(os.path.join(mnt, 'fill'))\n"
     "for i in range(2000): put('fill/f%04d' % i, bytes([i % 251]) * 4096)\n"
     "put('frag.bin', b'')\n"
@@ -233,7 +236,8 @@ static const char tree_script[] =
 
 /* Removes the names listed in delete.txt and writes frag.bin into the
  * holes they leave, 4 KiB at a time (one large write fails with ENOSPC on
- * a volume of small holes). */
+ * a volume of small holes); then 1500 empty files, whose records make the
+ * $MFT grow into the remaining holes. */
 static const char frag_script[] =
     "import os, sys\n"
     "mnt = sys.argv[1]\n"
@@ -241,7 +245,8 @@ static const char frag_script[] =
     "    os.unlink(os.path.join(mnt, 'fill', name))\n"
     "data = open('frag.bin', 'rb').read()\n"
     "with open(os.path.join(mnt, 'frag.bin'), 'wb') as f:\n"
-    "    for at in range(0, len(data), 4096): f.write(data[at:at + 4096]); f.flush()\n";
+    "    for at in range(0, len(data), 4096): f.write(data[at:at + 4096]); f.flush()\n"
+    "for i in range(1500): open(os.path.join(mnt, 'late', 'l%04d' % i), 'wb').close()\n";
 
 #define NESTED "/Images and more/level two/level three/A rather long file name, with commas.vhd"
 #define NESTED_SIZE 200001u
@@ -364,10 +369,367 @@ Test(efi_fsmap_ntfs, tree_through_fuse)
   expect_map_error(&m, "/comp/c.bin", -ENOTSUP, "compressed file (attribute flag 0x0001)");
   expect_map_error(&m, "/sparse.bin", -ENOTSUP, "sparse file (attribute flag 0x8000)");
 
-  /* The $MFT grew while the volume filled up: records past its first run
-   * were read through its own run list above. */
-  check_mft(&m, "vol.img");
+  /* The $MFT grew into the holes: records past its first run are read
+   * through its own run list. */
+  size_t mft_runs = check_mft(&m, "vol.img");
+  cr_assert_geq(mft_runs, 2, "the $MFT should be fragmented");
+  info = sh_output("ntfsinfo -v -F '/$MFT' vol.img");
+  cr_log_info("$MFT with an attribute list: %s", strstr(info, "$ATTRIBUTE_LIST") ? "yes" : "no");
+  free(info);
+  struct fsmap_file late = lookup(&m, "/late/l1499");
+  cr_assert_eq(late.id, ntfsinfo_record("vol.img", "/late/l1499"));
+  cr_assert_eq(late.size, 0);
   unmount_image(&m);
   free(nested);
   free(frag);
+}
+
+/* --- Damaged volumes ------------------------------------------------------ */
+
+/* Volume offset of MFT record n (the test volumes keep a record inside
+ * one run). */
+static uint64_t record_offset(struct mounted *m, uint64_t n)
+{
+  const struct ntfs_state *st = m->vol.priv;
+  uint64_t cs = m->vol.cluster_size, byte = n * st->record_size;
+  for (size_t i = 0; i < st->mft.count; i++) {
+    const struct ntfs_run *r = &st->mft.v[i];
+    if (byte / cs >= r->vcn && byte / cs < r->vcn + r->count) {
+      cr_assert_leq(byte + st->record_size, (r->vcn + r->count) * cs);
+      return (r->lcn - r->vcn) * cs + byte;
+    }
+  }
+  cr_assert_fail("record %llu is not in the $MFT's runs", (unsigned long long)n);
+  return 0;
+}
+
+/* Offset inside record n of its first attribute of type (with a copy of
+ * the fixed-up record in rec, a buffer of record_size bytes). */
+static uint32_t attr_pos(struct mounted *m, uint64_t n, uint32_t type, uint8_t *rec,
+                         struct ntfs_attr *a)
+{
+  cr_assert_eq(ntfs_read_record(&m->vol, n, rec), 0, "%s", m->vol.error);
+  uint32_t pos = 0, at;
+  do {
+    at = pos;
+    cr_assert_eq(ntfs_attr_next(&m->vol, rec, n, &pos, a), 1, "no attribute 0x%x in record "
+                 "%llu", type, (unsigned long long)n);
+    if (at == 0)
+      at = get_le16(rec + 0x14);
+  } while (a->type != type);
+  return at;
+}
+
+/* Bytes at the end of each 512-byte stride hold the update sequence
+ * number on disk, not the record's bytes: the patches avoid them. */
+static void patch_record(struct mounted *m, uint64_t n, uint32_t at, const void *bytes,
+                         size_t len)
+{
+  for (uint32_t i = at; i < at + len; i++)
+    cr_assert(i % 512 < 510, "patch at byte %u of a record hits a fixup", i);
+  patch("vol.img", record_offset(m, n) + at, bytes, len);
+}
+
+static void expect_lookup_error(struct mounted *m, const char *path, int err, const char *text)
+{
+  struct fsmap_file f;
+  int r = fsmap_lookup(&m->vol, path, &f);
+  cr_assert_eq(r, err, "lookup %s: %d (%s), expected %d", path, r, m->vol.error, err);
+  cr_assert(strstr(m->vol.error, text), "%s: \"%s\" lacks \"%s\"", path, m->vol.error, text);
+}
+
+static void remount(struct mounted *m)
+{
+  unmount_image(m);
+  mount_ntfs(m, "vol.img", 0, 0);
+}
+
+#define BIG_SIZE 300017u
+
+/* A 4 KiB-cluster volume with /big.bin; returns its record number. */
+static uint64_t plain_volume(struct mounted *m)
+{
+  uint8_t *b = pattern(BIG_SIZE, 5);
+  write_file("big.bin", b, BIG_SIZE);
+  free(b);
+  sh("truncate -s 16M vol.img && mkntfs -F -q -f -c 4096 vol.img && "
+     "ntfscp vol.img big.bin /big.bin");
+  mount_ntfs(m, "vol.img", 0, 0);
+  return lookup(m, "/big.bin").id;
+}
+
+Test(efi_fsmap_ntfs, torn_record)
+{
+  struct mounted m;
+  uint64_t n = plain_volume(&m);
+  uint8_t byte = 0x5a;
+  patch("vol.img", record_offset(&m, n) + 510, &byte, 1);   /* the first fixup slot */
+  unmount_image(&m);
+  mount_ntfs(&m, "vol.img", 0, 0);
+  expect_lookup_error(&m, "/big.bin", -EINVAL, "torn write");
+  cr_assert(strstr(m.vol.error, "MFT record"), "%s", m.vol.error);
+  unmount_image(&m);
+}
+
+Test(efi_fsmap_ntfs, record_not_in_use)
+{
+  struct mounted m;
+  uint64_t n = plain_volume(&m);
+  uint8_t flags[2] = { 0, 0 };
+  patch_record(&m, n, 0x16, flags, 2);
+  remount(&m);
+  expect_lookup_error(&m, "/big.bin", -EINVAL, "is not in use");
+  unmount_image(&m);
+}
+
+/* Where /big.bin's $DATA attribute record and its run list are inside
+ * its MFT record. */
+struct data_attr {
+  uint64_t n;
+  uint32_t at, runs;
+  uint8_t run_header;
+};
+
+static struct data_attr big_data_attr(struct mounted *m)
+{
+  struct data_attr d;
+  d.n = plain_volume(m);
+  uint8_t *rec = malloc(((struct ntfs_state *)m->vol.priv)->record_size);
+  struct ntfs_attr a;
+  d.at = attr_pos(m, d.n, NTFS_AT_DATA, rec, &a);
+  d.runs = d.at + (uint32_t)(a.runs - (rec + d.at));
+  d.run_header = a.runs[0];
+  free(rec);
+  return d;
+}
+
+Test(efi_fsmap_ntfs, run_past_the_volume)
+{
+  struct mounted m;
+  struct data_attr d = big_data_attr(&m);
+  unsigned lsize = d.run_header & 15, osize = d.run_header >> 4;
+  cr_assert_gt(osize, 0);
+  uint8_t top = 0x70;   /* the LCN's top byte: a large positive LCN */
+  patch_record(&m, d.n, d.runs + lsize + osize, &top, 1);
+  remount(&m);
+  expect_map_error(&m, "/big.bin", -EINVAL, "outside the volume");
+  cr_assert(strstr(m.vol.error, "attribute 0x80"), "%s", m.vol.error);
+  unmount_image(&m);
+}
+
+Test(efi_fsmap_ntfs, attribute_overruns_record)
+{
+  struct mounted m;
+  struct data_attr d = big_data_attr(&m);
+  uint8_t len[4] = { 0x00, 0x10, 0, 0 };   /* 4096 bytes in a 1 KiB record */
+  patch_record(&m, d.n, d.at + 4, len, 4);
+  remount(&m);
+  expect_lookup_error(&m, "/big.bin", -EINVAL, "overruns the record's used size");
+  unmount_image(&m);
+}
+
+Test(efi_fsmap_ntfs, bad_boot_sectors)
+{
+  struct mounted m;
+  plain_volume(&m);
+  uint64_t size = m.vol.size;
+  unmount_image(&m);
+  sh("cp vol.img good.img");
+  static const struct {
+    unsigned off;
+    uint8_t value;
+    const char *text;
+  } cases[] = {
+    { 0x0d, 0x00, "sectors per cluster" },
+    { 0x0d, 0x03, "sectors per cluster" },
+    { 0x0d, 0xe0, "sectors per cluster" },   /* 2^32 sectors */
+    { 0x0b, 0x01, "bytes per sector" },
+    { 0x40, 0x00, "MFT record size" },
+    { 0x40, 0xe0, "MFT record size" },
+    { 0x44, 0x00, "index block size" },
+    { 0x37, 0x01, "$MFT cluster" },   /* the top byte of the MFT's LCN */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    sh("cp good.img vol.img");
+    patch("vol.img", cases[i].off, &cases[i].value, 1);
+    int r = try_mount(&m, "vol.img", 0, 0);
+    cr_assert_eq(r, -EINVAL, "case %zu: %d %s", i, r, m.vol.error);
+    cr_assert(strstr(m.vol.error, cases[i].text), "case %zu: %s", i, m.vol.error);
+    unmount_image(&m);
+  }
+  /* Truncated: the partition ends before the file system does. */
+  sh("cp good.img vol.img");
+  int r = try_mount(&m, "vol.img", 0, size / 2);
+  cr_assert_eq(r, -EINVAL);
+  cr_assert(strstr(m.vol.error, "larger than its partition"), "%s", m.vol.error);
+  unmount_image(&m);
+  /* The $MFT's record 0 damaged: the mount says so. */
+  mount_ntfs(&m, "vol.img", 0, 0);
+  uint64_t mft = record_offset(&m, 0);
+  unmount_image(&m);
+  patch("vol.img", mft, "BAAD", 4);
+  r = try_mount(&m, "vol.img", 0, 0);
+  cr_assert_eq(r, -EINVAL);
+  cr_assert(strstr(m.vol.error, "MFT record 0: magic"), "%s", m.vol.error);
+  unmount_image(&m);
+}
+
+/* Repeated attribute list entries (a list naming the same piece twice
+ * would map its clusters twice) and entries pointing at another file's
+ * record are refused. */
+Test(efi_fsmap_ntfs, attribute_list_loops)
+{
+  build_tree();
+  struct mounted m;
+  mount_ntfs(&m, "vol.img", 0, 0);
+  uint64_t n = lookup(&m, "/frag.bin").id;
+  uint64_t other = lookup(&m, NESTED).id;
+  uint8_t *rec = malloc(((struct ntfs_state *)m.vol.priv)->record_size);
+  struct ntfs_attr a;
+  uint32_t at = attr_pos(&m, n, NTFS_AT_ATTRIBUTE_LIST, rec, &a);
+  /* Where the list's bytes are on the volume (resident: inside the
+   * record, away from the fixup slots; else in its own clusters). */
+  uint8_t list[4096];
+  uint64_t list_off;
+  uint32_t list_len;
+  if (!a.nonresident) {
+    list_off = record_offset(&m, n) + at + (uint32_t)(a.value - (rec + at));
+    list_len = a.value_len;
+  } else {
+    struct ntfs_runlist rl;
+    memset(&rl, 0, sizeof rl);
+    cr_assert_eq(ntfs_runs_decode(&m.vol, &a, &rl), 0, "%s", m.vol.error);
+    cr_assert_geq(rl.v[0].count * m.vol.cluster_size, a.data_size);
+    list_off = rl.v[0].lcn * m.vol.cluster_size;
+    list_len = (uint32_t)a.data_size;
+    ntfs_runs_free(&rl);
+  }
+  cr_assert_leq(list_len, sizeof list);
+  cr_assert_eq(read_cb(&m.vf, list_off, list, list_len), 0);
+  cr_log_info("frag.bin's attribute list: %u bytes, %s", list_len,
+              a.nonresident ? "non-resident" : "resident");
+  unmount_image(&m);
+  free(rec);
+  /* The first two $DATA entries. */
+  uint32_t data[2], found = 0;
+  for (uint32_t e = 0; e < list_len && found < 2; e += get_le16(list + e + 4))
+    if (get_le32(list + e) == NTFS_AT_DATA)
+      data[found++] = e;
+  cr_assert_eq(found, 2, "frag.bin's $DATA should be in two pieces at least");
+  sh("cp vol.img good.img");
+
+  /* The second entry names the first piece again (lowest VCN, reference,
+   * instance), so its clusters would be mapped twice. */
+  for (uint32_t i = 0; i < 0x12; i++)
+    cr_assert((list_off + data[1] + 8 + i) % 512 < 510 || a.nonresident);
+  patch("vol.img", list_off + data[1] + 8, list + data[0] + 8, 0x12);
+  mount_ntfs(&m, "vol.img", 0, 0);
+  expect_map_error(&m, "/frag.bin", -EINVAL, "pieces repeated");
+  unmount_image(&m);
+
+  /* The second piece's entry names a record of another file. */
+  sh("cp good.img vol.img");
+  uint8_t ref[8];
+  memcpy(ref, list + data[1] + 0x10, 8);
+  put_le64(ref, (get_le64(ref) & ~0xffffffffffffull) | other);
+  patch("vol.img", list_off + data[1] + 0x10, ref, 8);
+  mount_ntfs(&m, "vol.img", 0, 0);
+  expect_lookup_error(&m, "/frag.bin", -EINVAL, "which belongs to record");
+  unmount_image(&m);
+}
+
+/* Bit flips in the boot sector, the $MFT and the root index of a small
+ * volume: no crash, no read out of bounds, extents inside the volume. */
+Test(efi_fsmap_ntfs, damaged_volumes_do_not_crash)
+{
+  uint8_t *d = pattern(40000, 6);
+  write_file("d.bin", d, 40000);
+  free(d);
+  sh("truncate -s 4M vol.img && mkntfs -F -q -f -c 512 vol.img && "
+     "ntfscp vol.img d.bin /d.bin && ntfscp vol.img d.bin '/A long name.bin'");
+  struct mounted m;
+  mount_ntfs(&m, "vol.img", 0, 0);
+  uint64_t mft = record_offset(&m, 0);
+  uint64_t root_index = 0;
+  struct ntfs_stream s;
+  cr_assert_eq(ntfs_stream_load(&m.vol, 5, NTFS_AT_INDEX_ALLOCATION, ntfs_i30, 4, &s), 0);
+  if (s.found && s.runs.count)
+    root_index = s.runs.v[0].lcn * m.vol.cluster_size + 4096;
+  ntfs_stream_free(&s);
+  unmount_image(&m);
+  uint64_t size;
+  uint8_t *img = slurp("vol.img", &size);
+  static const char *const paths[] = { "/d.bin", "/A long name.bin", "/$MFT", NULL };
+  /* The first 40 records hold the metafiles, the root and the files. */
+  uint64_t hot = mft + 40 * 1024;
+  if (root_index > hot)
+    hot = root_index;
+  mutate_and_walk(img, size, hot, paths, 10000);
+  free(img);
+}
+
+/* --- A volume Windows made -------------------------------------------------- */
+
+/* ../shared/images next to the source tree, or NULL. */
+static const char *shared_images(void)
+{
+  static char path[600];
+  snprintf(path, sizeof path, "%s", __FILE__);   /* .../tests/unit/this.c */
+  for (int up = 0; up < 3; up++) {
+    char *slash = strrchr(path, '/');
+    if (!slash)
+      return NULL;
+    *slash = '\0';
+  }
+  size_t len = strlen(path);
+  snprintf(path + len, sizeof path - len, "/../shared/images");
+  return access(path, R_OK) == 0 ? path : NULL;
+}
+
+static void compare_with_ntfscat(struct mounted *m, const char *path)
+{
+  uint64_t size;
+  sh("ntfscat part.img '%s' > cat.bin", path);
+  uint8_t *expect = slurp("cat.bin", &size);
+  struct fsmap_extents e = map_and_compare(m, path, expect, size);
+  fsmap_extents_free(&e);
+  free(expect);
+}
+
+/* dissect-fixed.vhdx (Windows 10, see CATALOG.md): an MBR disk whose 7 MiB
+ * partition at sector 128 Windows formatted as NTFS. Its metafiles and
+ * the directories under $Extend are laid out by Windows, not mkntfs. */
+Test(efi_fsmap_ntfs, windows_made_volume)
+{
+  const char *images = shared_images();
+  if (!images)
+    cr_skip_test("../shared/images is not next to the source tree");
+  if (system("qemu-img --version >/dev/null 2>&1") != 0)
+    cr_skip_test("qemu-img is not installed");
+  sh("zcat '%s/dissect-fixed.vhdx.gz' > win.vhdx && qemu-img convert -f vhdx -O raw win.vhdx "
+     "win.raw && dd if=win.raw of=part.img bs=512 skip=128 count=14336 status=none",
+     images);
+  struct mounted m;
+  mount_ntfs(&m, "win.raw", 128 * 512, 14336 * 512);
+  cr_assert_eq(m.vol.cluster_size, 4096);
+  compare_with_ntfscat(&m, "/$UpCase");
+  compare_with_ntfscat(&m, "/$LogFile");
+  compare_with_ntfscat(&m, "/$AttrDef");
+  compare_with_ntfscat(&m, "/$Boot");
+  unmount_image(&m);
+
+  mount_ntfs(&m, "part.img", 0, 0);
+  check_mft(&m, "part.img");
+  const char *tops = "/$Extend/$RmMetadata/$TxfLog/$Tops";
+  struct fsmap_file f = lookup(&m, "\\$EXTEND\\$rmmetadata\\$txflog\\$TOPS");
+  cr_assert_eq(f.id, ntfsinfo_record("part.img", tops));
+  expect_map_error(&m, tops, -ENOTSUP, "resident file");
+  f = lookup(&m, "/$Extend/$RmMetadata/$Repair");   /* named streams only */
+  cr_assert_eq(f.size, 0);
+  struct fsmap_extents e;
+  memset(&e, 0, sizeof e);
+  cr_assert_eq(fsmap_map(&m.vol, &f, &e), 0, "%s", m.vol.error);
+  cr_assert_eq(e.count, 0);
+  expect_map_error(&m, "/$Secure", -EINVAL, "no unnamed $DATA");
+  unmount_image(&m);
 }
