@@ -100,6 +100,15 @@ static void check_against_ntfsinfo(struct mounted *m, const char *image, const c
   }
 }
 
+/* Checks that the tools really built what a test needs: the output of
+ * cmd contains text. */
+static void expect_in_output(const char *cmd, const char *text, const char *why)
+{
+  char *out = sh_output("%s", cmd);
+  cr_assert(strstr(out, text), "%s:\n%s", why, out);
+  free(out);
+}
+
 /* The MFT record number ntfsinfo gives path. */
 static uint64_t ntfsinfo_record(const char *image, const char *path)
 {
@@ -319,15 +328,12 @@ static void build_tree(void)
 Test(efi_fsmap_ntfs, tree_through_fuse)
 {
   build_tree();
-  char *info = sh_output("ntfsinfo -v -F /frag.bin vol.img");
-  cr_assert(strstr(info, "$ATTRIBUTE_LIST"), "frag.bin should have an attribute list");
-  free(info);
-  info = sh_output("ntfsinfo -v -F /comp/c.bin vol.img | grep -A6 'attribute \\$DATA'");
-  cr_assert(strstr(info, "Attribute flags:\t 0x0001"), "c.bin is not compressed:\n%s", info);
-  free(info);
-  info = sh_output("ntfsinfo -v -F /sparse.bin vol.img | grep -A6 'attribute \\$DATA'");
-  cr_assert(strstr(info, "Attribute flags:\t 0x8000"), "sparse.bin is not sparse:\n%s", info);
-  free(info);
+  expect_in_output("ntfsinfo -v -F /frag.bin vol.img", "$ATTRIBUTE_LIST",
+                   "frag.bin should have an attribute list");
+  expect_in_output("ntfsinfo -v -F /comp/c.bin vol.img | grep -A6 'attribute \\$DATA'",
+                   "Attribute flags:\t 0x0001", "c.bin should be compressed");
+  expect_in_output("ntfsinfo -v -F /sparse.bin vol.img | grep -A6 'attribute \\$DATA'",
+                   "Attribute flags:\t 0x8000", "sparse.bin should be sparse");
 
   struct mounted m;
   mount_ntfs(&m, "vol.img", 0, 0);
@@ -373,7 +379,7 @@ Test(efi_fsmap_ntfs, tree_through_fuse)
    * through its own run list. */
   size_t mft_runs = check_mft(&m, "vol.img");
   cr_assert_geq(mft_runs, 2, "the $MFT should be fragmented");
-  info = sh_output("ntfsinfo -v -F '/$MFT' vol.img");
+  char *info = sh_output("ntfsinfo -v -F '/$MFT' vol.img");
   cr_log_info("$MFT with an attribute list: %s", strstr(info, "$ATTRIBUTE_LIST") ? "yes" : "no");
   free(info);
   struct fsmap_file late = lookup(&m, "/late/l1499");
@@ -382,6 +388,76 @@ Test(efi_fsmap_ntfs, tree_through_fuse)
   unmount_image(&m);
   free(nested);
   free(frag);
+}
+
+/* Through ntfs-3g on 64 KiB clusters: a 300-name directory whose 4 KiB
+ * index blocks are smaller than a cluster (their VCNs count 512-byte
+ * units), a file with a separate DOS 8.3 name, and two POSIX names that
+ * differ only in case. */
+static const char names_script[] =
+    "import os, sys\n"
+    "mnt = sys.argv[1]\n"
+    "def put(path, data):\n"
+    "    with open(os.path.join(mnt, path), 'wb') as f: f.write(data)\n"
+    "os.mkdir(os.path.join(mnt, 'big dir'))\n"
+    "for i in range(300): put('big dir/entry number %04d.bin' % i, bytes([i % 251]) * 100)\n"
+    "put('Twin', b'upper' * 20000)\n"
+    "put('twin', b'lower' * 20000)\n"
+    "put('A long file name.data', open('long.bin', 'rb').read())\n"
+    "os.setxattr(os.path.join(mnt, 'A long file name.data'), 'system.ntfs_dos_name',\n"
+    "            b'ALONGF~1.DAT')\n";
+
+Test(efi_fsmap_ntfs, names_through_fuse)
+{
+  size_t long_size = 70000;
+  uint8_t *data = pattern(long_size, 7);
+  write_file("long.bin", data, long_size);
+  write_file("names.py", (const uint8_t *)names_script, sizeof names_script - 1);
+  sh("truncate -s 64M vol.img && mkntfs -F -q -f -c 65536 vol.img");
+  fuse_mount_or_skip("vol.img", "");
+  sh("%s names.py mnt", python());
+  fuse_umount();
+  /* (ntfsinfo cannot dump index blocks smaller than a cluster: stderr.) */
+  expect_in_output("ntfsinfo -v -F '/big dir' vol.img 2>/dev/null", "$INDEX_ALLOCATION",
+                   "big dir should be a large index");
+  expect_in_output("ntfsinfo -v -F '/A long file name.data' vol.img | grep Namespace", "DOS",
+                   "the file should have a DOS name");
+
+  struct mounted m;
+  mount_ntfs(&m, "vol.img", 0, 0);
+  cr_assert_eq(m.vol.cluster_size, 65536);
+  for (unsigned i = 0; i < 300; i++) {
+    char path[64];
+    snprintf(path, sizeof path, i % 2 ? "/big dir/entry number %04u.bin"
+                                      : "/BIG DIR/ENTRY NUMBER %04u.BIN", i);
+    struct fsmap_file f = lookup(&m, path);
+    cr_assert_eq(f.size, 100, "%s", path);
+  }
+  cr_assert_eq(lookup(&m, "/big dir/entry number 0123.bin").id,
+               ntfsinfo_record("vol.img", "/big dir/entry number 0123.bin"));
+  struct fsmap_file f;
+  cr_assert_eq(fsmap_lookup(&m.vol, "/big dir/entry number 0300.bin", &f), -ENOENT);
+
+  struct fsmap_extents e = map_and_compare(&m, "/A long file name.data", data, long_size);
+  fsmap_extents_free(&e);
+  e = map_and_compare(&m, "/alongf~1.dat", data, long_size);   /* the DOS name */
+  fsmap_extents_free(&e);
+
+  /* An exact-case name wins over one equal up to case. */
+  uint8_t *upper = malloc(100000), *lower = malloc(100000);
+  for (size_t i = 0; i < 100000; i++) {
+    upper[i] = (uint8_t)"upper"[i % 5];
+    lower[i] = (uint8_t)"lower"[i % 5];
+  }
+  e = map_and_compare(&m, "/Twin", upper, 100000);
+  fsmap_extents_free(&e);
+  e = map_and_compare(&m, "/twin", lower, 100000);
+  fsmap_extents_free(&e);
+  cr_assert_eq(fsmap_lookup(&m.vol, "/TWIN", &f), 0, "a case-folded match: %s", m.vol.error);
+  unmount_image(&m);
+  free(upper);
+  free(lower);
+  free(data);
 }
 
 /* --- Damaged volumes ------------------------------------------------------ */
@@ -526,6 +602,36 @@ Test(efi_fsmap_ntfs, attribute_overruns_record)
   remount(&m);
   expect_lookup_error(&m, "/big.bin", -EINVAL, "overruns the record's used size");
   unmount_image(&m);
+}
+
+/* Bytes past the valid data length read as zeros (ntfscat agrees): the
+ * lookup reports it, the extents still cover the whole size. */
+Test(efi_fsmap_ntfs, valid_data_length)
+{
+  struct mounted m;
+  struct data_attr d = big_data_attr(&m);
+  uint8_t init[8];
+  put_le64(init, 1000);
+  patch_record(&m, d.n, d.at + 0x38, init, 8);
+  remount(&m);
+  struct fsmap_file f = lookup(&m, "/big.bin");
+  cr_assert_eq(f.size, BIG_SIZE);
+  cr_assert_eq(f.valid_size, 1000);
+  struct fsmap_extents e;
+  memset(&e, 0, sizeof e);
+  cr_assert_eq(fsmap_map(&m.vol, &f, &e), 0, "%s", m.vol.error);
+  cr_assert_geq(e.mapped, BIG_SIZE);
+  fsmap_extents_free(&e);
+  unmount_image(&m);
+  uint64_t size;
+  sh("ntfscat vol.img /big.bin > cat.bin");
+  uint8_t *cat = slurp("cat.bin", &size), *b = pattern(BIG_SIZE, 5);
+  cr_assert_eq(size, BIG_SIZE);
+  cr_assert(memcmp(cat, b, 1000) == 0);
+  for (size_t i = 1000; i < size; i++)
+    cr_assert_eq(cat[i], 0, "ntfscat reads byte %zu past the valid length as %u", i, cat[i]);
+  free(cat);
+  free(b);
 }
 
 Test(efi_fsmap_ntfs, bad_boot_sectors)
