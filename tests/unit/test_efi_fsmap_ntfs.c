@@ -214,8 +214,8 @@ Test(efi_fsmap_ntfs, plain_4k_sectors) { plain_case(4096, 4096, 32); }
 
 
 /* Through ntfs-3g on a 24 MiB volume of 512-byte clusters: a nested
- * directory, a compressed and a sparse file, a large directory (2000
- * names), and a filler that takes the rest of the space. frag.bin is
+ * directory, a compressed and a sparse file, a large directory (2000 or
+ * 4000 names), and a filler that takes the rest of the space. frag.bin is
  * created empty now and free MFT records are left for its extension
  * records: on a full volume neither the root index nor the $MFT can grow
  * (ntfs-3g then fails with ENOSPC although small holes are free). */
@@ -234,7 +234,7 @@ static const char tree_script[] =
     "    f.seek(1 << 20); f.write(b'x' * 8192)\n"
     "os.mkdir(os.path.join(mnt, 'late'))\n"
     "os.mkdir(os.path.join(mnt, 'fill'))\n"
-    "for i in range(2000): put('fill/f%04d' % i, bytes([i % 251]) * 4096)\n"
+    "for i in range(int(sys.argv[2])): put('fill/f%04d' % i, bytes([i % 251]) * 4096)\n"
     "put('frag.bin', b'')\n"
     "for i in range(64): put('spare%d' % i, b'')\n"
     "for i in range(64): os.unlink(os.path.join(mnt, 'spare%d' % i))\n"
@@ -245,7 +245,7 @@ static const char tree_script[] =
 
 /* Removes the names listed in delete.txt and writes frag.bin into the
  * holes they leave, 4 KiB at a time (one large write fails with ENOSPC on
- * a volume of small holes); then 1500 empty files, whose records make the
+ * a volume of small holes); then empty files, whose records make the
  * $MFT grow into the remaining holes. */
 static const char frag_script[] =
     "import os, sys\n"
@@ -255,12 +255,13 @@ static const char frag_script[] =
     "data = open('frag.bin', 'rb').read()\n"
     "with open(os.path.join(mnt, 'frag.bin'), 'wb') as f:\n"
     "    for at in range(0, len(data), 4096): f.write(data[at:at + 4096]); f.flush()\n"
-    "for i in range(1500): open(os.path.join(mnt, 'late', 'l%04d' % i), 'wb').close()\n";
+    "for i in range(int(sys.argv[2])):\n"
+    "    open(os.path.join(mnt, 'late', 'l%04d' % i), 'wb').close()\n";
 
 #define NESTED "/Images and more/level two/level three/A rather long file name, with commas.vhd"
 #define NESTED_SIZE 200001u
 #define FRAG_SIZE (900u * 1024 + 333)
-#define FILL_FILES 2000
+#define FILL_FILES_MAX 4000
 
 struct placed {
   uint64_t offset;
@@ -277,12 +278,13 @@ static int by_offset(const void *a, const void *b)
  * ntfs-3g scatters consecutive small files over several zones, so
  * removing every other by name can leave large holes. The mapper only
  * picks the names here; the checks use ntfsinfo. */
-static void choose_holes(void)
+static void choose_holes(unsigned files)
 {
   struct mounted m;
   mount_ntfs(&m, "vol.img", 0, 0);
-  static struct placed p[FILL_FILES];
-  for (unsigned i = 0; i < FILL_FILES; i++) {
+  static struct placed p[FILL_FILES_MAX];
+  cr_assert_leq(files, FILL_FILES_MAX);
+  for (unsigned i = 0; i < files; i++) {
     char path[32];
     snprintf(path, sizeof path, "/fill/f%04u", i);
     struct fsmap_file f = lookup(&m, path);
@@ -293,20 +295,28 @@ static void choose_holes(void)
     fsmap_extents_free(&e);
   }
   unmount_image(&m);
-  qsort(p, FILL_FILES, sizeof *p, by_offset);
+  qsort(p, files, sizeof *p, by_offset);
   char path[600];
   snprintf(path, sizeof path, "%s/delete.txt", workdir);
   FILE *out = fopen(path, "w");
   cr_assert_not_null(out);
-  for (unsigned i = 0; i < FILL_FILES; i += 2)
+  for (unsigned i = 0; i < files; i += 2)
     fprintf(out, "f%04u\n", p[i].index);
   fclose(out);
 }
 
 /* The volume of tree_script, then a file written into the holes that
  * removing every other fill file leaves: hundreds of runs, so many that
- * its $DATA spills into an extension record through an $ATTRIBUTE_LIST. */
-static void build_tree(void)
+ * its $DATA spills into an extension record through an $ATTRIBUTE_LIST.
+ * TREE_BIG: a larger volume, and so many records added late
+ * that the $MFT itself needs an attribute list (its second piece lies in
+ * an extension record read through the first). */
+struct tree_size {
+  unsigned mib, fill, late;
+};
+static const struct tree_size TREE_SMALL = { 24, 2000, 0 }, TREE_BIG = { 40, 4000, 5000 };
+
+static void build_tree(struct tree_size size)
 {
   uint8_t *nested = pattern(NESTED_SIZE, 3), *frag = pattern(FRAG_SIZE, 4);
   write_file("nested.bin", nested, NESTED_SIZE);
@@ -315,19 +325,19 @@ static void build_tree(void)
   write_file("frag.py", (const uint8_t *)frag_script, sizeof frag_script - 1);
   free(nested);
   free(frag);
-  sh("truncate -s 24M vol.img && mkntfs -F -q -f -c 512 vol.img");
+  sh("truncate -s %uM vol.img && mkntfs -F -q -f -c 512 vol.img", size.mib);
   fuse_mount_or_skip("vol.img", "-o compression");
-  sh("%s tree.py mnt", python());
+  sh("%s tree.py mnt %u", python(), size.fill);
   fuse_umount();
-  choose_holes();
+  choose_holes(size.fill);
   fuse_mount_or_skip("vol.img", "");
-  sh("%s frag.py mnt", python());
+  sh("%s frag.py mnt %u", python(), size.late);
   fuse_umount();
 }
 
 Test(efi_fsmap_ntfs, tree_through_fuse)
 {
-  build_tree();
+  build_tree(TREE_BIG);
   expect_in_output("ntfsinfo -v -F /frag.bin vol.img", "$ATTRIBUTE_LIST",
                    "frag.bin should have an attribute list");
   expect_in_output("ntfsinfo -v -F /comp/c.bin vol.img | grep -A6 'attribute \\$DATA'",
@@ -355,7 +365,7 @@ Test(efi_fsmap_ntfs, tree_through_fuse)
   removed = realloc(removed, list_size + 1);
   removed[list_size] = '\0';
   unsigned checked = 0;
-  for (unsigned i = 0; i < FILL_FILES; i++) {
+  for (unsigned i = 0; i < TREE_BIG.fill; i++) {
     char upper[32], exact[32], line[16];
     snprintf(upper, sizeof upper, "/FILL/F%04u", i);
     snprintf(exact, sizeof exact, "/fill/f%04u", i);
@@ -379,11 +389,10 @@ Test(efi_fsmap_ntfs, tree_through_fuse)
    * through its own run list. */
   size_t mft_runs = check_mft(&m, "vol.img");
   cr_assert_geq(mft_runs, 2, "the $MFT should be fragmented");
-  char *info = sh_output("ntfsinfo -v -F '/$MFT' vol.img");
-  cr_log_info("$MFT with an attribute list: %s", strstr(info, "$ATTRIBUTE_LIST") ? "yes" : "no");
-  free(info);
-  struct fsmap_file late = lookup(&m, "/late/l1499");
-  cr_assert_eq(late.id, ntfsinfo_record("vol.img", "/late/l1499"));
+  expect_in_output("ntfsinfo -v -F '/$MFT' vol.img", "$ATTRIBUTE_LIST",
+                   "the $MFT should have an attribute list");
+  struct fsmap_file late = lookup(&m, "/late/l4999");
+  cr_assert_eq(late.id, ntfsinfo_record("vol.img", "/late/l4999"));
   cr_assert_eq(late.size, 0);
   unmount_image(&m);
   free(nested);
@@ -685,7 +694,7 @@ Test(efi_fsmap_ntfs, bad_boot_sectors)
  * record are refused. */
 Test(efi_fsmap_ntfs, attribute_list_loops)
 {
-  build_tree();
+  build_tree(TREE_SMALL);
   struct mounted m;
   mount_ntfs(&m, "vol.img", 0, 0);
   uint64_t n = lookup(&m, "/frag.bin").id;
