@@ -66,6 +66,8 @@ static int ntfs_load_mft(struct fsmap_volume *vol, struct ntfs_state *st, uint64
   vhd_free(rec);
   if (r == 0 && !found)
     r = fsmap_fail(vol, EINVAL, "MFT record 0 holds no first piece of the $MFT's $DATA");
+  if (r == 0 && runs.data_clusters != runs.next_vcn)
+    r = fsmap_fail(vol, EINVAL, "the $MFT's run list has holes");
   if (r == 0) {
     ntfs_runs_free(&st->mft);
     st->mft = runs;
@@ -79,8 +81,10 @@ static int ntfs_load_mft(struct fsmap_volume *vol, struct ntfs_state *st, uint64
 
   struct ntfs_stream all;
   r = ntfs_stream_load(vol, NTFS_MFT_RECORD, NTFS_AT_DATA, NULL, 0, &all);
-  if (r == 0 && (all.resident || all.runs.next_vcn * cs < all.data_size))
-    r = fsmap_fail(vol, EINVAL, "the $MFT's run list does not cover its %llu bytes",
+  if (r == 0 && (all.resident || all.runs.data_clusters != all.runs.next_vcn ||
+                 all.runs.next_vcn * cs < all.data_size))
+    r = fsmap_fail(vol, EINVAL, "the $MFT's run list has holes or does not cover its %llu "
+                   "bytes",
                    (unsigned long long)all.data_size);
   if (r == 0) {
     ntfs_runs_free(&st->mft);
@@ -179,7 +183,7 @@ int fsmap_ntfs_map(struct fsmap_volume *vol, const struct fsmap_file *f,
   struct ntfs_stream s;
   r = ntfs_stream_load(vol, f->id, NTFS_AT_DATA, NULL, 0, &s);
   uint64_t cs = vol->cluster_size;
-  uint64_t need = (s.data_size + cs - 1) / cs;
+  uint64_t need = s.data_size / cs + (s.data_size % cs != 0);
   if (r == 0)
     r = ntfs_check_data(vol, n, &s, need);
   for (size_t i = 0; r == 0 && i < s.runs.count && s.runs.v[i].vcn < need; i++) {

@@ -477,31 +477,6 @@ void ntfs_stream_free(struct ntfs_stream *s)
   memset(s, 0, sizeof *s);
 }
 
-int ntfs_stream_value(struct fsmap_volume *vol, const struct ntfs_stream *s, uint64_t limit,
-                      const char *what, uint8_t **out)
-{
-  if (s->data_size > limit)
-    return fsmap_fail(vol, EINVAL, "%s is %llu bytes, more than the %llu it can need", what,
-                      (unsigned long long)s->data_size, (unsigned long long)limit);
-  size_t size = (size_t)s->data_size;
-  uint8_t *buf = vhd_malloc(size ? size : 1);
-  if (!buf)
-    return fsmap_fail(vol, ENOMEM, "out of memory for %s", what);
-  int r = 0;
-  if (s->resident)
-    memcpy(buf, s->value, size);
-  else {
-    r = ntfs_stream_read(vol, &s->runs, 0, buf, (size_t)s->init_size, what);
-    memset(buf + s->init_size, 0, size - (size_t)s->init_size);   /* reads as zeros */
-  }
-  if (r < 0) {
-    vhd_free(buf);
-    return r;
-  }
-  *out = buf;
-  return 0;
-}
-
 static int ntfs_count_cb(struct fsmap_volume *vol, const struct ntfs_attr *a, void *arg)
 {
   (void)vol, (void)a, (void)arg;

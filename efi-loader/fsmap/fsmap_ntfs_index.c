@@ -75,6 +75,52 @@ static int ntfs_scan_node(struct fsmap_volume *vol, const uint8_t *node, uint32_
   }
 }
 
+/* Bit i of a directory's $BITMAP: from the resident value, or read 512
+ * bytes at a time (a large directory's bitmap is never held whole). */
+struct ntfs_bitmap {
+  const struct ntfs_stream *s;
+  uint8_t window[512];
+  uint64_t start;           /* bitmap byte at window[0] */
+  bool loaded;
+};
+
+static int ntfs_bitmap_bit(struct fsmap_volume *vol, struct ntfs_bitmap *b, uint64_t i,
+                           bool *set)
+{
+  uint64_t byte = i / 8;
+  const uint8_t *p;
+  if (b->s->resident) {
+    p = b->s->value + byte;
+  } else {
+    if (!b->loaded || byte < b->start || byte - b->start >= sizeof b->window) {
+      uint64_t start = byte - byte % sizeof b->window;
+      uint64_t len = start >= b->s->init_size ? 0 : b->s->init_size - start;
+      memset(b->window, 0, sizeof b->window);   /* past the initialized size: zeros */
+      int r = ntfs_stream_read(vol, &b->s->runs, start, b->window,
+                               len < sizeof b->window ? (size_t)len : sizeof b->window,
+                               "index bitmap");
+      if (r < 0)
+        return r;
+      b->start = start;
+      b->loaded = true;
+    }
+    p = b->window + (byte - b->start);
+  }
+  *set = (*p >> (i % 8)) & 1;
+  return 0;
+}
+
+/* A directory's index allocation or bitmap: present, and when non-resident
+ * plain clusters with no holes (so its size is bounded by the volume). */
+static bool ntfs_index_stream_ok(const struct ntfs_stream *s, uint64_t cs)
+{
+  if (!s->found || (s->flags & (NTFS_ATTR_COMPRESSED | NTFS_ATTR_ENCRYPTED | NTFS_ATTR_SPARSE)))
+    return false;
+  if (s->resident)
+    return true;
+  return s->runs.data_clusters == s->runs.next_vcn && s->data_size <= s->runs.next_vcn * cs;
+}
+
 /* Walks the in-use INDX blocks of a large directory. */
 static int ntfs_scan_blocks(struct fsmap_volume *vol, uint64_t dir, uint32_t block_size,
                             struct ntfs_search *s)
@@ -82,33 +128,33 @@ static int ntfs_scan_blocks(struct fsmap_volume *vol, uint64_t dir, uint32_t blo
   unsigned long long dn = (unsigned long long)dir;
   uint64_t cs = vol->cluster_size;
   struct ntfs_stream alloc, bitmap;
-  uint8_t *bits = NULL, *block = NULL;
+  uint8_t *block = NULL;
   int r = ntfs_stream_load(vol, dir, NTFS_AT_INDEX_ALLOCATION, ntfs_i30, 4, &alloc);
   if (r == 0)
     r = ntfs_stream_load(vol, dir, NTFS_AT_BITMAP, ntfs_i30, 4, &bitmap);
   else
     memset(&bitmap, 0, sizeof bitmap);
-  if (r == 0 && (!alloc.found || alloc.resident || !bitmap.found ||
-                 (alloc.flags & (NTFS_ATTR_COMPRESSED | NTFS_ATTR_ENCRYPTED))))
+  if (r == 0 && (alloc.resident || !ntfs_index_stream_ok(&alloc, cs) ||
+                 !ntfs_index_stream_ok(&bitmap, cs)))
     r = fsmap_fail(vol, EINVAL, "directory (MFT record %llu) is a large index without a "
                    "usable $INDEX_ALLOCATION or $BITMAP", dn);
   uint64_t blocks = alloc.data_size / block_size;
-  if (r == 0 && (alloc.data_size % block_size || alloc.data_size > alloc.runs.next_vcn * cs))
+  if (r == 0 && alloc.data_size % block_size)
     r = fsmap_fail(vol, EINVAL, "directory (MFT record %llu): index allocation of %llu bytes "
-                   "is not a whole number of %u-byte blocks inside its runs", dn,
+                   "is not a whole number of %u-byte blocks", dn,
                    (unsigned long long)alloc.data_size, block_size);
-  if (r == 0)
-    r = ntfs_stream_value(vol, &bitmap, blocks / 8 + 8, "index bitmap", &bits);
-  if (r == 0 && bitmap.data_size * 8 < blocks)
+  if (r == 0 && bitmap.data_size < (blocks + 7) / 8)
     r = fsmap_fail(vol, EINVAL, "directory (MFT record %llu): index bitmap of %llu bytes "
                    "does not cover %llu blocks", dn, (unsigned long long)bitmap.data_size,
                    (unsigned long long)blocks);
   if (r == 0 && !(block = vhd_malloc(block_size)))
     r = fsmap_fail(vol, ENOMEM, "out of memory");
+  struct ntfs_bitmap bits = { .s = &bitmap };
   /* Block VCNs count clusters, or 512-byte units when blocks are smaller. */
   uint64_t unit = block_size >= cs ? cs : 512;
   for (uint64_t i = 0; r == 0 && i < blocks; i++) {
-    if (!(bits[i / 8] & (1u << (i % 8))))
+    bool used;
+    if ((r = ntfs_bitmap_bit(vol, &bits, i, &used)) < 0 || !used)
       continue;   /* free blocks may hold stale entries */
     r = ntfs_stream_read(vol, &alloc.runs, i * block_size, block, block_size,
                          "index allocation");
@@ -124,7 +170,6 @@ static int ntfs_scan_blocks(struct fsmap_volume *vol, uint64_t dir, uint32_t blo
       break;
   }
   vhd_free(block);
-  vhd_free(bits);
   ntfs_stream_free(&alloc);
   ntfs_stream_free(&bitmap);
   return r < 0 ? r : 0;

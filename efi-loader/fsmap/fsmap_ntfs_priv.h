@@ -130,9 +130,5 @@ struct ntfs_stream {
 int ntfs_stream_load(struct fsmap_volume *vol, uint64_t n, uint32_t type,
                      const uint16_t *name, uint8_t name_len, struct ntfs_stream *s);
 void ntfs_stream_free(struct ntfs_stream *s);
-/* The whole value of a stream (resident or not) into a new buffer of
- * s->data_size bytes, refused above limit bytes. */
-int ntfs_stream_value(struct fsmap_volume *vol, const struct ntfs_stream *s, uint64_t limit,
-                      const char *what, uint8_t **out);
 
 #endif

@@ -643,6 +643,21 @@ Test(efi_fsmap_ntfs, valid_data_length)
   free(b);
 }
 
+/* Sizes far past what the run list holds (2^64 - 1: the cluster count
+ * must not wrap around) are refused, never mapped short. */
+Test(efi_fsmap_ntfs, size_past_the_run_list)
+{
+  struct mounted m;
+  struct data_attr d = big_data_attr(&m);
+  uint8_t sizes[24];
+  memset(sizes, 0xff, sizeof sizes);   /* allocated, data and initialized size */
+  patch_record(&m, d.n, d.at + 0x28, sizes, sizeof sizes);
+  remount(&m);
+  cr_assert_eq(lookup(&m, "/big.bin").size, UINT64_MAX);
+  expect_map_error(&m, "/big.bin", -EINVAL, "the run list covers");
+  unmount_image(&m);
+}
+
 Test(efi_fsmap_ntfs, bad_boot_sectors)
 {
   struct mounted m;
