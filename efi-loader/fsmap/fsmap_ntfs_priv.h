@@ -9,7 +9,6 @@
 
 /* Attribute types used here. */
 #define NTFS_AT_ATTRIBUTE_LIST 0x20u
-#define NTFS_AT_VOLUME_INFORMATION 0x70u
 #define NTFS_AT_DATA 0x80u
 #define NTFS_AT_INDEX_ROOT 0x90u
 #define NTFS_AT_INDEX_ALLOCATION 0xa0u
