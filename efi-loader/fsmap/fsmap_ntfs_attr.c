@@ -221,7 +221,6 @@ int ntfs_runs_decode(struct fsmap_volume *vol, const struct ntfs_attr *a,
                       (unsigned long long)a->lowest_vcn, (unsigned long long)vcn,
                       (unsigned long long)a->end_vcn);
   rl->next_vcn = vcn;
-  rl->pieces++;
   return 0;
 }
 

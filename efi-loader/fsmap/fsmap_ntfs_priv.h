@@ -45,7 +45,6 @@ struct ntfs_runlist {
   size_t count, cap;
   uint64_t next_vcn;
   uint64_t data_clusters;   /* clusters of the non-hole runs */
-  unsigned pieces;          /* attribute records the runs came from */
 };
 
 struct ntfs_state {
