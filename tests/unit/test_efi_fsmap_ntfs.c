@@ -149,6 +149,14 @@ static void expect_map_error(struct mounted *m, const char *path, int err, const
   fsmap_extents_free(&e);
 }
 
+static void expect_lookup_error(struct mounted *m, const char *path, int err, const char *text)
+{
+  struct fsmap_file f;
+  int r = fsmap_lookup(&m->vol, path, &f);
+  cr_assert_eq(r, err, "lookup %s: %d (%s), expected %d", path, r, m->vol.error, err);
+  cr_assert(strstr(m->vol.error, text), "%s: \"%s\" lacks \"%s\"", path, m->vol.error, text);
+}
+
 /* A 255-character name (the longest NTFS allows). */
 static const char *long_name(void)
 {
@@ -411,8 +419,9 @@ Test(efi_fsmap_ntfs, tree_through_fuse)
 
 /* Through ntfs-3g on 64 KiB clusters: a 300-name directory whose 4 KiB
  * index blocks are smaller than a cluster (their VCNs count 512-byte
- * units), a file with a separate DOS 8.3 name, and two POSIX names that
- * differ only in case. */
+ * units), a file with a separate DOS 8.3 name, two POSIX names that
+ * differ only in case, and a file and a directory that are reparse points
+ * (the tag of a file Windows compressed with WOF). */
 static const char names_script[] =
     "import os, sys\n"
     "mnt = sys.argv[1]\n"
@@ -424,7 +433,14 @@ static const char names_script[] =
     "put('twin', b'lower' * 20000)\n"
     "put('A long file name.data', open('long.bin', 'rb').read())\n"
     "os.setxattr(os.path.join(mnt, 'A long file name.data'), 'system.ntfs_dos_name',\n"
-    "            b'ALONGF~1.DAT')\n";
+    "            b'ALONGF~1.DAT')\n"
+    "wof = bytes([0x17, 0, 0, 0x80, 16, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0,\n"
+    "             0, 0, 0, 0])\n"
+    "put('compact.bin', b'x' * 100000)\n"
+    "os.setxattr(os.path.join(mnt, 'compact.bin'), 'system.ntfs_reparse_data', wof)\n"
+    "os.mkdir(os.path.join(mnt, 'reparse dir'))\n"
+    "put('reparse dir/inner.bin', b'y' * 100000)\n"
+    "os.setxattr(os.path.join(mnt, 'reparse dir'), 'system.ntfs_reparse_data', wof)\n";
 
 Test(efi_fsmap_ntfs, names_through_fuse)
 {
@@ -441,6 +457,8 @@ Test(efi_fsmap_ntfs, names_through_fuse)
                    "big dir should be a large index");
   expect_in_output("ntfsinfo -v -F '/A long file name.data' vol.img | grep Namespace", "DOS",
                    "the file should have a DOS name");
+  expect_in_output("ntfsinfo -v -F /compact.bin vol.img", "$REPARSE_POINT",
+                   "compact.bin should be a reparse point");
 
   struct mounted m;
   mount_ntfs(&m, "vol.img", 0, 0);
@@ -473,6 +491,8 @@ Test(efi_fsmap_ntfs, names_through_fuse)
   e = map_and_compare(&m, "/twin", lower, 100000);
   fsmap_extents_free(&e);
   cr_assert_eq(fsmap_lookup(&m.vol, "/TWIN", &f), 0, "a case-folded match: %s", m.vol.error);
+  expect_map_error(&m, "/compact.bin", -ENOTSUP, "is a reparse point");
+  expect_lookup_error(&m, "/reparse dir/inner.bin", -ENOTSUP, "is a reparse point");
   unmount_image(&m);
   free(upper);
   free(lower);
@@ -523,14 +543,6 @@ static void patch_record(struct mounted *m, uint64_t n, uint32_t at, const void 
   for (uint32_t i = at; i < at + len; i++)
     cr_assert(i % 512 < 510, "patch at byte %u of a record hits a fixup", i);
   patch("vol.img", record_offset(m, n) + at, bytes, len);
-}
-
-static void expect_lookup_error(struct mounted *m, const char *path, int err, const char *text)
-{
-  struct fsmap_file f;
-  int r = fsmap_lookup(&m->vol, path, &f);
-  cr_assert_eq(r, err, "lookup %s: %d (%s), expected %d", path, r, m->vol.error, err);
-  cr_assert(strstr(m->vol.error, text), "%s: \"%s\" lacks \"%s\"", path, m->vol.error, text);
 }
 
 static void remount(struct mounted *m)
@@ -665,6 +677,28 @@ Test(efi_fsmap_ntfs, size_past_the_run_list)
   remount(&m);
   cr_assert_eq(lookup(&m, "/big.bin").size, UINT64_MAX);
   expect_map_error(&m, "/big.bin", -EINVAL, "the run list covers");
+  unmount_image(&m);
+}
+
+/* The attribute flags of encrypted and compressed data (ntfs-3g makes no
+ * encrypted file: the flag is set by hand). */
+Test(efi_fsmap_ntfs, encrypted_and_compressed_flags)
+{
+  struct mounted m;
+  struct data_attr d = big_data_attr(&m);
+  sh("cp vol.img good.img");
+  uint8_t flags[2] = { 0x00, 0x40 };
+  patch_record(&m, d.n, d.at + 0x0c, flags, 2);
+  remount(&m);
+  expect_map_error(&m, "/big.bin", -ENOTSUP, "encrypted file (attribute flag 0x4000)");
+  unmount_image(&m);
+  sh("cp good.img vol.img");
+  mount_ntfs(&m, "vol.img", 0, 0);
+  flags[0] = 0x01;
+  flags[1] = 0x00;
+  patch_record(&m, d.n, d.at + 0x0c, flags, 2);
+  remount(&m);
+  expect_map_error(&m, "/big.bin", -ENOTSUP, "compressed file (attribute flag 0x0001)");
   unmount_image(&m);
 }
 
