@@ -66,8 +66,10 @@ static int ntfs_load_mft(struct fsmap_volume *vol, struct ntfs_state *st, uint64
   vhd_free(rec);
   if (r == 0 && !found)
     r = fsmap_fail(vol, EINVAL, "MFT record 0 holds no first piece of the $MFT's $DATA");
-  if (r == 0 && runs.data_clusters != runs.next_vcn)
-    r = fsmap_fail(vol, EINVAL, "the $MFT's run list has holes");
+  if (r == 0 && (runs.count == 0 || runs.data_clusters != runs.next_vcn ||
+                 runs.v[0].lcn != mft_lcn))
+    r = fsmap_fail(vol, EINVAL, "the $MFT's run list has holes or does not start at the "
+                   "cluster the boot sector names (%llu)", (unsigned long long)mft_lcn);
   if (r == 0) {
     ntfs_runs_free(&st->mft);
     st->mft = runs;
@@ -81,10 +83,10 @@ static int ntfs_load_mft(struct fsmap_volume *vol, struct ntfs_state *st, uint64
 
   struct ntfs_stream all;
   r = ntfs_stream_load(vol, NTFS_MFT_RECORD, NTFS_AT_DATA, NULL, 0, &all);
-  if (r == 0 && (all.resident || all.runs.data_clusters != all.runs.next_vcn ||
+  if (r == 0 && (!all.found || all.resident || all.runs.data_clusters != all.runs.next_vcn ||
                  all.runs.next_vcn * cs < all.data_size))
-    r = fsmap_fail(vol, EINVAL, "the $MFT's run list has holes or does not cover its %llu "
-                   "bytes",
+    r = fsmap_fail(vol, EINVAL, "the $MFT's $DATA, gathered through its attribute list, "
+                   "has holes or does not cover its %llu bytes",
                    (unsigned long long)all.data_size);
   if (r == 0) {
     ntfs_runs_free(&st->mft);

@@ -553,6 +553,20 @@ static void remount(struct mounted *m)
 
 #define BIG_SIZE 300017u
 
+/* n bytes of image at off (a static buffer). */
+static const uint8_t *slurp_at(const char *image, uint64_t off, size_t n)
+{
+  static uint8_t buf[64];
+  char path[600];
+  snprintf(path, sizeof path, "%s/%s", workdir, image);
+  int fd = open(path, O_RDONLY);
+  cr_assert_geq(fd, 0);
+  cr_assert_leq(n, sizeof buf);
+  cr_assert_eq(pread(fd, buf, n, (off_t)off), (ssize_t)n);
+  close(fd);
+  return buf;
+}
+
 /* A 4 KiB-cluster volume with /big.bin; returns its record number. */
 static uint64_t plain_volume(struct mounted *m)
 {
@@ -737,6 +751,17 @@ Test(efi_fsmap_ntfs, bad_boot_sectors)
   cr_assert_eq(r, -EINVAL);
   cr_assert(strstr(m.vol.error, "larger than its partition"), "%s", m.vol.error);
   unmount_image(&m);
+  /* The boot sector names the $MFTMirr's cluster as the $MFT's: a valid
+   * copy of record 0 is found there, whose run list says otherwise. */
+  uint8_t mirror[8];
+  memcpy(mirror, slurp_at("vol.img", 0x38, 8), 8);
+  patch("vol.img", 0x30, mirror, 8);
+  r = try_mount(&m, "vol.img", 0, 0);
+  cr_assert_eq(r, -EINVAL, "%d %s", r, m.vol.error);
+  cr_assert(strstr(m.vol.error, "does not start at the cluster the boot sector names"), "%s",
+            m.vol.error);
+  unmount_image(&m);
+  sh("cp good.img vol.img");
   /* The $MFT's record 0 damaged: the mount says so. */
   mount_ntfs(&m, "vol.img", 0, 0);
   uint64_t mft = record_offset(&m, 0);
