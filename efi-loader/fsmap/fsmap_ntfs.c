@@ -4,13 +4,18 @@
  *
  * Only files whose clusters hold their bytes as they are can be served
  * through the block device: resident, compressed, encrypted, sparse and
- * reparse-point files are refused with -ENOTSUP. The volume's dirty flag
- * ($Volume) is not read: the loader maps what the MFT says now. */
+ * reparse-point files are refused with -ENOTSUP. A volume marked dirty
+ * ($Volume) or hibernated (hiberfil.sys) maps as the MFT says now, but
+ * vol->unclean says why the loader must not write through it. */
 #include "fsmap_ntfs_priv.h"
 #include "util/endian.h"
+#include "util/strfmt.h"
 
 #define NTFS_MFT_RECORD 0
+#define NTFS_VOLUME_RECORD 3
 #define NTFS_ROOT_RECORD 5
+#define NTFS_AT_VOLUME_INFORMATION 0x70u
+#define NTFS_VOLUME_DIRTY 0x0001u
 #define NTFS_CLUSTER_MAX (2u << 20)
 #define NTFS_RECORD_MAX 65536u
 
@@ -98,6 +103,38 @@ static int ntfs_load_mft(struct fsmap_volume *vol, struct ntfs_state *st, uint64
   return r;
 }
 
+/* The $Volume dirty flag, and a hiberfil.sys that starts with "hibr"
+ * (Windows hibernated, or shut down with Fast Startup, which hibernates
+ * the kernel with the volume mounted). A volume whose $Volume cannot be
+ * read counts as unclean too: only writes depend on it. */
+static int ntfs_note_unclean(struct fsmap_volume *vol)
+{
+  struct ntfs_stream s;
+  int r = ntfs_stream_load(vol, NTFS_VOLUME_RECORD, NTFS_AT_VOLUME_INFORMATION, NULL, 0, &s);
+  bool readable = r == 0 && s.found && s.resident && s.data_size >= 12 && s.value;
+  uint16_t flags = readable ? get_le16(s.value + 10) : 0;
+  ntfs_stream_free(&s);
+  if (!readable)
+    vhd_snprintf(vol->unclean, sizeof vol->unclean, "its $Volume information is unreadable");
+  else if (flags & NTFS_VOLUME_DIRTY)
+    vhd_snprintf(vol->unclean, sizeof vol->unclean, "the volume is marked dirty (run chkdsk "
+                 "or mount it cleanly first)");
+  if (vol->unclean[0])
+    return 0;
+  struct fsmap_file hib;
+  struct fsmap_extents e = { 0 };
+  uint8_t head[4];
+  if (fsmap_lookup(vol, "hiberfil.sys", &hib) == 0 && !hib.directory && hib.size >= 4 &&
+      fsmap_map(vol, &hib, &e) == 0 && e.count && e.v[0].state == FSMAP_DATA &&
+      fsmap_read(vol, e.v[0].volume_offset, head, sizeof head) == 0 &&
+      (memcmp(head, "hibr", 4) == 0 || memcmp(head, "HIBR", 4) == 0))
+    vhd_snprintf(vol->unclean, sizeof vol->unclean, "Windows is hibernated on it (Fast "
+                 "Startup or hibernation: shut Windows down fully first)");
+  fsmap_extents_free(&e);
+  vol->error[0] = '\0';   /* a missing hiberfil.sys is the normal case */
+  return 0;
+}
+
 int fsmap_ntfs_mount(struct fsmap_volume *vol, const uint8_t *boot)
 {
   uint32_t bps = get_le16(boot + 0x0b);
@@ -140,6 +177,8 @@ int fsmap_ntfs_mount(struct fsmap_volume *vol, const uint8_t *boot)
   vol->root_id = NTFS_ROOT_RECORD;
   vol->clusters = clusters > UINT32_MAX ? UINT32_MAX : (uint32_t)clusters;
   int r = ntfs_load_mft(vol, st, mft_lcn);
+  if (r == 0)
+    r = ntfs_note_unclean(vol);
   if (r < 0) {
     fsmap_ntfs_unmount(vol);
     vol->priv = NULL;

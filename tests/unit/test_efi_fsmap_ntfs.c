@@ -932,3 +932,50 @@ Test(efi_fsmap_ntfs, windows_made_volume)
   expect_map_error(&m, "/$Secure", -EINVAL, "no unnamed $DATA");
   unmount_image(&m);
 }
+
+/* --- Volumes the loader must not write to ---------------------------------- */
+
+/* mkntfs leaves a clean volume; setting the dirty bit of $Volume's
+ * $VOLUME_INFORMATION (as Windows does while the volume is mounted, and
+ * leaves after a crash) makes it unclean. */
+Test(efi_fsmap_ntfs, dirty_volume_is_unclean)
+{
+  struct mounted m;
+  plain_volume(&m);
+  cr_assert_str_empty(m.vol.unclean, "a fresh mkntfs volume: %s", m.vol.unclean);
+  uint8_t *rec = malloc(((const struct ntfs_state *)m.vol.priv)->record_size);
+  struct ntfs_attr a;
+  uint32_t at = attr_pos(&m, NTFS_VOLUME_RECORD, NTFS_AT_VOLUME_INFORMATION, rec, &a);
+  cr_assert(!a.nonresident && a.value_len >= 12);
+  uint32_t flags_at = at + (uint32_t)(a.value - (rec + at)) + 10;
+  uint8_t flags[2] = { (uint8_t)(a.value[10] | NTFS_VOLUME_DIRTY), a.value[11] };
+  free(rec);
+  patch_record(&m, NTFS_VOLUME_RECORD, flags_at, flags, 2);
+  remount(&m);
+  cr_assert(strstr(m.vol.unclean, "dirty"), "unclean: \"%s\"", m.vol.unclean);
+  /* Reading still works: only writes depend on it. */
+  lookup(&m, "/big.bin");
+  unmount_image(&m);
+}
+
+/* Windows Fast Startup and hibernation leave hiberfil.sys starting with
+ * "hibr" while the volume stays mounted in the sleeping system. */
+Test(efi_fsmap_ntfs, hibernated_volume_is_unclean)
+{
+  uint8_t *h = pattern(65536, 9);
+  memcpy(h, "hibr", 4);
+  write_file("hiberfil.sys", h, 65536);
+  memcpy(h, "wake", 4);   /* what Windows writes after resuming */
+  write_file("woken.sys", h, 65536);
+  free(h);
+  sh("truncate -s 16M vol.img && mkntfs -F -q -f -c 4096 vol.img && "
+     "ntfscp vol.img woken.sys /hiberfil.sys");
+  struct mounted m;
+  mount_ntfs(&m, "vol.img", 0, 0);
+  cr_assert_str_empty(m.vol.unclean, "resumed: %s", m.vol.unclean);
+  unmount_image(&m);
+  sh("ntfscp -f vol.img hiberfil.sys /hiberfil.sys");
+  mount_ntfs(&m, "vol.img", 0, 0);
+  cr_assert(strstr(m.vol.unclean, "hibernated"), "unclean: \"%s\"", m.vol.unclean);
+  unmount_image(&m);
+}
