@@ -44,7 +44,8 @@ static uint64_t one_block(const struct vhd_info *in)
   return in->format == VHD_FORMAT_VHDX ? bs + (1u << 20) : bs + (bs / 4096 + 511) / 512 * 512;
 }
 
-/* rw on a host where the file cannot grow: every byte of the file must be
+/* rw on a host where the file cannot grow: the file system must have been
+ * shut down cleanly (fsmap.h, unclean), every byte of the file must be
  * written data (the loader writes through the disk, and the host file
  * system would read zeros back from unwritten space), and a dynamic or
  * differencing image needs a prepared reserve with room for a block. */
@@ -52,6 +53,9 @@ static int prepared_room(struct boot_image *out, uint64_t want, const struct hos
 {
   const char *path = out->top->path;
   uint64_t at;
+  if (vol->map.unclean[0])
+    return vhd_error(EROFS, "%s: mode=rw: the loader does not write to %s: %s", path,
+                     vol->name, vol->map.unclean);
   if (efi_file_first_unwritten(out->top, &at))
     return vhd_error(ENOSPC, "%s: mode=rw: the file has space that is allocated but not "
                      "written on %s from byte %llu on, which the loader cannot write; run "

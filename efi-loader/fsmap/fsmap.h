@@ -66,6 +66,11 @@ struct fsmap_volume {
   uint64_t fat_cache_start;
   uint32_t fat_cache_len;
   uint64_t root_id;         /* ext: root inode (2); NTFS: root MFT record (5) */
+  /* Why writing through the extents is unsafe although reading is not
+   * ("" when it is safe): an NTFS volume marked dirty or hibernated
+   * (Windows Fast Startup) may hold metadata changes only its log or the
+   * hibernated system knows of, which would be replayed over our writes. */
+  char unclean[96];
   void *priv;               /* ext/NTFS state, owned by their module */
   char error[256];          /* why the last call failed */
 };

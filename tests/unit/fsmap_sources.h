@@ -5,3 +5,5 @@
 #include "../../efi-loader/fsmap/fsmap_ext.c"
 #include "../../efi-loader/fsmap/fsmap_fat.c"
 #include "../../efi-loader/fsmap/fsmap_ntfs.c"
+#include "../../efi-loader/fsmap/fsmap_ntfs_attr.c"
+#include "../../efi-loader/fsmap/fsmap_ntfs_index.c"

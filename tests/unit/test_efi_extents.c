@@ -10,188 +10,14 @@
  * reports. Fragmented files are made on purpose and the test checks that
  * they really are fragmented.
  */
-#include <criterion/criterion.h>
-#include <fcntl.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "fsmap_sources.h"
-
-static char workdir[256];
+#include "fsmap_testutil.h"
 
 static void make_workdir(void)
 {
-  const char *tmp = getenv("TMPDIR");
-  snprintf(workdir, sizeof workdir, "%s/efi-extents-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-  cr_assert_not_null(mkdtemp(workdir), "mkdtemp: %s", strerror(errno));
-}
-
-static void remove_workdir(void)
-{
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", workdir);
-  if (system(cmd) != 0)
-    cr_log_warn("could not remove %s", workdir);
+  make_workdir_named("efi-extents");
 }
 
 TestSuite(efi_extents, .init = make_workdir, .fini = remove_workdir);
-
-/* Runs a shell command in workdir; the test fails with the command line
- * when it does (a missing tool is a failure: install dosfstools, mtools,
- * exfatprogs). */
-static void sh(const char *fmt, ...)
-{
-  char cmd[2048], full[2400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  snprintf(full, sizeof full, "cd '%s' && export MTOOLS_SKIP_CHECK=1 && (%s) >cmd.log 2>&1",
-           workdir, cmd);
-  int st = system(full);
-  if (st != 0) {
-    char log[600] = "";
-    char path[300];
-    snprintf(path, sizeof path, "%s/cmd.log", workdir);
-    FILE *f = fopen(path, "r");
-    if (f) {
-      size_t n = fread(log, 1, sizeof log - 1, f);
-      log[n] = '\0';
-      fclose(f);
-    }
-    cr_assert_fail("command failed (status %d): %s\n%s", st, cmd, log);
-  }
-}
-
-static char *sh_output(const char *fmt, ...)
-{
-  char cmd[1024], full[1400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  snprintf(full, sizeof full, "cd '%s' && MTOOLS_SKIP_CHECK=1 %s", workdir, cmd);
-  FILE *p = popen(full, "r");
-  cr_assert_not_null(p);
-  static char out[8192];
-  size_t n = fread(out, 1, sizeof out - 1, p);
-  out[n] = '\0';
-  cr_assert_eq(pclose(p), 0, "command failed: %s", cmd);
-  return out;
-}
-
-/* Deterministic file content, different per seed. */
-static uint8_t *pattern(size_t size, unsigned seed)
-{
-  uint8_t *p = malloc(size ? size : 1);
-  uint32_t x = seed * 2654435761u + 1;
-  for (size_t i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    p[i] = (uint8_t)x;
-  }
-  return p;
-}
-
-static void write_file(const char *name, const uint8_t *data, size_t size)
-{
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s", workdir, name);
-  FILE *f = fopen(path, "wb");
-  cr_assert_not_null(f);
-  cr_assert_eq(fwrite(data, 1, size, f), size);
-  fclose(f);
-}
-
-struct vol_file {
-  int fd;
-  uint64_t base;
-  unsigned reads;
-};
-
-static int read_cb(void *ctx, uint64_t off, void *buf, size_t len)
-{
-  struct vol_file *v = ctx;
-  v->reads++;
-  ssize_t n = pread(v->fd, buf, len, (off_t)(v->base + off));
-  return n == (ssize_t)len ? 0 : -EIO;
-}
-
-struct mounted {
-  struct vol_file vf;
-  struct fsmap_volume vol;
-};
-
-static void mount_image(struct mounted *m, const char *image, uint64_t base, uint64_t size)
-{
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s", workdir, image);
-  m->vf.fd = open(path, O_RDONLY);
-  cr_assert_geq(m->vf.fd, 0, "open %s", path);
-  m->vf.base = base;
-  if (!size) {
-    struct stat st;
-    fstat(m->vf.fd, &st);
-    size = (uint64_t)st.st_size - base;
-  }
-  int r = fsmap_mount(&m->vol, read_cb, &m->vf, size);
-  cr_assert_eq(r, 0, "mount %s: %d %s", image, r, m->vol.error);
-}
-
-static void unmount_image(struct mounted *m)
-{
-  fsmap_unmount(&m->vol);
-  close(m->vf.fd);
-}
-
-/* Looks path up, maps it, reads it back through the extents and compares
- * with expect. Returns the extents (caller frees). */
-static struct fsmap_extents map_and_compare(struct mounted *m, const char *path,
-                                            const uint8_t *expect, size_t size)
-{
-  struct fsmap_file f;
-  int r = fsmap_lookup(&m->vol, path, &f);
-  cr_assert_eq(r, 0, "lookup %s: %d %s", path, r, m->vol.error);
-  cr_assert(!f.directory, "%s is a directory", path);
-  cr_assert_eq(f.size, size, "%s: size %llu, expected %zu", path, (unsigned long long)f.size,
-               size);
-  struct fsmap_extents e;
-  memset(&e, 0, sizeof e);
-  r = fsmap_map(&m->vol, &f, &e);
-  cr_assert_eq(r, 0, "map %s: %d %s", path, r, m->vol.error);
-  cr_assert_geq(e.mapped, size);
-  cr_assert_lt(e.mapped - size, m->vol.cluster_size, "mapped %llu bytes for %zu",
-               (unsigned long long)e.mapped, size);
-  uint8_t *got = malloc(size ? size : 1);
-  uint64_t expect_off = 0;
-  for (size_t i = 0; i < e.count; i++) {
-    cr_assert_eq(e.v[i].file_offset, expect_off, "extents must be adjacent in the file");
-    expect_off += e.v[i].length;
-    uint64_t n = e.v[i].length;
-    if (e.v[i].file_offset >= size)
-      break;
-    if (n > size - e.v[i].file_offset)
-      n = size - e.v[i].file_offset;
-    cr_assert_eq(read_cb(&m->vf, e.v[i].volume_offset, got + e.v[i].file_offset, n), 0);
-    if (i + 1 < e.count)   /* merged runs: neighbours are not contiguous on disk */
-      cr_assert_neq(e.v[i].volume_offset + e.v[i].length, e.v[i + 1].volume_offset);
-  }
-  cr_assert(memcmp(got, expect, size) == 0, "%s: bytes read through the extents differ "
-            "from the file", path);
-  free(got);
-  /* fsmap_extents_find agrees with a linear scan at every extent edge. */
-  for (size_t i = 0; i < e.count; i++) {
-    cr_assert_eq(fsmap_extents_find(&e, e.v[i].file_offset), (ptrdiff_t)i);
-    cr_assert_eq(fsmap_extents_find(&e, e.v[i].file_offset + e.v[i].length - 1), (ptrdiff_t)i);
-  }
-  cr_assert_eq(fsmap_extents_find(&e, e.mapped), -1);
-  return e;
-}
 
 /* The extents as FAT cluster runs "<a-b> <c-d>" in mshowfat's format. */
 static void runs_text(const struct fsmap_volume *vol, const struct fsmap_extents *e,
@@ -225,6 +51,7 @@ static void check_against_mshowfat(struct mounted *m, const char *image, const c
   size_t n = strcspn(runs, "\r\n");
   cr_assert(strlen(mine) == n && strncmp(mine, runs, n) == 0,
             "%s: mapper runs %s, mshowfat %.*s", path, mine, (int)n, runs);
+  free(out);
 }
 
 /* A FAT volume of kind fat_bits with small, long-named, nested and
@@ -255,6 +82,7 @@ static void fat_case(int fat_bits, unsigned kib, unsigned sectors_per_cluster,
   char *info = sh_output("mdir -i vol.img :: | grep 'bytes free' | tr -d ' '");
   unsigned long free_clusters = (unsigned long)(strtoull(info, NULL, 10) / cs);
   size_t piece = (size_t)(free_clusters / 8 - 1) * cs;
+  free(info);
   for (int i = 0; i < 8; i++) {
     uint8_t *p = pattern(piece, 10 + i);
     char name[32];
@@ -308,13 +136,6 @@ Test(efi_extents, fat12) { fat_case(12, 2048, 1, 512); }
 Test(efi_extents, fat16) { fat_case(16, 32768, 4, 512); }
 Test(efi_extents, fat32) { fat_case(32, 40960, 1, 512); }
 Test(efi_extents, fat16_4k_sectors) { fat_case(16, 20480, 1, 4096); }
-
-/* Debian's interpreter when there is one: a pyenv shim on PATH costs about
- * a second per start on a busy machine. */
-static const char *python(void)
-{
-  return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
 
 static const char *exfatput(void)
 {
@@ -401,16 +222,6 @@ Test(efi_extents, not_a_file_system)
   close(m.vf.fd);
 }
 
-static void patch(const char *image, uint64_t off, const void *bytes, size_t n)
-{
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s", workdir, image);
-  int fd = open(path, O_RDWR);
-  cr_assert_geq(fd, 0);
-  cr_assert_eq(pwrite(fd, bytes, n, (off_t)off), (ssize_t)n);
-  close(fd);
-}
-
 Test(efi_extents, fat_bad_boot_sector_and_chains)
 {
   sh("mkfs.fat -C -F 16 -s 4 vol.img 32768");
@@ -495,76 +306,6 @@ Test(efi_extents, exfat_bad_entry_set_checksum)
   cr_assert(strstr(m.vol.error, "checksum"), "%s", m.vol.error);
   unmount_image(&m);
   free(t);
-}
-
-/* Damaged volumes must never crash, hang or read out of bounds: mutate
- * bytes of real FAT12 and exFAT images in memory (boot sector, FAT,
- * directories) and walk them. The mapper's answers may be anything, but
- * extents it returns must lie inside the volume. ASan/UBSan builds make
- * the out-of-bounds part strict. */
-struct mem_vol {
-  uint8_t *data;
-  uint64_t size;
-};
-
-static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
-{
-  struct mem_vol *m = ctx;
-  if (off > m->size || len > m->size - off)
-    return -EIO;
-  memcpy(buf, m->data + off, len);
-  return 0;
-}
-
-static uint8_t *slurp(const char *name, uint64_t *size)
-{
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s", workdir, name);
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f);
-  fseek(f, 0, SEEK_END);
-  *size = (uint64_t)ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *d = malloc(*size);
-  cr_assert_eq(fread(d, 1, *size, f), *size);
-  fclose(f);
-  return d;
-}
-
-static void mutate_and_walk(const uint8_t *orig, uint64_t size, uint64_t hot_bytes,
-                            const char *const *paths, unsigned rounds)
-{
-  struct mem_vol m = { malloc(size), size };
-  memcpy(m.data, orig, size);
-  uint32_t x = 12345;
-  for (unsigned round = 0; round < rounds; round++) {
-    unsigned flips = 1 + round % 8;
-    uint64_t at[8];
-    for (unsigned k = 0; k < flips; k++) {
-      x ^= x << 13;
-      x ^= x >> 17;
-      x ^= x << 5;
-      at[k] = x % hot_bytes;
-      m.data[at[k]] ^= (uint8_t)(1u << (x >> 29));
-    }
-    struct fsmap_volume vol;
-    if (fsmap_mount(&vol, mem_read, &m, size) == 0) {
-      for (const char *const *p = paths; *p; p++) {
-        struct fsmap_file f;
-        struct fsmap_extents e;
-        memset(&e, 0, sizeof e);
-        if (fsmap_lookup(&vol, *p, &f) == 0 && !f.directory && fsmap_map(&vol, &f, &e) == 0)
-          for (size_t i = 0; i < e.count; i++)
-            cr_assert_leq(e.v[i].volume_offset + e.v[i].length, size,
-                          "round %u: extent past the end of the volume", round);
-        fsmap_extents_free(&e);
-      }
-    }
-    fsmap_unmount(&vol);
-    for (unsigned k = 0; k < flips; k++)   /* undo: the next round starts clean */
-      m.data[at[k]] = orig[at[k]];
-  }
-  free(m.data);
 }
 
 Test(efi_extents, damaged_volumes_do_not_crash)
