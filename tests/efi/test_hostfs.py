@@ -413,7 +413,10 @@ def body(env, res):
             res.check(name, ["the payload never got to this case"], b)
             continue
         t0, t1 = b.time_of(f"PAYLOAD-CHAIN {i}:"), b.time_of(f"PAYLOAD-CHAIN-RESULT {i}:")
-        res.check(f"{name} ({t1 - t0:.1f}s)", check(runs[i]), runs[i][4])
+        problems = check(runs[i])
+        said = runs[i][1][0] if len(runs[i][1]) == 1 else ""   # a failure's one line
+        res.check(f"{name} ({t1 - t0:.1f}s){': ' + said if said else ''}", problems,
+                  runs[i][4] if problems else None)
     res.check("ext4 checks clean afterwards (e2fsck -fn)", ext.fsck())
     if ntfs:
         res.check("NTFS checks clean afterwards (ntfsfix -n)", ntfs.vol.fsck())
