@@ -3,5 +3,6 @@
 #include "../../efi-loader/fsmap/fsmap.c"
 #include "../../efi-loader/fsmap/fsmap_exfat.c"
 #include "../../efi-loader/fsmap/fsmap_ext.c"
+#include "../../efi-loader/fsmap/fsmap_ext_map.c"
 #include "../../efi-loader/fsmap/fsmap_fat.c"
 #include "../../efi-loader/fsmap/fsmap_ntfs.c"

@@ -1,0 +1,536 @@
+/* The ext2/3/4 module of the UEFI loader's extent mapper
+ * (efi-loader/fsmap/fsmap_ext*.c) on the host.
+ *
+ * Images are made by the real tools, without root: mkfs.ext2/3/4 -d for
+ * the content (sparse source files keep their holes), debugfs -w for
+ * fragmentation (files written after others were removed), unwritten
+ * extents (fallocate) and a size past 4 GiB, e2fsck -D to hash a large
+ * directory. Oracles, both independent of the mapper: the bytes read
+ * through the extents (zeros for holes and unwritten extents) equal the
+ * source file, and the volume block of every logical block, and whether
+ * it is unwritten, equals what debugfs reports (dump_extents for extent
+ * trees, stat's BLOCKS list for block maps). Hostile images, made by
+ * patching fields of real ones, must fail with a message naming the
+ * problem.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsmap_sources.h"
+#include "fsmap_test_util.h"
+
+TestSuite(efi_fsmap_ext, .init = make_workdir, .fini = remove_workdir, .timeout = 60);
+
+/* Runs a shell command in workdir with its output in out.txt, and returns
+ * that output (malloc'ed). The test fails with the command's output when
+ * the exit status is above max_status (a missing tool is a failure:
+ * install e2fsprogs). */
+static char *run(int max_status, const char *fmt, ...)
+{
+  char cmd[4096], full[4600], path[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  snprintf(full, sizeof full, "cd '%s' && export DEBUGFS_PAGER=__none__ && (%s) >out.txt 2>&1",
+           workdir, cmd);
+  int st = system(full);
+  snprintf(path, sizeof path, "%s/out.txt", workdir);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  char *out = malloc((size_t)n + 1);
+  out[fread(out, 1, (size_t)n, f)] = '\0';
+  fclose(f);
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+  cr_assert(code <= max_status, "command failed (status %d): %s\n%.1500s", code, cmd, out);
+  return out;
+}
+
+#define sh(...) free(run(0, __VA_ARGS__))
+
+static char *path_in_workdir(const char *name)
+{
+  static char path[512];
+  snprintf(path, sizeof path, "%s/%s", workdir, name);
+  return path;
+}
+
+/* A sparse file of `blocks` blocks where every `stride`-th block holds
+ * data; returns its content (zeros in the holes). */
+static uint8_t *write_sparse(const char *name, size_t bs, size_t blocks, size_t stride,
+                             size_t tail_cut, unsigned seed)
+{
+  size_t size = blocks * bs - tail_cut;
+  uint8_t *all = calloc(1, size);
+  uint8_t *data = pattern(size, seed);
+  for (size_t b = 0; b < blocks; b += stride) {
+    size_t n = b + 1 == blocks ? bs - tail_cut : bs;
+    memcpy(all + b * bs, data + b * bs, n);
+  }
+  free(data);
+  int fd = open(path_in_workdir(name), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  cr_assert_geq(fd, 0);
+  for (size_t b = 0; b < blocks; b += stride) {
+    size_t n = b + 1 == blocks ? bs - tail_cut : bs;
+    cr_assert_eq(pwrite(fd, all + b * bs, n, (off_t)(b * bs)), (ssize_t)n);
+  }
+  cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+  close(fd);
+  return all;
+}
+
+struct mounted {
+  struct vol_file vf;
+  struct fsmap_volume vol;
+};
+
+/* Mounts image (size 0: the whole file); returns fsmap_mount's result. */
+static int try_mount(struct mounted *m, const char *image, uint64_t size)
+{
+  memset(m, 0, sizeof *m);
+  m->vf.fd = open(path_in_workdir(image), O_RDONLY);
+  cr_assert_geq(m->vf.fd, 0, "open %s", image);
+  if (!size) {
+    struct stat st;
+    fstat(m->vf.fd, &st);
+    size = (uint64_t)st.st_size;
+  }
+  return fsmap_mount(&m->vol, read_cb, &m->vf, size);
+}
+
+static void mount_image(struct mounted *m, const char *image, enum fsmap_kind kind)
+{
+  int r = try_mount(m, image, 0);
+  cr_assert_eq(r, 0, "mount %s: %d %s", image, r, m->vol.error);
+  cr_assert_eq(m->vol.kind, kind, "%s mounted as %s", image, fsmap_kind_name(m->vol.kind));
+}
+
+static void unmount_image(struct mounted *m)
+{
+  fsmap_unmount(&m->vol);
+  close(m->vf.fd);
+}
+
+/* Per logical block: the volume block (0: hole) and whether unwritten. */
+struct block_map {
+  size_t n;
+  uint64_t *pblk;
+  bool *unwritten;
+};
+
+static struct block_map block_map_new(size_t n)
+{
+  struct block_map b = {n, calloc(n ? n : 1, sizeof(uint64_t)), calloc(n ? n : 1, 1)};
+  return b;
+}
+
+static void block_map_free(struct block_map *b)
+{
+  free(b->pblk);
+  free(b->unwritten);
+}
+
+/* debugfs's view of an extent-mapped file: the leaves of dump_extents.
+ * Returns the tree's depth. */
+static unsigned debugfs_extents(const char *image, const char *path, struct block_map *b)
+{
+  char *out = run(0, "debugfs -R 'dump_extents -l \"%s\"' %s", path, image);
+  unsigned depth = 0;
+  for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+    unsigned lvl, d;
+    unsigned long long l0, l1, p0, p1, len;
+    char flags[32] = "";
+    int k = sscanf(line, " %u/ %u %*u/ %*u %llu - %llu %llu - %llu %llu %31s", &lvl, &d, &l0,
+                   &l1, &p0, &p1, &len, flags);
+    if (k < 7)
+      continue;
+    depth = d;
+    for (unsigned long long i = 0; i < len && l0 + i < b->n; i++) {
+      b->pblk[l0 + i] = p0 + i;
+      b->unwritten[l0 + i] = strcmp(flags, "Uninit") == 0;
+    }
+  }
+  free(out);
+  return depth;
+}
+
+/* debugfs's view of a block-mapped file: stat's "(a-b):c-d" runs; the
+ * (IND)/(DIND)/(TIND) metadata blocks are not file blocks. */
+static void debugfs_block_list(const char *image, const char *path, struct block_map *b)
+{
+  char *out = run(0, "debugfs -R 'stat \"%s\"' %s", path, image);
+  char *p = strstr(out, "BLOCKS:");
+  cr_assert_not_null(p, "no BLOCKS in debugfs stat %s", path);
+  while ((p = strchr(p, '(')) != NULL) {
+    unsigned long long l0, l1, p0, p1;
+    int used = 0;
+    if (sscanf(p, "(%llu-%llu):%llu-%llu%n", &l0, &l1, &p0, &p1, &used) == 4 && used) {
+    } else if (sscanf(p, "(%llu):%llu%n", &l0, &p0, &used) == 2 && used) {
+      l1 = l0;
+    } else {
+      p++;
+      continue;
+    }
+    for (unsigned long long i = l0; i <= l1 && i < b->n; i++)
+      b->pblk[i] = p0 + (i - l0);
+    p += used;
+  }
+  free(out);
+}
+
+static struct fsmap_file lookup(struct mounted *m, const char *path)
+{
+  struct fsmap_file f;
+  int r = fsmap_lookup(&m->vol, path, &f);
+  cr_assert_eq(r, 0, "lookup %s: %d %s", path, r, m->vol.error);
+  return f;
+}
+
+static struct fsmap_extents map_file(struct mounted *m, const struct fsmap_file *f)
+{
+  struct fsmap_extents e;
+  memset(&e, 0, sizeof e);
+  int r = fsmap_map(&m->vol, f, &e);
+  cr_assert_eq(r, 0, "map inode %llu: %d %s", (unsigned long long)f->id, r, m->vol.error);
+  return e;
+}
+
+/* Maps path and checks the extents: adjacent, covering whole blocks up to
+ * the size, bytes equal to expect (zeros where the file has no data), the
+ * same blocks and unwritten ranges as debugfs. Returns the extents. */
+static struct fsmap_extents check_file(struct mounted *m, const char *image, const char *path,
+                                       const uint8_t *expect, size_t size, bool extents)
+{
+  struct fsmap_file f = lookup(m, path);
+  cr_assert(!f.directory, "%s is a directory", path);
+  cr_assert_eq(f.size, size, "%s: size %llu, expected %zu", path, (unsigned long long)f.size,
+               size);
+  cr_assert_eq(f.valid_size, f.size);
+  struct fsmap_extents e = map_file(m, &f);
+  uint64_t bs = m->vol.cluster_size;
+  cr_assert_eq(e.mapped, (size + bs - 1) / bs * bs, "%s: mapped %llu bytes for %zu", path,
+               (unsigned long long)e.mapped, size);
+
+  struct block_map mine = block_map_new((size_t)(e.mapped / bs));
+  uint8_t *got = malloc(e.mapped ? e.mapped : 1);
+  uint64_t at = 0;
+  for (size_t i = 0; i < e.count; i++) {
+    const struct fsmap_extent *x = &e.v[i];
+    cr_assert_eq(x->file_offset, at, "%s: extents must be adjacent in the file", path);
+    cr_assert(x->length > 0 && x->length % bs == 0 && x->volume_offset % bs == 0);
+    at += x->length;
+    if (x->state == FSMAP_HOLE) {
+      memset(got + x->file_offset, 0, x->length);
+      continue;
+    }
+    cr_assert(x->volume_offset + x->length <= m->vol.size, "%s: extent past the volume", path);
+    if (x->state == FSMAP_UNWRITTEN)
+      memset(got + x->file_offset, 0, x->length);
+    else
+      cr_assert_eq(read_cb(&m->vf, x->volume_offset, got + x->file_offset, x->length), 0);
+    for (uint64_t k = 0; k < x->length / bs; k++) {
+      mine.pblk[x->file_offset / bs + k] = x->volume_offset / bs + k;
+      mine.unwritten[x->file_offset / bs + k] = x->state == FSMAP_UNWRITTEN;
+    }
+  }
+  cr_assert_eq(at, e.mapped);
+  cr_assert(memcmp(got, expect, size) == 0, "%s: bytes read through the extents differ from "
+            "the file", path);
+  free(got);
+
+  /* debugfs wants '/' separators and one between components. */
+  char dbg[600] = "/";
+  for (const char *c = path; *c; c++) {
+    char ch = *c == '\\' ? '/' : *c;
+    size_t n = strlen(dbg);
+    if (!(ch == '/' && dbg[n - 1] == '/') && n + 1 < sizeof dbg) {
+      dbg[n] = ch;
+      dbg[n + 1] = '\0';
+    }
+  }
+  struct block_map theirs = block_map_new(mine.n);
+  if (extents)
+    debugfs_extents(image, dbg, &theirs);
+  else
+    debugfs_block_list(image, dbg, &theirs);
+  for (size_t i = 0; i < mine.n; i++)
+    cr_assert(mine.pblk[i] == theirs.pblk[i] && mine.unwritten[i] == theirs.unwritten[i],
+              "%s: logical block %zu: mapper says block %llu%s, debugfs %llu%s", path, i,
+              (unsigned long long)mine.pblk[i], mine.unwritten[i] ? " (unwritten)" : "",
+              (unsigned long long)theirs.pblk[i], theirs.unwritten[i] ? " (unwritten)" : "");
+  block_map_free(&mine);
+  block_map_free(&theirs);
+  return e;
+}
+
+static size_t count_state(const struct fsmap_extents *e, enum fsmap_extent_state s)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < e->count; i++)
+    n += e->v[i].state == s;
+  return n;
+}
+
+/* Files every test volume holds: small, nested, a 255-byte name, and a
+ * directory of many files (hashed later by e2fsck -D). */
+#define MANY 430
+static const char *long_name(void)
+{
+  static char name[256];
+  for (int i = 0; i < 255; i++)
+    name[i] = (char)('a' + i % 26);
+  name[255] = '\0';
+  return name;
+}
+
+static void populate(void)
+{
+  sh("mkdir -p src/a/b/c src/many");
+  uint8_t *p = pattern(10000, 1);
+  write_file("src/small.bin", p, 10000);
+  free(p);
+  p = pattern(50000, 2);
+  write_file("src/a/b/c/deep.bin", p, 50000);
+  free(p);
+  char name[300];
+  snprintf(name, sizeof name, "src/a/b/%s", long_name());
+  p = pattern(7000, 3);
+  write_file(name, p, 7000);
+  free(p);
+  for (int i = 0; i < MANY; i++) {
+    snprintf(name, sizeof name, "src/many/entry number %04d of a large directory", i);
+    p = pattern(100 + (size_t)i, 1000 + (unsigned)i);
+    write_file(name, p, 100 + (size_t)i);
+    free(p);
+  }
+}
+
+static void check_common(struct mounted *m, const char *image, bool extents)
+{
+  uint8_t *p = pattern(10000, 1);
+  fsmap_extents_free((struct fsmap_extents[]){check_file(m, image, "/small.bin", p, 10000,
+                                                         extents)});
+  free(p);
+  p = pattern(50000, 2);
+  fsmap_extents_free((struct fsmap_extents[]){check_file(m, image, "a\\b/c//deep.bin", p,
+                                                         50000, extents)});
+  free(p);
+  char path[400];
+  snprintf(path, sizeof path, "/a/b/%s", long_name());
+  p = pattern(7000, 3);
+  fsmap_extents_free((struct fsmap_extents[]){check_file(m, image, path, p, 7000, extents)});
+  free(p);
+  /* ext names are case-sensitive; a name one byte too long is absent. */
+  struct fsmap_file f;
+  cr_assert_eq(fsmap_lookup(&m->vol, "/SMALL.BIN", &f), -ENOENT);
+  snprintf(path, sizeof path, "/a/b/%sa", long_name());
+  cr_assert_eq(fsmap_lookup(&m->vol, path, &f), -ENOENT);
+  cr_assert_eq(fsmap_lookup(&m->vol, "/small.bin/x", &f), -ENOENT);
+  f = lookup(m, "/a/b");
+  cr_assert(f.directory);
+
+  /* The large directory is hashed: every name is found by the linear scan. */
+  char *out = run(0, "debugfs -R 'htree /many' %s", image);
+  cr_assert_not_null(strstr(out, "Root node dump"), "/many is not hashed:\n%.500s", out);
+  free(out);
+  for (int i = 0; i < MANY; i += 47) {
+    snprintf(path, sizeof path, "many/entry number %04d of a large directory", i);
+    p = pattern(100 + (size_t)i, 1000 + (unsigned)i);
+    fsmap_extents_free((struct fsmap_extents[]){check_file(m, image, path, p, 100 + (size_t)i,
+                                                           extents)});
+    free(p);
+  }
+  cr_assert_eq(fsmap_lookup(&m->vol, "many/entry number 9999 of a large directory", &f),
+               -ENOENT);
+}
+
+/* Fills the volume with 8 files through debugfs, removes every other one
+ * and writes a file larger than any gap, which must come out fragmented. */
+static uint8_t *fragment(const char *image, size_t piece, size_t *frag_size)
+{
+  FILE *cmds = fopen(path_in_workdir("frag.cmds"), "w");
+  for (int i = 0; i < 8; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "fill%d.bin", i);
+    uint8_t *p = pattern(piece, 10 + (unsigned)i);
+    write_file(name, p, piece);
+    free(p);
+    fprintf(cmds, "write %s /fill%d.bin\n", path_in_workdir(name), i);
+  }
+  fprintf(cmds, "rm /fill1.bin\nrm /fill3.bin\nrm /fill5.bin\n");
+  *frag_size = piece * 5 / 2 + 333;
+  uint8_t *frag = pattern(*frag_size, 99);
+  write_file("frag.bin", frag, *frag_size);
+  fprintf(cmds, "write %s /frag.bin\n", path_in_workdir("frag.bin"));
+  fclose(cmds);
+  sh("debugfs -w -f frag.cmds %s", image);
+  return frag;
+}
+
+static void check_fragmented(struct mounted *m, const char *image, const uint8_t *frag,
+                             size_t size, bool extents)
+{
+  struct fsmap_extents e = check_file(m, image, "/frag.bin", frag, size, extents);
+  cr_assert_geq(count_state(&e, FSMAP_DATA), 3, "frag.bin is not fragmented (%zu extents)",
+                e.count);
+  fsmap_extents_free(&e);
+}
+
+/* An ext4 volume: everything above plus a sparse file with a tree of depth
+ * >= 2, unwritten extents inside the size and past it, and a size past
+ * 4 GiB. */
+static void ext4_case(unsigned bs, const char *features, size_t sparse_blocks,
+                      enum fsmap_kind kind)
+{
+  populate();
+  uint8_t *sparse = write_sparse("src/sparse.bin", bs, sparse_blocks, 2, 100, 4);
+  sh("mkfs.ext4 -q -b %u -O %s -d src vol.img 24M", bs, features);
+  size_t frag_size;
+  uint8_t *frag = fragment("vol.img", 48 * bs, &frag_size);
+  /* Unwritten extents: in holes of the sparse file (within its size) and
+   * past its end; a file of one block whose size says 5 GiB. */
+  FILE *cmds = fopen(path_in_workdir("prealloc.cmds"), "w");
+  fprintf(cmds, "fallocate /sparse.bin 1 9\nfallocate /sparse.bin %zu %zu\n", sparse_blocks - 1,
+          sparse_blocks + 20);
+  fprintf(cmds, "write %s/src/small.bin /big.bin\nsif /big.bin size 5368709121\n", workdir);
+  fclose(cmds);
+  sh("debugfs -w -f prealloc.cmds vol.img");
+  free(run(1, "e2fsck -fyD vol.img"));
+  free(run(0, "e2fsck -fn vol.img"));
+
+  struct mounted m;
+  mount_image(&m, "vol.img", kind);
+  cr_assert_eq(m.vol.cluster_size, bs);
+  cr_assert_eq(m.vol.root_id, 2);
+  check_common(&m, "vol.img", true);
+  check_fragmented(&m, "vol.img", frag, frag_size, true);
+
+  struct fsmap_extents e = check_file(&m, "vol.img", "/sparse.bin", sparse,
+                                      sparse_blocks * bs - 100, true);
+  struct block_map dummy = block_map_new(sparse_blocks);
+  unsigned depth = debugfs_extents("vol.img", "/sparse.bin", &dummy);
+  block_map_free(&dummy);
+  cr_assert_geq(depth, 2, "sparse.bin's extent tree has depth %u", depth);
+  cr_assert_geq(count_state(&e, FSMAP_UNWRITTEN), 5);
+  cr_assert_geq(count_state(&e, FSMAP_HOLE), sparse_blocks / 2 - 10);
+  cr_assert_eq(e.v[e.count - 1].state, FSMAP_UNWRITTEN, "the last block was preallocated");
+  fsmap_extents_free(&e);
+
+  /* 5 GiB + 1: the high half of i_size counts; all but the first blocks
+   * are one hole. */
+  struct fsmap_file f = lookup(&m, "big.bin");
+  cr_assert_eq(f.size, 5368709121ull);
+  e = map_file(&m, &f);
+  cr_assert_eq(e.mapped, (5368709121ull + bs - 1) / bs * bs);
+  cr_assert_eq(e.v[e.count - 1].state, FSMAP_HOLE);
+  cr_assert_eq(e.v[0].state, FSMAP_DATA);
+  fsmap_extents_free(&e);
+  unmount_image(&m);
+  free(sparse);
+  free(frag);
+}
+
+Test(efi_fsmap_ext, ext4_4k_64bit_metadata_csum)
+{
+  ext4_case(4096, "64bit,metadata_csum", 1500 * 2, FSMAP_EXT4);
+}
+
+Test(efi_fsmap_ext, ext4_1k_32bit_descriptors)
+{
+  ext4_case(1024, "^64bit,^metadata_csum", 400 * 2, FSMAP_EXT4);
+}
+
+/* meta_bg places each meta-group's descriptor block in its first group:
+ * few inodes per group push the last files into groups past the first
+ * meta-group. */
+Test(efi_fsmap_ext, ext4_meta_bg)
+{
+  populate();
+  sh("mkfs.ext4 -q -b 1024 -O meta_bg,^resize_inode,64bit -N 500 -d src vol.img 160M");
+  free(run(1, "e2fsck -fyD vol.img"));
+  char *out = run(0, "debugfs -R 'imap \"/many/entry number %04d of a large directory\"' "
+                  "vol.img", MANY - 1);
+  unsigned group = 0;
+  const char *g = strstr(out, "block group ");
+  cr_assert(g && sscanf(g, "block group %u", &group) == 1, "%s", out);
+  cr_assert_geq(group, 16, "the last file is in group %u, inside the first meta-group", group);
+  free(out);
+  struct mounted m;
+  mount_image(&m, "vol.img", FSMAP_EXT4);
+  check_common(&m, "vol.img", true);
+  char path[200];
+  snprintf(path, sizeof path, "many/entry number %04d of a large directory", MANY - 1);
+  uint8_t *p = pattern(100 + MANY - 1, 1000 + MANY - 1);
+  fsmap_extents_free((struct fsmap_extents[]){check_file(&m, "vol.img", path, p,
+                                                         100 + MANY - 1, true)});
+  free(p);
+  unmount_image(&m);
+}
+
+/* Block maps: direct, single, double and triple indirect blocks, with
+ * holes at every level. */
+static void block_map_case(const char *mkfs, unsigned bs, enum fsmap_kind kind)
+{
+  populate();
+  /* Data in the direct range, the single and double indirect ranges and
+   * (1 KiB blocks) the triple one; holes between. */
+  size_t per = bs / 4, blocks = bs == 1024 ? 12 + per + per * per + 40 : 12 + per + 700;
+  size_t size = blocks * bs - 7;
+  uint8_t *all = calloc(1, size), *data = pattern(size, 5);
+  size_t runs[][2] = {{0, 20}, {12 + per - 3, 12 + per + 5}, {12 + per + 300, 12 + per + 302},
+                      {blocks - 30, blocks}};
+  int fd = open(path_in_workdir("src/ind.bin"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  for (size_t r = 0; r < 4; r++) {
+    size_t off = runs[r][0] * bs, len = runs[r][1] * bs - off;
+    if (off + len > size)
+      len = size - off;
+    memcpy(all + off, data + off, len);
+    cr_assert_eq(pwrite(fd, all + off, len, (off_t)off), (ssize_t)len);
+  }
+  cr_assert_eq(ftruncate(fd, (off_t)size), 0);
+  close(fd);
+  free(data);
+  sh("%s -q -b %u -d src vol.img 24M", mkfs, bs);
+  size_t frag_size;
+  uint8_t *frag = fragment("vol.img", 48 * bs, &frag_size);
+  free(run(1, "e2fsck -fyD vol.img"));
+
+  struct mounted m;
+  mount_image(&m, "vol.img", kind);
+  check_common(&m, "vol.img", false);
+  check_fragmented(&m, "vol.img", frag, frag_size, false);
+  char *out = run(0, "debugfs -R 'stat /ind.bin' vol.img");
+  cr_assert_not_null(strstr(out, bs == 1024 ? "(TIND)" : "(DIND)"), "%.2000s", out);
+  cr_assert_null(strstr(out, "EXTENTS"));
+  free(out);
+  struct fsmap_extents e = check_file(&m, "vol.img", "/ind.bin", all, size, false);
+  cr_assert_geq(count_state(&e, FSMAP_HOLE), 3);
+  fsmap_extents_free(&e);
+  unmount_image(&m);
+  free(all);
+  free(frag);
+}
+
+Test(efi_fsmap_ext, ext2_block_map_1k)
+{
+  block_map_case("mkfs.ext2", 1024, FSMAP_EXT2);
+}
+
+Test(efi_fsmap_ext, ext3_block_map_4k)
+{
+  block_map_case("mkfs.ext3", 4096, FSMAP_EXT3);
+}
+
+Test(efi_fsmap_ext, ext4_without_extents)
+{
+  block_map_case("mkfs.ext4 -O ^extents,^64bit", 1024, FSMAP_EXT4);
+}
