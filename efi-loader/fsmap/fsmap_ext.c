@@ -309,7 +309,7 @@ int fsmap_ext_mount(struct fsmap_volume *vol)
   struct ext_inode root;
   if (r == 0 && (r = ext_read_inode(vol, EXT_ROOT_INO, &root)) == 0 &&
       (root.mode & EXT_MODE_TYPE) != EXT_MODE_DIR)
-    r = fsmap_fail(vol, EINVAL, "ext: the root inode (2) is not a directory (i_mode 0%o)",
+    r = fsmap_fail(vol, EINVAL, "ext: the root inode (2) is not a directory (i_mode 0x%x)",
                    root.mode);
   if (r < 0) {
     fsmap_ext_unmount(vol);
@@ -393,7 +393,7 @@ int fsmap_ext_find(struct fsmap_volume *vol, const struct fsmap_file *dir, const
   if (r < 0)
     return r;
   if ((in.mode & EXT_MODE_TYPE) != EXT_MODE_DIR)
-    return fsmap_fail(vol, EINVAL, "ext: inode %u is not a directory (i_mode 0%o)", in.ino,
+    return fsmap_fail(vol, EINVAL, "ext: inode %u is not a directory (i_mode 0x%x)", in.ino,
                       in.mode);
   if ((r = ext_check_blocks_readable(vol, &in)) < 0)
     return r;
@@ -429,7 +429,7 @@ int fsmap_ext_map(struct fsmap_volume *vol, const struct fsmap_file *f,
     return r;
   uint32_t type = in.mode & EXT_MODE_TYPE;
   if (type != EXT_MODE_REG && type != EXT_MODE_DIR)
-    return fsmap_fail(vol, ENOTSUP, "ext: inode %u is not a regular file (i_mode 0%o%s)",
+    return fsmap_fail(vol, ENOTSUP, "ext: inode %u is not a regular file (i_mode 0x%x%s)",
                       in.ino, in.mode, type == EXT_MODE_LNK ? ", a symbolic link" : "");
   if ((r = ext_check_blocks_readable(vol, &in)) < 0)
     return r;

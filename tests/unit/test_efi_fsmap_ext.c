@@ -534,3 +534,220 @@ Test(efi_fsmap_ext, ext4_without_extents)
 {
   block_map_case("mkfs.ext4 -O ^extents,^64bit", 1024, FSMAP_EXT4);
 }
+
+/* --- Hostile volumes: real images with one field patched. ------------- */
+
+static void patch(const char *image, uint64_t off, uint64_t value, unsigned bytes)
+{
+  uint8_t b[8];
+  for (unsigned i = 0; i < bytes; i++)
+    b[i] = (uint8_t)(value >> (8 * i));
+  int fd = open(path_in_workdir(image), O_WRONLY);
+  cr_assert_geq(fd, 0);
+  cr_assert_eq(pwrite(fd, b, bytes, (off_t)off), (ssize_t)bytes);
+  close(fd);
+}
+
+static uint64_t get_field(const char *image, uint64_t off, unsigned bytes)
+{
+  uint8_t b[8] = {0};
+  int fd = open(path_in_workdir(image), O_RDONLY);
+  cr_assert_eq(pread(fd, b, bytes, (off_t)off), (ssize_t)bytes);
+  close(fd);
+  uint64_t v = 0;
+  for (unsigned i = 0; i < bytes; i++)
+    v |= (uint64_t)b[i] << (8 * i);
+  return v;
+}
+
+/* Byte offset of path's inode, from debugfs imap. */
+static uint64_t inode_offset(const char *image, const char *path, unsigned bs)
+{
+  char *out = run(0, "debugfs -R 'imap %s' %s", path, image);
+  unsigned long long blk, off;
+  const char *p = strstr(out, "located at block");
+  cr_assert(p && sscanf(p, "located at block %llu, offset 0x%llx", &blk, &off) == 2, "%s",
+            out);
+  free(out);
+  return blk * bs + off;
+}
+
+#define EXT_SB 1024
+#define HOSTILE_BS 1024
+
+/* base.img: one.bin (one extent in the inode), deep.bin (a tree of depth
+ * 2), d/x. */
+static void hostile_base(void)
+{
+  sh("mkdir -p src/d");
+  uint8_t *p = pattern(3000, 7);
+  write_file("src/one.bin", p, 3000);
+  write_file("src/d/x", p, 100);
+  free(p);
+  free(write_sparse("src/deep.bin", HOSTILE_BS, 400 * 2, 2, 0, 8));
+  sh("mkfs.ext4 -q -b %d -O ^metadata_csum -d src base.img 8M", HOSTILE_BS);
+}
+
+/* Copies base.img to t.img and applies a patch there. */
+static void fresh_copy(void) { sh("cp base.img t.img"); }
+
+static void expect_mount_error(int err, const char *needle, uint64_t size)
+{
+  struct mounted m;
+  int r = try_mount(&m, "t.img", size);
+  cr_assert_eq(r, -err, "mount: %d (%s), expected %d", r, m.vol.error, -err);
+  cr_assert_not_null(strstr(m.vol.error, needle), "message \"%s\" lacks \"%s\"", m.vol.error,
+                     needle);
+  cr_assert_null(m.vol.priv, "state left behind after a failed mount");
+  close(m.vf.fd);
+}
+
+/* Looks path up and maps it: the first failure must be err with needle in
+ * its message. */
+static void expect_file_error(const char *path, int err, const char *needle)
+{
+  struct mounted m;
+  mount_image(&m, "t.img", FSMAP_EXT4);
+  struct fsmap_file f;
+  int r = fsmap_lookup(&m.vol, path, &f);
+  struct fsmap_extents e;
+  memset(&e, 0, sizeof e);
+  if (r == 0)
+    r = fsmap_map(&m.vol, &f, &e);
+  cr_assert_eq(r, -err, "%s: %d (%s), expected %d", path, r, m.vol.error, -err);
+  cr_assert_not_null(strstr(m.vol.error, needle), "message \"%s\" lacks \"%s\"", m.vol.error,
+                     needle);
+  fsmap_extents_free(&e);
+  unmount_image(&m);
+}
+
+Test(efi_fsmap_ext, hostile_superblock)
+{
+  hostile_base();
+  /* Feature words are patched by adding a bit to what mkfs set. */
+  struct {
+    uint64_t off;
+    uint64_t value;
+    unsigned bytes;
+    bool add;
+    int err;
+    const char *needle;
+  } cases[] = {
+    {EXT_SB + 0x28, 0, 4, false, EINVAL, "s_inodes_per_group"},
+    {EXT_SB + 0x20, 0, 4, false, EINVAL, "s_blocks_per_group"},
+    {EXT_SB + 0x14, 5, 4, false, EINVAL, "s_first_data_block"},
+    {EXT_SB + 0x58, 100, 2, false, EINVAL, "s_inode_size"},
+    {EXT_SB + 0x00, 0xffffffff, 4, false, EINVAL, "s_inodes_count"},
+    {EXT_SB + 0x04, 0xfffffff, 4, false, EINVAL, "larger than its partition"},
+    {EXT_SB + 0x60, 0x80000000, 4, true, ENOTSUP, "unknown incompatible feature bit 0x80000000"},
+    {EXT_SB + 0x60, 0x4, 4, true, EINVAL, "e2fsck"},
+    {EXT_SB + 0x60, 0x8, 4, true, ENOTSUP, "journal_dev"},
+    {EXT_SB + 0x64, 0x200, 4, true, ENOTSUP, "bigalloc"},
+    {EXT_SB + 0x64, 0x100000, 4, true, ENOTSUP, "unknown read-only-compatible feature bit"},
+    /* Group 0's inode table (bg_inode_table_lo) past the volume: the root
+     * inode cannot be read. */
+    {2 * HOSTILE_BS + 0x08, 0x7fffffff, 4, false, EINVAL, "bg_inode_table"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    fresh_copy();
+    uint64_t v = cases[i].value;
+    if (cases[i].add)
+      v |= get_field("base.img", cases[i].off, cases[i].bytes);
+    patch("t.img", cases[i].off, v, cases[i].bytes);
+    expect_mount_error(cases[i].err, cases[i].needle, 0);
+  }
+  /* A volume cut short. */
+  fresh_copy();
+  expect_mount_error(EINVAL, "larger than its partition", 4 << 20);
+  /* Not ext at all: no message, so that the next module may try. */
+  fresh_copy();
+  patch("t.img", EXT_SB + 0x38, 0, 2);
+  struct mounted m;
+  cr_assert_eq(try_mount(&m, "t.img", 0), -ENOTSUP);
+  cr_assert_str_empty(m.vol.error);
+  close(m.vf.fd);
+}
+
+Test(efi_fsmap_ext, hostile_extent_tree)
+{
+  hostile_base();
+  uint64_t one = inode_offset("base.img", "/one.bin", HOSTILE_BS);
+  uint64_t deep = inode_offset("base.img", "/deep.bin", HOSTILE_BS);
+  cr_assert_eq(get_field("base.img", one + 0x28, 2), 0xf30a);
+  cr_assert_eq(get_field("base.img", one + 0x28 + 6, 2), 0, "one.bin's tree has depth > 0");
+  cr_assert_eq(get_field("base.img", deep + 0x28 + 6, 2), 2, "deep.bin's tree depth");
+  /* The level-1 index node under deep.bin's root, and its first two
+   * entries (ei_block, ei_leaf_lo, ei_leaf_hi). */
+  uint64_t node = get_field("base.img", deep + 0x28 + 12 + 4, 4) * HOSTILE_BS;
+  cr_assert_eq(get_field("base.img", node, 2), 0xf30a);
+  cr_assert_geq(get_field("base.img", node + 2, 2), 2);
+  uint64_t leaf0 = get_field("base.img", node + 12 + 4, 4);
+
+  /* An extent that points past the volume. */
+  fresh_copy();
+  patch("t.img", one + 0x28 + 12 + 8, 0x00ffffff, 4);
+  expect_file_error("/one.bin", EINVAL, "outside the volume");
+  /* A bad root header magic; a bad magic in a tree block. */
+  fresh_copy();
+  patch("t.img", one + 0x28, 0xf30b, 2);
+  expect_file_error("/one.bin", EINVAL, "eh_magic");
+  fresh_copy();
+  patch("t.img", leaf0 * HOSTILE_BS, 0x1234, 2);
+  expect_file_error("/deep.bin", EINVAL, "eh_magic");
+  /* More entries than eh_max. */
+  fresh_copy();
+  patch("t.img", leaf0 * HOSTILE_BS + 2, 0xffff, 2);
+  expect_file_error("/deep.bin", EINVAL, "eh_max");
+  /* A loop: the index node names itself as its first child. */
+  fresh_copy();
+  patch("t.img", node + 12 + 4, node / HOSTILE_BS, 4);
+  expect_file_error("/deep.bin", EINVAL, "eh_depth");
+  /* Two index entries share a child: its extents would be used twice. */
+  fresh_copy();
+  patch("t.img", node + 24 + 4, leaf0, 4);
+  expect_file_error("/deep.bin", EINVAL, "index range");
+  /* Index entries out of order. */
+  fresh_copy();
+  patch("t.img", node + 24, 0, 4);
+  expect_file_error("/deep.bin", EINVAL, "not sorted");
+  /* A size past the largest ext file. */
+  fresh_copy();
+  patch("t.img", one + 0x6c, 0xffffffff, 4);
+  expect_file_error("/one.bin", EINVAL, "i_size");
+}
+
+Test(efi_fsmap_ext, hostile_directory)
+{
+  hostile_base();
+  char *out = run(0, "debugfs -R 'blocks /d' base.img 2>/dev/null");
+  uint64_t dblk = strtoull(out, NULL, 10);
+  free(out);
+  cr_assert_gt(dblk, 0);
+  uint64_t d = dblk * HOSTILE_BS;
+  /* "." then ".." then x: the third entry starts at 12 + 12. */
+  cr_assert_eq(get_field("base.img", d + 24 + 6, 1), 1);
+  cr_assert_eq(get_field("base.img", d + 24 + 8, 1), 'x');
+
+  fresh_copy();
+  patch("t.img", d + 4, 3, 2);   /* "."'s rec_len */
+  expect_file_error("/d/x", EINVAL, "rec_len");
+  fresh_copy();
+  patch("t.img", d + 12 + 4, 5000, 2);   /* ".."'s rec_len runs past the block */
+  expect_file_error("/d/x", EINVAL, "rec_len");
+  fresh_copy();
+  patch("t.img", d + 24, 0xfffffff0, 4);   /* x's inode number */
+  expect_file_error("/d/x", EINVAL, "s_inodes_count");
+  fresh_copy();
+  patch("t.img", d + 24, 20, 4);   /* a free inode */
+  expect_file_error("/d/x", EINVAL, "not in use");
+}
+
+/* Inodes the loader cannot use as image files. */
+Test(efi_fsmap_ext, refused_inodes)
+{
+  sh("mkdir src && echo tiny > src/tiny && ln -s tiny src/link");
+  sh("mkfs.ext4 -q -O inline_data -d src t.img 8M");
+  expect_file_error("/tiny", ENOTSUP, "inline_data");
+  expect_file_error("/link", ENOTSUP, "symbolic link");
+  expect_file_error("/tiny/x", ENOENT, "not a directory");
+}
