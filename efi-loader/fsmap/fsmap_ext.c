@@ -77,35 +77,36 @@ static enum fsmap_kind ext_kind(uint32_t compat, uint32_t incompat, uint32_t ro_
 static const struct {
   bool ro_compat;
   uint32_t bit;
-  int errnum;
   const char *why;
 } ext_refused[] = {
-  {false, INCOMPAT_RECOVER, EINVAL,
+  {false, INCOMPAT_RECOVER,
    "the journal has not been replayed (needs_recovery is set: the file system was not "
    "unmounted cleanly), so its metadata may be stale; mount it once under Linux or run "
    "e2fsck on it"},
-  {false, INCOMPAT_JOURNAL_DEV, ENOTSUP,
+  {false, INCOMPAT_JOURNAL_DEV,
    "this is an external journal device (journal_dev), not a file system"},
-  {false, INCOMPAT_COMPRESSION, ENOTSUP, "compression (incompat 0x1) is not supported"},
-  {false, INCOMPAT_DIRDATA, ENOTSUP,
+  {false, INCOMPAT_COMPRESSION, "compression (incompat 0x1) is not supported"},
+  {false, INCOMPAT_DIRDATA,
    "dirdata (Lustre directory entries, incompat 0x1000) is not supported"},
-  {true, RO_COMPAT_BIGALLOC, ENOTSUP,
+  {true, RO_COMPAT_BIGALLOC,
    "bigalloc (allocation in clusters of several blocks) is not supported"},
-  {true, RO_COMPAT_SHARED_BLOCKS, ENOTSUP,
+  {true, RO_COMPAT_SHARED_BLOCKS,
    "shared_blocks is set (files may share blocks, so writing one could change another)"},
 };
 
 /* Every incompat bit must be understood; unknown ro_compat bits are
- * refused too, since the loader may write. */
+ * refused too, since the loader may write. The errors are EINVAL, not
+ * ENOTSUP: the volume is ext, and the user must hear why it cannot be
+ * used (ENOTSUP from a mount means "not this file system", silently). */
 static int ext_check_features(struct fsmap_volume *vol, uint32_t incompat, uint32_t ro_compat)
 {
   for (size_t i = 0; i < sizeof ext_refused / sizeof ext_refused[0]; i++)
     if ((ext_refused[i].ro_compat ? ro_compat : incompat) & ext_refused[i].bit)
-      return fsmap_fail(vol, ext_refused[i].errnum, "ext superblock: %s", ext_refused[i].why);
+      return fsmap_fail(vol, EINVAL, "ext superblock: %s", ext_refused[i].why);
   uint32_t unknown = incompat & ~INCOMPAT_READABLE;
   uint32_t unknown_ro = ro_compat & ~RO_COMPAT_KNOWN;
   if (unknown || unknown_ro)
-    return fsmap_fail(vol, ENOTSUP, "ext superblock: unknown %s feature bit 0x%x "
+    return fsmap_fail(vol, EINVAL, "ext superblock: unknown %s feature bit 0x%x "
                       "(s_feature_%s 0x%x)", unknown ? "incompatible" : "read-only-compatible",
                       ext_lowest_bit(unknown ? unknown : unknown_ro),
                       unknown ? "incompat" : "ro_compat", unknown ? incompat : ro_compat);
