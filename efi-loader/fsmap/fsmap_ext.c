@@ -1,10 +1,7 @@
 /* ext2/ext3/ext4: the superblock, group descriptors (32- and 64-bit,
- * classic and meta_bg placement), inodes and directories. Directories are
- * scanned block by block: the blocks of a hashed (htree) directory that
- * hold its index parse as entry chains with no live names, so a linear
- * scan finds exactly the names the hash would, without trusting the hash.
- * Layouts follow the Linux kernel's ext4 on-disk documentation and
- * e2fsprogs' ext2_fs.h (/work/shared/reference/ext4-ntfs.md, section 1).
+ * classic and meta_bg placement) and inodes; directories are in
+ * fsmap_ext_dir.c, block mapping in fsmap_ext_map.c. Layouts follow the
+ * Linux kernel's ext4 disk-layout documentation and e2fsprogs' ext2_fs.h.
  *
  * The kind reported is the rule blkid uses: ext4 when any feature beyond
  * ext3's is set (an incompat bit other than filetype, needs_recovery,
@@ -52,13 +49,6 @@
 #define RO_COMPAT_SHARED_BLOCKS 0x4000u
 #define RO_COMPAT_KNOWN 0x1ffffu   /* up to orphan_present (0x10000) */
 #define RO_COMPAT_EXT3 (RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_BTREE_DIR)
-
-/* Inode flags. */
-#define FL_COMPR 0x4u
-#define FL_ENCRYPT 0x800u
-#define FL_VERITY 0x100000u
-#define FL_INLINE_DATA 0x10000000u
-#define FL_CASEFOLD 0x40000000u
 
 #define EXT_ROOT_INO 2
 
@@ -158,7 +148,7 @@ static int ext_desc_offset(struct fsmap_volume *vol, const struct ext_state *st,
   return 0;
 }
 
-static int ext_read_inode(struct fsmap_volume *vol, uint64_t ino, struct ext_inode *in)
+int ext_read_inode(struct fsmap_volume *vol, uint64_t ino, struct ext_inode *in)
 {
   const struct ext_state *st = vol->priv;
   if (ino < 1 || ino > st->inodes_count)
@@ -184,8 +174,8 @@ static int ext_read_inode(struct fsmap_volume *vol, uint64_t ino, struct ext_ino
                       "block %llu does not fit the volume's %llu blocks", g,
                       (unsigned long long)table, (unsigned long long)st->blocks);
   uint8_t raw[128];
-  r = fsmap_read(vol, table * st->block_size + (uint64_t)index * st->inode_size, raw,
-                 sizeof raw);
+  in->offset = table * st->block_size + (uint64_t)index * st->inode_size;
+  r = fsmap_read(vol, in->offset, raw, sizeof raw);
   if (r < 0)
     return r;
   in->ino = (uint32_t)ino;
@@ -199,15 +189,14 @@ static int ext_read_inode(struct fsmap_volume *vol, uint64_t ino, struct ext_ino
   return 0;
 }
 
-/* Inodes whose bytes are not plain blocks of the volume. */
-static int ext_check_blocks_readable(struct fsmap_volume *vol, const struct ext_inode *in)
+int ext_check_blocks_readable(struct fsmap_volume *vol, const struct ext_inode *in)
 {
-  if (in->flags & FL_INLINE_DATA)
+  if (in->flags & EXT_FL_INLINE_DATA)
     return fsmap_fail(vol, ENOTSUP, "ext: inode %u keeps its data inside the inode "
                       "(inline_data): it has no blocks to map", in->ino);
-  if (in->flags & FL_ENCRYPT)
+  if (in->flags & EXT_FL_ENCRYPT)
     return fsmap_fail(vol, ENOTSUP, "ext: inode %u is encrypted", in->ino);
-  if (in->flags & FL_COMPR)
+  if (in->flags & EXT_FL_COMPR)
     return fsmap_fail(vol, ENOTSUP, "ext: inode %u is compressed", in->ino);
   return 0;
 }
@@ -323,104 +312,6 @@ int fsmap_ext_mount(struct fsmap_volume *vol)
   return 0;
 }
 
-static uint32_t ext_rec_len(const struct ext_state *st, uint16_t v)
-{
-  if (st->block_size < 65536)
-    return v;
-  /* 64 KiB blocks: the length does not fit 16 bits and is folded. */
-  if (v == 65535 || v == 0)
-    return 65536;
-  return (v & 0xfffcu) | ((uint32_t)(v & 3) << 16);
-}
-
-/* Looks for name in one directory block (st->block): its inode number, 0
- * when absent. */
-static int ext_scan_block(struct fsmap_volume *vol, const struct ext_inode *dir, uint64_t lblk,
-                          const char *name, size_t len, uint32_t *found)
-{
-  const struct ext_state *st = vol->priv;
-  const uint8_t *b = st->block;
-  uint32_t pos = 0;
-  while (pos < st->block_size) {
-    if (st->block_size - pos < 8)
-      return fsmap_fail(vol, EINVAL, "ext: directory inode %u, block %llu: an entry starts "
-                        "%u bytes before the end of the block", dir->ino,
-                        (unsigned long long)lblk, st->block_size - pos);
-    uint32_t ino = get_le32(b + pos);
-    uint32_t rec_len = ext_rec_len(st, get_le16(b + pos + 4));
-    uint32_t name_len = b[pos + 6];
-    if (rec_len < 8 + name_len || rec_len % 4 || rec_len > st->block_size - pos)
-      return fsmap_fail(vol, EINVAL, "ext: directory inode %u, block %llu: the entry at byte "
-                        "%u has rec_len %u for a %u-byte name; it does not fit the block",
-                        dir->ino, (unsigned long long)lblk, pos, rec_len, name_len);
-    /* Inode 0: a free slot, an htree index block or the checksum tail. */
-    if (ino != 0 && name_len == len && memcmp(b + pos + 8, name, len) == 0) {
-      *found = ino;
-      return 0;
-    }
-    pos += rec_len;
-  }
-  *found = 0;
-  return 0;
-}
-
-static int ext_dir_lookup(struct fsmap_volume *vol, const struct ext_inode *dir,
-                          const char *name, size_t len, uint32_t *found)
-{
-  const struct ext_state *st = vol->priv;
-  struct fsmap_extents e;
-  memset(&e, 0, sizeof e);
-  int r = ext_map_inode(vol, dir, &e);
-  *found = 0;
-  for (size_t i = 0; r == 0 && i < e.count && !*found; i++) {
-    if (e.v[i].state != FSMAP_DATA)   /* reads as zeros: no entries */
-      continue;
-    for (uint64_t at = 0; r == 0 && at < e.v[i].length && !*found; at += st->block_size) {
-      uint64_t lblk = (e.v[i].file_offset + at) / st->block_size;
-      r = fsmap_read(vol, e.v[i].volume_offset + at, st->block, st->block_size);
-      if (r == 0)
-        r = ext_scan_block(vol, dir, lblk, name, len, found);
-    }
-  }
-  fsmap_extents_free(&e);
-  return r;
-}
-
-int fsmap_ext_find(struct fsmap_volume *vol, const struct fsmap_file *dir, const char *utf8,
-                   size_t utf8_len, struct fsmap_file *out)
-{
-  struct ext_inode in;
-  int r = ext_read_inode(vol, dir->id, &in);
-  if (r < 0)
-    return r;
-  if ((in.mode & EXT_MODE_TYPE) != EXT_MODE_DIR)
-    return fsmap_fail(vol, EINVAL, "ext: inode %u is not a directory (i_mode 0x%x)", in.ino,
-                      in.mode);
-  if ((r = ext_check_blocks_readable(vol, &in)) < 0)
-    return r;
-  if (utf8_len > FSMAP_NAME_MAX)
-    return 0;
-  uint32_t ino;
-  if ((r = ext_dir_lookup(vol, &in, utf8, utf8_len, &ino)) < 0)
-    return r;
-  if (ino == 0) {
-    if (in.flags & FL_CASEFOLD)
-      return fsmap_fail(vol, ENOENT, "ext: \"%.*s\" not found in directory inode %u, which "
-                        "is case-insensitive (casefold); the loader matches names exactly, "
-                        "so write the name as it is stored", (int)utf8_len, utf8, in.ino);
-    return 0;
-  }
-  struct ext_inode child;
-  if ((r = ext_read_inode(vol, ino, &child)) < 0)
-    return r;
-  memset(out, 0, sizeof *out);
-  out->size = child.size;
-  out->valid_size = child.size;
-  out->directory = (child.mode & EXT_MODE_TYPE) == EXT_MODE_DIR;
-  out->id = ino;
-  return 1;
-}
-
 int fsmap_ext_map(struct fsmap_volume *vol, const struct fsmap_file *f,
                   struct fsmap_extents *out)
 {
@@ -434,7 +325,7 @@ int fsmap_ext_map(struct fsmap_volume *vol, const struct fsmap_file *f,
                       in.ino, in.mode, type == EXT_MODE_LNK ? ", a symbolic link" : "");
   if ((r = ext_check_blocks_readable(vol, &in)) < 0)
     return r;
-  if (in.flags & FL_VERITY)
+  if (in.flags & EXT_FL_VERITY)
     return fsmap_fail(vol, ENOTSUP, "ext: inode %u is protected by fs-verity: its blocks "
                       "must not change", in.ino);
   return ext_map_inode(vol, &in, out);

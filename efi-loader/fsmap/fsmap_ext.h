@@ -1,6 +1,6 @@
-/* Shared by the two files of the ext2/3/4 module: fsmap_ext.c (superblock,
- * group descriptors, inodes, directories) and fsmap_ext_map.c (extent
- * trees and the old block maps). */
+/* Shared by the files of the ext2/3/4 module: fsmap_ext.c (superblock,
+ * group descriptors, inodes), fsmap_ext_dir.c (directories) and
+ * fsmap_ext_map.c (extent trees and the old block maps). */
 #ifndef VHDBOOT_FSMAP_EXT_H
 #define VHDBOOT_FSMAP_EXT_H
 
@@ -26,6 +26,7 @@ struct ext_state {
 /* What the module needs of an inode. */
 struct ext_inode {
   uint32_t ino;
+  uint64_t offset;            /* of the inode on the volume */
   uint16_t mode;
   uint32_t flags;
   uint64_t size;
@@ -37,7 +38,19 @@ struct ext_inode {
 #define EXT_MODE_REG 0x8000
 #define EXT_MODE_LNK 0xa000
 
+#define EXT_FL_COMPR 0x4u
+#define EXT_FL_ENCRYPT 0x800u
 #define EXT_FL_EXTENTS 0x80000u
+#define EXT_FL_VERITY 0x100000u
+#define EXT_FL_INLINE_DATA 0x10000000u
+#define EXT_FL_CASEFOLD 0x40000000u
+
+/* Reads inode ino (1..s_inodes_count) through its group's descriptor;
+ * an unused inode (i_mode 0) is an error. */
+int ext_read_inode(struct fsmap_volume *vol, uint64_t ino, struct ext_inode *in);
+/* Refuses inodes whose bytes are not plain blocks of the volume (inline
+ * data, encrypted, compressed). */
+int ext_check_blocks_readable(struct fsmap_volume *vol, const struct ext_inode *in);
 
 /* Extents covering [0, ceil(size / block size)) of the inode: its blocks,
  * unwritten extents and holes. Every block inside the volume, no block

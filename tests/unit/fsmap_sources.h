@@ -3,6 +3,7 @@
 #include "../../efi-loader/fsmap/fsmap.c"
 #include "../../efi-loader/fsmap/fsmap_exfat.c"
 #include "../../efi-loader/fsmap/fsmap_ext.c"
+#include "../../efi-loader/fsmap/fsmap_ext_dir.c"
 #include "../../efi-loader/fsmap/fsmap_ext_map.c"
 #include "../../efi-loader/fsmap/fsmap_fat.c"
 #include "../../efi-loader/fsmap/fsmap_ntfs.c"

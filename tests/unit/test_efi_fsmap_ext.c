@@ -766,6 +766,74 @@ Test(efi_fsmap_ext, hostile_directory)
   expect_file_error("/d/x", EINVAL, "not in use");
 }
 
+/* inline_data: small directories keep their entries in the inode, in
+ * i_block and in the in-inode attribute system.data. mkfs -d fills only
+ * i_block (it moves a larger directory to a block), so an entry is put
+ * into system.data with debugfs ea_set; e2fsck -fn and debugfs ls accept
+ * the result. */
+Test(efi_fsmap_ext, ext4_inline_directories)
+{
+  sh("mkdir -p src/sub/deeper");
+  uint8_t *a = pattern(10000, 21), *b = pattern(5000, 22), *other = pattern(20000, 23);
+  write_file("src/sub/a.bin", a, 10000);
+  write_file("src/sub/deeper/b.bin", b, 5000);
+  write_file("src/other.bin", other, 20000);
+  sh("mkfs.ext4 -q -O inline_data -d src vol.img 8M");
+  char *out = run(0, "debugfs -R 'stat /other.bin' vol.img");
+  unsigned ino = 0;
+  cr_assert(sscanf(strstr(out, "Inode:"), "Inode: %u", &ino) == 1);
+  free(out);
+  /* One entry: inode, rec_len 16, name_len 8, type 1 (file), "img2.bin". */
+  uint8_t entry[16] = {(uint8_t)ino, (uint8_t)(ino >> 8), 0, 0, 16, 0, 8, 1};
+  memcpy(entry + 8, "img2.bin", 8);
+  write_file("entry", entry, sizeof entry);
+  FILE *cmds = fopen(path_in_workdir("inline.cmds"), "w");
+  fprintf(cmds, "ea_set -f entry /sub system.data\nsif /sub size 76\n"
+          "sif /other.bin links_count 2\n");
+  fclose(cmds);
+  sh("debugfs -w -f inline.cmds vol.img");
+  free(run(0, "e2fsck -fn vol.img"));
+  out = run(0, "debugfs -R 'ls /sub' vol.img; debugfs -R 'stat /sub' vol.img; "
+            "debugfs -R 'stat /sub/deeper' vol.img");
+  cr_assert_not_null(strstr(out, "img2.bin"), "%s", out);
+  const char *flags = strstr(out, "Flags: ");
+  cr_assert(flags && strtoul(flags + 7, NULL, 16) & 0x10000000, "/sub is not inline:\n%s", out);
+  flags = strstr(flags + 1, "Flags: ");
+  cr_assert(flags && strtoul(flags + 7, NULL, 16) & 0x10000000, "/sub/deeper is not inline");
+  free(out);
+
+  struct mounted m;
+  mount_image(&m, "vol.img", FSMAP_EXT4);
+  fsmap_extents_free((struct fsmap_extents[]){check_file(&m, "vol.img", "sub/a.bin", a, 10000,
+                                                         true)});
+  fsmap_extents_free((struct fsmap_extents[]){check_file(&m, "vol.img", "sub/deeper/b.bin",
+                                                         b, 5000, true)});
+  fsmap_extents_free((struct fsmap_extents[]){check_file(&m, "vol.img", "sub/img2.bin", other,
+                                                         20000, true)});
+  struct fsmap_file f;
+  cr_assert_eq(fsmap_lookup(&m.vol, "sub/img3.bin", &f), -ENOENT);
+  unmount_image(&m);
+  free(a);
+  free(b);
+  free(other);
+}
+
+/* casefold directories match names after Unicode folding; the loader
+ * matches exactly and says why a name in another case is not found. */
+Test(efi_fsmap_ext, casefold_directory)
+{
+  sh("mkdir -p src/cf && echo data > src/cf/Image.vhdx");
+  sh("mkfs.ext4 -q -O casefold -d src vol.img 8M");
+  sh("debugfs -w -R 'sif /cf flags 0x40080000' vol.img");
+  struct mounted m;
+  mount_image(&m, "vol.img", FSMAP_EXT4);
+  struct fsmap_file f;
+  cr_assert_eq(fsmap_lookup(&m.vol, "cf/Image.vhdx", &f), 0, "%s", m.vol.error);
+  cr_assert_eq(fsmap_lookup(&m.vol, "cf/image.VHDX", &f), -ENOENT);
+  cr_assert_not_null(strstr(m.vol.error, "casefold"), "%s", m.vol.error);
+  unmount_image(&m);
+}
+
 /* Inodes the loader cannot use as image files. */
 Test(efi_fsmap_ext, refused_inodes)
 {
