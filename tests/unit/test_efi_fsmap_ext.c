@@ -631,9 +631,10 @@ static void expect_mount_error(int err, const char *needle, uint64_t size)
 static void expect_file_error(const char *path, int err, const char *needle)
 {
   struct mounted m;
-  mount_image(&m, "t.img", FSMAP_EXT4);
+  int r = try_mount(&m, "t.img", 0);
+  cr_assert_eq(r, 0, "mount t.img: %d %s", r, m.vol.error);
   struct fsmap_file f;
-  int r = fsmap_lookup(&m.vol, path, &f);
+  r = fsmap_lookup(&m.vol, path, &f);
   struct fsmap_extents e;
   memset(&e, 0, sizeof e);
   if (r == 0)
@@ -738,6 +739,31 @@ Test(efi_fsmap_ext, hostile_extent_tree)
   fresh_copy();
   patch("t.img", one + 0x6c, 0xffffffff, 4);
   expect_file_error("/one.bin", EINVAL, "i_size");
+}
+
+Test(efi_fsmap_ext, hostile_block_map)
+{
+  uint8_t *p = pattern(300 * HOSTILE_BS, 9);
+  sh("mkdir src");
+  write_file("src/ind.bin", p, 300 * HOSTILE_BS);
+  free(p);
+  sh("mkfs.ext2 -q -b %d -d src base.img 8M", HOSTILE_BS);
+  uint64_t ino = inode_offset("base.img", "/ind.bin", HOSTILE_BS);
+  uint64_t ind = get_field("base.img", ino + 0x28 + 12 * 4, 4);
+  cr_assert_gt(ind, 0);
+  fresh_copy();
+  patch("t.img", ino + 0x28, 0x00ffffff, 4);   /* i_block[0] */
+  expect_file_error("/ind.bin", EINVAL, "i_block[0]");
+  fresh_copy();
+  patch("t.img", ind * HOSTILE_BS + 8, 0x00ffffff, 4);   /* logical block 14 */
+  expect_file_error("/ind.bin", EINVAL, "logical block 14");
+  fresh_copy();
+  patch("t.img", ino + 0x28 + 12 * 4, 0x00ffffff, 4);   /* the indirect block itself */
+  expect_file_error("/ind.bin", EINVAL, "i_block[12]");
+  /* Two pointers to one block: writes through one would change the other. */
+  fresh_copy();
+  patch("t.img", ino + 0x28 + 4, get_field("base.img", ino + 0x28 + 8, 4), 4);
+  expect_file_error("/ind.bin", EINVAL, "twice");
 }
 
 Test(efi_fsmap_ext, hostile_directory)
