@@ -1,7 +1,7 @@
 /* What the mapper's host tests share (test_efi_extents.c,
  * test_efi_fsmap_ext.c): a scratch directory per test, deterministic file
- * content and a volume read callback over an image file. Include after
- * <criterion/criterion.h>. */
+ * content and volume read callbacks over an image file or memory.
+ * Include after <criterion/criterion.h>. */
 #ifndef VHD_TEST_FSMAP_TEST_UTIL_H
 #define VHD_TEST_FSMAP_TEST_UTIL_H
 
@@ -67,6 +67,37 @@ static int read_cb(void *ctx, uint64_t off, void *buf, size_t len)
   v->reads++;
   ssize_t n = pread(v->fd, buf, len, (off_t)(v->base + off));
   return n == (ssize_t)len ? 0 : -EIO;
+}
+
+/* A volume held in memory, for tests that change its bytes. */
+struct mem_vol {
+  uint8_t *data;
+  uint64_t size;
+};
+
+static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+  struct mem_vol *m = ctx;
+  if (off > m->size || len > m->size - off)
+    return -EIO;
+  memcpy(buf, m->data + off, len);
+  return 0;
+}
+
+/* The whole of name (relative to workdir), malloc'ed. */
+static uint8_t *slurp(const char *name, uint64_t *size)
+{
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", workdir, name);
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "%s", path);
+  fseek(f, 0, SEEK_END);
+  *size = (uint64_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *d = malloc(*size ? *size : 1);
+  cr_assert_eq(fread(d, 1, *size, f), *size);
+  fclose(f);
+  return d;
 }
 
 #endif

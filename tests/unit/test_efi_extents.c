@@ -448,35 +448,6 @@ Test(efi_extents, exfat_bad_entry_set_checksum)
  * directories) and walk them. The mapper's answers may be anything, but
  * extents it returns must lie inside the volume. ASan/UBSan builds make
  * the out-of-bounds part strict. */
-struct mem_vol {
-  uint8_t *data;
-  uint64_t size;
-};
-
-static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
-{
-  struct mem_vol *m = ctx;
-  if (off > m->size || len > m->size - off)
-    return -EIO;
-  memcpy(buf, m->data + off, len);
-  return 0;
-}
-
-static uint8_t *slurp(const char *name, uint64_t *size)
-{
-  char path[512];
-  snprintf(path, sizeof path, "%s/%s", workdir, name);
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f);
-  fseek(f, 0, SEEK_END);
-  *size = (uint64_t)ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *d = malloc(*size);
-  cr_assert_eq(fread(d, 1, *size, f), *size);
-  fclose(f);
-  return d;
-}
-
 static void mutate_and_walk(const uint8_t *orig, uint64_t size, uint64_t hot_bytes,
                             const char *const *paths, unsigned rounds)
 {

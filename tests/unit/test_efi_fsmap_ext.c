@@ -869,3 +869,100 @@ Test(efi_fsmap_ext, refused_inodes)
   expect_file_error("/link", ENOTSUP, "symbolic link");
   expect_file_error("/tiny/x", ENOENT, "not a directory");
 }
+
+/* --- Corruption sweep: random bytes of the metadata changed, thousands
+ * of times. Every outcome must be a clean success or an error with a
+ * message; a success must still keep the mapper's promises. --------- */
+
+/* The promises of a successful map (fsmap.h). */
+static void check_promises(const struct fsmap_volume *vol, const struct fsmap_file *f,
+                           const struct fsmap_extents *e)
+{
+  uint64_t bs = vol->cluster_size, at = 0;
+  cr_assert_eq(e->mapped, (f->size + bs - 1) / bs * bs);
+  for (size_t i = 0; i < e->count; i++) {
+    cr_assert_eq(e->v[i].file_offset, at);
+    at += e->v[i].length;
+    if (e->v[i].state != FSMAP_HOLE)
+      cr_assert(e->v[i].volume_offset + e->v[i].length <= vol->size &&
+                e->v[i].volume_offset >= bs);
+  }
+  cr_assert_eq(at, e->mapped);
+}
+
+Test(efi_fsmap_ext, corruption_sweep)
+{
+  hostile_base();
+  static const char *paths[] = {"/one.bin", "/deep.bin", "/d/x", "/d", "/nothing"};
+  /* Regions: superblock, descriptors, the inodes of the paths and the
+   * root, the directory blocks, deep.bin's index node and first leaf. */
+  uint64_t start[16], len[16];
+  size_t n = 0;
+  start[n] = EXT_SB, len[n++] = 1024;
+  start[n] = 2 * HOSTILE_BS, len[n++] = HOSTILE_BS;
+  const char *inodes[] = {"/", "/one.bin", "/deep.bin", "/d", "/d/x"};
+  for (size_t i = 0; i < 5; i++)
+    start[n] = inode_offset("base.img", inodes[i], HOSTILE_BS), len[n++] = 256;
+  const char *dirs[] = {"/", "/d"};
+  for (size_t i = 0; i < 2; i++) {
+    char *out = run(0, "debugfs -R 'blocks %s' base.img 2>/dev/null", dirs[i]);
+    start[n] = strtoull(out, NULL, 10) * HOSTILE_BS, len[n++] = HOSTILE_BS;
+    free(out);
+    cr_assert_gt(start[n - 1], 0);
+  }
+  uint64_t deep = inode_offset("base.img", "/deep.bin", HOSTILE_BS);
+  uint64_t node = get_field("base.img", deep + 0x28 + 12 + 4, 4) * HOSTILE_BS;
+  start[n] = node, len[n++] = HOSTILE_BS;
+  start[n] = get_field("base.img", node + 12 + 4, 4) * HOSTILE_BS, len[n++] = HOSTILE_BS;
+
+  struct mem_vol mv;
+  mv.data = slurp("base.img", &mv.size);
+
+  uint32_t x = 2463534242u;
+  unsigned mounted = 0, mapped = 0, refused = 0;
+  for (int round = 0; round < 20000; round++) {
+    uint64_t where[3];
+    uint8_t old[3];
+    for (int k = 0; k < 3; k++) {   /* up to three bytes at a time */
+      x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+      size_t r = x % n;
+      where[k] = start[r] + (x >> 8) % len[r];
+      old[k] = mv.data[where[k]];
+      if (k == 0 || x % 3 == 0)
+        mv.data[where[k]] = (uint8_t)(x >> 16);
+    }
+    struct fsmap_volume vol;
+    int r = fsmap_mount(&vol, mem_read, &mv, mv.size);
+    if (r == 0) {
+      mounted++;
+      for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct fsmap_file f;
+        struct fsmap_extents e;
+        memset(&e, 0, sizeof e);
+        r = fsmap_lookup(&vol, paths[i], &f);
+        if (r == 0)
+          r = fsmap_map(&vol, &f, &e);
+        if (r == 0) {
+          mapped++;
+          check_promises(&vol, &f, &e);
+        } else {
+          refused++;
+          cr_assert(vol.error[0], "round %d, %s: error %d without a message", round, paths[i],
+                    r);
+        }
+        fsmap_extents_free(&e);
+      }
+      fsmap_unmount(&vol);
+    } else {
+      cr_assert(r == -ENOTSUP || vol.error[0], "round %d: mount error %d without a message",
+                round, r);
+      cr_assert_null(vol.priv);
+    }
+    for (int k = 2; k >= 0; k--)
+      mv.data[where[k]] = old[k];
+  }
+  cr_log_info("corruption sweep: %u mounts, %u maps, %u refusals", mounted, mapped, refused);
+  cr_assert_gt(mounted, 100);
+  cr_assert_gt(refused, 100);
+  free(mv.data);
+}
