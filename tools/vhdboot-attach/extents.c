@@ -146,8 +146,8 @@ int extents_verify(int file_fd, int disk_fd, const struct file_extent *e, uint32
     uint64_t end = e[i].file_offset + e[i].length;
     if (end > file_size)
       end = file_size;
-    if (end <= e[i].file_offset)
-      continue;
+    if (end <= e[i].file_offset || e[i].disk_offset == EXTENT_NOT_ON_DISK)
+      continue;   /* nothing of the file there, or nothing on the disk */
     uint64_t len = end - e[i].file_offset;
     size_t head = len < 4096 ? (size_t)len : 4096;
     uint64_t tail_off = end - head;
