@@ -27,8 +27,8 @@ static void print_result(const char *path, const struct vhd_boot_prepare_result 
            "extents)\n", path, format_size(res->reserve_free_before, a, sizeof a),
            format_size(res->reserve_free_after, b, sizeof b), w, h);
   else
-    printf("%s: no reserve (new blocks are never allocated), %s of zeros written into holes "
-           "or unwritten extents\n", path, h);
+    printf("%s: no reserve needed (a fixed or raw image, or a block device), %s of zeros "
+           "written into holes or unwritten extents\n", path, h);
 }
 
 /* The library counts bytes to write, known once it has looked: the bar's

@@ -72,8 +72,8 @@ static int by_fiemap(int fd, uint64_t size, uint64_t part_start, struct extent_l
       if (x->fe_logical != next || (x->fe_flags & bad)) {
         free(fm);
         return fail("the image has a hole or an unwritten, inline or encoded extent at byte "
-                    "%llu: a device-mapper table needs every byte written (fallocate does not "
-                    "do: write zeros)", (unsigned long long)next);
+                    "%llu: a device-mapper table needs every byte written ('vhdtool boot-prepare' "
+                    "writes them)", (unsigned long long)next);
       }
       if (add(l, x->fe_logical, part_start + x->fe_physical, x->fe_length) < 0) {
         free(fm);
