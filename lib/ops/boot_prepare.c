@@ -12,6 +12,7 @@
 #include "error.h"
 #include "image.h"
 #include "reserve.h"
+#include "util/zero.h"
 
 #define ZERO_CHUNK ((size_t)4 << 20)   /* large sequential writes */
 #define DIRECT_ALIGN 4096u
@@ -20,6 +21,7 @@ struct zero_writer {
   vhd_image *img;
   uint8_t *zeros;               /* ZERO_CHUNK, aligned for O_DIRECT */
   bool buffered;                /* O_DIRECT refused once: page cache from then on */
+  bool scanning;                /* progress counts bytes read, not written */
   vhd_progress_fn progress;
   void *opaque;
   uint64_t done, total;         /* bytes, for progress */
@@ -55,8 +57,10 @@ static int write_zeros(struct zero_writer *w, vhd_io *file, uint64_t from, uint6
       n = (size_t)head;   /* an unaligned start alone, buffered */
     e = write_chunk(w, file, n, from);
     from += n;
-    w->done += n;
     w->written += n;
+    if (w->scanning)
+      continue;
+    w->done += n;
     if (e == 0 && w->progress && w->progress(w->opaque, w->done, w->total))
       e = vhd_error(ECANCELED, "%s: boot-prepare cancelled", w->img->path);
   }
@@ -93,6 +97,52 @@ static int unwritten_ranges(struct zero_writer *w, vhd_io *file, uint64_t end, b
   return fill && *bytes ? io_flush(file) : 0;
 }
 
+/* File systems that do not say where their holes are (FUSE ones such as
+ * ntfs-3g answer SEEK_HOLE with the file's end and have no FIEMAP) still
+ * count their blocks: when fewer are allocated than the file is long,
+ * every all-zero page of [0, end) is written with zeros (the whole range
+ * read), which allocates the holes among them. */
+static int hidden_holes(struct zero_writer *w, vhd_io *file, uint64_t end, uint64_t *bytes)
+{
+  uint64_t size, allocated;
+  *bytes = 0;
+  if (!file->ops->allocated_size || file->ops->allocated_size(file->opaque, &allocated) < 0 ||
+      io_get_size(file, &size) < 0 || allocated >= size)
+    return 0;
+  uint8_t *buf = vhd_aligned_alloc(DIRECT_ALIGN, ZERO_CHUNK);
+  if (!buf)
+    return vhd_error(ENOMEM, "%s: out of memory", w->img->path);
+  uint64_t base = w->done;
+  w->total += end;
+  w->scanning = true;
+  int e = 0;
+  for (uint64_t off = 0; e == 0 && off < end; off += ZERO_CHUNK) {
+    size_t n = end - off < ZERO_CHUNK ? (size_t)(end - off) : ZERO_CHUNK;
+    e = io_pread(file, buf, n, off);
+    uint64_t run = UINT64_MAX;   /* where the current run of zero pages began */
+    for (size_t p = 0; e == 0; p += DIRECT_ALIGN) {
+      bool past = p >= n;   /* one step past the chunk ends the last run */
+      bool zero = !past && buffer_is_zero(buf + p, n - p < DIRECT_ALIGN ? n - p : DIRECT_ALIGN);
+      if (zero && run == UINT64_MAX) {
+        run = off + p;
+      } else if (!zero && run != UINT64_MAX) {
+        uint64_t stop = off + (past ? n : p);
+        e = write_zeros(w, file, run, stop);
+        *bytes += stop - run;
+        run = UINT64_MAX;
+      }
+      if (past)
+        break;
+    }
+    w->done = base + off + n;
+    if (e == 0 && w->progress && w->progress(w->opaque, w->done, w->total))
+      e = vhd_error(ECANCELED, "%s: boot-prepare cancelled", w->img->path);
+  }
+  w->scanning = false;
+  vhd_aligned_free(buf);
+  return e == 0 && *bytes ? io_flush(file) : e;
+}
+
 static bool grows_blocks(const struct vhd_info *info)
 {
   return (info->format == VHD_FORMAT_VHD || info->format == VHD_FORMAT_VHDX) &&
@@ -123,7 +173,10 @@ static int prepare(struct zero_writer *w, const struct vhd_info *info, uint64_t 
   w->total = res->holes_filled + (fill_to - fill_from);
   if (e == 0)
     e = unwritten_ranges(w, file, scan_end, true, &res->holes_filled);
-  uint64_t added;
+  uint64_t hidden = 0, added;
+  if (e == 0)
+    e = hidden_holes(w, file, scan_end, &hidden);
+  res->holes_filled += hidden;
   if (e == 0 && res->uses_reserve)
     e = reserve_io_grow(img->io, info->format, want, fill_durably, w, &added);
   return e;
