@@ -5,7 +5,9 @@
 # must leave none in the image's file: a fixed VHD and a dynamic VHDX
 # preallocated with fallocate, and a reserve whose free space is
 # preallocated, are checked with filefrag -v (the kernel's FIEMAP flags)
-# besides the oracles of boot_prepare_lib.sh.
+# besides the oracles of boot_prepare_lib.sh. A dynamic image on a block
+# device (a loop device) is left alone: no file system between it and the
+# loader.
 #
 # Usage: tests/cli/test_boot_prepare_ext4.sh /path/to/vhdtool
 # Needs root and a loop device for the ext4 file system; skipped (77)
@@ -60,4 +62,19 @@ check "VHD with a preallocated reserve: unwritten extents before" unwritten res.
 check "VHD with a preallocated reserve: kept ($(cat res.out))" [ "$(stat -c %s res.vhd)" = "$size" ]
 check "VHD with a preallocated reserve: no unwritten extent left" none_unwritten res.vhd
 check "VHD with a preallocated reserve: vhdtool check clean" vhdtool_clean res.vhd
+
+"$VHDTOOL" create -f vhdx -s 64M dev.vhdx > /dev/null
+truncate -s 64M dev.vhdx
+if loop=$(losetup -f --show dev.vhdx 2> /dev/null); then
+  hash=$(sha256sum < "$loop")
+  if "$VHDTOOL" boot-prepare "$loop" > dev.out 2>&1; then
+    ok "block device: exit 0 ($(cat dev.out))"
+  else
+    not_ok "block device: exit 0" "$(cat dev.out)"
+  fi
+  check "block device: not written" [ "$(sha256sum < "$loop")" = "$hash" ]
+  losetup -d "$loop"
+else
+  echo "# no loop device for the block device case"
+fi
 finish
