@@ -380,22 +380,21 @@ static int grow_file(vhd_io *file, uint64_t zero_from, const struct reserve_reco
 /* What a grow of io to want free bytes would do, under the wrapper's lock
  * when there is one: *plan gets the new record (phys 0: the reserve is
  * big enough), *zero_from where the zeros would start (the old record, or
- * the file's end when it has none). */
+ * the file's end when it has none: a plain file, or a wrapper whose
+ * reserve was given back). */
 static int plan_grow(vhd_io *io, enum vhd_format format, uint64_t want, uint64_t *zero_from,
                      struct reserve_record *plan)
 {
   memset(plan, 0, sizeof *plan);
   uint64_t logical, old_at;
   uint32_t tail = format == VHD_FORMAT_VHD ? RESERVE_VHD_TRAILER : 0;
-  if (io->ops == &reserve_ops) {
-    struct reserve_io *s = io->opaque;
-    if (!s->active)
-      return vhd_error(EINVAL, "%s: its reserve was given back", io->name);
+  struct reserve_io *s = io->ops == &reserve_ops ? io->opaque : NULL;
+  if (s && s->active) {
     logical = s->logical;
     old_at = reserve_record_offset(&s->rec);
     tail = s->rec.tail;
   } else {
-    int e = io_get_size(io, &logical);
+    int e = io_get_size(s ? s->inner : io, &logical);
     if (e < 0)
       return e;
     if (logical < 512)
@@ -451,6 +450,8 @@ int reserve_io_grow(vhd_io *io, enum vhd_format format, uint64_t want,
   if (e == 0 && r.phys && (e = grow_file(s->inner, from, &r, fill, ctx)) == 0) {
     *added = reserve_record_offset(&r) - from;
     s->rec = r;
+    s->logical = r.logical;
+    s->active = true;   /* a reserve given back is in force again */
   }
   vhd_mutex_unlock(&s->lock);
   return e;

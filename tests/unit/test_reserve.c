@@ -561,6 +561,30 @@ static void prepare_then_write(enum vhd_format fmt)
   reopens_clean(&f, model, "prepared, then written");
 }
 
+/* compact gives the reserve back; a prepare on the same handle makes a
+ * new one, which new blocks then use. */
+static void prepare_after_compact(enum vhd_format fmt)
+{
+  struct fake f;
+  uint8_t *model = model_new();
+  make_image(&f, fmt, model);
+  add_reserve(&f, fmt, 4 * MiB);
+  vhd_image *img = open_fake(&f, "rw", true);
+  struct vhd_compact_result cres;
+  cr_assert_eq(vhd_compact(img, 0, NULL, NULL, &cres), 0, "%s", vhd_last_error());
+  cr_assert_eq(record_logical(&f, fmt), 0u, "compact left a record");
+  struct vhd_boot_prepare_result res;
+  cr_assert_eq(vhd_boot_prepare(img, PREPARE_WANT, NULL, NULL, &res), 0, "%s", vhd_last_error());
+  cr_assert_eq(res.reserve_free_before, 0u);
+  cr_assert_geq(res.reserve_free_after, PREPARE_WANT);
+  size_t P = f.size;
+  write_all(img, model, new_blocks, N_NEW, 150);
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  cr_assert_eq(f.size, P, "the file grew although the new reserve had room");
+  cr_assert_neq(record_logical(&f, fmt), 0u, "no record after the writes");
+  reopens_clean(&f, model, "prepared after compact");
+}
+
 static void prepare_refused_readonly(void)
 {
   struct fake f;
@@ -604,3 +628,5 @@ Test(reserve, vhdx_prepare_grow_crash, .timeout = 240) { prepare_crash(VHD_FORMA
 Test(reserve, vhd_prepare_then_write) { prepare_then_write(VHD_FORMAT_VHD); }
 Test(reserve, vhdx_prepare_then_write) { prepare_then_write(VHD_FORMAT_VHDX); }
 Test(reserve, prepare_refused_readonly) { prepare_refused_readonly(); }
+Test(reserve, vhd_prepare_after_compact) { prepare_after_compact(VHD_FORMAT_VHD); }
+Test(reserve, vhdx_prepare_after_compact) { prepare_after_compact(VHD_FORMAT_VHDX); }
