@@ -60,7 +60,7 @@ _vhdtool()
       if [[ $cmd == map ]]; then
         COMPREPLY=($(compgen -W "human json" -- "$cur")); return
       fi ;;
-    -s|--size|-b|--block-size|--offset|--length|--start-offset|--max-length)
+    -s|--size|-b|--block-size|--offset|--length|--start-offset|--max-length|--reserve)
       return ;;   # a number: nothing to offer
   esac
 

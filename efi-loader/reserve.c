@@ -8,22 +8,7 @@
 
 uint64_t reserve_default(const struct vhd_info *in)
 {
-  /* Four blocks or 64 MiB, whichever is larger, and never more than the
-   * blocks the disk could still need; VHDX adds 1 MiB for a sector bitmap
-   * block and the alignment of the next block. */
-  uint64_t bs = in->block_size ? in->block_size : (2u << 20);
-  uint64_t free_blocks =
-      in->total_blocks > in->allocated_blocks ? in->total_blocks - in->allocated_blocks : 0;
-  uint64_t blocks = (64ull << 20) / bs;
-  if (blocks < 4)
-    blocks = 4;
-  if (blocks > free_blocks)
-    blocks = free_blocks;
-  uint64_t bitmap = (bs / 4096 + 511) / 512 * 512;   /* VHD: a bit per sector */
-  uint64_t r = blocks * (bs + bitmap) + 512;
-  if (in->format == VHD_FORMAT_VHDX)
-    r += 2u << 20;
-  return r;
+  return reserve_default_bytes(in);   /* one rule, shared with vhd_boot_prepare */
 }
 
 int reserve_ensure(struct host_volume *vol, struct efi_file *f, vhd_image *img, uint64_t want,

@@ -439,6 +439,29 @@ VHD_API int vhd_compact(vhd_image *img, unsigned flags,
                         vhd_progress_fn progress, void *opaque,
                         struct vhd_compact_result *result);
 
+/* Make img's file ready for vhdboot.efi's rw mode on a host file system
+ * the firmware cannot write (exFAT, ext4, NTFS; docs/efi-loader.md): the
+ * loader writes through the host disk, so it needs written blocks, not
+ * holes or preallocated ones. Every hole and unwritten (preallocated)
+ * range of the file is written with zeros (content unchanged), and a
+ * dynamic or differencing image's file gets a reserve (vhd_get_reserve)
+ * with at least reserve_bytes free (0: the loader's default rule), written
+ * with zeros; an existing reserve that is big enough is kept, a smaller
+ * one grows. The record is written last: the file is a valid image at
+ * every step. Parents are never written; on a block device there is
+ * nothing to do. img must be open read-write; progress counts bytes
+ * written. */
+struct vhd_boot_prepare_result {
+  int uses_reserve;              /* 1: dynamic or differencing (else no reserve) */
+  uint64_t reserve_free_before;  /* 0 when there was no reserve */
+  uint64_t reserve_free_after;
+  uint64_t holes_filled;         /* bytes of holes and unwritten ranges written */
+  uint64_t bytes_written;        /* zeros written in all, holes and reserve */
+};
+VHD_API int vhd_boot_prepare(vhd_image *img, uint64_t reserve_bytes,
+                             vhd_progress_fn progress, void *opaque,
+                             struct vhd_boot_prepare_result *result);
+
 /* Write the data of child_path's layers into ancestor_path (NULL: its
  * parent), so the ancestor reads as the child did. Crash-safe: every image
  * stays readable and a rerun finishes the job. */

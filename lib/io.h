@@ -44,6 +44,15 @@ void io_file_start_writeback(vhd_io *io, uint64_t offset, uint64_t length);
  * message (it is called from backend operations); -EOPNOTSUPP when the
  * backend or the file system cannot, and the caller then writes normally. */
 int io_file_pwrite_direct(vhd_io *io, const void *buf, size_t count, uint64_t offset);
+/* Hosted file backend only: the first range of [from, to) that the host
+ * file system holds no written blocks for, a hole or an unwritten
+ * (preallocated) extent, as [*start, *end); *start = *end = to when there
+ * is none. Both read as zeros, but a block written around the file system
+ * (vhdboot.efi through the host disk) into one would stay unread. 0 or
+ * -errno with the message set; -EOPNOTSUPP (no message) for other
+ * backends and block devices. */
+int io_file_next_unwritten(vhd_io *io, uint64_t from, uint64_t to, uint64_t *start,
+                           uint64_t *end);
 /* Hosted file backend only (a no-op for others): drop this descriptor's
  * lock on the file, so that the same process can open it again with a lock
  * that conflicts (merge reopens an ancestor its child's chain reads). */

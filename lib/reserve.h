@@ -44,6 +44,11 @@ static inline uint64_t reserve_record_offset(const struct reserve_record *r)
 
 void reserve_record_encode(uint8_t rec[RESERVE_RECORD_SIZE], const struct reserve_record *r);
 
+/* The default room for an image described by info: what boot programs
+ * write before the operating system runs (a random seed, logs), not the
+ * whole disk. The one rule for vhdboot.efi and vhd_boot_prepare. */
+uint64_t reserve_default_bytes(const struct vhd_info *info);
+
 /* Looks for a valid record at the end of io (size bytes long) for a file
  * of the given format: the magic, version and CRC, P == size, T as the
  * format wants it (VHD 512, VHDX 0), 512 <= L <= the record's offset, and
@@ -63,6 +68,26 @@ vhd_io *reserve_io_unwrap(vhd_io *wrapper);
 
 /* true and *out set when io is a wrapper with its record still in force. */
 bool reserve_io_get(vhd_io *io, struct reserve_record *out);
+
+/* Makes the reserve of the image in io hold at least want free bytes of
+ * written space: io is a wrapper (its record moves further out) or the
+ * plain file of an image that ends at the file's end (it becomes a
+ * wrapper in place, so every holder of the pointer sees the image through
+ * it). fill(ctx, file, from, to) writes [from, to) of the file with zeros
+ * and makes them durable; the record is written after it, last. A VHD's
+ * footer stays the file's last sector throughout. *added gets the free
+ * bytes gained (0: the reserve was big enough). */
+typedef int (*reserve_fill_fn)(void *ctx, vhd_io *file, uint64_t from, uint64_t to);
+int reserve_io_grow(vhd_io *io, enum vhd_format format, uint64_t want,
+                    reserve_fill_fn fill, void *ctx, uint64_t *added);
+
+/* What reserve_io_grow(io, format, want) would write with zeros: [from,
+ * to) of the file (from == to: the reserve is big enough). */
+int reserve_io_plan(vhd_io *io, enum vhd_format format, uint64_t want, uint64_t *from,
+                    uint64_t *to);
+
+/* The file under a wrapper, or io itself. */
+vhd_io *reserve_io_file(vhd_io *io);
 
 /* Gives the unused reserve back: the file is cut at L and becomes an
  * ordinary image (for VHD the footer at L - 512 is then the last sector).

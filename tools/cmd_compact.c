@@ -1,6 +1,5 @@
 /* vhdtool compact: give back the space of blocks that read as zeros, in
  * place. The work is vhd_compact(); this reports what it gained. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 
@@ -96,18 +95,9 @@ static int run(int argc, char **argv)
   r = vhd_compact(img, 0, progress_update, &prog, &res);
   progress_finish(&prog, r == 0);
 
-  int st = EXIT_OK;
-  if (r < 0) {
-    /* The image is valid after a failure or a cancel; say so. */
-    if (r == -ECANCELED && interrupted())
-      st = fail("%s: compact interrupted (the image is valid; run compact again to finish)",
-                path);
-    else
-      st = fail_lib(path, r);
-  }
-  int rc = vhd_close(img);
-  if (rc < 0 && st == EXIT_OK)
-    st = fail_lib(path, rc);
+  /* The image is valid after a failure or a cancel; say so. */
+  int st = close_in_place(path, img, r,
+                          "compact interrupted (the image is valid; run compact again to finish)");
   if (st == EXIT_OK) {
     if (json)
       print_json(path, &res);

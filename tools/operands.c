@@ -1,6 +1,8 @@
 /* What most subcommands do right after their options: take the one FILE
  * operand, open it, read its info. Kept in one place so every command
  * words its usage errors and open failures the same way. */
+#include <errno.h>
+
 #include "vhdtool.h"
 
 const char *single_file_operand(const char *cmd, int argc, char **argv, int first)
@@ -31,4 +33,17 @@ int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_inf
     return st;
   }
   return EXIT_OK;
+}
+
+int close_in_place(const char *path, vhd_image *img, int r, const char *interrupted_note)
+{
+  int st = EXIT_OK;
+  if (r == -ECANCELED && interrupted())
+    st = fail("%s: %s", path, interrupted_note);
+  else if (r < 0)
+    st = fail_lib(path, r);
+  int rc = vhd_close(img);
+  if (rc < 0 && st == EXIT_OK)
+    st = fail_lib(path, rc);
+  return st;
 }

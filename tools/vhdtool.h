@@ -43,6 +43,7 @@ extern const struct command cmd_snapshot;
 extern const struct command cmd_merge;
 extern const struct command cmd_set_parent;
 extern const struct command cmd_map;
+extern const struct command cmd_boot_prepare;
 
 /* usage.c ----------------------------------------------------------- */
 
@@ -125,6 +126,12 @@ const char *single_file_operand(const char *cmd, int argc, char **argv, int firs
 /* vhd_open + vhd_get_info. EXIT_OK, or the failure reported (one line)
  * and EXIT_FAIL with *img NULL. */
 int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_info *info);
+
+/* The end of a command that changed img in place: r (the library call's
+ * result) reported, interrupted_note when SIGINT cancelled it (the image
+ * is valid either way: say what to do), then img closed. EXIT_OK or
+ * EXIT_FAIL. */
+int close_in_place(const char *path, vhd_image *img, int r, const char *interrupted_note);
 
 /* open_options.c ---------------------------------------------------- */
 

@@ -20,9 +20,12 @@
  * exFAT names are always long; NTFS names are looked up in the Win32 (or
  * POSIX) namespace.
  *
- * One module a file system family (fsmap_fat.c, fsmap_exfat.c,
- * fsmap_ext.c, fsmap_ntfs.c); this file dispatches and owns the shared
- * parts (path walking, extent lists).
+ * NTFS DOS (8.3) names match only when no long name does.
+ *
+ * One module a file system family: fsmap_fat.c, fsmap_exfat.c, ext
+ * (fsmap_ext.c, fsmap_ext_dir.c, fsmap_ext_map.c) and NTFS (fsmap_ntfs.c,
+ * fsmap_ntfs_attr.c, fsmap_ntfs_index.c); fsmap.c dispatches and owns the
+ * shared parts (path walking, extent lists).
  */
 #ifndef VHDBOOT_FSMAP_H
 #define VHDBOOT_FSMAP_H

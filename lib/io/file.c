@@ -19,7 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
-#include <linux/fs.h>   /* BLKGETSIZE64, BLKSSZGET, BLKPBSZGET, BLKZEROOUT */
+#include <linux/fiemap.h>
+#include <linux/fs.h>   /* BLKGETSIZE64, BLKSSZGET, BLKPBSZGET, BLKZEROOUT, FS_IOC_FIEMAP */
 #endif
 
 #include "error.h"
@@ -439,6 +440,96 @@ int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out)
   (*out)->fixed_size = f->device;
   (*out)->logical_sector_size = logical;
   (*out)->physical_sector_size = physical;
+  return 0;
+}
+
+/* The first hole of [from, to): SEEK_HOLE, then SEEK_DATA for its end. */
+static int next_hole(struct file *f, uint64_t from, uint64_t to, uint64_t *start,
+                     uint64_t *end)
+{
+  *start = *end = to;
+  off_t h = lseek(f->fd, (off_t)from, SEEK_HOLE);
+  if (h < 0)
+    return errno == ENXIO ? 0 : -errno;   /* ENXIO: from is at or past the end */
+  if ((uint64_t)h >= to)
+    return 0;
+  off_t d = lseek(f->fd, h, SEEK_DATA);
+  if (d < 0 && errno != ENXIO)
+    return -errno;
+  *start = (uint64_t)h;
+  *end = d < 0 || (uint64_t)d > to ? to : (uint64_t)d;
+  return 0;
+}
+
+#ifdef FS_IOC_FIEMAP
+#define FIEMAP_BATCH 64
+
+/* The first unwritten extent of [from, to) per FIEMAP (synced first, so
+ * that blocks written just before are seen converted); *start = *end = to
+ * when there is none or the file system has no FIEMAP. */
+static int next_unwritten_extent(struct file *f, uint64_t from, uint64_t to,
+                                 uint64_t *start, uint64_t *end)
+{
+  *start = *end = to;
+  size_t size = sizeof(struct fiemap) + FIEMAP_BATCH * sizeof(struct fiemap_extent);
+  struct fiemap *fm = calloc(1, size);
+  if (!fm)
+    return -ENOMEM;
+  int r = 0;
+  while (from < to) {
+    memset(fm, 0, size);
+    fm->fm_start = from;
+    fm->fm_length = to - from;
+    fm->fm_flags = FIEMAP_FLAG_SYNC;
+    fm->fm_extent_count = FIEMAP_BATCH;
+    if (ioctl(f->fd, FS_IOC_FIEMAP, fm) < 0) {
+      r = errno == EOPNOTSUPP || errno == ENOTTY || errno == EINVAL ? 0 : -errno;
+      break;
+    }
+    if (fm->fm_mapped_extents == 0)
+      break;
+    const struct fiemap_extent *last = &fm->fm_extents[fm->fm_mapped_extents - 1];
+    for (uint32_t i = 0; i < fm->fm_mapped_extents; i++) {
+      const struct fiemap_extent *e = &fm->fm_extents[i];
+      uint64_t e_end = e->fe_logical + e->fe_length;
+      if (!(e->fe_flags & FIEMAP_EXTENT_UNWRITTEN) || e_end <= from)
+        continue;
+      *start = e->fe_logical > from ? e->fe_logical : from;
+      *end = e_end < to ? e_end : to;
+      if (*start >= to)
+        *start = *end = to;
+      free(fm);
+      return 0;
+    }
+    uint64_t next = last->fe_logical + last->fe_length;
+    if ((last->fe_flags & FIEMAP_EXTENT_LAST) || next <= from)
+      break;
+    from = next;
+  }
+  free(fm);
+  return r;
+}
+#endif
+
+int io_file_next_unwritten(vhd_io *io, uint64_t from, uint64_t to, uint64_t *start,
+                           uint64_t *end)
+{
+  *start = *end = to;
+  if (io->ops != &file_ops || ((struct file *)io->opaque)->device)
+    return -EOPNOTSUPP;
+  struct file *f = io->opaque;
+  if (from >= to)
+    return 0;
+  int r = next_hole(f, from, to, start, end);
+#ifdef FS_IOC_FIEMAP
+  uint64_t u, ue;
+  if (r == 0 && (r = next_unwritten_extent(f, from, *start, &u, &ue)) == 0 && u < *start) {
+    *start = u;
+    *end = ue;
+  }
+#endif
+  if (r < 0)
+    return vhd_error(-r, "%s: cannot find its unwritten ranges: %s", f->path, strerror(-r));
   return 0;
 }
 

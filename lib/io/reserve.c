@@ -17,6 +17,7 @@
 #include "error.h"
 #include "image.h"
 #include "reserve.h"
+#include "util/strfmt.h"
 
 #define MIB (1u << 20)
 #define ZERO_CHUNK (64u * 1024)
@@ -321,6 +322,139 @@ bool reserve_io_get(vhd_io *io, struct reserve_record *out)
   out->logical = s->logical;
   vhd_mutex_unlock(&s->lock);
   return active;
+}
+
+vhd_io *reserve_io_file(vhd_io *io)
+{
+  return io->ops == &reserve_ops ? ((struct reserve_io *)io->opaque)->inner : io;
+}
+
+/* Turns the plain file io into a wrapper around a copy of itself, in
+ * place: the drivers hold the pointer, and from now on read through the
+ * record the file just got. */
+static int wrap_in_place(vhd_io *io, const struct reserve_record *rec)
+{
+  struct reserve_io *s = vhd_calloc(1, sizeof *s);
+  vhd_io *file = vhd_malloc(sizeof *file);
+  char *name = vhd_strdup(io->name);
+  if (!s || !file || !name) {
+    vhd_free(s);
+    vhd_free(file);
+    vhd_free(name);
+    return vhd_error(ENOMEM, "%s: out of memory", io->name);
+  }
+  *file = *io;
+  file->name = name;
+  s->inner = file;
+  s->rec = *rec;
+  s->logical = rec->logical;
+  s->active = true;
+  vhd_mutex_init(&s->lock);
+  io->ops = &reserve_ops;
+  io->opaque = s;
+  io->real_path = file->real_path ? rs_real_path : NULL;
+  return 0;
+}
+
+/* The steps of a grow on the file, in the order that keeps it an image:
+ * the footer copy at the new end (VHD: the file is an ordinary image of
+ * the new length at once, the old record no longer at its end), zeros
+ * from the old record (or L) to the new one, durable, then the record. */
+static int grow_file(vhd_io *file, uint64_t zero_from, const struct reserve_record *r,
+                     reserve_fill_fn fill, void *ctx)
+{
+  uint8_t rec[RESERVE_RECORD_SIZE], tail[RESERVE_VHD_TRAILER];
+  int e = 0;
+  if (r->tail && (e = io_pread(file, tail, r->tail, r->logical - r->tail)) == 0)
+    e = io_pwrite(file, tail, r->tail, r->phys - r->tail);
+  if (e == 0)
+    e = fill(ctx, file, zero_from, reserve_record_offset(r));
+  reserve_record_encode(rec, r);
+  if (e == 0)
+    e = io_pwrite(file, rec, sizeof rec, reserve_record_offset(r));
+  if (e == 0)
+    e = io_flush(file);
+  return e;
+}
+
+/* What a grow of io to want free bytes would do, under the wrapper's lock
+ * when there is one: *plan gets the new record (phys 0: the reserve is
+ * big enough), *zero_from where the zeros would start (the old record, or
+ * the file's end when it has none: a plain file, or a wrapper whose
+ * reserve was given back). */
+static int plan_grow(vhd_io *io, enum vhd_format format, uint64_t want, uint64_t *zero_from,
+                     struct reserve_record *plan)
+{
+  memset(plan, 0, sizeof *plan);
+  uint64_t logical, old_at;
+  uint32_t tail = format == VHD_FORMAT_VHD ? RESERVE_VHD_TRAILER : 0;
+  struct reserve_io *s = io->ops == &reserve_ops ? io->opaque : NULL;
+  if (s && s->active) {
+    logical = s->logical;
+    old_at = reserve_record_offset(&s->rec);
+    tail = s->rec.tail;
+  } else {
+    int e = io_get_size(s ? s->inner : io, &logical);
+    if (e < 0)
+      return e;
+    if (logical < 512)
+      return vhd_error(EINVAL, "%s: too short for a reserve (%llu bytes)", io->name,
+                       (unsigned long long)logical);
+    old_at = logical;
+  }
+  *zero_from = old_at;
+  if (old_at - logical >= want)
+    return 0;
+  uint64_t at = logical + want;
+  if (at < logical || at > UINT64_MAX - MIB - RESERVE_RECORD_SIZE - tail)
+    return vhd_error(EFBIG, "%s: a reserve of %llu bytes does not fit in a file", io->name,
+                     (unsigned long long)want);
+  at = round_mib(at);   /* on a MiB boundary, as make_room puts it */
+  *plan = (struct reserve_record){ .phys = at + RESERVE_RECORD_SIZE + tail,
+                                   .logical = logical, .tail = tail };
+  return 0;
+}
+
+int reserve_io_plan(vhd_io *io, enum vhd_format format, uint64_t want, uint64_t *from,
+                    uint64_t *to)
+{
+  struct reserve_record r;
+  vhd_mutex *lock = io->ops == &reserve_ops ? &((struct reserve_io *)io->opaque)->lock : NULL;
+  if (lock)
+    vhd_mutex_lock(lock);
+  int e = plan_grow(io, format, want, from, &r);
+  if (lock)
+    vhd_mutex_unlock(lock);
+  *to = e == 0 && r.phys ? reserve_record_offset(&r) : *from;
+  return e;
+}
+
+int reserve_io_grow(vhd_io *io, enum vhd_format format, uint64_t want,
+                    reserve_fill_fn fill, void *ctx, uint64_t *added)
+{
+  *added = 0;
+  struct reserve_record r;
+  uint64_t from;
+  if (io->ops != &reserve_ops) {
+    int e = plan_grow(io, format, want, &from, &r);
+    if (e == 0 && r.phys && (e = grow_file(io, from, &r, fill, ctx)) == 0 &&
+        (e = wrap_in_place(io, &r)) == 0)
+      *added = reserve_record_offset(&r) - from;
+    return e;
+  }
+  struct reserve_io *s = io->opaque;
+  vhd_mutex_lock(&s->lock);
+  int e = s->active && s->dirty ? write_trailer(s, s->rec.phys) : 0;
+  if (e == 0)
+    e = plan_grow(io, format, want, &from, &r);
+  if (e == 0 && r.phys && (e = grow_file(s->inner, from, &r, fill, ctx)) == 0) {
+    *added = reserve_record_offset(&r) - from;
+    s->rec = r;
+    s->logical = r.logical;
+    s->active = true;   /* a reserve given back is in force again */
+  }
+  vhd_mutex_unlock(&s->lock);
+  return e;
 }
 
 int reserve_io_release(vhd_io *io, uint64_t *freed)

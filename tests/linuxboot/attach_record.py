@@ -63,15 +63,23 @@ def main():
         print(f"VHDBOOT_ATTACH does not name a built file ({ATTACH!r})")
         return 1
     failed = 0
+    total = 0
     one = layer("\\VHD\\root.vhd", 2, 3, 100 << 20, 170 << 20, 112 << 20,
                 [(0, (1 << 20) + 8192, 170 << 20)])
     many = layer("\\VHD\\frag.vhd", 2, 3, 100 << 20, 200 << 12, 112 << 20,
                  [(i << 12, (4 << 20) + (i << 13), 4096) for i in range(200)])
     bad_extents = layer("\\VHD\\x.vhd", 2, 3, 8192, 8192, 112 << 20,
                         [(0, 1 << 20, 4096), (8192, 2 << 20, 4096)])
+    # A range with no written blocks (an ext4 unwritten extent) has the disk
+    # offset 2^64 - 1 (docs/efi-handoff.md); any other offset must not wrap.
+    unwritten = layer("\\VHD\\u.vhd", 2, 2, 8192, 8192, 112 << 20,
+                      [(0, 1 << 20, 4096), (4096, (1 << 64) - 1, 4096)])
+    wraps = layer("\\VHD\\w.vhd", 2, 2, 8192, 8192, 112 << 20,
+                  [(0, 1 << 20, 4096), (4096, (1 << 64) - 2048, 4096)])
 
     def case(name, rec, cmdline, want_rc, *words):
-        nonlocal failed
+        nonlocal failed, total
+        total += 1
         with tempfile.TemporaryDirectory() as d:
             if rec:
                 write_vars(d, rec)
@@ -109,7 +117,15 @@ def main():
     case("bad mode", record([one]), "vhdboot.mode=fast", 1, "vhdboot.mode=fast")
     case("bad image setting", None, "vhdboot.image=LABEL=x:/a.vhd", 1, "vhdboot.image=")
     case("bad partition GUID", None, "vhdboot.image=PARTUUID=1234:/a.vhd", 1, "not a GUID")
-    print(f"{12 - failed} passed, {failed} failed")
+    case("extent with no disk offset", record([unwritten]), "", 0, "extents=2")
+    case("extent past 2^64", record([wraps]), "", 1, "not adjacent")
+    for fs, name in ((2, "ext4"), (3, "ext4"), (4, "ext4"), (7, "ntfs3"), (64, "exfat"),
+                     (32, "vfat"), (0, "any")):
+        case(f"host file system byte {fs}", record([one], fs=fs), "", 0, f"host_fs={name}")
+    case("vhdboot.fstype=ntfs", record([one]), "vhdboot.fstype=ntfs", 0, "host_fs=ntfs3")
+    case("vhdboot.fstype=ntfs3", record([one], fs=4), "vhdboot.fstype=ntfs3", 0, "host_fs=ntfs3")
+    case("bad vhdboot.fstype", record([one]), "vhdboot.fstype=btrfs", 1, "vhdboot.fstype=btrfs")
+    print(f"{total - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 

@@ -15,9 +15,14 @@ host afterwards (linuxkit.py). Cases:
 After each image boot: the root marker, the server named @nbdkit (a root
 storage daemon) or none, vhdtool check, qemu-img compare against
 vhdtool's raw copy, e2fsck -fn, the guest's file and 8 MiB hash read back
-with debugfs, the host FAT not dirty. LINUXBOOT_REPEAT=N boots each case N
+with debugfs, the host FAT not dirty. After the rw boot of the dynamic
+image, the shutdown (vhdboot-attach --detach) has given the image written
+room for the next firmware boot again: a reserve with at least the
+default rule's free bytes (docs/efi-loader.md, reserve=auto), though the
+boot allocated blocks from the one the loader made. LINUXBOOT_REPEAT=N boots each case N
 times and prints the median time to the root marker.
 """
+import json
 import os
 import sys
 
@@ -25,6 +30,27 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import linuxkit as L  # noqa: E402
 
 E = L.E
+
+
+def default_reserve(info):
+    """reserve=auto as docs/efi-loader.md states it: 4 blocks or 64 MiB,
+    whichever is larger, at most the blocks still unallocated; each block
+    with its VHD sector bitmap, plus a sector (plus 2 MiB for VHDX)."""
+    bs = info["block-size"]
+    blocks = min(max(4, (64 << 20) // bs), max(0, info["total-blocks"] - info["allocated-blocks"]))
+    extra = (2 << 20) if info["format"] == "vhdx" else 0
+    return blocks * (bs + (bs // 4096 + 511) // 512 * 512) + 512 + extra
+
+
+def reserve_prepared(env, b, image, problems):
+    info = json.loads(E.run([env.vhdtool, "info", "--json", image]))
+    want = default_reserve(info)
+    free = (info.get("reserve") or {}).get("free", 0)
+    if free < want:
+        problems.append(f"after the shutdown the reserve has {free} bytes free, "
+                        f"the default rule asks {want}")
+    if not b.has("prepared for the next rw boot"):
+        problems.append("the detach did not report preparing the image")
 
 
 def body(env, results):
@@ -64,6 +90,8 @@ def body(env, results):
                 problems.append("the host partition was not found by its UUID")
             back, = s.fetch(host, ["root.vhd"], "back")
             L.read_back(env, s.kit, back, want, problems, "vpc")
+            if kind == "dynamic":
+                reserve_prepared(env, b, back, problems)
 
         for i in range(repeat if not extra else 1):
             s.boot(results, name, host, "root.vhd", "rw", server, extra, check=check, run=i + 1)

@@ -3,6 +3,8 @@
 #include "../../efi-loader/fsmap/fsmap.c"
 #include "../../efi-loader/fsmap/fsmap_exfat.c"
 #include "../../efi-loader/fsmap/fsmap_ext.c"
+#include "../../efi-loader/fsmap/fsmap_ext_dir.c"
+#include "../../efi-loader/fsmap/fsmap_ext_map.c"
 #include "../../efi-loader/fsmap/fsmap_fat.c"
 #include "../../efi-loader/fsmap/fsmap_ntfs.c"
 #include "../../efi-loader/fsmap/fsmap_ntfs_attr.c"

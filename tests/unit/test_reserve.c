@@ -232,6 +232,32 @@ static void allocates_inside(enum vhd_format fmt)
   reopens_clean(&f, model, "after allocating");
 }
 
+/* The file start after every prefix of logf's changes (a crash there)
+ * opens and reads every sector as before or after, as after once the
+ * first flushed_at changes are in. */
+static void replays(const struct fake *start, const struct fake *logf, const uint8_t *before,
+                    const uint8_t *after, size_t flushed_at)
+{
+  uint8_t *got = model_new();
+  for (size_t k = 0; k <= logf->nlog; k++) {
+    struct fake f;
+    cr_assert_eq(fake_replay(&f, start, logf, k), 0);
+    char name[64];
+    snprintf(name, sizeof name, "crash-after-%zu-of-%zu", k, logf->nlog);
+    vhd_image *img = open_fake(&f, name, false);
+    cr_assert_eq(vhd_pread(img, got, DISK, 0), 0, "%s: %s", name, vhd_last_error());
+    for (size_t s = 0; s < DISK; s += 512) {
+      bool old = memcmp(got + s, before + s, 512) == 0, new = memcmp(got + s, after + s, 512) == 0;
+      cr_assert(old || new, "%s: sector %zu reads neither its old nor its new content", name, s / 512);
+      if (k >= flushed_at)
+        cr_assert(new, "%s: sector %zu lost after the flush", name, s / 512);
+    }
+    vhd_close(img);
+    fake_destroy(&f);
+  }
+  fake_free(got);
+}
+
 /* A session with a small reserve (a used-up reserve moves the trailer
  * too), then every prefix of its changes. */
 static void crash_everywhere(enum vhd_format fmt, uint64_t reserve)
@@ -253,24 +279,7 @@ static void crash_everywhere(enum vhd_format fmt, uint64_t reserve)
   cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
   cr_assert_neq(record_logical(&logf, fmt), 0u, "the session left no valid record");
 
-  uint8_t *got = model_new();
-  for (size_t k = 0; k <= logf.nlog; k++) {
-    struct fake f;
-    cr_assert_eq(fake_replay(&f, &start, &logf, k), 0);
-    char name[64];
-    snprintf(name, sizeof name, "crash-after-%zu-of-%zu", k, logf.nlog);
-    img = open_fake(&f, name, false);
-    cr_assert_eq(vhd_pread(img, got, DISK, 0), 0, "%s: %s", name, vhd_last_error());
-    for (size_t s = 0; s < DISK; s += 512) {
-      bool old = memcmp(got + s, before + s, 512) == 0, new = memcmp(got + s, after + s, 512) == 0;
-      cr_assert(old || new, "%s: sector %zu reads neither its old nor its new content", name, s / 512);
-      if (k >= flushed_at)
-        cr_assert(new, "%s: sector %zu lost after the flush", name, s / 512);
-    }
-    vhd_close(img);
-    fake_destroy(&f);
-  }
-  fake_free(got);
+  replays(&start, &logf, before, after, flushed_at);
   fake_destroy(&logf);
   fake_destroy(&start);
   fake_free(before);
@@ -468,6 +477,127 @@ static void given_back(enum vhd_format fmt, bool by_repair)
   reopens_clean(&f, model, "given back");
 }
 
+/* vhd_boot_prepare (lib/ops/boot_prepare.c) over the fake: a reserve made
+ * (none before) or grown (a small one before), written, its record last,
+ * every prefix of the session a valid image with the same content. */
+#define PREPARE_WANT (6 * MiB)
+
+static void prepare_crash(enum vhd_format fmt, uint64_t reserve_before)
+{
+  struct fake start;
+  uint8_t *model = model_new();
+  make_image(&start, fmt, model);
+  uint64_t L = start.size;
+  if (reserve_before)
+    L = add_reserve(&start, fmt, reserve_before);
+  uint64_t old_end = reserve_before ? start.size - tail_of(fmt) - 512 : start.size;
+
+  struct fake logf = { .log = 1 };
+  cr_assert_eq(fake_resize(&logf, start.size), 0);
+  memcpy(logf.data, start.data, start.size);
+  vhd_image *img = open_fake(&logf, "prepare", true);
+  struct vhd_boot_prepare_result res;
+  cr_assert_eq(vhd_boot_prepare(img, PREPARE_WANT, NULL, NULL, &res), 0, "%s", vhd_last_error());
+  cr_assert_eq(res.uses_reserve, 1);
+  cr_assert_eq(res.reserve_free_before, reserve_before);
+  cr_assert_geq(res.reserve_free_after, PREPARE_WANT);
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+
+  uint64_t T = tail_of(fmt), R = logf.size - T - 512;
+  cr_assert_eq(record_logical(&logf, fmt), L, "no record for the image's end");
+  cr_assert_geq(R - L, PREPARE_WANT, "the reserve is smaller than asked");
+  cr_assert_eq(res.bytes_written, R - old_end, "zeros written: %llu",
+               (unsigned long long)res.bytes_written);
+  for (uint64_t o = old_end; o < R; o++)
+    cr_assert_eq(logf.data[o], 0, "the new reserve is not zeros at %llu", (unsigned long long)o);
+  /* The record is the last write that counts: before it, the file is an
+   * image without one (or with the old one). */
+  size_t record_write = 0;
+  for (size_t i = 0; i < logf.nlog; i++)
+    if (logf.changelog[i].op == FAKE_WRITE && logf.changelog[i].offset == R)
+      record_write = i;
+  for (size_t i = record_write + 1; i < logf.nlog; i++)
+    cr_assert_neq(logf.changelog[i].op, FAKE_WRITE, "a write after the record");
+  replays(&start, &logf, model, model, 0);
+  assert_clean(&logf, 0, "prepared");
+  fake_destroy(&logf);
+  fake_destroy(&start);
+  fake_free(model);
+}
+
+/* The handle that prepared the file goes on through the reserve: new
+ * blocks land inside it, the file does not grow; a second prepare that
+ * asks for no more than is left writes nothing. */
+static void prepare_then_write(enum vhd_format fmt)
+{
+  struct fake f;
+  uint8_t *model = model_new();
+  make_image(&f, fmt, model);
+  uint64_t L = f.size;
+  vhd_image *img = open_fake(&f, "rw", true);
+  cr_assert_eq(vhd_boot_prepare(img, PREPARE_WANT, NULL, NULL, NULL), 0, "%s", vhd_last_error());
+  size_t P = f.size;
+  write_all(img, model, new_blocks, N_NEW, 130);
+  cr_assert_eq(vhd_flush(img), 0, "%s", vhd_last_error());
+  cr_assert_eq(f.size, P, "the file grew although the reserve had room");
+  cr_assert_gt(record_logical(&f, fmt), L, "the record did not follow the new blocks");
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+
+  img = open_fake(&f, "again", true);
+  cr_assert_eq(vhd_flush(img), 0, "%s", vhd_last_error());   /* what a read-write open writes */
+  f.log = 1;
+  struct vhd_boot_prepare_result res;
+  struct vhd_reserve rs;
+  cr_assert_eq(vhd_get_reserve(img, &rs), 0);
+  cr_assert_eq(vhd_boot_prepare(img, rs.free_bytes, NULL, NULL, &res), 0, "%s",
+               vhd_last_error());
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  for (size_t i = 0; i < f.nlog; i++)
+    cr_assert_neq(f.changelog[i].op, FAKE_WRITE, "a second prepare wrote at %llu",
+                  (unsigned long long)f.changelog[i].offset);
+  cr_assert_eq(res.bytes_written, 0u);
+  f.log = 0;
+  fake_free_log(&f);
+  reopens_clean(&f, model, "prepared, then written");
+}
+
+/* compact gives the reserve back; a prepare on the same handle makes a
+ * new one, which new blocks then use. */
+static void prepare_after_compact(enum vhd_format fmt)
+{
+  struct fake f;
+  uint8_t *model = model_new();
+  make_image(&f, fmt, model);
+  add_reserve(&f, fmt, 4 * MiB);
+  vhd_image *img = open_fake(&f, "rw", true);
+  struct vhd_compact_result cres;
+  cr_assert_eq(vhd_compact(img, 0, NULL, NULL, &cres), 0, "%s", vhd_last_error());
+  cr_assert_eq(record_logical(&f, fmt), 0u, "compact left a record");
+  struct vhd_boot_prepare_result res;
+  cr_assert_eq(vhd_boot_prepare(img, PREPARE_WANT, NULL, NULL, &res), 0, "%s", vhd_last_error());
+  cr_assert_eq(res.reserve_free_before, 0u);
+  cr_assert_geq(res.reserve_free_after, PREPARE_WANT);
+  size_t P = f.size;
+  write_all(img, model, new_blocks, N_NEW, 150);
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  cr_assert_eq(f.size, P, "the file grew although the new reserve had room");
+  cr_assert_neq(record_logical(&f, fmt), 0u, "no record after the writes");
+  reopens_clean(&f, model, "prepared after compact");
+}
+
+static void prepare_refused_readonly(void)
+{
+  struct fake f;
+  uint8_t *model = model_new();
+  make_image(&f, VHD_FORMAT_VHDX, model);
+  vhd_image *img = open_fake(&f, "ro", false);
+  cr_assert_eq(vhd_boot_prepare(img, 0, NULL, NULL, NULL), -EROFS);
+  cr_assert(strstr(vhd_last_error(), "ro:") != NULL, "%s", vhd_last_error());
+  vhd_close(img);
+  fake_destroy(&f);
+  fake_free(model);
+}
+
 static void free_fakes(void) { fake_free_all(); }
 TestSuite(reserve, .fini = free_fakes);
 
@@ -491,3 +621,12 @@ Test(reserve, vhd_compact_gives_back) { given_back(VHD_FORMAT_VHD, false); }
 Test(reserve, vhdx_compact_gives_back) { given_back(VHD_FORMAT_VHDX, false); }
 Test(reserve, vhd_repair_gives_back) { given_back(VHD_FORMAT_VHD, true); }
 Test(reserve, vhdx_repair_gives_back) { given_back(VHD_FORMAT_VHDX, true); }
+Test(reserve, vhd_prepare_crash, .timeout = 240) { prepare_crash(VHD_FORMAT_VHD, 0); }
+Test(reserve, vhdx_prepare_crash, .timeout = 240) { prepare_crash(VHD_FORMAT_VHDX, 0); }
+Test(reserve, vhd_prepare_grow_crash, .timeout = 240) { prepare_crash(VHD_FORMAT_VHD, 64 * KiB); }
+Test(reserve, vhdx_prepare_grow_crash, .timeout = 240) { prepare_crash(VHD_FORMAT_VHDX, 64 * KiB); }
+Test(reserve, vhd_prepare_then_write) { prepare_then_write(VHD_FORMAT_VHD); }
+Test(reserve, vhdx_prepare_then_write) { prepare_then_write(VHD_FORMAT_VHDX); }
+Test(reserve, prepare_refused_readonly) { prepare_refused_readonly(); }
+Test(reserve, vhd_prepare_after_compact) { prepare_after_compact(VHD_FORMAT_VHD); }
+Test(reserve, vhdx_prepare_after_compact) { prepare_after_compact(VHD_FORMAT_VHDX); }

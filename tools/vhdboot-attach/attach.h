@@ -17,9 +17,14 @@ enum host_key { HOST_BY_PARTUUID, HOST_BY_MBR, HOST_BY_FSUUID };
 
 struct file_extent {
   uint64_t file_offset;
-  uint64_t disk_offset;   /* bytes from the start of the host disk */
+  uint64_t disk_offset;   /* bytes from the start of the host disk, or
+                             EXTENT_NOT_ON_DISK */
   uint64_t length;
 };
+/* The record's disk offset of a range with no written blocks on the disk
+ * (a hole or an unwritten extent, docs/efi-handoff.md): it reads as zeros
+ * through the host file system, and no table may point at it. */
+#define EXTENT_NOT_ON_DISK UINT64_MAX
 
 /* One file of the image (the top image first), as the hand-off record
  * describes it. */
@@ -45,7 +50,8 @@ struct request {
   char fs_uuid[64];       /* HOST_BY_FSUUID: as blkid prints it */
   bool check_geometry;    /* compare the partition's start and size */
   uint64_t part_start, part_size;
-  uint8_t fs;             /* record's fs byte: 12/16/32 FAT, 64 exFAT, 0 unknown */
+  uint8_t fs;             /* record's fs byte: 12/16/32 FAT, 64 exFAT, 2/3/4
+                             ext2/3/4, 7 NTFS, 0 unknown */
   char fstype[16];        /* vhdboot.fstype=, empty: from fs or tried in order */
 
   char image[1024];       /* path of the top image on the host file system */
@@ -101,8 +107,10 @@ int ptable_read(int fd, uint32_t sector, struct ptable *pt);
 int host_find(const struct request *rq, int timeout_ms, char *dev, size_t devlen,
               char *disk, size_t disklen);
 
-/* hostfs.c: mount the host partition at dir. */
+/* hostfs.c: mount the host partition at dir; the mount type the request
+ * names (the command line, else the record's fs byte), NULL: guessed. */
 int host_mount(const struct request *rq, const char *dev, const char *dir);
+const char *host_fs_named(const struct request *rq);
 
 /* extents.c: where a file's bytes are on its disk. */
 int file_extents(int fd, uint64_t part_start, struct file_extent **out, uint32_t *count);
@@ -120,7 +128,10 @@ int dm_attach(const struct request *rq, const char *host_disk, const char *host_
 int nbd_attach(const struct request *rq, const char *file, const char *run_dir,
                const char *plugin, struct attached *out);
 
-/* detach.c: --detach, the shutdown side. */
+/* detach.c: --detach, the shutdown side. An rw boot served by nbdkit
+ * leaves the image's host path in run_dir/RUN_PREPARE: the detach gives it
+ * written room for the next firmware boot (vhd_boot_prepare). */
+#define RUN_PREPARE "prepare"
 int detach(const char *run_dir);
 
 /* links.c: /dev/disk/by-id/vhdboot-root[-partN], /dev/disk/by-partuuid/. */

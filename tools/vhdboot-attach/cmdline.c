@@ -2,7 +2,7 @@
  *   vhdboot.image=PARTUUID=<guid>:<path>   the host partition by its GPT
  *   vhdboot.image=UUID=<fs uuid>:<path>    ... or by its file system's UUID
  *   vhdboot.mode=ro|cow|rw                 overrides the record's mode
- *   vhdboot.fstype=vfat|exfat|ext4         the host file system's type
+ *   vhdboot.fstype=vfat|exfat|ext4|ntfs3   the host file system's type (ntfs: ntfs3)
  * Without a hand-off record vhdboot.image= is required; with one, it
  * replaces where the image is looked for (the record's extents are then
  * not used). */
@@ -91,8 +91,11 @@ int cmdline_apply(const char *cmdline, struct request *rq)
       else if (strcmp(word, "vhdboot.mode") == 0)
         rc = parse_mode(val, rq);
       else if (strcmp(word, "vhdboot.fstype") == 0) {
-        if (strcmp(val, "vfat") && strcmp(val, "exfat") && strcmp(val, "ext4"))
-          rc = fail("vhdboot.fstype=%s: expected vfat, exfat or ext4", val);
+        if (strcmp(val, "ntfs") == 0)
+          val = "ntfs3";   /* the kernel's read-write NTFS driver */
+        if (strcmp(val, "vfat") && strcmp(val, "exfat") && strcmp(val, "ext4") &&
+            strcmp(val, "ntfs3"))
+          rc = fail("vhdboot.fstype=%s: expected vfat, exfat, ext4 or ntfs3", val);
         else
           snprintf(rq->fstype, sizeof rq->fstype, "%s", val);
       } else {

@@ -71,6 +71,9 @@ static int map_range(struct table *t, uint64_t voff, uint64_t foff, uint64_t len
     if (i == t->n_fe || t->fe[i].file_offset > foff)
       return fail("%s: file byte %llu is on no extent", t->path, (unsigned long long)foff);
     const struct file_extent *e = &t->fe[i];
+    if (e->disk_offset == EXTENT_NOT_ON_DISK)
+      return fail("%s: file byte %llu has no written block on the disk", t->path,
+                  (unsigned long long)foff);
     uint64_t disk = e->disk_offset + (foff - e->file_offset) - t->disk_start;
     uint64_t run = e->file_offset + e->length - foff;
     if (run > len)

@@ -72,8 +72,8 @@ static int by_fiemap(int fd, uint64_t size, uint64_t part_start, struct extent_l
       if (x->fe_logical != next || (x->fe_flags & bad)) {
         free(fm);
         return fail("the image has a hole or an unwritten, inline or encoded extent at byte "
-                    "%llu: a device-mapper table needs every byte written (fallocate does not "
-                    "do: write zeros)", (unsigned long long)next);
+                    "%llu: a device-mapper table needs every byte written ('vhdtool boot-prepare' "
+                    "writes them)", (unsigned long long)next);
       }
       if (add(l, x->fe_logical, part_start + x->fe_physical, x->fe_length) < 0) {
         free(fm);
@@ -146,8 +146,8 @@ int extents_verify(int file_fd, int disk_fd, const struct file_extent *e, uint32
     uint64_t end = e[i].file_offset + e[i].length;
     if (end > file_size)
       end = file_size;
-    if (end <= e[i].file_offset)
-      continue;
+    if (end <= e[i].file_offset || e[i].disk_offset == EXTENT_NOT_ON_DISK)
+      continue;   /* nothing of the file there, or nothing on the disk */
     uint64_t len = end - e[i].file_offset;
     size_t head = len < 4096 ? (size_t)len : 4096;
     uint64_t tail_off = end - head;

@@ -98,7 +98,9 @@ static int decode_layer(const uint8_t *p, size_t avail, struct layer *l, size_t 
     x->file_offset = le64(e);
     x->disk_offset = le64(e + 8);
     x->length = le64(e + 16);
-    if (x->file_offset != next || x->length == 0 || x->disk_offset + x->length < x->disk_offset)
+    bool on_disk = x->disk_offset != EXTENT_NOT_ON_DISK;
+    if (x->file_offset != next || x->length == 0 ||
+        (on_disk && x->disk_offset + x->length < x->disk_offset))
       return fail("hand-off record: %s: extent %u (file offset %llu) is not adjacent to the "
                   "previous one", l->path, i, (unsigned long long)x->file_offset);
     next = x->file_offset + x->length;

@@ -1,5 +1,6 @@
 /* Mount the host file system: the type the command line names, else the
- * one the record's fs byte says, else vfat, exfat and ext4 in turn.
+ * one the record's fs byte says (ext2/3/4 by the ext4 driver, NTFS by
+ * ntfs3), else vfat, exfat, ext4 and ntfs3 in turn.
  * Read-only for ro and cow (cow must leave every byte of the image as it
  * was), read-write for rw. */
 #include "attach.h"
@@ -24,19 +25,27 @@ static int make_dirs(const char *dir)
   return mkdir(p, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
+const char *host_fs_named(const struct request *rq)
+{
+  return rq->fstype[0] ? rq->fstype
+         : rq->fs == 64 ? "exfat"
+         : (rq->fs == 12 || rq->fs == 16 || rq->fs == 32) ? "vfat"
+         : (rq->fs >= 2 && rq->fs <= 4) ? "ext4"
+         : rq->fs == 7 ? "ntfs3" : NULL;
+}
+
 int host_mount(const struct request *rq, const char *dev, const char *dir)
 {
   if (make_dirs(dir) < 0)
     return fail("%s: cannot create: %s", dir, strerror(errno));
-  const char *order[3] = { "vfat", "exfat", "ext4" };
-  const char *named = rq->fstype[0] ? rq->fstype
-                      : rq->fs == 64 ? "exfat"
-                      : (rq->fs == 12 || rq->fs == 16 || rq->fs == 32) ? "vfat" : NULL;
+  const char *order[] = { "vfat", "exfat", "ext4", "ntfs3" };
+  enum { N_ORDER = sizeof order / sizeof order[0] };
+  const char *named = host_fs_named(rq);
   unsigned long flags = MS_NOATIME | MS_NODEV | MS_NOSUID | MS_NOEXEC;
   if (rq->mode != ATTACH_RW)
     flags |= MS_RDONLY;
   int last = 0;
-  for (int i = named ? -1 : 0; i < 3; i++) {
+  for (int i = named ? -1 : 0; i < N_ORDER; i++) {
     const char *type = i < 0 ? named : order[i];
     if (i >= 0 && named && strcmp(type, named) == 0)
       continue;
@@ -49,5 +58,6 @@ int host_mount(const struct request *rq, const char *dev, const char *dir)
       break;   /* the user named it: no guessing */
   }
   return fail("%s: cannot mount it as %s: %s", dev,
-              rq->fstype[0] ? rq->fstype : named ? named : "vfat, exfat or ext4", strerror(last));
+              rq->fstype[0] ? rq->fstype : named ? named : "vfat, exfat, ext4 or ntfs3",
+              strerror(last));
 }

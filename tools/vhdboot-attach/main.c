@@ -56,7 +56,7 @@ static void usage(FILE *f)
         "Attach the virtual disk the system was booted from as /dev/disk/by-id/vhdboot-root\n"
         "(docs/linux-boot.md). Kernel command line settings:\n"
         "  vhdboot.image=PARTUUID=<guid>:<path> | UUID=<fs uuid>:<path>\n"
-        "  vhdboot.mode=ro|cow|rw   vhdboot.fstype=vfat|exfat|ext4\n", f);
+        "  vhdboot.mode=ro|cow|rw   vhdboot.fstype=vfat|exfat|ext4|ntfs3\n", f);
 }
 
 static char *slurp(const char *path)
@@ -149,6 +149,8 @@ static void print_plan(const struct request *rq)
   if (rq->check_geometry)
     printf("partition_start=%llu\npartition_size=%llu\n", (unsigned long long)rq->part_start,
            (unsigned long long)rq->part_size);
+  const char *fs = host_fs_named(rq);
+  printf("host_fs=%s\n", fs ? fs : "any");
   printf("block_size=%u\nvirtual_size=%llu\nlayers=%u\n", rq->block_size,
          (unsigned long long)rq->virtual_size, rq->n_layers);
   for (unsigned i = 0; i < rq->n_layers; i++)
@@ -158,18 +160,34 @@ static void print_plan(const struct request *rq)
            (unsigned long long)rq->layers[i].physical_size, rq->layers[i].n_extents);
 }
 
-/* For --detach: which device this boot attached. */
-static int remember_device(const char *run_dir, const char *disk)
+/* For --detach: run_dir/name holds value (which device this boot
+ * attached, which image to prepare). */
+static int remember(const char *run_dir, const char *name, const char *value)
 {
   char path[300];
-  snprintf(path, sizeof path, "%s/device", run_dir);
+  snprintf(path, sizeof path, "%s/%s", run_dir, name);
   FILE *f = fopen(path, "we");
   if (!f)
     return fail("%s: %s", path, strerror(errno));
-  int bad = fprintf(f, "%s\n", disk) < 0;
+  int bad = fprintf(f, "%s\n", value) < 0;
   if (fclose(f) != 0 || bad)
     return fail("%s: cannot write it", path);
   return 0;
+}
+
+/* False when the record gives the top file a range with no written blocks
+ * on the disk: a device-mapper table cannot point there (its reads would
+ * not be zeros, its writes would not reach the file). Without a record
+ * dm_attach asks FIEMAP, which refuses such files itself. */
+static bool record_all_on_disk(const struct request *rq)
+{
+  if (!rq->from_record)
+    return true;
+  const struct layer *l = &rq->layers[0];
+  for (uint32_t i = 0; i < l->n_extents; i++)
+    if (l->extents[i].disk_offset == EXTENT_NOT_ON_DISK)
+      return false;
+  return true;
 }
 
 static int attach(struct request *rq, const char *run_dir, const char *plugin)
@@ -206,7 +224,12 @@ static int attach(struct request *rq, const char *run_dir, const char *plugin)
    * cannot keep writes in memory: other images, cow and 4096-byte sectors
    * go through nbdkit. */
   bool fixed = info.type == VHD_TYPE_FIXED || info.type == VHD_TYPE_NONE;
-  if (fixed && rq->mode != ATTACH_COW && info.logical_sector_size == 512) {
+  bool on_disk = record_all_on_disk(rq);
+  if (fixed && !on_disk)
+    note("%s: parts of the file have no written blocks on the disk (holes or unwritten "
+         "extents): served by nbdkit, not device-mapper ('vhdtool boot-prepare' writes them)",
+         rq->image);
+  if (fixed && on_disk && rq->mode != ATTACH_COW && info.logical_sector_size == 512) {
     load_module("dm-mod", "/sys/class/misc/device-mapper");
     if (dm_attach(rq, disk, dev, host, file, &a) < 0)
       return -1;
@@ -214,8 +237,10 @@ static int attach(struct request *rq, const char *run_dir, const char *plugin)
     load_module("nbd", "/sys/block/nbd0");
     if (nbd_attach(rq, file, run_dir, plugin, &a) < 0)
       return -1;
+    if (rq->mode == ATTACH_RW && remember(run_dir, RUN_PREPARE, file) < 0)
+      return -1;
   }
-  if (links_make(&a) < 0 || remember_device(run_dir, a.disk) < 0)
+  if (links_make(&a) < 0 || remember(run_dir, "device", a.disk) < 0)
     return -1;
   note("%s (%s %s, %s) is /dev/disk/by-id/vhdboot-root = /dev/%s with %u partitions",
        rq->image, vhd_format_name(info.format),
