@@ -142,7 +142,7 @@ def build_ext4(env, imgs, size, large):
     v = T.Ext4Volume(env, "ext4", size)
     v.add(imgs.dyn, "/images/dyn-ro.vhdx")
     v.add(imgs.dyn, "/images/dyn-cow.vhdx")
-    v.add(imgs.dyn, "/images/dyn-noprep.vhdx")
+    v.add(imgs.dyn, "/images/dyn-noprep.vhdx", dense=True)   # written, but no reserve
     v.add(imgs.base, "/chain/base.vhd")
     v.add(imgs.child["ro"], "/chain/child-ro.vhd")
     v.add(imgs.child["cow"], "/chain/child-cow.vhd")
@@ -159,11 +159,12 @@ def build_ext4(env, imgs, size, large):
         v.add(path, "/large/six.vhdx", dense=True, ranges=ranges, move=True)
     v.build(index_dirs=True)
     v.remove(*fillers[::2])
-    v.write(imgs.dyn_rw, "/images/dyn-rw.vhdx", dense=True)
-    # Its holes become unwritten extents in the rest of the gaps, whose
-    # blocks still hold the removed fillers' bytes: they must read as zeros.
+    # Holes made unwritten extents in the gaps, whose blocks still hold the
+    # removed fillers' bytes: they must read as zeros. Then the rw image
+    # takes the rest of the gaps.
     v.write(imgs.dyn, "/images/dyn-unwritten.vhdx")
     v.fallocate("/images/dyn-unwritten.vhdx")
+    v.write(imgs.dyn_rw, "/images/dyn-rw.vhdx", dense=True)
     unwritten = [(p, n) for _, p, n, u in v.extents("/images/dyn-unwritten.vhdx") if u]
     with open(v.image, "rb") as f:
         stale = 0
