@@ -130,6 +130,10 @@ def large_image(env):
     # inner disk's blocks) is written on the volume, as is the reserve.
     blocks = T.vhdx_block_offsets(path, 2 * T.MIB)
     head_end = min(o for b, o in blocks.items() if b * 2 * T.MIB >= first_pad)
+    if os.path.getsize(path) <= 4 << 30 or max(o for b, o in blocks.items() if b < 1024) \
+            >= 4 << 30:
+        raise RuntimeError("the 6 GiB image does not end past 4 GiB with its first 2 GiB "
+                           "below that mark")
     before = os.path.getsize(path)
     err = prepare(env, path)
     return path, data, [(0, head_end), (before, os.path.getsize(path))], err
