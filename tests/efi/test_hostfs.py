@@ -42,12 +42,11 @@ took inside the boot.
 """
 import os
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import efitest as T  # noqa: E402
-from test_writes import check_image, same_bytes as same_file, written_bin  # noqa: E402
+from test_writes import check_image, same_bytes, written_bin  # noqa: E402
 
 MARKER = "WRITE-BASE"          # the marker check_image expects by default
 CHILD = "HOSTFS-CHILD"
@@ -67,11 +66,10 @@ def opts(part, path, mode=None, args="return"):
     return f'partition={part} "image={win(path)}"{mode} "args={args}"'
 
 
-def prepare(env, path, reserve=None):
-    """vhdtool boot-prepare; the error text, or None."""
-    extra = ["--reserve", reserve] if reserve else []
+def prepare(env, path):
+    """vhdtool boot-prepare (the default reserve); the error text, or None."""
     try:
-        env.vhdtool_run("boot-prepare", *extra, path)
+        env.vhdtool_run("boot-prepare", path)
         return None
     except RuntimeError as e:
         return "vhdtool boot-prepare: " + str(e).strip().splitlines()[-1]
@@ -183,7 +181,7 @@ def build_ext4(env, imgs, size, large):
     for src, dest in ((imgs.dyn_rw, "/images/dyn-rw.vhdx"), (imgs.child_rw, "/chain/child-rw.vhd")):
         out = env.path("ext4-dump.tmp")
         v.debugfs(f'dump "{dest}" {out}')
-        if not same_file(out, src):
+        if not same_bytes(out, src):
             raise RuntimeError(f"{dest} on ext4 does not read back as {src}")
         os.unlink(out)
     facts = []
@@ -267,7 +265,7 @@ class Fs:
         return self.vol.get(path, os.path.join(d, os.path.basename(path)))
 
     def unchanged(self, path, source):
-        return [] if same_file(self.get(path), source) else [f"{path} changed on {self.name}"]
+        return [] if same_bytes(self.get(path), source) else [f"{path} changed on {self.name}"]
 
     def ro(self, path, marker, data, source):
         def check(run):
