@@ -184,9 +184,11 @@ def mapping_cost(env, rounds):
     """Loader start -> "starting" line for a 16 GiB dynamic VHDX whose file
     holds MAP_GIB GiB of blocks, on ext4 contiguous (mkfs.ext4 -d) and
     fragmented (debugfs write into 128 KiB gaps), prepared; a small image
-    as the baseline. One boot per round: the fallback payload runs the
-    loader once per image (args=return); the time is from its
-    PAYLOAD-CHAIN line to the loader's "starting" line."""
+    as the baseline; ro and rw (rw also checks that every byte of the file
+    is written data and finds the reserve). One boot per round (disk in
+    snapshot mode): the fallback payload runs the loader once per image
+    and mode (args=return); the time is from its PAYLOAD-CHAIN line to the
+    loader's "starting" line."""
     data = T.pattern(T.MIB, 5)
     raw, _ = T.inner_disk(env, "m16.raw", "BENCH-MAP", data, size=16 << 30)
     big = env.path("m16.vhdx")
@@ -200,13 +202,14 @@ def mapping_cost(env, rounds):
     small = env.path("small.vhdx")
     raw, _ = T.inner_disk(env, "small.raw", "BENCH-MAP", data)
     T.convert(env, raw, small, "vhdx", "dynamic", block="2M")
+    env.vhdtool_run("boot-prepare", small)
     size = os.path.getsize(big)
     gap = 128 * 1024
     part_mib = (3 * size + (1 << 30)) >> 20
     host = T.HostDisk(env, name="maphost.img", esp_mib=100, more=[(part_mib, "8300", "ext4")])
     start, psize, _ = host.layout[1]
     ext = T.Ext4Volume(env, "mext4", psize)
-    ext.add(small, "/small.vhdx")
+    ext.add(small, "/small.vhdx", dense=True)
     ext.add(big, "/contiguous.vhdx", dense=True)
     fillers = [f"/fill/{i // 1000}/{i:06d}" for i in range(2 * size // gap + 16)]
     for f in fillers:
@@ -217,30 +220,34 @@ def mapping_cost(env, rounds):
     counts = {p: len(ext.extents(p)) for p in ("/contiguous.vhdx", "/fragmented.vhdx")}
     print(f"  file {size >> 20} MiB; extents: {counts}", flush=True)
     ext.place(host.path, start)
-    names = ["small.vhdx", "contiguous.vhdx", "fragmented.vhdx"]
-    chain = [f"partition=2 image=\\{n} mode=ro args=return" for n in names]
+    names = [(n, m) for m in ("ro", "rw")
+             for n in ("small.vhdx", "contiguous.vhdx", "fragmented.vhdx")]
+    chain = [f"partition=2 image=\\{n} mode={m} args=return" for n, m in names]
     host.no_config()
     fb = T.fallback_disk(env, chain=chain)
     got = {n: [] for n in names}
     for r in range(rounds):
-        b = T.boot(env, [host.path, fb], timeout=900)
+        b = T.boot(env, [host.path, fb], timeout=900, snapshot=True)
+        runs = T.chain_runs(b)
         for i, n in enumerate(names):
             t0 = b.time_of(f"PAYLOAD-CHAIN {i}:")
             t1 = next((t for line, t in zip(b.lines, b.times)
-                       if n in line and "; starting" in line), None)
+                       if f"mode {n[1]}" in line and "; starting" in line
+                       and line in (runs[i][1] if i < len(runs) else [])), None)
             if t0 is None or t1 is None:
                 print(f"  round {r + 1}: {n}: FAILED "
                       f"{[l for l in b.lines if l.startswith('vhdboot:')]}", flush=True)
                 continue
             got[n].append(t1 - t0)
-            print(f"  round {r + 1}: {n}: {t1 - t0:.2f}s", flush=True)
+            print(f"  round {r + 1}: {n[0]} {n[1]}: {t1 - t0:.3f}s", flush=True)
     print(f"\nLoader start -> starting the boot program, 16 GiB dynamic VHDX with "
           f"{MAP_GIB} GiB of blocks on ext4, medians:")
-    print("| image | extents | seconds |")
-    print("|---|---|---|")
-    for n, t in got.items():
+    print("| image | mode | extents | seconds |")
+    print("|---|---|---|---|")
+    for (n, m), t in got.items():
         ext_n = counts.get("/" + n, 1)
-        print(f"| {n} | {ext_n} | {statistics.median(t):.2f} |" if t else f"| {n} | | - |")
+        print(f"| {n} | {m} | {ext_n} | {statistics.median(t):.3f} |" if t
+              else f"| {n} | {m} | {ext_n} | - |")
 
 
 def main():
