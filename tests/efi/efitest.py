@@ -883,6 +883,51 @@ def parse_handoff(blob):
     return rec
 
 
+NO_DISK_OFFSET = (1 << 64) - 1     # a hole or unwritten extent: reads as zeros
+
+
+def check_handoff(b, disk, partition, image_path, local_image, fs=None):
+    """Problems with the hand-off record of boot b: it must name partition
+    (number, start byte, GUID) of disk, the file system kind fs (when
+    given; docs/efi-handoff.md), and map every byte of the image file
+    (local_image holds its content) to the right place on the disk, or to
+    no place where the file reads as zeros."""
+    try:
+        rec = parse_handoff(b.handoff())
+    except ValueError as e:
+        return [f"hand-off record: {e}"]
+    problems = []
+    got = (rec["partition_number"], rec["partition_start"], rec["partition_guid"].upper())
+    want = (partition[0], partition[1], partition[2].upper())
+    if got != want:
+        problems.append(f"hand-off names partition {got}, expected {want}")
+    if fs is not None and rec["fs"] != fs:
+        problems.append(f"hand-off file system kind {rec['fs']}, expected {fs}")
+    layer = rec["layers"][0]
+    if layer["path"] != image_path:
+        problems.append(f"hand-off path {layer['path']!r}, expected {image_path!r}")
+    with open(local_image, "rb") as f:
+        content = f.read()
+    covered = 0
+    with open(disk, "rb") as d:
+        for foff, doff, length in layer["extents"]:
+            n = min(length, len(content) - foff)
+            if n <= 0:
+                continue
+            if doff == NO_DISK_OFFSET:
+                ok = not content[foff:foff + n].strip(b"\0")
+            else:
+                d.seek(doff)
+                ok = d.read(n) == content[foff:foff + n]
+            if not ok:
+                problems.append(f"extent at file offset {foff} does not hold the file's bytes")
+                break
+            covered += n
+    if covered != len(content):
+        problems.append(f"extents cover {covered} of {len(content)} bytes")
+    return problems
+
+
 # ---- qemu --------------------------------------------------------------------------
 
 class Boot:

@@ -79,40 +79,6 @@ def build(env):
     return host, data0, data1, raw0
 
 
-def check_handoff(env, host, b, image_path, local_image):
-    """The hand-off record names the host partition and maps every byte of
-    the image file to the right place on the host disk."""
-    problems = []
-    blob = b.handoff()
-    try:
-        rec = T.parse_handoff(blob)
-    except ValueError as e:
-        return [f"hand-off record: {e}"]
-    if rec["partition_number"] != 1 or rec["partition_start"] != host.esp_start:
-        problems.append(f"hand-off names partition {rec['partition_number']} at "
-                        f"{rec['partition_start']}, expected 1 at {host.esp_start}")
-    if rec["partition_guid"].upper() != host.esp_guid.upper():
-        problems.append(f"hand-off partition GUID {rec['partition_guid']} != {host.esp_guid}")
-    layer = rec["layers"][0]
-    if layer["path"] != image_path:
-        problems.append(f"hand-off path {layer['path']!r}, expected {image_path!r}")
-    content = open(local_image, "rb").read()
-    covered = 0
-    with open(host.path, "rb") as disk:
-        for foff, doff, length in layer["extents"]:
-            n = min(length, len(content) - foff)
-            if n <= 0:
-                continue
-            disk.seek(doff)
-            if disk.read(n) != content[foff:foff + n]:
-                problems.append(f"extent at file offset {foff} does not hold the file's bytes")
-                break
-            covered += n
-    if covered != len(content):
-        problems.append(f"extents cover {covered} of {len(content)} bytes")
-    return problems
-
-
 def body(env, res):
     host, data0, data1, raw0 = build(env)
     fb = T.fallback_disk(env)
@@ -136,7 +102,8 @@ def body(env, res):
         b = T.boot(env, [host.path, fb], snapshot=True)
         problems = T.expect_payload(b, marker, data)
         if name == "dynamic VHD":
-            problems += check_handoff(env, host, b, "\\VHD\\dyn.vhd", env.path("dyn.vhd"))
+            problems += T.check_handoff(b, host.path, (1, host.esp_start, host.esp_guid),
+                                        "\\VHD\\dyn.vhd", env.path("dyn.vhd"))
         if name.startswith("differencing") and b.value("PAYLOAD-HANDOFF 0") is not None:
             rec = T.parse_handoff(b.handoff())
             paths = [layer["path"] for layer in rec["layers"]]

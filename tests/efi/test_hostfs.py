@@ -55,6 +55,7 @@ LONG_NAME = "a long image name, " + "with many words in it " * 8 + "end.vhdx"
 NESTED = "/one/two/three/four"
 ENTRIES = 500
 EXT4_PART, NTFS_PART = 2, 3
+FS_EXT4, FS_NTFS = 4, 7        # the hand-off record's file system kinds (efi-handoff.md)
 
 
 def win(path):
@@ -250,8 +251,11 @@ class Fs:
     """One host file system in the test: its partition, volume and the
     checks of its cases."""
 
-    def __init__(self, env, name, part, vol, prep_error):
+    def __init__(self, env, name, host, part, kind, vol, prep_error):
         self.env, self.name, self.part, self.vol = env, name, part, vol
+        self.disk, self.kind = host.path, kind
+        start, _, guid = host.layout[part - 1]
+        self.partition = (part, start, guid)
         self.prep_error = prep_error
         self.n = 0
 
@@ -267,12 +271,16 @@ class Fs:
     def unchanged(self, path, source):
         return [] if same_bytes(self.get(path), source) else [f"{path} changed on {self.name}"]
 
-    def ro(self, path, marker, data, source):
+    def ro(self, path, marker, data, source, handoff=False):
+        """handoff: also check the hand-off record the payload saw."""
         def check(run):
             problems = T.chain_payload(run, marker, data)
             w = run[4].value("PAYLOAD-WRITE") or ""
             if not w.startswith("failed") or "protect" not in w.lower():
                 problems.append(f"payload write should fail as write protected: {w!r}")
+            if handoff:
+                problems += T.check_handoff(run[4], self.disk, self.partition, win(path),
+                                            source, fs=self.kind)
             return problems + self.unchanged(path, source)
         return opts(self.part, path, "ro", "write return"), check
 
@@ -310,7 +318,8 @@ def cases_of(fs, imgs, hashed):
     """(name, chain line, check) for the cases every file system has."""
     d0, d1 = imgs.data0, imgs.data1
     out = [
-        ("dynamic VHDX, ro", *fs.ro("/images/dyn-ro.vhdx", MARKER, d0, imgs.dyn)),
+        ("dynamic VHDX, ro (+ hand-off record)",
+         *fs.ro("/images/dyn-ro.vhdx", MARKER, d0, imgs.dyn, handoff=True)),
         ("dynamic VHDX, cow", *fs.cow("/images/dyn-cow.vhdx", MARKER, d0, imgs.dyn)),
         ("dynamic VHDX, fragmented file, rw after boot-prepare",
          *fs.rw("/images/dyn-rw.vhdx", MARKER, d0, "vhdx")),
@@ -362,10 +371,11 @@ def body(env, res):
     (ext_start, ext_size, _), (ntfs_start, ntfs_size, _) = host.layout[1:3]
     ext, facts = build_ext4(env, imgs, ext_size, large)
     ext.place(host.path, ext_start)
-    ext4 = Fs(env, "ext4", EXT4_PART, ext, imgs.prep_error)
+    ext4 = Fs(env, "ext4", host, EXT4_PART, FS_EXT4, ext, imgs.prep_error)
     cases = cases_of(ext4, imgs, "hashed")
     cases.append(("ext4: unwritten extents read as zeros, ro",
-                  *ext4.ro("/images/dyn-unwritten.vhdx", MARKER, imgs.data0, imgs.dyn)))
+                  *ext4.ro("/images/dyn-unwritten.vhdx", MARKER, imgs.data0, imgs.dyn,
+                           handoff=True)))
     line, check = ext4.fails("/images/dyn-unwritten.vhdx", "allocated but not written")
     cases.append(("ext4: rw of a file with unwritten extents", line.replace(
         '"args=return"', 'mode=rw "args=write return"'), check))
@@ -382,7 +392,7 @@ def body(env, res):
         nvol, more, err = build_ntfs(env, imgs, ntfs_size, ntfs_start)
         facts += more
         nvol.place(host.path, ntfs_start)
-        ntfs = Fs(env, "NTFS", NTFS_PART, nvol, err)
+        ntfs = Fs(env, "NTFS", host, NTFS_PART, FS_NTFS, nvol, err)
         cases += cases_of(ntfs, imgs, "index allocation")
         cases.append(("NTFS: compressed file",
                       *ntfs.fails("/packed/image.vhdx", "compressed")))
