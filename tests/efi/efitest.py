@@ -321,8 +321,9 @@ DENSE_FILL = b"\xa5"
 
 
 class Ext4Volume(PartitionImage):
-    """ext4 without root: mkfs.ext4 -d from a staging directory, debugfs
-    for later changes and for reading files back.
+    """ext4 (or ext2/ext3: mkfs names mkfs.ext2/3) without root: mkfs -d
+    from a staging directory, debugfs for later changes and for reading
+    files back.
 
     Both skip all-zero blocks when they copy a file in (the file gets holes
     there). A file the loader is to write into must have its blocks really
@@ -333,8 +334,8 @@ class Ext4Volume(PartitionImage):
 
     BLOCK = 4096
 
-    def __init__(self, env, name, size):
-        self.env, self.size = env, size
+    def __init__(self, env, name, size, mkfs="mkfs.ext4"):
+        self.env, self.size, self.mkfs = env, size, mkfs
         self.image = env.path(name + ".part")
         self.stage = env.path(name + ".stage")
         os.makedirs(self.stage)
@@ -394,7 +395,7 @@ class Ext4Volume(PartitionImage):
         directory large enough, as the kernel would have."""
         with open(self.image, "wb") as f:
             f.truncate(self.size)
-        run([need("mkfs.ext4"), "-q", "-F", "-b", str(self.BLOCK), "-L", "IMAGES",
+        run([need(self.mkfs), "-q", "-F", "-b", str(self.BLOCK), "-L", "IMAGES",
              "-d", self.stage, self.image])
         if index_dirs:
             p = subprocess.run([need("e2fsck"), "-fyD", self.image], stdout=subprocess.PIPE,
@@ -427,8 +428,13 @@ class Ext4Volume(PartitionImage):
         self.debugfs(*(f'rm "{p}"' for p in paths), write=True)
 
     def extents(self, path):
-        """[(logical block, physical block, blocks, unwritten)] of the leaves."""
+        """[(logical block, physical block, blocks, unwritten)] of the leaves
+        (of the block map's data ranges for a file without extents)."""
         out = self.debugfs(f'ex "{path}"')
+        if "does not use" in out:
+            blocks = self.debugfs(f'stat "{path}"').split("BLOCKS:", 1)[-1]
+            return [(int(a), int(p), int(b or a) - int(a) + 1, False) for a, b, p in
+                    re.findall(r"\((\d+)(?:-(\d+))?\):(\d+)", blocks)]
         rows = []
         for line in out.splitlines():
             m = re.match(r"\s*(\d+)/\s*(\d+)\s+\d+/\s*\d+\s+(\d+)\s*-\s*(\d+)\s+(\d+)"

@@ -3,7 +3,7 @@
 
 One host disk, built without root: partition 1 the FAT32 ESP with the
 loader, 2 ext4 (mkfs.ext4 -d, then debugfs), 3 NTFS (mkntfs, filled through
-ntfs-3g/FUSE; skipped with the reason when FUSE cannot mount). Boot option
+ntfs-3g/FUSE; skipped with the reason when FUSE cannot mount), 4 ext3. Boot option
 0 is a case that must fail; the fallback payload then runs the loader once
 per case from its CHAIN.TXT (as in test_failures.py), so one TCG boot
 covers every case. Per file system:
@@ -18,6 +18,7 @@ covers every case. Per file system:
     list and ntfsinfo's run count), so its writes go through many extents;
     the ro/cow files on ext4 keep the holes mkfs.ext4 -d leaves for zero
     blocks.
+  - ext3 (block maps with indirect blocks): a dynamic VHDX, ro and rw.
   - ext4: a file whose holes were made unwritten extents (debugfs
     fallocate) over blocks still holding old bytes: ro reads zeros there,
     rw is refused (allocated but not written).
@@ -54,8 +55,8 @@ LARGE = "HOSTFS-LARGE"
 LONG_NAME = "a long image name, " + "with many words in it " * 8 + "end.vhdx"
 NESTED = "/one/two/three/four"
 ENTRIES = 500
-EXT4_PART, NTFS_PART = 2, 3
-FS_EXT4, FS_NTFS = 4, 7        # the hand-off record's file system kinds (efi-handoff.md)
+EXT4_PART, NTFS_PART, EXT3_PART = 2, 3, 4
+FS_EXT3, FS_EXT4, FS_NTFS = 3, 4, 7   # the hand-off record's file system kinds (efi-handoff.md)
 
 
 def win(path):
@@ -202,6 +203,21 @@ def build_ext4(env, imgs, size, large):
     if problems:
         raise RuntimeError("the ext4 volume as built: " + "; ".join(problems))
     return v, facts
+
+
+def build_ext3(env, imgs, size):
+    """An ext3 partition (no extents: the files have block maps with
+    indirect and double indirect blocks)."""
+    v = T.Ext4Volume(env, "ext3", size, mkfs="mkfs.ext3")
+    v.add(imgs.dyn, "/images/dyn-ro.vhdx")
+    v.add(imgs.dyn_rw, "/images/dyn-rw.vhdx", dense=True)
+    v.build()
+    if "does not use" not in v.debugfs('ex "/images/dyn-rw.vhdx"'):
+        raise RuntimeError("/images/dyn-rw.vhdx on ext3 has extents")
+    problems = v.fsck()
+    if problems:
+        raise RuntimeError("the ext3 volume as built: " + "; ".join(problems))
+    return v
 
 
 def build_ntfs(env, imgs, size, start):
@@ -367,8 +383,10 @@ def body(env, res):
             T.say(f"skip  the 6 GiB case: {e}")
     host = T.HostDisk(env, esp_mib=100, more=[(640 + (4608 if large else 0), "8300",
                                                "ext4 images"),
-                                              (320, "0700", "NTFS images")])
-    (ext_start, ext_size, _), (ntfs_start, ntfs_size, _) = host.layout[1:3]
+                                              (320, "0700", "NTFS images"),
+                                              (100, "8300", "ext3 images")])
+    (ext_start, ext_size, _), (ntfs_start, ntfs_size, _), (e3_start, e3_size, _) = \
+        host.layout[1:4]
     ext, facts = build_ext4(env, imgs, ext_size, large)
     ext.place(host.path, ext_start)
     ext4 = Fs(env, "ext4", host, EXT4_PART, FS_EXT4, ext, imgs.prep_error)
@@ -387,6 +405,15 @@ def body(env, res):
                       else [f"no fallback note: {run[1]}"])))
     if large:
         cases += large_case(ext4, large)
+    e3vol = build_ext3(env, imgs, e3_size)
+    e3vol.place(host.path, e3_start)
+    ext3 = Fs(env, "ext3", host, EXT3_PART, FS_EXT3, e3vol, imgs.prep_error)
+    cases += [
+        ("ext3: dynamic VHDX (block map), ro (+ hand-off record)",
+         *ext3.ro("/images/dyn-ro.vhdx", MARKER, imgs.data0, imgs.dyn, handoff=True)),
+        ("ext3: dynamic VHDX (block map), rw after boot-prepare",
+         *ext3.rw("/images/dyn-rw.vhdx", MARKER, imgs.data0, "vhdx")),
+    ]
     ntfs = None
     try:
         nvol, more, err = build_ntfs(env, imgs, ntfs_size, ntfs_start)
@@ -410,6 +437,7 @@ def body(env, res):
     b = T.boot(env, [host.path, fb], timeout=900)
     T.say(f"# one boot for {len(cases) + 1} cases: {b.wall:.1f}s wall, {b.cpu:.1f}s cpu")
     ext.extract(host.path, ext_start)
+    e3vol.extract(host.path, e3_start)
     if ntfs:
         ntfs.vol.extract(host.path, ntfs_start)
     first = T.loader_lines_before_payload(b)
@@ -431,6 +459,7 @@ def body(env, res):
         res.check(f"{name} ({t1 - t0:.1f}s){': ' + said if said else ''}", problems,
                   runs[i][4] if problems else None)
     res.check("ext4 checks clean afterwards (e2fsck -fn)", ext.fsck())
+    res.check("ext3 checks clean afterwards (e2fsck -fn)", e3vol.fsck())
     if ntfs:
         res.check("NTFS checks clean afterwards (ntfsfix -n)", ntfs.vol.fsck())
 
