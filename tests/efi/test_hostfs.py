@@ -1,23 +1,25 @@
 #!/usr/bin/env python3
-"""vhdboot.efi boots images kept on ext4 and NTFS host partitions (issue 13).
+"""vhdboot.efi boots images kept on ext4, NTFS and ext3 host partitions (issue 13).
 
 One host disk, built without root: partition 1 the FAT32 ESP with the
-loader, 2 ext4 (mkfs.ext4 -d, then debugfs), 3 NTFS (mkntfs, filled through
-ntfs-3g/FUSE; skipped with the reason when FUSE cannot mount), 4 ext3. Boot option
-0 is a case that must fail; the fallback payload then runs the loader once
-per case from its CHAIN.TXT (as in test_failures.py), so one TCG boot
-covers every case. Per file system:
-  - a dynamic VHDX and a differencing VHD chain (parent + child in their
-    own directory), each ro (the payload's write fails as write protected),
-    cow (the write succeeds inside the machine) and rw after `vhdtool
-    boot-prepare`: marker, TPL and data CRC; ro and cow leave the file
-    byte for byte unchanged; after rw the file, read back from the volume,
-    passes vhdtool check and qemu-img check/convert (a differencing VHD,
-    which qemu cannot read: the interop tests' vhd_oracle.py) and holds
-    the files the payload wrote; the parent is unchanged. The rw VHDX is fragmented (proved with debugfs' extent
-    list and ntfsinfo's run count), so its writes go through many extents;
-    the ro/cow files on ext4 keep the holes mkfs.ext4 -d leaves for zero
-    blocks.
+loader, 2 ext4 (mkfs.ext4 -d, then debugfs), 3 NTFS (mkntfs, filled
+through ntfs-3g/FUSE; skipped with the reason when FUSE cannot mount), 4
+ext3. Boot option 0 is a case that must fail; the firmware then starts the
+fallback payload, which runs the loader once per case from its CHAIN.TXT
+(as in test_failures.py), so one TCG boot covers every case:
+  - ext4 and NTFS: a dynamic VHDX and a differencing VHD chain (parent and
+    children in their own directory), each ro (the payload's write fails
+    as write protected), cow (the write succeeds inside the machine) and
+    rw after `vhdtool boot-prepare`: marker, TPL and data CRC; ro and cow
+    leave the file byte for byte unchanged; after rw the file, read back
+    from the volume, passes vhdtool check and qemu-img check/convert (a
+    differencing VHD, which qemu cannot read: the interop tests'
+    vhd_oracle.py) and holds the files the payload wrote; the parent is
+    unchanged. The rw VHDX is a fragmented file (debugfs' extent list,
+    ntfsinfo's run count), so its writes go through many extents; the ro
+    and cow files on ext4 keep the holes mkfs.ext4 -d leaves for zero
+    blocks. The ro VHDX's hand-off record names the partition and the
+    file system kind and maps every byte of the file.
   - ext3 (block maps with indirect blocks): a dynamic VHDX, ro and rw.
   - ext4: a file whose holes were made unwritten extents (debugfs
     fallocate) over blocks still holding old bytes: ro reads zeros there,
@@ -37,9 +39,9 @@ covers every case. Per file system:
     blocks land past the 4 GiB mark of the file (its BAT, read here, shows
     where). rw needs every byte of such a file written data, so it cannot
     be made cheaply sparse.
-Afterwards both partitions are copied out of the disk and must check
-clean (e2fsck -fn, ntfsfix -n). Each case line shows the seconds its run
-took inside the boot.
+Afterwards the partitions are copied out of the disk and must check clean
+(e2fsck -fn, ntfsfix -n). Each case line shows the seconds its run took
+inside the boot.
 """
 import os
 import shutil
