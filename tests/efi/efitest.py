@@ -572,6 +572,56 @@ class NtfsVolume(PartitionImage):
     def info(self, path):
         return run([need("ntfsinfo"), "-v", "-F", path, self.image])
 
+    def set_valid_length(self, name, length):
+        """While unmounted: sets the initialized size (valid data length) of
+        the unnamed $DATA of the file called name, as Windows leaves a file
+        whose end was set but not written. Its MFT record (1 KiB, on a 1 KiB
+        boundary) is the one whose $FILE_NAME is name; update sequence
+        fixups are undone and redone around the change."""
+        want = name.encode("utf-16-le")
+        with open(self.image, "r+b") as f:
+            vol = f.read()
+            pos = vol.find(want)
+            while pos >= 0:
+                at = pos // 1024 * 1024
+                if vol[at:at + 4] == b"FILE" and self._set_vdl(f, vol, at, want, length):
+                    return
+                pos = vol.find(want, pos + 1)
+        raise RuntimeError(f"no MFT record of a file named {name} with a non-resident $DATA")
+
+    @staticmethod
+    def _set_vdl(f, vol, at, want, length):
+        rec = bytearray(vol[at:at + 1024])
+        usa, count = struct.unpack_from("<HH", rec, 4)
+        usn = rec[usa:usa + 2]
+        for i in range(1, count):
+            if rec[i * 512 - 2:i * 512] != usn:
+                return False
+            rec[i * 512 - 2:i * 512] = rec[usa + 2 * i:usa + 2 * i + 2]
+        off, named, data = struct.unpack_from("<H", rec, 0x14)[0], False, None
+        while off + 0x18 <= len(rec):
+            kind, alen, nonres = struct.unpack_from("<IIB", rec, off)
+            if kind == 0xFFFFFFFF or alen == 0:
+                break
+            if kind == 0x30 and not nonres:
+                value = off + struct.unpack_from("<H", rec, off + 0x14)[0]
+                nlen = rec[value + 0x40]
+                named |= bytes(rec[value + 0x42:value + 0x42 + 2 * nlen]) == want
+            if kind == 0x80 and nonres and rec[off + 9] == 0:
+                data = off
+            off += alen
+        if not named or data is None:
+            return False
+        if length > struct.unpack_from("<Q", rec, data + 0x30)[0]:
+            raise ValueError("valid data length past the data size")
+        struct.pack_into("<Q", rec, data + 0x38, length)
+        for i in range(1, count):
+            rec[usa + 2 * i:usa + 2 * i + 2] = rec[i * 512 - 2:i * 512]
+            rec[i * 512 - 2:i * 512] = usn
+        f.seek(at)
+        f.write(rec)
+        return True
+
     def fragments(self, path):
         out = self.info(path)
         m = re.search(r"Total runs: (\d+) \(fragments: (\d+)\)", out)
@@ -926,7 +976,8 @@ def check_handoff(b, disk, partition, image_path, local_image, fs=None):
                 d.seek(doff)
                 ok = d.read(n) == content[foff:foff + n]
             if not ok:
-                problems.append(f"extent at file offset {foff} does not hold the file's bytes")
+                problems.append(f"extent (file offset {foff}, disk offset {doff:#x}, {length} "
+                                f"bytes) does not hold the file's bytes")
                 break
             covered += n
     if covered != len(content):
