@@ -1,7 +1,8 @@
 """Shared harness of the UEFI loader tests.
 
 Builds disks without root (sgdisk, mtools, mkfs.exfat + exfatput.py, a
-small GPT writer for 4096-byte sectors), converts them with vhdtool, boots
+small GPT writer for 4096-byte sectors, mkfs.ext2/3/4 -d + debugfs, mkntfs
++ ntfs-3g through FUSE), converts them with vhdtool, boots
 qemu-system-x86_64 with OVMF (TCG, serial console, one machine at a time)
 and reads the payload's serial lines. Every test script prints one line
 per case and ends with "N passed, M failed"; it exits 77 when qemu-system
