@@ -10,7 +10,9 @@ fallback payload, which runs the loader once per case from its CHAIN.TXT
   - ext4 and NTFS: a dynamic VHDX and a differencing VHD chain (parent and
     children in their own directory), each ro (the payload's write fails
     as write protected), cow (the write succeeds inside the machine) and
-    rw after `vhdtool boot-prepare`: marker, TPL and data CRC; ro and cow
+    rw after `vhdtool boot-prepare` (the VHDX twice: the second run takes
+    its blocks from what is left of the reserve, the file keeps its size):
+    marker, TPL and data CRC; ro and cow
     leave the file byte for byte unchanged; after rw the file, read back
     from the volume, passes vhdtool check and qemu-img check/convert (a
     differencing VHD, which qemu cannot read: the interop tests'
@@ -51,7 +53,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import efitest as T  # noqa: E402
-from test_writes import check_image, same_bytes, written_bin  # noqa: E402
+from test_writes import check_image, reserve_record, same_bytes, written_bin  # noqa: E402
 
 MARKER = "WRITE-BASE"          # the marker check_image expects by default
 CHILD = "HOSTFS-CHILD"
@@ -259,6 +261,7 @@ def build_ntfs(env, imgs, size, start):
         # Last, when little room is left: filling it to make gaps is cheap.
         v.add_fragmented(imgs.dyn, "/images/dyn-rw.vhdx")
         err = err or prepare(env, v.path("/images/dyn-rw.vhdx"))
+        imgs.ntfs_rw_record = reserve_record(v.path("/images/dyn-rw.vhdx"))
     finally:
         v.umount()
     v.set_valid_length("vdl.vhdx", os.path.getsize(imgs.dyn))
@@ -345,6 +348,25 @@ class Fs:
             return problems
         return opts(self.part, path, "rw", "write return"), check
 
+    def rw_again(self, path, marker, data):
+        """A second rw run on the image of an rw case: afterwards the file
+        has the size boot-prepare gave it, and the reserve record's image
+        end has moved up (blocks were taken from the reserve)."""
+        def check(run):
+            problems = T.chain_payload(run, marker, data)
+            if run[4].value("PAYLOAD-WRITE") != "ok":
+                problems.append(f"payload write: {run[4].value('PAYLOAD-WRITE')}")
+            after = self.get(path)
+            rec, size = reserve_record(after), os.path.getsize(after)
+            before = self.rw_record
+            if not rec or not before or rec[0] != size or size != before[0] \
+                    or rec[1] <= before[1]:
+                problems.append(f"reserve record (file size, image end) prepared {before}, "
+                                f"now {rec and rec[:2]} in a file of {size} bytes")
+            shutil.rmtree(os.path.dirname(after))
+            return problems
+        return opts(self.part, path, "rw", "write return"), check
+
     def fails(self, path, expect):
         return opts(self.part, path), lambda run: T.chain_failure(run, expect)
 
@@ -358,6 +380,9 @@ def cases_of(fs, imgs, hashed):
         ("dynamic VHDX, cow", *fs.cow("/images/dyn-cow.vhdx", MARKER, d0, imgs.dyn)),
         ("dynamic VHDX, fragmented file, rw after boot-prepare",
          *fs.rw("/images/dyn-rw.vhdx", MARKER, d0, "vhdx")),
+        ("dynamic VHDX, rw a second time: the file keeps its prepared size, new blocks "
+         "came from the reserve",
+         *fs.rw_again("/images/dyn-rw.vhdx", MARKER, d0)),
         ("differencing VHD chain, ro",
          *fs.ro("/chain/child-ro.vhd", CHILD, d1, imgs.child["ro"])),
         ("differencing VHD chain, cow",
@@ -409,6 +434,7 @@ def body(env, res):
     ext, facts = build_ext4(env, imgs, ext_size, large)
     ext.place(host.path, ext_start)
     ext4 = Fs(env, "ext4", host, EXT4_PART, FS_EXT4, ext, imgs.prep_error)
+    ext4.rw_record = reserve_record(imgs.dyn_rw)
     cases = cases_of(ext4, imgs, "hashed")
     cases.append(("ext4: unwritten extents read as zeros, ro",
                   *ext4.ro("/images/dyn-unwritten.vhdx", MARKER, imgs.data0, imgs.dyn,
@@ -439,6 +465,7 @@ def body(env, res):
         facts += more
         nvol.place(host.path, ntfs_start)
         ntfs = Fs(env, "NTFS", host, NTFS_PART, FS_NTFS, nvol, err)
+        ntfs.rw_record = imgs.ntfs_rw_record
         cases += cases_of(ntfs, imgs, "index allocation")
         cases.append(("NTFS: compressed file",
                       *ntfs.fails("/packed/image.vhdx", "compressed")))
