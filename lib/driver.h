@@ -65,9 +65,17 @@ struct vhd_driver {
   int (*write)(struct vhd_image *img, const void *buf, size_t len,
                uint64_t off, bool exclusive);
   int (*flush)(struct vhd_image *img);
-  /* Make the range read as zeros; VHD_ZERO_MAY_TRIM lets whole blocks be
-   * freed, VHD_ZERO_FAST asks for -ENOTSUP instead of a slow path. */
-  int (*zero)(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+  /* The cheap part of zeroing; the policy (VHD_ZERO_FAST, the slow
+   * fallback) is the image layer's (vhd_zero in image.c). From off, a run
+   * of *run bytes (1..len) that either this layer can make read as zeros
+   * without writing data (free or mark zero a block, punch host space;
+   * VHD_ZERO_MAY_TRIM allows freeing and punching): returns 1 and, unless
+   * dry, does it; or that needs data written: returns 0 and changes
+   * nothing (the image layer then writes zeros through write). dry: answer
+   * only, with no side effect at all. A run a dry pass called cheap may
+   * still return 0 when the host turns out unable to punch (io.h). */
+  int (*zero)(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+              uint64_t *run);
   /* Give back what the range holds, writing no data and allocating
    * nothing (a trim: the range may read as zeros or as before
    * afterwards, include/vhd.h). NULL: trims do nothing. */

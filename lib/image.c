@@ -407,6 +407,75 @@ int vhd_flush(vhd_image *img)
   return r;
 }
 
+/* Zeros the driver cannot make cheaply are written through its write,
+ * from one buffer shared by the whole request: up to ZERO_WRITE_MAX bytes,
+ * so that a run of a block or more reaches the driver whole (a
+ * differencing VHD then allocates the block without writing its data, as
+ * any zero write into a hole does). Exclusive lock held. */
+#define ZERO_WRITE_MAX (8u << 20)
+static int write_zeros(vhd_image *img, uint64_t off, uint64_t len, uint8_t **zeros,
+                       size_t *size)
+{
+  if (!*zeros) {
+    *size = (size_t)(len < ZERO_WRITE_MAX ? len : ZERO_WRITE_MAX);
+    *zeros = vhd_calloc(1, *size);
+    if (!*zeros)
+      return vhd_error(ENOMEM, "%s: out of memory writing zeros", img->path);
+  }
+  while (len) {
+    size_t n = (size_t)(len < *size ? len : *size);
+    int r = driver_write(img, *zeros, n, off, true);
+    if (r < 0)
+      return r;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* Sector-aligned [off, off+len): what the driver can do cheaply it does,
+ * the rest is written. dry (VHD_ZERO_FAST's first pass): nothing changes,
+ * -ENOTSUP when any part would need writes. Exclusive lock held. */
+static int zero_aligned(vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry)
+{
+  uint8_t *zeros = NULL;
+  size_t size = 0;
+  int r = 0;
+  while (r == 0 && len) {
+    uint64_t run = 0;
+    r = img->drv->zero(img, off, len, flags, dry, &run);
+    if (r < 0)
+      break;
+    if (run == 0 || run > len) {
+      r = vhd_error(EIO, "%s: driver zeroed an impossible run", img->path);
+      break;
+    }
+    if (r == 0 && (flags & VHD_ZERO_FAST))
+      r = vhd_error(ENOTSUP, "%s: zeroing %llu bytes at offset %llu needs data writes",
+                    img->path, (unsigned long long)run, (unsigned long long)off);
+    else if (r == 0)
+      r = write_zeros(img, off, run, &zeros, &size);
+    else
+      r = 0;
+    off += run;
+    len -= run;
+  }
+  vhd_free(zeros);
+  return r;
+}
+
+int image_zero_locked(vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
+{
+  int r = 0;
+  if (flags & VHD_ZERO_FAST)
+    r = zero_aligned(img, off, len, flags, true);
+  return r < 0 ? r : zero_aligned(img, off, len, flags, false);
+}
+
+/* The one zeroing policy for every format: a fast zero is refused before
+ * anything changes unless every part of the range can be made to read as
+ * zeros without writing data (a dry pass first); otherwise the driver does
+ * the cheap parts and the rest is written from one zero buffer. */
 int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
 {
   int r = check_writable(img);
@@ -420,8 +489,7 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
   /* Two partial sectors of up to 4096 bytes each can lie inside one
    * request without a whole sector between them. */
   static const uint8_t zeros[2 * 4096];
-  /* A fast zero must fail before changing anything: sub-sector edges can
-   * only be zeroed by read-modify-write, so refuse them up front. */
+  /* Sub-sector edges can only be zeroed by read-modify-write. */
   if ((flags & VHD_ZERO_FAST) && (start >= end || offset < start || end < offset + length))
     return vhd_error(ENOTSUP, "%s: no fast way to zero a partial sector", img->path);
   vhd_rwlock_wrlock(&img->lock);
@@ -432,12 +500,26 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
     if (offset < start)
       r = write_unaligned_locked(img, zeros, (size_t)(start - offset), offset);
     if (r == 0)
-      r = img->drv->zero(img, start, end - start, flags);
+      r = image_zero_locked(img, start, end - start, flags);
     if (r == 0 && end < offset + length)
       r = write_unaligned_locked(img, zeros, (size_t)(offset + length - end), end);
   }
   vhd_rwlock_unlock(&img->lock);
   return r;
+}
+
+/* Zeroing by punching the file over the range, for layers whose disk is
+ * their file (raw, fixed VHD): the driver's zero callback. */
+int image_zero_by_punch(vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+                        uint64_t *run)
+{
+  *run = len;
+  if (!(flags & VHD_ZERO_MAY_TRIM) || !io_may_punch(img->io))
+    return 0;
+  if (dry)
+    return 1;
+  int r = io_punch_hole(img->io, off, len);
+  return r == -EOPNOTSUPP ? 0 : r < 0 ? r : 1;
 }
 
 int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length)

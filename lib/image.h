@@ -68,6 +68,15 @@ int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
 #define IMAGE_OPEN_KEEP_DATA_ID  0x100u
 #define IMAGE_OPEN_RENEW_DATA_ID 0x200u
 
+/* vhd_zero's work on a sector-aligned range, for a caller that holds the
+ * image's exclusive lock; the range may lie past the virtual size but
+ * inside the driver's tables (a resize). */
+int image_zero_locked(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+/* A driver's zero callback for a layer whose disk is its file (raw, fixed
+ * VHD): with VHD_ZERO_MAY_TRIM the file is punched, else data is needed. */
+int image_zero_by_punch(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags,
+                        bool dry, uint64_t *run);
+
 /* Zeros (through the driver, under the image's exclusive lock) over every
  * part of [from, to) that this layer holds or a parent shows through: a
  * resize clears what lies past the old end before the disk grows over it.

@@ -32,6 +32,11 @@ int io_get_size(vhd_io *io, uint64_t *size);
 int io_set_size(vhd_io *io, uint64_t size);
 /* -EOPNOTSUPP (without an error message) when the host cannot punch. */
 int io_punch_hole(vhd_io *io, uint64_t offset, uint64_t length);
+/* Whether a punch may work: false once the host said it cannot. */
+static inline bool io_may_punch(const vhd_io *io)
+{
+  return io->ops->punch_hole && !io->punch_unsupported;
+}
 /* Without find_data support: the whole rest of the file is data. */
 int io_find_data(vhd_io *io, uint64_t offset, uint64_t *data, uint64_t *hole);
 int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out);

@@ -34,32 +34,6 @@ static int raw_write(struct vhd_image *img, const void *buf, size_t len,
 
 static int raw_flush(struct vhd_image *img) { return io_flush(img->io); }
 
-static int write_zeros(vhd_io *io, uint64_t off, uint64_t len)
-{
-  static const uint8_t zeros[65536];
-  while (len) {
-    size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
-    int r = io_pwrite(io, zeros, n, off);
-    if (r < 0)
-      return r;
-    off += n;
-    len -= n;
-  }
-  return 0;
-}
-
-static int raw_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
-{
-  if (flags & VHD_ZERO_MAY_TRIM) {
-    int r = io_punch_hole(img->io, off, len);
-    if (r != -EOPNOTSUPP)
-      return r;
-  }
-  if (flags & VHD_ZERO_FAST)
-    return vhd_error(ENOTSUP, "%s: no fast way to write zeros", img->path);
-  return write_zeros(img->io, off, len);
-}
-
 /* A trim: the host pages inside the range go back; nothing is written. */
 static int raw_discard(struct vhd_image *img, uint64_t off, uint64_t len)
 {
@@ -134,7 +108,7 @@ const struct vhd_driver vhd_driver_raw = {
   .read = raw_read,
   .write = raw_write,
   .flush = raw_flush,
-  .zero = raw_zero,
+  .zero = image_zero_by_punch,
   .discard = raw_discard,
   .block_status = raw_block_status,
   .host_extent = raw_host_extent,

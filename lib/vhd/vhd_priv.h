@@ -83,7 +83,8 @@ int vhd_fmt_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 int vhd_fmt_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
                   bool exclusive);
 int vhd_fmt_flush(struct vhd_image *img);
-int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+                 uint64_t *run);
 int vhd_fmt_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                          enum layer_state *state, uint64_t *run);
 /* Before freeing any block: disable a blktap batmap (see vhd_state). */

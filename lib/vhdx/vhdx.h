@@ -390,7 +390,8 @@ int vhdx_log_commit(struct vhdx *s);
 int vhdx_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 int vhdx_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
                bool exclusive);
-int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+              uint64_t *run);
 int vhdx_discard(struct vhd_image *img, uint64_t off, uint64_t len);
 int vhdx_flush(struct vhd_image *img);
 /* Before the first change of a session: fresh file and data write GUIDs
