@@ -40,6 +40,21 @@ static inline bool io_may_punch(const vhd_io *io)
 /* Without find_data support: the whole rest of the file is data. */
 int io_find_data(vhd_io *io, uint64_t offset, uint64_t *data, uint64_t *hole);
 int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out);
+/* Host bytes the file takes; -EOPNOTSUPP (no message) when the backend
+ * cannot tell. */
+int io_allocated_size(vhd_io *io, uint64_t *bytes);
+/* A backend that shows inner (its name, size, file) with the calls below
+ * replaced where ov (may be NULL) sets them; every other call goes through
+ * the io_* helpers, so optional members inner leaves NULL are never
+ * called. close (NULL: inner is borrowed and stays open) releases ctx and
+ * inner when the wrapper is closed. On failure nothing is released. */
+struct io_overrides {
+  int (*pwrite)(void *ctx, vhd_io *inner, const void *buf, size_t count, uint64_t offset);
+  int (*flush)(void *ctx, vhd_io *inner);
+  void (*close)(void *ctx, vhd_io *inner);
+};
+int io_wrap(vhd_io *inner, unsigned flags, const struct io_overrides *ov, void *ctx,
+            vhd_io **out);
 /* Hosted file backend only (a no-op for others): start writing the range
  * back to the disk without waiting, so that a later flush waits less. */
 void io_file_start_writeback(vhd_io *io, uint64_t offset, uint64_t length);

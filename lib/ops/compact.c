@@ -30,12 +30,7 @@ static int file_length(vhd_io *io, uint64_t *out)
  * tell (an in-memory file has no holes). */
 static int host_bytes(vhd_io *io, uint64_t *out)
 {
-  if (io->ops->allocated_size) {
-    int r = io->ops->allocated_size(io->opaque, out);
-    if (r == 0)
-      return 0;
-  }
-  return io_get_size(io, out);
+  return io_allocated_size(io, out) == 0 ? 0 : io_get_size(io, out);
 }
 
 static int compact_raw(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
