@@ -188,9 +188,12 @@ static int wrap_punch_hole(void *o, uint64_t offset, uint64_t length)
   return io_punch_hole(inner_of(o), offset, length);
 }
 
+/* Absent where inner's is: callers such as slots.c tell "the backend knows
+ * its holes" from "it does not" by whether find_data answers. */
 static int wrap_find_data(void *o, uint64_t offset, uint64_t *data, uint64_t *hole)
 {
-  return io_find_data(inner_of(o), offset, data, hole);
+  vhd_io *inner = inner_of(o);
+  return inner->ops->find_data ? io_find_data(inner, offset, data, hole) : -EOPNOTSUPP;
 }
 
 static int wrap_allocated_size(void *o, uint64_t *bytes)
