@@ -346,7 +346,11 @@ VHD_API vhd_image *vhd_get_parent(vhd_image *img);
 /* Operations                                                          */
 
 /* Progress callbacks get the work done and the total in the same unit;
- * returning non-zero cancels the operation (-ECANCELED). */
+ * returning non-zero cancels the operation (-ECANCELED).
+ * Callbacks (progress, check reports, map extents) must not call back into
+ * the image they are called for: the operation holds the
+ * image's lock, so such a call fails with -EDEADLK (and a message) rather
+ * than wait for itself. Other images may be used freely. */
 typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 /* Copy src's virtual disk (through its whole chain) into a new image at

@@ -33,7 +33,7 @@ struct vhd_image {
   char *parent_path;          /* resolved, owned */
   unsigned depth;             /* layers below this one */
 
-  vhd_rwlock lock;
+  vhd_rwlock lock;            /* taken only through image_lock */
   struct trim_log *trims;     /* partial trims of this open (trims.h) */
 };
 
@@ -41,6 +41,13 @@ struct vhd_image {
  * (clipped to its size, zeros past it), zeros when there is none, -ENXIO
  * when the image was opened without its parent. For drivers. */
 int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off);
+
+/* Take img's lock, shared or exclusive: 0, or -EDEADLK with a message
+ * when this thread holds it already (a callback that called back into the
+ * image it was called for: include/vhd.h forbids it), or the lock's error. */
+int image_lock(struct vhd_image *img, bool exclusive);
+/* Release it; returns r, or the unlock's error when r is 0. */
+int image_unlock(struct vhd_image *img, int r);
 
 /* Block status through the chain (vhd_block_status and vhd_map). */
 struct image_status {

@@ -100,9 +100,9 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
     return 0;
   }
   if (img->drv->repair) {
-    vhd_rwlock_wrlock(&img->lock);
-    r = img->drv->repair(img, &d);
-    vhd_rwlock_unlock(&img->lock);
+    r = image_lock(img, true);
+    if (r == 0)
+      r = image_unlock(img, img->drv->repair(img, &d));
   } else {
     diag_info(&d, "%s: nothing to repair in a %s image", img->path, img->drv->name);
   }

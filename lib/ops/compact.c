@@ -94,7 +94,8 @@ int vhd_compact(vhd_image *img, unsigned flags, vhd_progress_fn progress, void *
       (r = host_bytes(img->io, &res.host_bytes_before)) < 0)
     return r;
 
-  vhd_rwlock_wrlock(&img->lock);
+  if ((r = image_lock(img, true)) < 0)
+    return r;
   if (img->drv->format == VHD_FORMAT_RAW)
     r = compact_raw(img, progress, opaque, &res);
   else if (img->drv->compact)
@@ -104,7 +105,7 @@ int vhd_compact(vhd_image *img, unsigned flags, vhd_progress_fn progress, void *
   uint64_t reserve_freed;
   if (r == 0)
     r = reserve_io_release(img->io, &reserve_freed);   /* the file ends with the image */
-  vhd_rwlock_unlock(&img->lock);
+  r = image_unlock(img, r);
 
   /* Sizes after are reported even after a failure or a cancel: the
    * image is valid either way and part of the work may be done. */

@@ -13,9 +13,9 @@ int vhd_get_layout(vhd_image *img, struct vhd_layout *layout)
   vhd_error_clear();
   memset(layout, 0, sizeof *layout);
   if (img->drv->layout) {
-    vhd_rwlock_rdlock(&img->lock);
-    r = img->drv->layout(img, layout);
-    vhd_rwlock_unlock(&img->lock);
+    r = image_lock(img, false);
+    if (r == 0)
+      r = image_unlock(img, img->drv->layout(img, layout));
     if (r < 0)
       return r;
   }

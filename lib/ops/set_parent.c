@@ -82,9 +82,9 @@ int vhd_set_parent(const char *child_path, const char *parent_path, unsigned fla
     goto out;
   }
   struct parent_link link = { parent, rel, abs_parent };
-  vhd_rwlock_wrlock(&child->lock);
-  r = child->drv->set_parent(child, &link);
-  vhd_rwlock_unlock(&child->lock);
+  r = image_lock(child, true);
+  if (r == 0)
+    r = image_unlock(child, child->drv->set_parent(child, &link));
   int rc = vhd_close(child);
   child = NULL;
   if (r == 0)
