@@ -342,6 +342,13 @@ VHD_API int vhd_get_reserve(vhd_image *img, struct vhd_reserve *out);
 /* The parent of a differencing image (owned by the child), NULL otherwise. */
 VHD_API vhd_image *vhd_get_parent(vhd_image *img);
 
+/* Which layer of img's chain is stored in the file at path: 0 for img, 1
+ * for its parent, ...; the same file, not the same name, so a symbolic or
+ * hard link to a layer counts. -ENOENT when none is (or path cannot be
+ * looked at). The rule vhd_convert and vhd_merge use to refuse an output
+ * that is a layer of their source. */
+VHD_API int vhd_chain_layer_of(vhd_image *img, const char *path);
+
 /* ------------------------------------------------------------------ */
 /* Operations                                                          */
 

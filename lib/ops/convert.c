@@ -148,6 +148,10 @@ int vhd_convert(vhd_image *src, const char *dst_path,
     return vhd_error(EINVAL, "%s: the new size %llu is smaller than the source's %llu",
                      dst_path, (unsigned long long)p.size,
                      (unsigned long long)src->virtual_size);
+  /* Writing over any layer of the source would destroy what is read. */
+  if (vhd_chain_layer_of(src, dst_path) >= 0)
+    return vhd_error(EINVAL, "%s: is the source image or one of its parents; "
+                     "choose another destination", dst_path);
   vhd_image *dst;
   int r = create_output(dst_path, &p, &dst);
   if (r < 0)

@@ -49,20 +49,6 @@ static void fill(vhd_image *img, uint64_t off, uint64_t len, uint8_t seed)
 }
 
 /* The whole file, for a byte-for-byte comparison. */
-static uint8_t *slurp(const char *name, size_t *len)
-{
-  FILE *f = fopen(spath(name), "rb");
-  cr_assert_not_null(f);
-  struct stat st;
-  cr_assert_eq(fstat(fileno(f), &st), 0);
-  uint8_t *b = malloc((size_t)st.st_size + 1);
-  cr_assert_not_null(b);
-  cr_assert_eq(fread(b, 1, (size_t)st.st_size, f), (size_t)st.st_size);
-  fclose(f);
-  *len = (size_t)st.st_size;
-  return b;
-}
-
 static uint64_t allocated(vhd_image *img)
 {
   struct vhd_info in;
@@ -98,7 +84,7 @@ static void fast_zero_changes_nothing(enum vhd_format fmt, enum vhd_disk_type ty
 {
   vhd_image *img = filled("a", fmt, type);
   size_t n0, n1;
-  uint8_t *before = slurp("a", &n0);
+  uint8_t *before = read_whole_file(spath("a"), &n0);
   struct vhd_info in0, in1;
   cr_assert_eq(vhd_get_info(img, &in0), 0);
   int r = vhd_zero(img, 0, 2 * BS + BS / 2, VHD_ZERO_FAST | flags);
@@ -108,7 +94,7 @@ static void fast_zero_changes_nothing(enum vhd_format fmt, enum vhd_disk_type ty
   cr_assert_eq(memcmp(in0.data_write_id, in1.data_write_id, 16), 0,
                "a refused fast zero renewed the data write GUID");
   cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
-  uint8_t *after = slurp("a", &n1);
+  uint8_t *after = read_whole_file(spath("a"), &n1);
   cr_assert_eq(n1, n0, "a refused fast zero changed the file size");
   cr_assert_eq(memcmp(before, after, n0), 0, "a refused fast zero changed the file");
   free(before);
@@ -183,14 +169,14 @@ static void child_hides_parent(enum vhd_format fmt)
   cr_assert_eq(vhd_close(child), 0);
   cr_assert_eq(vhd_open(spath("child"), VHD_OPEN_RDWR, &child), 0, "%s", vhd_last_error());
   size_t n0, n1;
-  uint8_t *before = slurp("child", &n0);
+  uint8_t *before = read_whole_file(spath("child"), &n0);
   int r = vhd_zero(child, BS / 2, 2 * BS, VHD_ZERO_FAST | VHD_ZERO_MAY_TRIM);
   if (fmt == VHD_FORMAT_VHD)
     cr_assert_eq(r, -ENOTSUP, "a VHD child's fast zero returned %d", r);
   else
     cr_assert(r == 0 || r == -ENOTSUP, "%d", r);
   if (r == -ENOTSUP) {
-    uint8_t *after = slurp("child", &n1);
+    uint8_t *after = read_whole_file(spath("child"), &n1);
     cr_assert(n0 == n1 && memcmp(before, after, n0) == 0, "a refused fast zero changed the child");
     free(after);
   }
