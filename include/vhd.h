@@ -93,7 +93,8 @@ struct vhd_io_ops {
   /* Set the length of the file (grow with zeros or cut). */
   int (*set_size)(void *opaque, uint64_t size);
   /* Optional (NULL): give back the host space of a range, which then reads
-   * as zeros. -EOPNOTSUPP when the host cannot. */
+   * as zeros. -ENOTSUP (or -EOPNOTSUPP, the same on Linux) when the host
+   * cannot; the library itself only ever says -ENOTSUP. */
   int (*punch_hole)(void *opaque, uint64_t offset, uint64_t length);
   /* Optional (NULL): find the next data at or after offset: *data is set to
    * the first data byte (or the file size when none) and *hole to the first

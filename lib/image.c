@@ -544,7 +544,7 @@ int image_zero_by_punch(vhd_image *img, uint64_t off, uint64_t len, unsigned fla
   if (dry)
     return 1;
   int r = io_punch_hole(img->io, off, len);
-  return r == -EOPNOTSUPP ? 0 : r < 0 ? r : 1;
+  return r == -ENOTSUP ? 0 : r < 0 ? r : 1;
 }
 
 int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length)

@@ -96,14 +96,18 @@ int io_set_size(vhd_io *io, uint64_t size)
   return 0;
 }
 
+/* Backends may say "not supported" by either name (equal on Linux, not
+ * everywhere); the core says -ENOTSUP. */
+static int as_enotsup(int r) { return r == -EOPNOTSUPP ? -ENOTSUP : r; }
+
 int io_punch_hole(vhd_io *io, uint64_t offset, uint64_t length)
 {
   if (!io_writable(io))
     return vhd_error(EROFS, "%s: the file is open read-only", io->name);
   if (io->punch_unsupported || !io->ops->punch_hole)
-    return -EOPNOTSUPP;
-  int r = io->ops->punch_hole(io->opaque, offset, length);
-  if (r == -EOPNOTSUPP) {
+    return -ENOTSUP;
+  int r = as_enotsup(io->ops->punch_hole(io->opaque, offset, length));
+  if (r == -ENOTSUP) {
     io->punch_unsupported = true;   /* remembered: don't ask the host again */
     return r;
   }
@@ -141,9 +145,9 @@ int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out)
 int io_allocated_size(vhd_io *io, uint64_t *bytes)
 {
   if (!io->ops->allocated_size)
-    return -EOPNOTSUPP;
-  int r = io->ops->allocated_size(io->opaque, bytes);
-  if (r < 0 && r != -EOPNOTSUPP)
+    return -ENOTSUP;
+  int r = as_enotsup(io->ops->allocated_size(io->opaque, bytes));
+  if (r < 0 && r != -ENOTSUP)
     return vhd_error(-r, "%s: cannot get the space the file takes: %s", io->name,
                      vhd_strerror(-r));
   return r;
@@ -193,7 +197,7 @@ static int wrap_punch_hole(void *o, uint64_t offset, uint64_t length)
 static int wrap_find_data(void *o, uint64_t offset, uint64_t *data, uint64_t *hole)
 {
   vhd_io *inner = inner_of(o);
-  return inner->ops->find_data ? io_find_data(inner, offset, data, hole) : -EOPNOTSUPP;
+  return inner->ops->find_data ? io_find_data(inner, offset, data, hole) : -ENOTSUP;
 }
 
 static int wrap_allocated_size(void *o, uint64_t *bytes)

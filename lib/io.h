@@ -11,7 +11,7 @@ struct vhd_io {
   void *opaque;
   char *name;
   unsigned flags;           /* VHD_IO_RDWR if writable */
-  bool punch_unsupported;   /* remembered after the first -EOPNOTSUPP */
+  bool punch_unsupported;   /* remembered after the first -ENOTSUP */
   /* Hosted files only (NULL elsewhere): the real path of the open file,
    * symbolic links resolved, allocated. Lets the chain layer see where a
    * parent really is (a link in an allowed directory may point out). */
@@ -30,7 +30,7 @@ int io_pwrite(vhd_io *io, const void *buf, size_t count, uint64_t offset);
 int io_flush(vhd_io *io);
 int io_get_size(vhd_io *io, uint64_t *size);
 int io_set_size(vhd_io *io, uint64_t size);
-/* -EOPNOTSUPP (without an error message) when the host cannot punch. */
+/* -ENOTSUP (without an error message) when the host cannot punch. */
 int io_punch_hole(vhd_io *io, uint64_t offset, uint64_t length);
 /* Whether a punch may work: false once the host said it cannot. */
 static inline bool io_may_punch(const vhd_io *io)
@@ -40,7 +40,7 @@ static inline bool io_may_punch(const vhd_io *io)
 /* Without find_data support: the whole rest of the file is data. */
 int io_find_data(vhd_io *io, uint64_t offset, uint64_t *data, uint64_t *hole);
 int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out);
-/* Host bytes the file takes; -EOPNOTSUPP (no message) when the backend
+/* Host bytes the file takes; -ENOTSUP (no message) when the backend
  * cannot tell. */
 int io_allocated_size(vhd_io *io, uint64_t *bytes);
 /* A backend that shows inner (its name, size, file) with the calls below
@@ -61,7 +61,7 @@ void io_file_start_writeback(vhd_io *io, uint64_t offset, uint64_t length);
 /* Hosted file backend only: write around the host's page cache (O_DIRECT),
  * through a second descriptor of the same file. offset and count must be
  * multiples of 4096, buf as aligned as the device wants. 0 or -errno, no
- * message (it is called from backend operations); -EOPNOTSUPP when the
+ * message (it is called from backend operations); -ENOTSUP when the
  * backend or the file system cannot, and the caller then writes normally. */
 int io_file_pwrite_direct(vhd_io *io, const void *buf, size_t count, uint64_t offset);
 /* Hosted file backend only (a no-op for others): drop this descriptor's

@@ -38,7 +38,7 @@ static int raw_flush(struct vhd_image *img) { return io_flush(img->io); }
 static int raw_discard(struct vhd_image *img, uint64_t off, uint64_t len)
 {
   int r = trims_punch_pages(img->io, off, len);
-  return r == -EOPNOTSUPP ? 0 : r;
+  return r == -ENOTSUP ? 0 : r;
 }
 
 static int raw_block_status(struct vhd_image *img, uint64_t off, uint64_t len,

@@ -83,7 +83,7 @@ int slots_punch_reusable(const struct free_slots *f, struct vhd_io *io, uint64_t
   *n = 0;
   for (size_t i = 0; i < f->reusable.count; i++) {
     int r = io_punch_hole(io, f->reusable.offset[i], bytes);
-    if (r == -EOPNOTSUPP)
+    if (r == -ENOTSUP)
       return 0;
     if (r < 0)
       return r;

@@ -58,7 +58,7 @@ static int compact_raw(struct vhd_image *img, vhd_progress_fn progress, void *op
       if (!buffer_is_zero(buf + g, (size_t)len))
         continue;
       r = io_punch_hole(img->io, off + g, len);
-      if (r == -EOPNOTSUPP) {
+      if (r == -ENOTSUP) {
         r = 0;
         off = size;   /* the host cannot: nothing to gain from reading on */
         break;

@@ -70,7 +70,7 @@ static int out_pwrite(void *o, vhd_io *f, const void *buf, size_t count, uint64_
       (uintptr_t)p % DIRECT_MEM_ALIGN)
     return buffered_pwrite(out, f, p, count, offset);
   int r = io_file_pwrite_direct(f, p, (size_t)(b - offset), offset);
-  if (r == -EOPNOTSUPP) {
+  if (r == -ENOTSUP) {
     out->direct = false;   /* not here: the page cache from now on */
     return buffered_pwrite(out, f, p, count, offset);
   }

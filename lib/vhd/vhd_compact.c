@@ -88,7 +88,7 @@ static int free_zero_blocks(struct compact_run *c, uint64_t *freed, bool *cancel
     r = r2;
   for (size_t i = 0; r == 0 && i < nold && s->can_punch; i++) {
     int p = io_punch_hole(img->io, (uint64_t)old[i] * SECTOR, block_bytes(s));
-    if (p == -EOPNOTSUPP)
+    if (p == -ENOTSUP)
       s->can_punch = false;
     else if (p < 0)
       r = p;

@@ -35,7 +35,7 @@ struct vhd_state {
   bool footer_dirty;         /* footer (and copy) must be rewritten */
   uint64_t meta_end;         /* end of header, BAT and locator payloads */
   bool trimmed;              /* blocks freed since the last flush */
-  bool can_punch;            /* cleared after the first -EOPNOTSUPP */
+  bool can_punch;            /* cleared after the first -ENOTSUP */
   /* blktap's batmap ("tdbatmap" header right after the BAT): a bit per
    * block saying "fully present". We never read it, but it is metadata we
    * must not overwrite, and it must stop claiming blocks we free. */

@@ -196,7 +196,7 @@ static int move_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk, 
   if ((r = vhd_bat_write_dirty(img->io, &s->bat)) < 0 || (r = io_flush(img->io)) < 0)
     return r;
   r = io_punch_hole(img->io, old, len);
-  return r == -EOPNOTSUPP ? 0 : r;
+  return r == -ENOTSUP ? 0 : r;
 }
 
 static int write_header(struct vhd_image *img, struct vhd_state *s)
@@ -384,7 +384,7 @@ static int free_past_end(struct vhd_image *img, struct vhd_state *s, uint64_t si
     /* Reads of the freed block before the BAT is durable may see zeros:
      * they lie past the new end, which is what a reader sees anyway. */
     r = io_punch_hole(img->io, start, (uint64_t)s->bitmap_bytes + s->block_size);
-    if (r < 0 && r != -EOPNOTSUPP)
+    if (r < 0 && r != -ENOTSUP)
       return r;
   }
   return vhd_fmt_flush(img);

@@ -407,7 +407,7 @@ int vhd_free_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk)
   if (!s->can_punch)
     return 0;
   r = io_punch_hole(img->io, start, vhd_slot_bytes(s));
-  if (r == -EOPNOTSUPP) {
+  if (r == -ENOTSUP) {
     s->can_punch = false;
     r = 0;
   }

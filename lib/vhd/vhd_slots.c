@@ -70,7 +70,7 @@ int vhd_clear_slot(struct vhd_image *img, struct vhd_state *s, uint64_t start)
 {
   uint64_t bytes = vhd_slot_bytes(s);
   int r = io_punch_hole(img->io, start, bytes);
-  if (r != -EOPNOTSUPP)
+  if (r != -ENOTSUP)
     return r;
   /* The sector bitmap is written by the caller; the data must read as
    * zeros wherever the new block does not write. */

@@ -86,7 +86,7 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
         result->blocks_freed++;
         int p = io_punch_hole(s->io, old, s->block_size);
         vhdx_slot_freed(s, old);
-        if (p < 0 && p != -EOPNOTSUPP)
+        if (p < 0 && p != -ENOTSUP)
           r = p;
       }
     }

@@ -217,7 +217,7 @@ static int free_past(struct vhdx *s, uint64_t blocks, uint64_t chunks, unsigned 
       return r;
     vhdx_bat_set(s, i, bitmap ? 0 : VHDX_BAT_ENTRY(state, 0));
     r = io_punch_hole(s->io, VHDX_BAT_OFFSET(e), bitmap ? VHDX_BITMAP_BLOCK : s->block_size);
-    if (r < 0 && r != -EOPNOTSUPP)
+    if (r < 0 && r != -ENOTSUP)
       return r;
   }
   return vhdx_log_commit(s);

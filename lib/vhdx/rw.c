@@ -181,7 +181,7 @@ int vhdx_begin_change(struct vhdx *s) { return begin_change(s); }
 static int clear_slot(struct vhdx *s, uint64_t off)
 {
   int r = io_punch_hole(s->io, off, s->block_size);
-  if (r != -EOPNOTSUPP)
+  if (r != -ENOTSUP)
     return r;
   uint8_t *z = vhd_calloc(1, VHDX_MIB);
   if (!z)
@@ -378,7 +378,7 @@ static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned 
      * zeros too, so the space can go at once; once punched (reading as
      * zeros) it can hold a new block after the next commit. */
     r = io_punch_hole(s->io, old, s->block_size);
-    if (r < 0 && r != -EOPNOTSUPP)
+    if (r < 0 && r != -ENOTSUP)
       return r;
     vhdx_slot_freed(s, old);
   }
@@ -441,7 +441,7 @@ int vhdx_discard(struct vhd_image *img, uint64_t off, uint64_t len)
       bool whole = !fixed && inblk == 0 && n >= visible;
       if (!whole && (r = begin_change(s)) == 0) {
         r = trims_punch_pages(s->io, block_offset(s, b) + inblk, n);
-        if (r == -EOPNOTSUPP)
+        if (r == -ENOTSUP)
           r = 0;
         struct trim_log *t = r == 0 && !fixed ? trims_of(img, s->block_size) : NULL;
         whole = t && trims_add(t, b, inblk, n, visible);
