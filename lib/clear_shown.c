@@ -3,8 +3,8 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "util/arith.h"
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 int image_clear_shown(struct vhd_image *img, uint64_t from, uint64_t to)
 {

@@ -7,13 +7,13 @@
 #include "image.h"
 #include "reserve.h"
 #include "util/zero.h"
+#include "util/arith.h"
 
 /* Zero ranges of a raw file are punched in grains of this size, aligned
  * to it, so each hole covers whole host file system blocks. */
 #define RAW_GRAIN (64u * 1024)
 #define RAW_CHUNK (1u << 20)
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* The file's length, a vhdboot reserve included. */
 static int file_length(vhd_io *io, uint64_t *out)

@@ -17,13 +17,12 @@
 
 #include "error.h"
 #include "freeable.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
 #define COPY_CHUNK (1u << 20)
 #define DATA_ALIGN 4096u
 
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 struct compact_run {
   struct vhd_image *img;

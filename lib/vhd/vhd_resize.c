@@ -23,13 +23,11 @@
 #include "vhd/vhd_priv.h"
 
 #include "error.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
 #define COPY_CHUNK (1u << 20)
 
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 static int put_footer(struct vhd_image *img, struct vhd_state *s, uint64_t pos)
 {

@@ -18,12 +18,11 @@
 #include "error.h"
 #include "trims.h"
 #include "util/zero.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
 #define JOIN_MAX (64u << 10)
 
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 static bool is_diff(const struct vhd_state *s)
 {

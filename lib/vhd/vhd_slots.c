@@ -5,11 +5,11 @@
 #include "vhd/vhd_priv.h"
 
 #include "error.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
 #define ZERO_CHUNK (1u << 20)
 
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* The first meta range that [start, end) overlaps, or NULL. */
 static const struct vhd_file_range *meta_in(const struct vhd_file_range *meta, size_t nmeta,

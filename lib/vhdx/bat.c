@@ -8,6 +8,7 @@
  * sectors being changed are kept in the pending map instead. */
 #include "vhdx.h"
 #include "error.h"
+#include "util/arith.h"
 #include "util/endian.h"
 
 uint64_t vhdx_bat_entries(uint64_t size, uint32_t block_size, uint32_t lss)
@@ -230,7 +231,6 @@ static int check_overlaps(struct vhdx *s, struct vhd_diag *d, uint64_t *sp, size
   return 0;
 }
 
-static uint64_t round_up_mib(uint64_t v) { return (v + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB; }
 
 /* The payload block slots between the header section (the first MiB) and
  * the last located block that nothing uses: no block (sp sorted by
@@ -258,7 +258,7 @@ static int find_free_slots(struct vhdx *s, const uint64_t *sp, size_t n)
       bool moved = false;
       for (size_t f = 0; f < sizeof fixed / sizeof fixed[0] && !moved; f++)
         if (fixed[f][1] && pos < fixed[f][0] + fixed[f][1] && fixed[f][0] < pos + s->block_size) {
-          pos = round_up_mib(fixed[f][0] + fixed[f][1]);
+          pos = align_up(fixed[f][0] + fixed[f][1], VHDX_MIB);
           moved = true;
         }
       if (moved)
@@ -278,7 +278,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
   uint64_t reserved = 0, stale_offset = 0, sb_ignored = 0, past_end = 0;
   size_t nspan = 0, cap = 0;
   uint64_t *sp = NULL;
-  uint64_t end = round_up_mib(s->file_size);
+  uint64_t end = align_up(s->file_size, VHDX_MIB);
   if (s->hdr.log_length && s->hdr.log_offset + s->hdr.log_length > end)
     end = s->hdr.log_offset + s->hdr.log_length;
   if (s->reg.bat_offset + s->reg.bat_length > end)
@@ -388,7 +388,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
   if (past_end)
     diag_info(d, "%s: %llu blocks end past the end of the file; the missing part reads as "
               "zeros", s->path, (unsigned long long)past_end);
-  s->alloc_end = round_up_mib(end);
+  s->alloc_end = align_up(end, VHDX_MIB);
   r = 0;
 out:
   vhd_free(sp);

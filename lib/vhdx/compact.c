@@ -13,10 +13,10 @@
 #include "vhdx.h"
 #include "error.h"
 #include "freeable.h"
+#include "util/arith.h"
 
 #define SCAN_CHUNK VHDX_MIB
 
-static uint64_t round_up_mib(uint64_t v) { return (v + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB; }
 
 static bool is_present(unsigned st)
 {
@@ -29,7 +29,7 @@ int vhdx_cut_tail(struct vhdx *s)
 {
   if (s->meta_dirty || s->log_guid_in_header)
     return 0;
-  uint64_t end = round_up_mib(vhdx_structures_end(s));
+  uint64_t end = align_up(vhdx_structures_end(s), VHDX_MIB);
   if (end < VHDX_MIB)
     end = VHDX_MIB;
   if (end >= s->file_size)

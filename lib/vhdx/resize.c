@@ -26,11 +26,10 @@
 #include "error.h"
 #include "image.h"
 #include "util/endian.h"
+#include "util/arith.h"
 
 #define META_IS_USER 0x1u
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* File offset of the Virtual Disk Size item. */
 static int find_size_item(struct vhdx *s, uint64_t *off)
@@ -137,7 +136,7 @@ static bool is_bitmap_index(const struct vhdx *s, uint64_t i)
  * interrupted resize or by freed blocks belongs to nothing. */
 static int trim_tail(struct vhdx *s)
 {
-  uint64_t end = round_up(vhdx_structures_end(s), VHDX_MIB);
+  uint64_t end = align_up(vhdx_structures_end(s), VHDX_MIB);
   uint64_t size;
   int r = io_get_size(s->io, &size);
   if (r < 0 || size <= end)
@@ -183,7 +182,7 @@ static int grow(struct vhd_image *img, struct vhdx *s, uint64_t size)
   }
   /* The old last block may hold bytes past the old end, and a parent may
    * hold some anywhere; new blocks of this file are empty. */
-  uint64_t clear_to = s->has_parent ? size : min_u64(size, round_up(old_size, s->block_size));
+  uint64_t clear_to = s->has_parent ? size : min_u64(size, align_up(old_size, s->block_size));
   if ((r = image_clear_shown(img, old_size, clear_to)) < 0 || (r = vhdx_log_commit(s)) < 0)
     goto undo;
   if ((r = commit_size(s, size)) < 0)

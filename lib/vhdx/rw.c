@@ -7,8 +7,8 @@
 #include "image.h"
 #include "trims.h"
 #include "util/zero.h"
+#include "util/arith.h"
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* How a block reads, coarsely: runs of blocks of one class are served
  * together. */
