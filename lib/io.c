@@ -142,6 +142,24 @@ int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out)
   return io->ops->open_related(io->opaque, path, flags, out);
 }
 
+#define ZERO_WRITE_CHUNK (1u << 20)
+int io_zero_range(vhd_io *io, uint64_t offset, uint64_t length)
+{
+  int r = length ? io_punch_hole(io, offset, length) : 0;
+  if (r != -ENOTSUP)
+    return r;
+  size_t chunk = length < ZERO_WRITE_CHUNK ? (size_t)length : ZERO_WRITE_CHUNK;
+  uint8_t *zeros = vhd_calloc(1, chunk);
+  if (!zeros)
+    return vhd_error(ENOMEM, "%s: out of memory writing zeros", io->name);
+  r = 0;
+  for (uint64_t done = 0; done < length && r == 0; done += chunk)
+    r = io_pwrite(io, zeros, length - done < chunk ? (size_t)(length - done) : chunk,
+                  offset + done);
+  vhd_free(zeros);
+  return r;
+}
+
 int io_allocated_size(vhd_io *io, uint64_t *bytes)
 {
   if (!io->ops->allocated_size)

@@ -40,6 +40,9 @@ static inline bool io_may_punch(const vhd_io *io)
 /* Without find_data support: the whole rest of the file is data. */
 int io_find_data(vhd_io *io, uint64_t offset, uint64_t *data, uint64_t *hole);
 int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out);
+/* Make [offset, offset+length) of the file read as zeros: punched where
+ * the host can, else written (in pieces of at most 1 MiB). */
+int io_zero_range(vhd_io *io, uint64_t offset, uint64_t length);
 /* Host bytes the file takes; -ENOTSUP (no message) when the backend
  * cannot tell. */
 int io_allocated_size(vhd_io *io, uint64_t *bytes);
