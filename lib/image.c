@@ -284,7 +284,7 @@ static int read_locked(vhd_image *img, void *buf, size_t count, uint64_t offset)
   if (offset % ss == 0 && count % ss == 0)
     return img->drv->read(img, buf, count, offset);
 
-  uint8_t sector[4096];
+  uint8_t sector[SECTOR_SIZE_4K];   /* the largest sector */
   uint64_t head = offset % ss;
   int r;
   if (head) {
@@ -363,7 +363,7 @@ static int write_unaligned_locked(vhd_image *img, const uint8_t *buf, size_t cou
                                   uint64_t offset)
 {
   uint32_t ss = img->sector_size;
-  uint8_t sector[4096];
+  uint8_t sector[SECTOR_SIZE_4K];   /* the largest sector */
   int r;
   uint64_t head = offset % ss;
   if (head) {
@@ -511,9 +511,9 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
   uint32_t ss = img->sector_size;
   uint64_t start = (offset + ss - 1) / ss * ss;
   uint64_t end = (offset + length) / ss * ss;
-  /* Two partial sectors of up to 4096 bytes each can lie inside one
+  /* Two partial sectors of up to SECTOR_SIZE_4K each can lie inside one
    * request without a whole sector between them. */
-  static const uint8_t zeros[2 * 4096];
+  static const uint8_t zeros[2 * SECTOR_SIZE_4K];
   /* Sub-sector edges can only be zeroed by read-modify-write. */
   if ((flags & VHD_ZERO_FAST) && (start >= end || offset < start || end < offset + length))
     return vhd_error(ENOTSUP, "%s: no fast way to zero a partial sector", img->path);

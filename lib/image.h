@@ -6,6 +6,15 @@
 #include "platform.h"
 #include "vhd.h"
 
+/* The sector sizes an image may have (VHDX logical and physical; a VHD's
+ * is always 512), and the one rule that checks a size against them. */
+#define SECTOR_SIZE_512 512u
+#define SECTOR_SIZE_4K 4096u
+static inline bool sector_size_valid(uint32_t n)
+{
+  return n == SECTOR_SIZE_512 || n == SECTOR_SIZE_4K;
+}
+
 /* Deepest differencing chain accepted (the top image is depth 0). */
 #define VHD_MAX_CHAIN_DEPTH 32
 

@@ -139,9 +139,9 @@ static int plan(const char *name, const struct vhd_create_params *p,
       l->pss = ps->pss;
     memcpy(l->disk_id, ps->disk_id, 16);
   }
-  if (l->lss != 512 && l->lss != 4096)
+  if (!sector_size_valid(l->lss))
     return vhd_error(EINVAL, "%s: logical sector size %u is not 512 or 4096", name, l->lss);
-  if (l->pss != 512 && l->pss != 4096)
+  if (!sector_size_valid(l->pss))
     return vhd_error(EINVAL, "%s: physical sector size %u is not 512 or 4096", name, l->pss);
   if (l->block_size < VHDX_MIN_BLOCK || l->block_size > VHDX_MAX_BLOCK ||
       (l->block_size & (l->block_size - 1)))
