@@ -32,9 +32,15 @@ extern "C" {
 #define VHD_API
 #endif
 
+/* The version, in this one place: the build (CMakeLists.txt) reads it
+ * from here. */
 #define LIBVHD_VERSION_MAJOR 0
 #define LIBVHD_VERSION_MINOR 1
 #define LIBVHD_VERSION_PATCH 0
+#define LIBVHD_STRINGIFY_(x) #x
+#define LIBVHD_STRINGIFY(x) LIBVHD_STRINGIFY_(x)
+#define LIBVHD_VERSION_STRING LIBVHD_STRINGIFY(LIBVHD_VERSION_MAJOR) "." \
+  LIBVHD_STRINGIFY(LIBVHD_VERSION_MINOR) "." LIBVHD_STRINGIFY(LIBVHD_VERSION_PATCH)
 
 /* Returns the library version as "MAJOR.MINOR.PATCH". */
 VHD_API const char *vhd_version(void);
