@@ -86,17 +86,25 @@ VHD_API const char *vhd_type_name(enum vhd_disk_type type);
  * a test) may bring its own by filling in vhd_io_ops. */
 typedef struct vhd_io vhd_io;
 
+/* pread, get_size and close are required; every other member may be NULL
+ * and the library then never calls it (what that means is said at each).
+ * Members may be called from several threads at once (reads, and writes
+ * to different ranges, run in parallel): a backend that cannot take that
+ * must serialise itself. Each returns 0 or -errno. */
 struct vhd_io_ops {
   /* Read exactly count bytes at offset. Bytes past the end of the file
    * read as zeros. 0 or -errno. */
   int (*pread)(void *opaque, void *buf, size_t count, uint64_t offset);
-  /* Write exactly count bytes at offset, growing the file if needed. */
+  /* Write exactly count bytes at offset, growing the file if needed.
+   * Optional (NULL: a read-only file; writes fail with -EROFS). */
   int (*pwrite)(void *opaque, const void *buf, size_t count, uint64_t offset);
-  /* Make every completed write durable. */
+  /* Make every completed write durable. Optional (NULL: writes are
+   * durable when they return, flush succeeds). */
   int (*flush)(void *opaque);
   /* Current length of the file in bytes. */
   int (*get_size)(void *opaque, uint64_t *size);
-  /* Set the length of the file (grow with zeros or cut). */
+  /* Set the length of the file (grow with zeros or cut). Optional (NULL:
+   * the length cannot change; what needs it fails with -EROFS). */
   int (*set_size)(void *opaque, uint64_t size);
   /* Optional (NULL): give back the host space of a range, which then reads
    * as zeros. -ENOTSUP (or -EOPNOTSUPP, the same on Linux) when the host

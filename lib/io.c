@@ -54,7 +54,8 @@ int io_pwrite(vhd_io *io, const void *buf, size_t count, uint64_t offset)
   if (count == 0)
     return 0;
   if (!io_writable(io) || !io->ops->pwrite)
-    return vhd_error(EROFS, "%s: the file is open read-only", io->name);
+    return vhd_error(EROFS, "%s: the file is open read-only%s", io->name,
+                     io->ops->pwrite ? "" : " (its backend cannot write)");
   if (offset + count < offset)
     return vhd_error(EINVAL, "%s: write at offset %llu overflows", io->name,
                      (unsigned long long)offset);
@@ -86,7 +87,8 @@ int io_get_size(vhd_io *io, uint64_t *size)
 int io_set_size(vhd_io *io, uint64_t size)
 {
   if (!io_writable(io) || !io->ops->set_size)
-    return vhd_error(EROFS, "%s: the file is open read-only", io->name);
+    return vhd_error(EROFS, "%s: %s", io->name, io->ops->set_size
+                     ? "the file is open read-only" : "its backend cannot change the file's length");
   int r = io->ops->set_size(io->opaque, size);
   if (r < 0 && io->fixed_size)
     return r;   /* a device: the backend said why, with both sizes */

@@ -6,8 +6,9 @@
  * system items, parent locator), bat.c (block allocation table and sector
  * bitmaps), log.c (finding and replaying the log), log_write.c (metadata
  * transactions through the log), overlay.c (metadata reads that see a log
- * replayed in memory), rw.c (virtual disk I/O), create.c, parent.c,
- * check.c, compact.c and open.c (the driver table).
+ * replayed in memory), guids.c (the GUIDs the format names), rw.c (virtual
+ * disk I/O), create.c, parent.c, set_parent.c, check.c, repair.c,
+ * compact.c, resize.c and open.c (the driver table).
  *
  * All metadata is read through vhdx_meta_read() so that a read-only open
  * of a file with a pending log sees the replayed state without writing a
