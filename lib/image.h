@@ -139,6 +139,10 @@ int image_open_chain(vhd_io *io, const struct vhd_open_params *p,
 int open_top_file(const char *path, const struct vhd_open_params *p, unsigned io_flags,
                   vhd_io **io, struct parent_roots **roots);
 
+/* The same layer (chain.c): the identity rule for loops in a chain and for
+ * a new parent (set-parent), not the parent link a child stores. */
+bool image_same_layer(struct vhd_image *a, struct vhd_image *b);
+
 /* Open the parent chain of img (chain.c), read-only, at most
  * VHD_MAX_CHAIN_DEPTH deep, rejecting loops. */
 int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
