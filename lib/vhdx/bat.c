@@ -13,7 +13,7 @@
 
 uint64_t vhdx_bat_entries(uint64_t size, uint32_t block_size, uint32_t lss)
 {
-  uint64_t chunk_ratio = ((uint64_t)1 << 23) * lss / block_size;
+  uint64_t chunk_ratio = vhdx_chunk_ratio(lss, block_size);
   uint64_t payload = (size + block_size - 1) / block_size;
   return (payload + chunk_ratio - 1) / chunk_ratio * (chunk_ratio + 1);
 }
@@ -39,7 +39,7 @@ int vhdx_compute_geometry(struct vhdx *s, struct vhd_diag *d)
   /* Limit and its reasons: vhdx.h. */
   if (vhdx_bat_limit(s->path, s->virtual_size, s->block_size, s->lss) < 0)
     return vhdx_fatal(d, "%s", vhd_last_error());
-  s->chunk_ratio = ((uint64_t)1 << 23) * s->lss / s->block_size;
+  s->chunk_ratio = vhdx_chunk_ratio(s->lss, s->block_size);
   s->payload_blocks = (s->virtual_size + s->block_size - 1) / s->block_size;
   s->bitmap_blocks = (s->payload_blocks + s->chunk_ratio - 1) / s->chunk_ratio;
   s->sectors_per_block = s->block_size / s->lss;
@@ -304,7 +304,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
       continue;
     }
     if (bitmap ? (st != VHDX_SB_NOT_PRESENT && st != VHDX_SB_PRESENT)
-               : (st == 4 || (st == VHDX_BAT_PARTIALLY_PRESENT && !s->has_parent))) {
+               : (st == VHDX_BAT_RESERVED_STATE || (st == VHDX_BAT_PARTIALLY_PRESENT && !s->has_parent))) {
       r = diag_corrupt(d, "%s: BAT entry of %s %llu has state %u, which is not valid%s",
                        s->path, kind, (unsigned long long)num, st,
                        s->has_parent ? "" : " in a file without a parent");

@@ -153,7 +153,7 @@ static int plan(const char *name, const struct vhd_create_params *p,
   int r = vhdx_bat_limit(name, l->size, l->block_size, l->lss);
   if (r < 0)
     return r;
-  l->chunk_ratio = ((uint64_t)1 << 23) * l->lss / l->block_size;
+  l->chunk_ratio = vhdx_chunk_ratio(l->lss, l->block_size);
   l->payload_blocks = (l->size + l->block_size - 1) / l->block_size;
   l->bitmap_blocks = (l->payload_blocks + l->chunk_ratio - 1) / l->chunk_ratio;
   /* Room for every chunk's bitmap entry, so the file can later become or

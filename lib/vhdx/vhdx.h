@@ -66,6 +66,7 @@ enum {
   VHDX_BAT_UNDEFINED = 1,
   VHDX_BAT_ZERO = 2,
   VHDX_BAT_UNMAPPED = 3,
+  VHDX_BAT_RESERVED_STATE = 4,   /* no meaning in any version: refused */
   VHDX_BAT_UNMAPPED_OLD = 5,
   VHDX_BAT_FULLY_PRESENT = 6,
   VHDX_BAT_PARTIALLY_PRESENT = 7,
@@ -73,6 +74,13 @@ enum {
   VHDX_SB_PRESENT = 6,
 };
 #define VHDX_BAT_STATE(e) ((unsigned)((e) & 7u))
+/* Sectors one sector bitmap block describes (1 MiB of bits), and the
+ * payload blocks of one chunk, which share one (MS-VHDX 2.5). */
+#define VHDX_SECTORS_PER_BITMAP_BLOCK ((uint64_t)VHDX_BITMAP_BLOCK * 8)
+static inline uint64_t vhdx_chunk_ratio(uint32_t lss, uint32_t block_size)
+{
+  return VHDX_SECTORS_PER_BITMAP_BLOCK * lss / block_size;
+}
 #define VHDX_BAT_OFFSET(e) ((e) & 0xFFFFFFFFFFF00000ull)
 #define VHDX_BAT_RESERVED(e) ((e) & 0x00000000000FFFF8ull)
 #define VHDX_BAT_ENTRY(state, offset) ((uint64_t)(offset) | (uint64_t)(state))
