@@ -9,6 +9,7 @@
 #include "vhdx.h"
 #include "error.h"
 #include "util/arith.h"
+#include "util/array.h"
 #include "util/endian.h"
 
 uint64_t vhdx_bat_entries(uint64_t size, uint32_t block_size, uint32_t lss)
@@ -341,15 +342,12 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
       past_end++;   /* QEMU-made files may stop inside their last block */
     if (off + len > end)
       end = off + len;
-    if (nspan == cap) {
-      cap = cap ? cap * 2 : 256;
-      uint64_t *n = vhd_realloc(sp, cap * sizeof *n);
-      if (!n) {
-        r = vhd_error(ENOMEM, "%s: out of memory checking the BAT", s->path);
-        goto out;
-      }
-      sp = n;
+    uint64_t *n = array_grow(sp, &cap, nspan, sizeof *n, 256);
+    if (!n) {
+      r = vhd_error(ENOMEM, "%s: out of memory checking the BAT", s->path);
+      goto out;
     }
+    sp = n;
     sp[nspan++] = span_key(off, i);
   }
 
@@ -457,14 +455,10 @@ int vhdx_pending_sector(struct vhdx *s, uint64_t off, uint8_t **out)
     *out = s->pend[lo].data;
     return 0;
   }
-  if (s->npend == s->cap_pend) {
-    size_t cap = s->cap_pend ? s->cap_pend * 2 : 16;
-    struct vhdx_pending *n = vhd_realloc(s->pend, cap * sizeof *n);
-    if (!n)
-      return vhd_error(ENOMEM, "%s: out of memory", s->path);
-    s->pend = n;
-    s->cap_pend = cap;
-  }
+  struct vhdx_pending *n = array_grow(s->pend, &s->cap_pend, s->npend, sizeof *n, 16);
+  if (!n)
+    return vhd_error(ENOMEM, "%s: out of memory", s->path);
+  s->pend = n;
   uint8_t *data = vhd_malloc(VHDX_SECTOR);
   if (!data)
     return vhd_error(ENOMEM, "%s: out of memory", s->path);
