@@ -4,7 +4,8 @@
 # exactly the VHD_API declarations of include/vhd.h; the installed static
 # library defines no other global name (the library's internal io_pread,
 # path_join, copy_disk stay its own); a consumer that uses only vhd.h links
-# with either and runs. A change to the public API changes the list in the
+# with either and runs, also when built against the previous version's
+# header (tests/abi/previous/vhd.h). A change to the public API changes the list in the
 # same commit (and a removal or change of a function, the SONAME).
 # Usage: test_abi.sh LIBVHD_SO LIBVHD_A
 . "$(dirname "$0")/../interop/common.sh"
@@ -27,18 +28,22 @@ check "libvhd.a defines no global name but the list" diff -u "$LIST" "$WORK/ar"
 # The consumer, against each library (sanitizer builds link the runtime).
 FLAGS=()
 [ -n "${VHD_SANITIZE:-}" ] && FLAGS=(-fsanitize=address,undefined)
-if "${CC:-cc}" "${FLAGS[@]}" -I"$INC" "$DIR/consumer.c" "$AR" -luuid -lpthread \
-     -o "$WORK/consumer-static" 2> "$WORK/cc.err"; then
-  check "a vhd.h-only program linked with libvhd.a runs" "$WORK/consumer-static"
-else
-  not_ok "a vhd.h-only program does not link with libvhd.a: $(head -c 400 "$WORK/cc.err")"
-fi
-if "${CC:-cc}" "${FLAGS[@]}" -I"$INC" "$DIR/consumer.c" "$SO" -o "$WORK/consumer-shared" \
-     2> "$WORK/cc.err"; then
-  check "a vhd.h-only program linked with libvhd.so runs" \
-    env LD_LIBRARY_PATH="$(dirname "$SO")" "$WORK/consumer-shared"
-else
-  not_ok "a vhd.h-only program does not link with libvhd.so: $(head -c 400 "$WORK/cc.err")"
-fi
+# consumer_runs DESC INCLUDE-DIR LIBRARY EXTRA-LINK-ARGS...
+consumer_runs() {
+  local desc=$1 inc=$2 lib=$3; shift 3
+  if "${CC:-cc}" "${FLAGS[@]}" -I"$inc" "$DIR/consumer.c" "$lib" "$@" -o "$WORK/consumer" \
+       2> "$WORK/cc.err"; then
+    check "$desc" env LD_LIBRARY_PATH="$(dirname "$lib")" "$WORK/consumer"
+  else
+    not_ok "$desc: it does not build: $(head -c 400 "$WORK/cc.err")"
+  fi
+}
+consumer_runs "a vhd.h-only program linked with libvhd.a runs" "$INC" "$AR" -luuid -lpthread
+consumer_runs "a vhd.h-only program linked with libvhd.so runs" "$INC" "$SO"
+# Built against the header of the previous version (tests/abi/previous,
+# a copy kept on purpose: it is what old programs were compiled with),
+# the consumer still runs with this library.
+consumer_runs "a program built against the previous vhd.h runs with this libvhd.so" \
+  "$DIR/previous" "$SO"
 
 finish
