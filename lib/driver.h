@@ -121,7 +121,12 @@ struct vhd_driver {
   /* After an open in collecting mode (d non-NULL), fix what the findings
    * allow; each change is reported with diag_info "repaired: ...". */
   int (*repair)(struct vhd_image *img, struct vhd_diag *d);
-  int (*layout)(struct vhd_image *img, struct vhd_layout *layout);
+  /* Optional (NULL: the layer has no blocks): where block blk of this
+   * layer lies in its file, for the operations that judge the file's
+   * layout (vhd_get_layout). 1 with *host and *bytes (the block's whole
+   * slot, a VHD sector bitmap included) when the layer stores the block,
+   * 0 when it does not, -ERANGE (no message) past the last block. */
+  int (*block_slot)(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
   /* Optional (NULL: the format never has a vhdboot reserve): the end of
    * the last structure the open image references in its file. A reserve
    * record is trusted only when it lies past this (lib/reserve.h). */

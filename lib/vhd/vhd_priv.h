@@ -139,7 +139,7 @@ int vhd_fmt_repair(struct vhd_image *img, struct vhd_diag *d);
 /* vhd_compact.c */
 int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                     struct vhd_compact_result *result);
-int vhd_fmt_layout(struct vhd_image *img, struct vhd_layout *layout);
+int vhd_fmt_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
 uint64_t vhd_fmt_structures_end(struct vhd_image *img);
 
 /* vhd_resize.c */

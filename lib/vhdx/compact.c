@@ -1,4 +1,4 @@
-/* Compacting a dynamic or differencing VHDX, and its layout figures.
+/* Compacting a dynamic or differencing VHDX, and where its blocks lie.
  *
  * A present block that reads as zeros (freeable.h) becomes NOT_PRESENT
  * when the layers below read as zeros there too, else ZERO (which hides
@@ -113,20 +113,15 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
 
 uint64_t vhdx_image_end(struct vhd_image *img) { return vhdx_structures_end(vhdx_of(img)); }
 
-int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout)
+int vhdx_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes)
 {
   struct vhdx *s = vhdx_of(img);
-  uint64_t prev = 0;
-  bool first = true;
-  for (uint64_t b = 0; b < s->payload_blocks; b++) {
-    uint64_t e = vhdx_bat_get(s, vhdx_payload_index(s, b));
-    if (!is_present(VHDX_BAT_STATE(e)))
-      continue;
-    layout->data_blocks++;
-    if (!first && VHDX_BAT_OFFSET(e) != prev + s->block_size)
-      layout->fragmented_blocks++;
-    prev = VHDX_BAT_OFFSET(e);
-    first = false;
-  }
-  return 0;
+  if (blk >= s->payload_blocks)
+    return -ERANGE;
+  uint64_t e = vhdx_bat_get(s, vhdx_payload_index(s, blk));
+  if (!is_present(VHDX_BAT_STATE(e)))
+    return 0;
+  *host = VHDX_BAT_OFFSET(e);
+  *bytes = s->block_size;
+  return 1;
 }

@@ -430,7 +430,7 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
 /* compact.c */
 int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                  struct vhd_compact_result *result);
-int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout);
+int vhdx_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
 uint64_t vhdx_image_end(struct vhd_image *img);
 /* After a commit that left the log empty: cut free space off the end. */
 int vhdx_cut_tail(struct vhdx *s);
