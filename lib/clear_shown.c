@@ -5,7 +5,6 @@
 #include "image.h"
 #include "util/arith.h"
 
-
 int image_clear_shown(struct vhd_image *img, uint64_t from, uint64_t to)
 {
   uint32_t ss = img->sector_size ? img->sector_size : 1;

@@ -7,7 +7,6 @@
 #include "util/zero.h"
 #include "util/arith.h"
 
-
 int block_freeable(struct vhd_image *img, uint64_t off, uint64_t len, uint8_t *buf,
                    size_t buf_len, enum freeable *out)
 {

@@ -23,7 +23,6 @@
 #define COPY_CHUNK (1u << 20)
 #define DATA_ALIGN 4096u
 
-
 struct compact_run {
   struct vhd_image *img;
   struct vhd_state *s;

@@ -11,7 +11,6 @@
 #define HEADER_OFFSET 512u
 #define TABLE_OFFSET (HEADER_OFFSET + VHD_HEADER_SIZE)
 
-
 /* The identity written into every new image. Creator "win " with version
  * 10.0 and host "Wi2k" is what Windows itself writes. It is a deliberate
  * choice over an honest creator of our own: readers such as qemu 7.2 size

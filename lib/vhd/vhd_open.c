@@ -9,7 +9,6 @@
 
 #define MSG_MAX 512
 
-
 void vhd_warn(struct vhd_image *img, struct vhd_diag *d, const char *fmt, ...)
 {
   char msg[MSG_MAX];

@@ -22,7 +22,6 @@
 
 #define SECTOR VHD_SECTOR_SIZE
 
-
 /* Entries the open dropped from the in-memory BAT: cleared on disk when
  * the block is past the end, put back when something else was wrong. */
 static int repair_bat(struct vhd_image *img, struct vhd_state *s, uint64_t limit,

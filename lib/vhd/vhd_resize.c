@@ -28,7 +28,6 @@
 #define SECTOR VHD_SECTOR_SIZE
 #define COPY_CHUNK (1u << 20)
 
-
 static int put_footer(struct vhd_image *img, struct vhd_state *s, uint64_t pos)
 {
   uint8_t buf[VHD_FOOTER_SIZE];

@@ -23,7 +23,6 @@
 #define SECTOR VHD_SECTOR_SIZE
 #define JOIN_MAX (64u << 10)
 
-
 static bool is_diff(const struct vhd_state *s)
 {
   return s->footer.disk_type == VHD_TYPE_DIFFERENCING;

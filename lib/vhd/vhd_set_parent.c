@@ -16,7 +16,6 @@
 
 #define SECTOR VHD_SECTOR_SIZE
 
-
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
   return a < b + blen && b < a + alen;

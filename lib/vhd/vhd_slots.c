@@ -9,7 +9,6 @@
 
 #define SECTOR VHD_SECTOR_SIZE
 
-
 /* The first meta range that [start, end) overlaps, or NULL. */
 static const struct vhd_file_range *meta_in(const struct vhd_file_range *meta, size_t nmeta,
                                             uint64_t start, uint64_t end)

@@ -232,7 +232,6 @@ static int check_overlaps(struct vhdx *s, struct vhd_diag *d, uint64_t *sp, size
   return 0;
 }
 
-
 /* The payload block slots between the header section (the first MiB) and
  * the last located block that nothing uses: no block (sp sorted by
  * offset, overlapping ones included, so a doubtful place is never handed

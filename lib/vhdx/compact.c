@@ -17,7 +17,6 @@
 
 #define SCAN_CHUNK VHDX_MIB
 
-
 static bool is_present(unsigned st)
 {
   return st == VHDX_BAT_FULLY_PRESENT || st == VHDX_BAT_PARTIALLY_PRESENT;

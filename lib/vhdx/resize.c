@@ -30,7 +30,6 @@
 
 #define META_IS_USER 0x1u
 
-
 /* File offset of the Virtual Disk Size item. */
 static int find_size_item(struct vhdx *s, uint64_t *off)
 {

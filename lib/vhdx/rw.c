@@ -9,7 +9,6 @@
 #include "util/zero.h"
 #include "util/arith.h"
 
-
 /* How a block reads, coarsely: runs of blocks of one class are served
  * together. */
 enum block_class { CLASS_DATA, CLASS_PARTIAL, CLASS_ABSENT, CLASS_ZERO };
