@@ -433,16 +433,17 @@ int vhd_flush(vhd_image *img)
 }
 
 /* Zeros the driver cannot make cheaply are written through its write,
- * from one buffer shared by the whole request: up to ZERO_WRITE_MAX bytes,
- * so that a run of a block or more reaches the driver whole (a
- * differencing VHD then allocates the block without writing its data, as
- * any zero write into a hole does). Exclusive lock held. */
+ * from one buffer shared by the whole request (of `request` bytes): up to
+ * ZERO_WRITE_MAX bytes, so that a run of a block or more reaches the
+ * driver whole (a differencing VHD then allocates the block without
+ * writing its data, as any zero write into a hole does). Exclusive lock
+ * held. */
 #define ZERO_WRITE_MAX (8u << 20)
-static int write_zeros(vhd_image *img, uint64_t off, uint64_t len, uint8_t **zeros,
-                       size_t *size)
+static int write_zeros(vhd_image *img, uint64_t off, uint64_t len, uint64_t request,
+                       uint8_t **zeros, size_t *size)
 {
   if (!*zeros) {
-    *size = (size_t)(len < ZERO_WRITE_MAX ? len : ZERO_WRITE_MAX);
+    *size = (size_t)(request < ZERO_WRITE_MAX ? request : ZERO_WRITE_MAX);
     *zeros = vhd_calloc(1, *size);
     if (!*zeros)
       return vhd_error(ENOMEM, "%s: out of memory writing zeros", img->path);
@@ -479,7 +480,7 @@ static int zero_aligned(vhd_image *img, uint64_t off, uint64_t len, unsigned fla
       r = vhd_error(ENOTSUP, "%s: zeroing %llu bytes at offset %llu needs data writes",
                     img->path, (unsigned long long)run, (unsigned long long)off);
     else if (r == 0)
-      r = write_zeros(img, off, run, &zeros, &size);
+      r = write_zeros(img, off, run, len, &zeros, &size);
     else
       r = 0;
     off += run;
