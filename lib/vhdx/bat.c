@@ -59,7 +59,7 @@ int vhdx_compute_geometry(struct vhdx *s, struct vhd_diag *d)
                       (unsigned long long)needed);
   /* Whole 4 KiB sectors, so each one the log rewrites is fully known. */
   uint64_t count = full < region_entries ? full : region_entries;
-  count = (count + 511) / 512 * 512;
+  count = vhdx_bat_sectors(count) * VHDX_BAT_PER_SECTOR;
   if (count > region_entries)
     count = region_entries;
   s->bat_count = count;
@@ -73,8 +73,7 @@ int vhdx_load_bat(struct vhdx *s, struct vhd_diag *d)
     return vhd_error(ENOMEM, "%s: BAT of %llu entries does not fit in memory", s->path,
                      (unsigned long long)s->bat_count);
   s->bat = vhd_malloc((size_t)s->bat_count * 8);
-  uint64_t nsec = (s->bat_count + 511) / 512;
-  s->bat_dirty = vhd_calloc((size_t)(nsec + 7) / 8, 1);
+  s->bat_dirty = vhd_calloc(vhdx_bat_dirty_bytes(s->bat_count), 1);
   uint8_t *buf = vhd_malloc(VHDX_MIB);
   if (!s->bat || !s->bat_dirty || !buf) {
     vhd_free(buf);
@@ -104,7 +103,7 @@ uint64_t vhdx_bat_get(const struct vhdx *s, uint64_t index)
 void vhdx_bat_set(struct vhdx *s, uint64_t index, uint64_t entry)
 {
   s->bat[index] = entry;
-  uint64_t sec = index / 512;
+  uint64_t sec = index / VHDX_BAT_PER_SECTOR;
   s->bat_dirty[sec / 8] |= (uint8_t)(1u << (sec % 8));
   s->meta_dirty = true;
 }

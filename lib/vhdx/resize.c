@@ -105,8 +105,8 @@ static int load_bat_to(struct vhdx *s, uint64_t old_count, uint64_t count)
     return vhd_error(ENOMEM, "%s: out of memory for a BAT of %llu entries", s->path,
                      (unsigned long long)count);
   s->bat = bat;
-  size_t old_bytes = (size_t)((old_count + 511) / 512 + 7) / 8;
-  size_t bytes = (size_t)((count + 511) / 512 + 7) / 8;
+  size_t old_bytes = vhdx_bat_dirty_bytes(old_count);
+  size_t bytes = vhdx_bat_dirty_bytes(count);
   uint8_t *dirty = vhd_realloc(s->bat_dirty, bytes);
   if (!dirty)
     return vhd_error(ENOMEM, "%s: out of memory for a BAT of %llu entries", s->path,

@@ -74,6 +74,17 @@ enum {
   VHDX_SB_PRESENT = 6,
 };
 #define VHDX_BAT_STATE(e) ((unsigned)((e) & 7u))
+/* BAT entries in one 4 KiB sector: the unit the log rewrites, and the unit
+ * of the in-memory dirty map (one bit a sector). */
+#define VHDX_BAT_PER_SECTOR (VHDX_SECTOR / 8u)
+static inline uint64_t vhdx_bat_sectors(uint64_t entries)
+{
+  return (entries + VHDX_BAT_PER_SECTOR - 1) / VHDX_BAT_PER_SECTOR;
+}
+static inline size_t vhdx_bat_dirty_bytes(uint64_t entries)
+{
+  return (size_t)((vhdx_bat_sectors(entries) + 7) / 8);
+}
 /* Sectors one sector bitmap block describes (1 MiB of bits), and the
  * payload blocks of one chunk, which share one (MS-VHDX 2.5). */
 #define VHDX_SECTORS_PER_BITMAP_BLOCK ((uint64_t)VHDX_BITMAP_BLOCK * 8)
