@@ -370,9 +370,9 @@ VHD_API int vhd_chain_layer_of(vhd_image *img, const char *path);
 /* Progress callbacks get the work done and the total in the same unit;
  * returning non-zero cancels the operation (-ECANCELED).
  * Callbacks (progress, check reports, map extents) must not call back into
- * the image they are called for: the operation holds the
- * image's lock, so such a call fails with -EDEADLK (and a message) rather
- * than wait for itself. Other images may be used freely. */
+ * the image they are called for: the operation holds the image's lock, so
+ * such a call fails with -EDEADLK (and a message) rather than wait for
+ * itself. Other images may be used freely. */
 typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 /* Copy src's virtual disk (through its whole chain) into a new image at
