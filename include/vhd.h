@@ -32,9 +32,7 @@ extern "C" {
 #define VHD_API
 #endif
 
-#define LIBVHD_VERSION_MAJOR 0
-#define LIBVHD_VERSION_MINOR 1
-#define LIBVHD_VERSION_PATCH 0
+#include "vhd_version.h"   /* LIBVHD_VERSION_{MAJOR,MINOR,PATCH,STRING} */
 
 /* Returns the library version as "MAJOR.MINOR.PATCH". */
 VHD_API const char *vhd_version(void);

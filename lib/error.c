@@ -40,7 +40,7 @@ void vhd_error_prefix(const char *prefix)
 const char *vhd_last_error(void) { return vhd_error_slot()->message; }
 int vhd_last_errno(void) { return vhd_error_slot()->errnum; }
 
-const char *vhd_version(void) { return "0.1.0"; }
+const char *vhd_version(void) { return LIBVHD_VERSION_STRING; }
 
 const char *vhd_format_name(enum vhd_format format)
 {

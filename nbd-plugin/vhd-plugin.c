@@ -633,7 +633,7 @@ vhd_plugin_cache (void *handle, uint32_t count, uint64_t offset,
 static struct nbdkit_plugin plugin = {
   .name              = "vhd",
   .longname          = "nbdkit VHD/VHDX plugin (libvhd)",
-  .version           = "0.1.0",
+  .version           = LIBVHD_VERSION_STRING,
   .description       = "Serve VHD, VHDX and raw disk images through libvhd",
   .load              = vhd_plugin_load,
   .unload            = vhd_plugin_unload,

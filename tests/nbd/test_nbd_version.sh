@@ -1,0 +1,26 @@
+#!/bin/bash
+# One version everywhere: project(VERSION) in CMakeLists.txt is what
+# `vhdtool --version` prints for the tool and the library, what `nbdkit vhd
+# --version` prints for the plugin, what a new VHDX names as its creator,
+# and NEWS.md has a section for it.
+. "$(dirname "$0")/../interop/common.sh"
+. "$(dirname "$0")/common.sh"
+need_nbd
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+
+want=$(sed -n 's/^project(libvhd VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
+check "CMakeLists.txt sets a version ($want)" test -n "$want"
+
+out=$("$VHDTOOL" --version)
+check "vhdtool --version: tool and library $want ($out)" \
+  test "$out" = "vhdtool $want (libvhd $want)"
+# nbdkit prints its own version, then "<plugin name> <plugin version>".
+plugin=$("${NBDKIT[@]}" "$NBD_PLUGIN" --version 2>&1 | sed -n 's/^vhd \(.*\)/\1/p')
+check "nbdkit vhd --version: $want (${plugin:-nothing})" test "$plugin" = "$want"
+
+"$VHDTOOL" create -f vhdx -s 1M "$WORK/new.vhdx" > /dev/null
+creator=$("$VHDTOOL" info "$WORK/new.vhdx" | sed -n 's/^creator: //p')
+check "a new VHDX's creator is libvhd $want (${creator:-none})" test "$creator" = "libvhd $want"
+
+check "NEWS.md has a section for $want" grep -q "^## $want\b" "$SRC/NEWS.md"
+finish
