@@ -35,6 +35,10 @@ find_path(GNU_EFI_LIB_DIR crt0-efi-${EFI_ARCH}.o
   PATHS /usr/lib /usr/lib64 /usr/local/lib /usr/local/lib64
   PATH_SUFFIXES gnuefi NO_DEFAULT_PATH)
 include(${CMAKE_CURRENT_LIST_DIR}/arch-${EFI_ARCH}.cmake)
+if(NOT GNU_EFI_INCLUDE_DIR)
+  set(EFI_TOOLCHAIN_PROBLEM "gnu-efi's efi.h not found")
+  return()
+endif()
 
 foreach(_f ${GNU_EFI_INCLUDE_DIR}/${EFI_ARCH}/efibind.h ${EFI_CRT0} ${EFI_LDS} ${EFI_LIBGNUEFI})
   if(NOT EXISTS "${_f}")

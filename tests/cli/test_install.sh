@@ -46,11 +46,11 @@ expect=(include/vhd.h bin/vhdtool share/man/man1/vhdtool.1
 libdir=$(cached CMAKE_INSTALL_LIBDIR)
 expect+=("$libdir/libvhd.so" "$libdir/libvhd.a" "$libdir/pkgconfig/libvhd.pc"
          "$libdir/cmake/libvhd/libvhdConfig.cmake")
-if [ "$(cached VHD_NBD_PLUGIN)" = ON ]; then
+if [ -f "$BUILD/nbd-plugin/nbdkit-vhd-plugin.so" ]; then
   expect+=("$libdir/nbdkit/plugins/nbdkit-vhd-plugin.so")
   [ -z "$(cached POD2MAN)" ] || expect+=(share/man/man1/nbdkit-vhd-plugin.1)
 fi
-[ "$(cached VHD_EFI_LOADER)" != ON ] || expect+=("$libdir/vhdboot/vhdboot.efi")
+[ ! -f "$BUILD/efi-loader/vhdboot.efi" ] || expect+=("$libdir/vhdboot/vhdboot.efi")
 for f in "${expect[@]}"; do
   check "installed $f" test -e "$WORK/p/$f"
 done

@@ -1,0 +1,56 @@
+#!/bin/bash
+# Configure says what it builds, and optional parts follow their
+# dependencies: with nbdkit's and gnu-efi's headers hidden
+# (CMAKE_IGNORE_PATH), an explicit -DVHD_NBD_PLUGIN=ON or
+# -DVHD_EFI_LOADER=ON is an error naming the Debian package to install;
+# the default (AUTO) leaves the part out and the summary says why; the
+# same build tree configured again with the headers visible builds it (a
+# part left out once does not stay out).
+. "$(dirname "$0")/../interop/common.sh"
+need_cmd cmake
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+[ -f /usr/include/nbdkit-plugin.h ] && [ -f /usr/include/efi/efi.h ] ||
+  skip_all "nbdkit-plugin-dev and gnu-efi are needed to show a part coming back"
+hide=(-DCMAKE_IGNORE_PATH="/usr/include;/usr/include/efi")
+quick=(-DVHD_TESTS=OFF -DVHD_BENCH=OFF)
+configure() {   # LOG-NAME BUILD-DIR-NAME CMAKE-ARGS...
+  cmake -S "$SRC" -B "$WORK/$2" "${quick[@]}" "${@:3}" > "$WORK/$1.log" 2>&1
+}
+
+if configure on-plugin on-plugin "${hide[@]}" -DVHD_NBD_PLUGIN=ON; then
+  not_ok "VHD_NBD_PLUGIN=ON without nbdkit-plugin.h configured"
+else
+  check "VHD_NBD_PLUGIN=ON without the header: error naming nbdkit-plugin-dev" \
+    grep -q "nbdkit-plugin-dev" "$WORK/on-plugin.log"
+fi
+if configure on-efi on-efi "${hide[@]}" -DVHD_EFI_LOADER=ON; then
+  not_ok "VHD_EFI_LOADER=ON without gnu-efi configured"
+else
+  check "VHD_EFI_LOADER=ON without gnu-efi: error naming gnu-efi" \
+    grep -q "package gnu-efi" "$WORK/on-efi.log"
+fi
+
+if configure auto auto "${hide[@]}"; then
+  ok "AUTO without the headers configures"
+  check "summary: plugin left out, why and which package" \
+    grep -q "nbdkit plugin nbdkit-vhd-plugin.so: no (nbdkit-plugin.h not found, install the Debian package nbdkit-plugin-dev)" "$WORK/auto.log"
+  check "summary: loader left out, naming gnu-efi" \
+    grep -q "UEFI loader vhdboot.efi: no (.*gnu-efi)" "$WORK/auto.log"
+else
+  not_ok "AUTO without the headers: $(grep -m3 -i error "$WORK/auto.log")"
+fi
+if configure again auto -UCMAKE_IGNORE_PATH -DCMAKE_IGNORE_PATH=; then
+  check "same tree, headers visible: the plugin is built" \
+    grep -q "nbdkit plugin nbdkit-vhd-plugin.so: yes" "$WORK/again.log"
+  check "same tree, headers visible: the loader is built" \
+    grep -q "UEFI loader vhdboot.efi: yes" "$WORK/again.log"
+else
+  not_ok "reconfigure with the headers: $(grep -m3 -i error "$WORK/again.log")"
+fi
+if configure off off -DVHD_NBD_PLUGIN=OFF; then
+  check "an explicit OFF is kept and shown" \
+    grep -q "nbdkit plugin nbdkit-vhd-plugin.so: no (-DVHD_NBD_PLUGIN=OFF)" "$WORK/off.log"
+else
+  not_ok "configure with VHD_NBD_PLUGIN=OFF: $(grep -m3 -i error "$WORK/off.log")"
+fi
+finish
