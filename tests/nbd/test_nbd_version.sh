@@ -2,7 +2,7 @@
 # One version everywhere: project(VERSION) in CMakeLists.txt is what
 # `vhdtool --version` prints for the tool and the library, what `nbdkit vhd
 # --version` prints for the plugin, what a new VHDX names as its creator,
-# and NEWS.md has a section for it.
+# and NEWS.md and debian/changelog have an entry for it.
 . "$(dirname "$0")/../interop/common.sh"
 . "$(dirname "$0")/common.sh"
 need_nbd
@@ -23,4 +23,6 @@ creator=$("$VHDTOOL" info "$WORK/new.vhdx" | sed -n 's/^creator: //p')
 check "a new VHDX's creator is libvhd $want (${creator:-none})" test "$creator" = "libvhd $want"
 
 check "NEWS.md has a section for $want" grep -q "^## $want\b" "$SRC/NEWS.md"
+deb=$(sed -n '1s/^libvhd (\([^)-]*\).*/\1/p' "$SRC/debian/changelog")
+check "debian/changelog's newest entry is $want (${deb:-none})" test "$deb" = "$want"
 finish
