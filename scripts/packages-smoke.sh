@@ -2,7 +2,8 @@
 # The smoke test of the installed Debian packages (scripts/test-packages.sh
 # runs it in an empty directory with the system's PATH): every program,
 # file and consumer path a user of the packages meets, nothing from the
-# build tree. VERSION is the version the packages must report.
+# build tree. VERSION is the version the packages must report, CONSUMER
+# the directory of the consumer program (tests/consumer).
 set -eu
 fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok - $*"; }
@@ -31,33 +32,11 @@ plugin=$(nbdkit vhd --version | sed -n 's/^vhd //p')
 ok "nbdkit vhd file=disk.vhdx: nbdinfo, nbdcopy, --version $VERSION"
 
 # Consumers of libvhd-dev: pkg-config, and CMake's package shared and static.
-cat > consumer.c <<'C'
-#include <stdio.h>
-#include <vhd.h>
-int main(void)
-{
-  if (LIBVHD_VERSION_MAJOR < 0)
-    return 1;
-  puts(vhd_version());
-  return 0;
-}
-C
 # shellcheck disable=SC2046  # pkg-config's words are meant to split
-cc -o pc-consumer consumer.c $(pkg-config --cflags --libs libvhd) || fail "pkg-config consumer build"
+cc -o pc-consumer "$CONSUMER/consumer.c" $(pkg-config --cflags --libs libvhd) || fail "pkg-config consumer build"
 [ "$(./pc-consumer)" = "$VERSION" ] || fail "pkg-config consumer output"
 ok "pkg-config --cflags --libs libvhd: a consumer builds and runs"
-mkdir cm
-cp consumer.c cm/
-cat > cm/CMakeLists.txt <<'CM'
-cmake_minimum_required(VERSION 3.20)
-project(consumer C)
-find_package(libvhd REQUIRED)
-add_executable(shared consumer.c)
-target_link_libraries(shared PRIVATE libvhd::vhd)
-add_executable(static consumer.c)
-target_link_libraries(static PRIVATE libvhd::vhd_static)
-CM
-cmake -S cm -B cm/build > cm.log 2>&1 && cmake --build cm/build >> cm.log 2>&1 ||
+cmake -S "$CONSUMER" -B cm/build > cm.log 2>&1 && cmake --build cm/build >> cm.log 2>&1 ||
   { cat cm.log; fail "find_package(libvhd) consumers"; }
 [ "$(cm/build/shared)" = "$VERSION" ] || fail "CMake shared consumer output"
 ldd cm/build/shared | grep -Eq "libvhd.so.0 => (/usr)?/lib/$multiarch/" || fail "shared consumer uses the packaged libvhd.so.0"

@@ -78,5 +78,5 @@ echo "== smoke test against the installed system $(elapsed)"
 # A scratch directory outside the source tree, the system's PATH only.
 repo=$(pwd)
 (cd "$top" && env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$top" TMPDIR="$top" \
-  VERSION="$version" sh "$repo/scripts/packages-smoke.sh") || { echo "FAIL: smoke test"; exit 1; }
+  VERSION="$version" CONSUMER="$repo/tests/consumer" sh "$repo/scripts/packages-smoke.sh") || { echo "FAIL: smoke test"; exit 1; }
 echo "== packages built, installed, tested $(elapsed)"

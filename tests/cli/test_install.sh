@@ -59,31 +59,16 @@ done
 export PKG_CONFIG_PATH=$WORK/p/$libdir/pkgconfig
 check "pkg-config --cflags libvhd names the prefix ($(pkg-config --cflags libvhd))" \
   test "$(readlink -f "$(pkg-config --variable=includedir libvhd)")" = "$WORK/p/include"
-cat > "$WORK/consumer.c" <<'C'
-#include <stdio.h>
-#include <vhd.h>
-int main(void) { puts(vhd_version()); return 0; }
-C
+CONSUMER=$(cd "$(dirname "$0")/../consumer" && pwd)
 version=$("$VHDTOOL" --version | sed -n 's/^vhdtool \([^ ]*\).*/\1/p')
 # shellcheck disable=SC2046  # pkg-config's words are meant to split
-if cc -o "$WORK/consumer" "$WORK/consumer.c" $(pkg-config --cflags --libs libvhd) 2> "$WORK/cc.log" &&
+if cc -o "$WORK/consumer" "$CONSUMER/consumer.c" $(pkg-config --cflags --libs libvhd) 2> "$WORK/cc.log" &&
    out=$(LD_LIBRARY_PATH=$WORK/p/$libdir "$WORK/consumer") && [ "$out" = "$version" ]; then
   ok "a pkg-config consumer builds and runs against the prefix ($out)"
 else
   not_ok "pkg-config consumer: $(head -3 "$WORK/cc.log") ${out:-}"
 fi
-mkdir "$WORK/cm"
-cp "$WORK/consumer.c" "$WORK/cm/"
-cat > "$WORK/cm/CMakeLists.txt" <<'CM'
-cmake_minimum_required(VERSION 3.20)
-project(consumer C)
-find_package(libvhd REQUIRED)
-add_executable(shared consumer.c)
-target_link_libraries(shared PRIVATE libvhd::vhd)
-add_executable(static consumer.c)
-target_link_libraries(static PRIVATE libvhd::vhd_static)
-CM
-if cmake -S "$WORK/cm" -B "$WORK/cm/b" -DCMAKE_PREFIX_PATH="$WORK/p" > "$WORK/cm.log" 2>&1 &&
+if cmake -S "$CONSUMER" -B "$WORK/cm/b" -DCMAKE_PREFIX_PATH="$WORK/p" > "$WORK/cm.log" 2>&1 &&
    cmake --build "$WORK/cm/b" >> "$WORK/cm.log" 2>&1; then
   ok "find_package(libvhd): shared and static consumers build"
   check "the static consumer needs no libvhd.so" \
