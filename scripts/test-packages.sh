@@ -50,10 +50,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "== build the packages from a clean tree (git archive HEAD) $(elapsed)"
+echo "== build the packages from a clean tree $(elapsed)"
 src=$top/libvhd-$version
 mkdir "$src"
-git archive HEAD | tar -x -C "$src"
+if git rev-parse --git-dir > /dev/null 2>&1; then
+  git archive HEAD | tar -x -C "$src"   # what is committed, nothing built
+else
+  tar -c --exclude='./build*' --exclude='./obj-*' . | tar -x -C "$src"
+fi
 (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" dpkg-buildpackage -us -uc -b) \
   > "$top/build.log" 2>&1 || { tail -50 "$top/build.log"; echo "FAIL: dpkg-buildpackage"; exit 1; }
 
