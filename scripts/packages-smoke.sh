@@ -45,11 +45,11 @@ ldd cm/build/shared | grep -Eq "libvhd.so.0 => (/usr)?/lib/$multiarch/" || fail 
 ok "find_package(libvhd): libvhd::vhd and libvhd::vhd_static consumers build and run"
 
 # Manual pages and completion where man and bash look.
-for page in vhdtool nbdkit-vhd-plugin; do
+for page in vhdtool nbdkit-vhd-plugin vhdboot-attach; do
   MANWIDTH=80 man "$page" 2> man.err | grep -q "$page" || fail "man $page"
   [ ! -s man.err ] || fail "man $page: $(cat man.err)"
 done
-ok "man vhdtool, man nbdkit-vhd-plugin render"
+ok "man vhdtool, man nbdkit-vhd-plugin, man vhdboot-attach render"
 [ -f /usr/share/bash-completion/completions/vhdtool ] || fail "bash completion for vhdtool"
 ok "bash completion installed"
 

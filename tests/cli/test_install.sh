@@ -40,7 +40,7 @@ outside=$(grep -v "^$WORK/p/" "$BUILD/install_manifest.txt" 2>&1)
 check "every installed file is under the prefix${outside:+ (outside: $outside)}" test -z "$outside"
 
 expect=(include/vhd.h bin/vhdtool share/man/man1/vhdtool.1
-        share/bash-completion/completions/vhdtool sbin/vhdboot-attach
+        share/bash-completion/completions/vhdtool sbin/vhdboot-attach share/man/man8/vhdboot-attach.8
         share/initramfs-tools/hooks/vhdboot share/initramfs-tools/scripts/local-top/vhdboot
         lib/systemd/system-shutdown/vhdboot.shutdown)
 libdir=$(cached CMAKE_INSTALL_LIBDIR)
