@@ -12,6 +12,8 @@ need_cmd cmake pkg-config cc
 BUILD=$(cd "$(dirname "$VHDTOOL")/.." && pwd)
 [ -f "$BUILD/CMakeCache.txt" ] || skip_all "$BUILD is not a CMake build tree"
 cached() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD/CMakeCache.txt"; }
+[ "$(cached VHD_SANITIZE)" != ON ] ||
+  skip_all "sanitized build: its consumers would need the sanitizer runtime (the normal build checks the install)"
 
 # As root, the install runs as nobody; it may write only its own prefix
 # and cmake's manifest in the build tree (made writable for it here).
