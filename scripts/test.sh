@@ -18,10 +18,10 @@ scripts/build.sh build
 # which the matrix fills, and it yields to the tests whenever they want
 # the CPU. Measured on the 2-core CI machine: ~3.7 CPU-minutes.
 mkdir -p build-matrix
-setsid nice -n 19 scripts/build-matrix.sh > build-matrix/matrix.log 2>&1 &
+setsid -w nice -n 19 scripts/build-matrix.sh > build-matrix/matrix.log 2>&1 &
 matrix=$!
 # A failed test stops the script: the matrix (its own process group) too.
-trap 'kill -- -"$matrix" 2> /dev/null || true' EXIT
+trap 'kill -TERM -"$matrix" 2> /dev/null || true' EXIT
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 # The sanitized pass covers every test that runs the library in-process or
