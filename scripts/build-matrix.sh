@@ -39,8 +39,8 @@ build_one() {
   ) > "$log" 2>&1 || status=$?
   # -Werror makes a compiler warning fail the build; anything else that
   # calls itself a warning (the linker, CMake) fails the combination too.
-  if [ $status -eq 0 ] && grep -i 'warning' "$log" | grep -v -e '-Werror' -e 'Wno-' >/dev/null; then
-    echo "$name: warnings in $log:"; grep -i 'warning' "$log" | head -20
+  if [ $status -eq 0 ] && grep -E -e 'warning:' -e 'CMake Warning' "$log" > /dev/null; then
+    echo "$name: warnings in $log:"; grep -E -A3 -e 'warning:' -e 'CMake Warning' "$log" | head -20
     return 1
   fi
   if [ $status -ne 0 ]; then
