@@ -106,7 +106,7 @@ static int hidden_holes(struct zero_writer *w, vhd_io *file, uint64_t end, uint6
 {
   uint64_t size, allocated;
   *bytes = 0;
-  if (!file->ops->allocated_size || file->ops->allocated_size(file->opaque, &allocated) < 0 ||
+  if (io_allocated_size(file, &allocated) < 0 ||
       io_get_size(file, &size) < 0 || allocated >= size)
     return 0;
   uint8_t *buf = vhd_aligned_alloc(DIRECT_ALIGN, ZERO_CHUNK);
