@@ -245,9 +245,9 @@ void vhd_uuid_generate(uint8_t uuid[16])
 
 void vhd_rwlock_init(vhd_rwlock *l) { (void)l; }
 void vhd_rwlock_destroy(vhd_rwlock *l) { (void)l; }
-void vhd_rwlock_rdlock(vhd_rwlock *l) { (void)l; }
-void vhd_rwlock_wrlock(vhd_rwlock *l) { (void)l; }
-void vhd_rwlock_unlock(vhd_rwlock *l) { (void)l; }
+int vhd_rwlock_rdlock(vhd_rwlock *l) { (void)l; return 0; }
+int vhd_rwlock_wrlock(vhd_rwlock *l) { (void)l; return 0; }
+int vhd_rwlock_unlock(vhd_rwlock *l) { (void)l; return 0; }
 void vhd_mutex_init(vhd_mutex *m) { (void)m; }
 void vhd_mutex_destroy(vhd_mutex *m) { (void)m; }
 void vhd_mutex_lock(vhd_mutex *m) { (void)m; }

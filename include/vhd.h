@@ -32,7 +32,15 @@ extern "C" {
 #define VHD_API
 #endif
 
-#include "vhd_version.h"   /* LIBVHD_VERSION_{MAJOR,MINOR,PATCH,STRING} */
+/* The version, in this one place: the build (CMakeLists.txt) reads it
+ * from here. */
+#define LIBVHD_VERSION_MAJOR 0
+#define LIBVHD_VERSION_MINOR 1
+#define LIBVHD_VERSION_PATCH 0
+#define LIBVHD_STRINGIFY_(x) #x
+#define LIBVHD_STRINGIFY(x) LIBVHD_STRINGIFY_(x)
+#define LIBVHD_VERSION_STRING LIBVHD_STRINGIFY(LIBVHD_VERSION_MAJOR) "." \
+  LIBVHD_STRINGIFY(LIBVHD_VERSION_MINOR) "." LIBVHD_STRINGIFY(LIBVHD_VERSION_PATCH)
 
 /* Returns the library version as "MAJOR.MINOR.PATCH". */
 VHD_API const char *vhd_version(void);
@@ -78,20 +86,29 @@ VHD_API const char *vhd_type_name(enum vhd_disk_type type);
  * a test) may bring its own by filling in vhd_io_ops. */
 typedef struct vhd_io vhd_io;
 
+/* pread, get_size and close are required; every other member may be NULL
+ * and the library then never calls it (what that means is said at each).
+ * Members may be called from several threads at once (reads, and writes
+ * to different ranges, run in parallel): a backend that cannot take that
+ * must serialise itself. Each returns 0 or -errno. */
 struct vhd_io_ops {
   /* Read exactly count bytes at offset. Bytes past the end of the file
    * read as zeros. 0 or -errno. */
   int (*pread)(void *opaque, void *buf, size_t count, uint64_t offset);
-  /* Write exactly count bytes at offset, growing the file if needed. */
+  /* Write exactly count bytes at offset, growing the file if needed.
+   * Optional (NULL: a read-only file; writes fail with -EROFS). */
   int (*pwrite)(void *opaque, const void *buf, size_t count, uint64_t offset);
-  /* Make every completed write durable. */
+  /* Make every completed write durable. Optional (NULL: writes are
+   * durable when they return, flush succeeds). */
   int (*flush)(void *opaque);
   /* Current length of the file in bytes. */
   int (*get_size)(void *opaque, uint64_t *size);
-  /* Set the length of the file (grow with zeros or cut). */
+  /* Set the length of the file (grow with zeros or cut). Optional (NULL:
+   * the length cannot change; what needs it fails with -EROFS). */
   int (*set_size)(void *opaque, uint64_t size);
   /* Optional (NULL): give back the host space of a range, which then reads
-   * as zeros. -EOPNOTSUPP when the host cannot. */
+   * as zeros. -ENOTSUP (or -EOPNOTSUPP, the same on Linux) when the host
+   * cannot; the library itself only ever says -ENOTSUP. */
   int (*punch_hole)(void *opaque, uint64_t offset, uint64_t length);
   /* Optional (NULL): find the next data at or after offset: *data is set to
    * the first data byte (or the file size when none) and *hole to the first
@@ -340,11 +357,22 @@ VHD_API int vhd_get_reserve(vhd_image *img, struct vhd_reserve *out);
 /* The parent of a differencing image (owned by the child), NULL otherwise. */
 VHD_API vhd_image *vhd_get_parent(vhd_image *img);
 
+/* Which layer of img's chain is stored in the file at path: 0 for img, 1
+ * for its parent, ...; the same file, not the same name, so a symbolic or
+ * hard link to a layer counts. -ENOENT when none is (or path cannot be
+ * looked at). The rule vhd_convert and vhd_merge use to refuse an output
+ * that is a layer of their source. */
+VHD_API int vhd_chain_layer_of(vhd_image *img, const char *path);
+
 /* ------------------------------------------------------------------ */
 /* Operations                                                          */
 
 /* Progress callbacks get the work done and the total in the same unit;
- * returning non-zero cancels the operation (-ECANCELED). */
+ * returning non-zero cancels the operation (-ECANCELED).
+ * Callbacks (progress, check reports, map extents) must not call back into
+ * the image they are called for: the operation holds the image's lock, so
+ * such a call fails with -EDEADLK (and a message) rather than wait for
+ * itself. Other images may be used freely. */
 typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 /* Copy src's virtual disk (through its whole chain) into a new image at

@@ -82,27 +82,25 @@ static bool roots_allow(const struct parent_roots *r, const char *path)
   return false;
 }
 
-/* Identity of a layer for loop detection: VHD unique ids differ per image;
- * VHDX children share the virtual disk id with their parent but not the
- * data write GUID, so the pair tells layers apart in both formats. */
-static void identity(struct vhd_image *img, uint8_t out[32])
+/* VHD unique ids differ per image; VHDX children share the virtual disk
+ * id with their parent but not the data write GUID, so the pair (and the
+ * format) tells layers apart in both formats. */
+bool image_same_layer(struct vhd_image *a, struct vhd_image *b)
 {
-  struct vhd_info info;
-  memset(&info, 0, sizeof info);
-  img->drv->info(img, &info);
-  memcpy(out, info.id, 16);
-  memcpy(out + 16, info.data_write_id, 16);
+  struct vhd_info ia, ib;
+  memset(&ia, 0, sizeof ia);
+  memset(&ib, 0, sizeof ib);
+  a->drv->info(a, &ia);
+  b->drv->info(b, &ib);
+  return a->drv == b->drv && memcmp(ia.id, ib.id, 16) == 0 &&
+         memcmp(ia.data_write_id, ib.data_write_id, 16) == 0;
 }
 
 static bool in_trail(struct vhd_image *candidate, const struct chain_trail *trail)
 {
-  uint8_t want[32], have[32];
-  identity(candidate, want);
-  for (; trail; trail = trail->below) {
-    identity((struct vhd_image *)trail->image, have);
-    if (memcmp(want, have, sizeof want) == 0)
+  for (; trail; trail = trail->below)
+    if (image_same_layer(candidate, (struct vhd_image *)trail->image))
       return true;
-  }
   return false;
 }
 

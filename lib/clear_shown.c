@@ -3,8 +3,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
-
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+#include "util/arith.h"
 
 int image_clear_shown(struct vhd_image *img, uint64_t from, uint64_t to)
 {
@@ -29,7 +28,7 @@ int image_clear_shown(struct vhd_image *img, uint64_t from, uint64_t to)
       run = min_u64((min_u64(run, prun) + ss - 1) / ss * ss, to - from);
       hide = (status & VHD_STATUS_DATA) != 0;
     }
-    if (hide && (r = img->drv->zero(img, from, run, 0)) < 0)
+    if (hide && (r = image_zero_locked(img, from, run, 0)) < 0)
       return r;
     from += run;
   }

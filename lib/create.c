@@ -36,7 +36,7 @@ static int prepare(const char *name, const struct vhd_create_params *in,
     p->logical_sector_size = link->image->sector_size;
   if (p->logical_sector_size == 0)
     p->logical_sector_size = 512;
-  if (p->logical_sector_size != 512 && p->logical_sector_size != 4096)
+  if (!sector_size_valid(p->logical_sector_size))
     return vhd_error(EINVAL, "%s: logical sector size %u is not 512 or 4096", name,
                      p->logical_sector_size);
   if (p->format != VHD_FORMAT_VHDX && p->logical_sector_size != 512)

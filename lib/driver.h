@@ -65,9 +65,17 @@ struct vhd_driver {
   int (*write)(struct vhd_image *img, const void *buf, size_t len,
                uint64_t off, bool exclusive);
   int (*flush)(struct vhd_image *img);
-  /* Make the range read as zeros; VHD_ZERO_MAY_TRIM lets whole blocks be
-   * freed, VHD_ZERO_FAST asks for -ENOTSUP instead of a slow path. */
-  int (*zero)(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+  /* The cheap part of zeroing; the policy (VHD_ZERO_FAST, the slow
+   * fallback) is the image layer's (vhd_zero in image.c). From off, a run
+   * of *run bytes (1..len) that either this layer can make read as zeros
+   * without writing data (free or mark zero a block, punch host space;
+   * VHD_ZERO_MAY_TRIM allows freeing and punching): returns 1 and, unless
+   * dry, does it; or that needs data written: returns 0 and changes
+   * nothing (the image layer then writes zeros through write). dry: answer
+   * only, with no side effect at all. A run a dry pass called cheap may
+   * still return 0 when the host turns out unable to punch (io.h). */
+  int (*zero)(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+              uint64_t *run);
   /* Give back what the range holds, writing no data and allocating
    * nothing (a trim: the range may read as zeros or as before
    * afterwards, include/vhd.h). NULL: trims do nothing. */
@@ -113,7 +121,12 @@ struct vhd_driver {
   /* After an open in collecting mode (d non-NULL), fix what the findings
    * allow; each change is reported with diag_info "repaired: ...". */
   int (*repair)(struct vhd_image *img, struct vhd_diag *d);
-  int (*layout)(struct vhd_image *img, struct vhd_layout *layout);
+  /* Optional (NULL: the layer has no blocks): where block blk of this
+   * layer lies in its file, for the operations that judge the file's
+   * layout (vhd_get_layout). 1 with *host and *bytes (the block's whole
+   * slot, a VHD sector bitmap included) when the layer stores the block,
+   * 0 when it does not, -ERANGE (no message) past the last block. */
+  int (*block_slot)(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
   /* Optional (NULL: the format never has a vhdboot reserve): the end of
    * the last structure the open image references in its file. A reserve
    * record is trusted only when it lies past this (lib/reserve.h). */

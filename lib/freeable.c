@@ -5,8 +5,7 @@
 
 #include "driver.h"
 #include "util/zero.h"
-
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+#include "util/arith.h"
 
 int block_freeable(struct vhd_image *img, uint64_t off, uint64_t len, uint8_t *buf,
                    size_t buf_len, enum freeable *out)

@@ -213,15 +213,47 @@ int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags, vhd_image **
   return vhd_open_io_with(io, &p, out);
 }
 
+int image_lock(struct vhd_image *img, bool exclusive)
+{
+  struct vhd_error_slot *t = vhd_error_slot();
+  for (unsigned i = 0; i < t->held_count; i++)
+    if (t->held[i] == img)
+      return vhd_error(EDEADLK, "%s: called back into the image from one of its own "
+                       "callbacks (a progress, report or extent callback must not use "
+                       "the image it is called for)", img->path);
+  int r = exclusive ? vhd_rwlock_wrlock(&img->lock) : vhd_rwlock_rdlock(&img->lock);
+  if (r < 0)
+    return vhd_error(-r, "%s: cannot take the image's lock: %s", img->path, vhd_strerror(-r));
+  /* Deeper than any chain (VHD_MAX_CHAIN_DEPTH): past it, re-entry goes unseen. */
+  if (t->held_count < VHD_HELD_LOCKS_MAX)
+    t->held[t->held_count++] = img;
+  return 0;
+}
+
+int image_unlock(struct vhd_image *img, int r)
+{
+  struct vhd_error_slot *t = vhd_error_slot();
+  for (unsigned i = t->held_count; i-- > 0;)
+    if (t->held[i] == img) {
+      t->held[i] = t->held[--t->held_count];
+      break;
+    }
+  int u = vhd_rwlock_unlock(&img->lock);
+  if (u < 0 && r >= 0)
+    return vhd_error(-u, "%s: cannot release the image's lock: %s", img->path, vhd_strerror(-u));
+  return r;
+}
+
 int vhd_close(vhd_image *img)
 {
   if (!img)
     return 0;
   int r = 0;
   if (img->writable) {
-    vhd_rwlock_wrlock(&img->lock);
-    r = img->drv->flush(img);
-    vhd_rwlock_unlock(&img->lock);
+    /* From one of img's own callbacks: the image stays open. */
+    if ((r = image_lock(img, true)) < 0)
+      return r;
+    r = image_unlock(img, img->drv->flush(img));
   }
   image_free(img);
   return r;
@@ -252,7 +284,7 @@ static int read_locked(vhd_image *img, void *buf, size_t count, uint64_t offset)
   if (offset % ss == 0 && count % ss == 0)
     return img->drv->read(img, buf, count, offset);
 
-  uint8_t sector[4096];
+  uint8_t sector[SECTOR_SIZE_4K];   /* the largest sector */
   uint64_t head = offset % ss;
   int r;
   if (head) {
@@ -289,10 +321,9 @@ int vhd_pread(vhd_image *img, void *buf, size_t count, uint64_t offset)
   int r = check_range(img, offset, count, "read");
   if (r < 0 || count == 0)
     return r;
-  vhd_rwlock_rdlock(&img->lock);
-  r = read_locked(img, buf, count, offset);
-  vhd_rwlock_unlock(&img->lock);
-  return r;
+  if ((r = image_lock(img, false)) < 0)
+    return r;
+  return image_unlock(img, read_locked(img, buf, count, offset));
 }
 
 int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off)
@@ -311,10 +342,8 @@ int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off
   memset((uint8_t *)buf + inside, 0, len - inside);
   if (!inside)
     return 0;
-  vhd_rwlock_rdlock(&parent->lock);
-  int r = read_locked(parent, buf, inside, off);
-  vhd_rwlock_unlock(&parent->lock);
-  return r;
+  int r = image_lock(parent, false);
+  return r < 0 ? r : image_unlock(parent, read_locked(parent, buf, inside, off));
 }
 
 /* Every write reaches the driver here, so that the parts it overwrites
@@ -334,7 +363,7 @@ static int write_unaligned_locked(vhd_image *img, const uint8_t *buf, size_t cou
                                   uint64_t offset)
 {
   uint32_t ss = img->sector_size;
-  uint8_t sector[4096];
+  uint8_t sector[SECTOR_SIZE_4K];   /* the largest sector */
   int r;
   uint64_t head = offset % ss;
   if (head) {
@@ -381,32 +410,98 @@ int vhd_pwrite(vhd_image *img, const void *buf, size_t count, uint64_t offset)
     return r;
   uint32_t ss = img->sector_size;
   if (offset % ss == 0 && count % ss == 0) {
-    vhd_rwlock_rdlock(&img->lock);
-    r = driver_write(img, buf, count, offset, false);
-    vhd_rwlock_unlock(&img->lock);
+    if ((r = image_lock(img, false)) < 0)
+      return r;
+    r = image_unlock(img, driver_write(img, buf, count, offset, false));
     if (r != WRITE_NEEDS_EXCLUSIVE)
       return r;
-    vhd_rwlock_wrlock(&img->lock);
-    r = driver_write(img, buf, count, offset, true);
-    vhd_rwlock_unlock(&img->lock);
-    return r;
+    if ((r = image_lock(img, true)) < 0)
+      return r;
+    return image_unlock(img, driver_write(img, buf, count, offset, true));
   }
-  vhd_rwlock_wrlock(&img->lock);
-  r = write_unaligned_locked(img, buf, count, offset);
-  vhd_rwlock_unlock(&img->lock);
-  return r;
+  if ((r = image_lock(img, true)) < 0)
+    return r;
+  return image_unlock(img, write_unaligned_locked(img, buf, count, offset));
 }
 
 int vhd_flush(vhd_image *img)
 {
   if (!img->writable)
     return 0;
-  vhd_rwlock_wrlock(&img->lock);
-  int r = img->drv->flush(img);
-  vhd_rwlock_unlock(&img->lock);
+  int r = image_lock(img, true);
+  return r < 0 ? r : image_unlock(img, img->drv->flush(img));
+}
+
+/* Zeros the driver cannot make cheaply are written through its write,
+ * from one buffer shared by the whole request (of `request` bytes): up to
+ * ZERO_WRITE_MAX bytes, so that a run of a block or more reaches the
+ * driver whole (a differencing VHD then allocates the block without
+ * writing its data, as any zero write into a hole does). Exclusive lock
+ * held. */
+#define ZERO_WRITE_MAX (8u << 20)
+static int write_zeros(vhd_image *img, uint64_t off, uint64_t len, uint64_t request,
+                       uint8_t **zeros, size_t *size)
+{
+  if (!*zeros) {
+    *size = (size_t)(request < ZERO_WRITE_MAX ? request : ZERO_WRITE_MAX);
+    *zeros = vhd_calloc(1, *size);
+    if (!*zeros)
+      return vhd_error(ENOMEM, "%s: out of memory writing zeros", img->path);
+  }
+  while (len) {
+    size_t n = (size_t)(len < *size ? len : *size);
+    int r = driver_write(img, *zeros, n, off, true);
+    if (r < 0)
+      return r;
+    off += n;
+    len -= n;
+  }
+  return 0;
+}
+
+/* Sector-aligned [off, off+len): what the driver can do cheaply it does,
+ * the rest is written. dry (VHD_ZERO_FAST's first pass): nothing changes,
+ * -ENOTSUP when any part would need writes. Exclusive lock held. */
+static int zero_aligned(vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry)
+{
+  uint8_t *zeros = NULL;
+  size_t size = 0;
+  int r = 0;
+  while (r == 0 && len) {
+    uint64_t run = 0;
+    r = img->drv->zero(img, off, len, flags, dry, &run);
+    if (r < 0)
+      break;
+    if (run == 0 || run > len) {
+      r = vhd_error(EIO, "%s: driver zeroed an impossible run", img->path);
+      break;
+    }
+    if (r == 0 && (flags & VHD_ZERO_FAST))
+      r = vhd_error(ENOTSUP, "%s: zeroing %llu bytes at offset %llu needs data writes",
+                    img->path, (unsigned long long)run, (unsigned long long)off);
+    else if (r == 0)
+      r = write_zeros(img, off, run, len, &zeros, &size);
+    else
+      r = 0;
+    off += run;
+    len -= run;
+  }
+  vhd_free(zeros);
   return r;
 }
 
+int image_zero_locked(vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
+{
+  int r = 0;
+  if (flags & VHD_ZERO_FAST)
+    r = zero_aligned(img, off, len, flags, true);
+  return r < 0 ? r : zero_aligned(img, off, len, flags, false);
+}
+
+/* The one zeroing policy for every format: a fast zero is refused before
+ * anything changes unless every part of the range can be made to read as
+ * zeros without writing data (a dry pass first); otherwise the driver does
+ * the cheap parts and the rest is written from one zero buffer. */
 int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
 {
   int r = check_writable(img);
@@ -417,14 +512,14 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
   uint32_t ss = img->sector_size;
   uint64_t start = (offset + ss - 1) / ss * ss;
   uint64_t end = (offset + length) / ss * ss;
-  /* Two partial sectors of up to 4096 bytes each can lie inside one
+  /* Two partial sectors of up to SECTOR_SIZE_4K each can lie inside one
    * request without a whole sector between them. */
-  static const uint8_t zeros[2 * 4096];
-  /* A fast zero must fail before changing anything: sub-sector edges can
-   * only be zeroed by read-modify-write, so refuse them up front. */
+  static const uint8_t zeros[2 * SECTOR_SIZE_4K];
+  /* Sub-sector edges can only be zeroed by read-modify-write. */
   if ((flags & VHD_ZERO_FAST) && (start >= end || offset < start || end < offset + length))
     return vhd_error(ENOTSUP, "%s: no fast way to zero a partial sector", img->path);
-  vhd_rwlock_wrlock(&img->lock);
+  if ((r = image_lock(img, true)) < 0)
+    return r;
   if (start >= end) {
     /* Inside one sector (or two partial ones): plain zero writes. */
     r = write_unaligned_locked(img, zeros, (size_t)length, offset);
@@ -432,12 +527,25 @@ int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags)
     if (offset < start)
       r = write_unaligned_locked(img, zeros, (size_t)(start - offset), offset);
     if (r == 0)
-      r = img->drv->zero(img, start, end - start, flags);
+      r = image_zero_locked(img, start, end - start, flags);
     if (r == 0 && end < offset + length)
       r = write_unaligned_locked(img, zeros, (size_t)(offset + length - end), end);
   }
-  vhd_rwlock_unlock(&img->lock);
-  return r;
+  return image_unlock(img, r);
+}
+
+/* Zeroing by punching the file over the range, for layers whose disk is
+ * their file (raw, fixed VHD): the driver's zero callback. */
+int image_zero_by_punch(vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+                        uint64_t *run)
+{
+  *run = len;
+  if (!(flags & VHD_ZERO_MAY_TRIM) || !io_may_punch(img->io))
+    return 0;
+  if (dry)
+    return 1;
+  int r = io_punch_hole(img->io, off, len);
+  return r == -ENOTSUP ? 0 : r < 0 ? r : 1;
 }
 
 int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length)
@@ -454,10 +562,9 @@ int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length)
   uint64_t end = (offset + length) / ss * ss;
   if (start >= end || !img->drv->discard)
     return 0;
-  vhd_rwlock_wrlock(&img->lock);
-  r = img->drv->discard(img, start, end - start);
-  vhd_rwlock_unlock(&img->lock);
-  return r;
+  if ((r = image_lock(img, true)) < 0)
+    return r;
+  return image_unlock(img, img->drv->discard(img, start, end - start));
 }
 
 /* Narrow a range cur holds (state DATA, or ZERO in map mode) to one
@@ -509,7 +616,8 @@ int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
   for (;;) {
     enum layer_state state;
     uint64_t n = length;
-    vhd_rwlock_rdlock(&cur->lock);
+    if ((r = image_lock(cur, false)) < 0)
+      return r;
     r = cur->drv->block_status(cur, offset, length, &state, &n);
     if (r == 0 && n > 0 && n <= length)
       length = n;
@@ -518,8 +626,7 @@ int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
       if (state == LAYER_DATA || map)
         r = probe_host(cur, offset, &length, st);
     }
-    vhd_rwlock_unlock(&cur->lock);
-    if (r < 0)
+    if ((r = image_unlock(cur, r)) < 0)
       return r;
     st->run = length;
     st->depth = depth;
@@ -611,10 +718,10 @@ int vhd_get_info(vhd_image *img, struct vhd_info *info)
   struct reserve_record rec;
   if (reserve_io_get(img->io, &rec))
     info->file_size = rec.phys;   /* the file's length, reserve included */
-  vhd_rwlock_rdlock(&img->lock);
+  if ((r = image_lock(img, false)) < 0)
+    return r;
   img->drv->info(img, info);
-  vhd_rwlock_unlock(&img->lock);
-  return 0;
+  return image_unlock(img, 0);
 }
 
 vhd_image *vhd_get_parent(vhd_image *img) { return img ? img->parent : NULL; }

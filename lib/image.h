@@ -6,6 +6,15 @@
 #include "platform.h"
 #include "vhd.h"
 
+/* The sector sizes an image may have (VHDX logical and physical; a VHD's
+ * is always 512), and the one rule that checks a size against them. */
+#define SECTOR_SIZE_512 512u
+#define SECTOR_SIZE_4K 4096u
+static inline bool sector_size_valid(uint32_t n)
+{
+  return n == SECTOR_SIZE_512 || n == SECTOR_SIZE_4K;
+}
+
 /* Deepest differencing chain accepted (the top image is depth 0). */
 #define VHD_MAX_CHAIN_DEPTH 32
 
@@ -33,7 +42,7 @@ struct vhd_image {
   char *parent_path;          /* resolved, owned */
   unsigned depth;             /* layers below this one */
 
-  vhd_rwlock lock;
+  vhd_rwlock lock;            /* taken only through image_lock */
   struct trim_log *trims;     /* partial trims of this open (trims.h) */
 };
 
@@ -41,6 +50,13 @@ struct vhd_image {
  * (clipped to its size, zeros past it), zeros when there is none, -ENXIO
  * when the image was opened without its parent. For drivers. */
 int image_read_parent(struct vhd_image *img, void *buf, size_t len, uint64_t off);
+
+/* Take img's lock, shared or exclusive: 0, or -EDEADLK with a message
+ * when this thread holds it already (a callback that called back into the
+ * image it was called for: include/vhd.h forbids it), or the lock's error. */
+int image_lock(struct vhd_image *img, bool exclusive);
+/* Release it; returns r, or the unlock's error when r is 0. */
+int image_unlock(struct vhd_image *img, int r);
 
 /* Block status through the chain (vhd_block_status and vhd_map). */
 struct image_status {
@@ -67,6 +83,15 @@ int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
  * data_write_guid, the change a merge deferred to its end. */
 #define IMAGE_OPEN_KEEP_DATA_ID  0x100u
 #define IMAGE_OPEN_RENEW_DATA_ID 0x200u
+
+/* vhd_zero's work on a sector-aligned range, for a caller that holds the
+ * image's exclusive lock; the range may lie past the virtual size but
+ * inside the driver's tables (a resize). */
+int image_zero_locked(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+/* A driver's zero callback for a layer whose disk is its file (raw, fixed
+ * VHD): with VHD_ZERO_MAY_TRIM the file is punched, else data is needed. */
+int image_zero_by_punch(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags,
+                        bool dry, uint64_t *run);
 
 /* Zeros (through the driver, under the image's exclusive lock) over every
  * part of [from, to) that this layer holds or a parent shows through: a
@@ -113,6 +138,10 @@ int image_open_chain(vhd_io *io, const struct vhd_open_params *p,
  * with p, and the roots its parents must lie in (*roots NULL: anywhere). */
 int open_top_file(const char *path, const struct vhd_open_params *p, unsigned io_flags,
                   vhd_io **io, struct parent_roots **roots);
+
+/* The same layer (chain.c): the identity rule for loops in a chain and for
+ * a new parent (set-parent), not the parent link a child stores. */
+bool image_same_layer(struct vhd_image *a, struct vhd_image *b);
 
 /* Open the parent chain of img (chain.c), read-only, at most
  * VHD_MAX_CHAIN_DEPTH deep, rejecting loops. */

@@ -11,7 +11,7 @@ struct vhd_io {
   void *opaque;
   char *name;
   unsigned flags;           /* VHD_IO_RDWR if writable */
-  bool punch_unsupported;   /* remembered after the first -EOPNOTSUPP */
+  bool punch_unsupported;   /* remembered after the first -ENOTSUP */
   /* Hosted files only (NULL elsewhere): the real path of the open file,
    * symbolic links resolved, allocated. Lets the chain layer see where a
    * parent really is (a link in an allowed directory may point out). */
@@ -30,18 +30,41 @@ int io_pwrite(vhd_io *io, const void *buf, size_t count, uint64_t offset);
 int io_flush(vhd_io *io);
 int io_get_size(vhd_io *io, uint64_t *size);
 int io_set_size(vhd_io *io, uint64_t size);
-/* -EOPNOTSUPP (without an error message) when the host cannot punch. */
+/* -ENOTSUP (without an error message) when the host cannot punch. */
 int io_punch_hole(vhd_io *io, uint64_t offset, uint64_t length);
+/* Whether a punch may work: false once the host said it cannot. */
+static inline bool io_may_punch(const vhd_io *io)
+{
+  return io->ops->punch_hole && !io->punch_unsupported;
+}
 /* Without find_data support: the whole rest of the file is data. */
 int io_find_data(vhd_io *io, uint64_t offset, uint64_t *data, uint64_t *hole);
 int io_open_related(vhd_io *io, const char *path, unsigned flags, vhd_io **out);
+/* Make [offset, offset+length) of the file read as zeros: punched where
+ * the host can, else written (in pieces of at most 1 MiB). */
+int io_zero_range(vhd_io *io, uint64_t offset, uint64_t length);
+/* Host bytes the file takes; -ENOTSUP (no message) when the backend
+ * cannot tell. */
+int io_allocated_size(vhd_io *io, uint64_t *bytes);
+/* A backend that shows inner (its name, size, file) with the calls below
+ * replaced where ov (may be NULL) sets them; every other call goes through
+ * the io_* helpers, so optional members inner leaves NULL are never
+ * called. close (NULL: inner is borrowed and stays open) releases ctx and
+ * inner when the wrapper is closed. On failure nothing is released. */
+struct io_overrides {
+  int (*pwrite)(void *ctx, vhd_io *inner, const void *buf, size_t count, uint64_t offset);
+  int (*flush)(void *ctx, vhd_io *inner);
+  void (*close)(void *ctx, vhd_io *inner);
+};
+int io_wrap(vhd_io *inner, unsigned flags, const struct io_overrides *ov, void *ctx,
+            vhd_io **out);
 /* Hosted file backend only (a no-op for others): start writing the range
  * back to the disk without waiting, so that a later flush waits less. */
 void io_file_start_writeback(vhd_io *io, uint64_t offset, uint64_t length);
 /* Hosted file backend only: write around the host's page cache (O_DIRECT),
  * through a second descriptor of the same file. offset and count must be
  * multiples of 4096, buf as aligned as the device wants. 0 or -errno, no
- * message (it is called from backend operations); -EOPNOTSUPP when the
+ * message (it is called from backend operations); -ENOTSUP when the
  * backend or the file system cannot, and the caller then writes normally. */
 int io_file_pwrite_direct(vhd_io *io, const void *buf, size_t count, uint64_t offset);
 /* Hosted file backend only: the first range of [from, to) that the host

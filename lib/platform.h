@@ -45,6 +45,7 @@ int strncmp(const char *a, const char *b, size_t n);
 #define ENOSPC 28
 #define EROFS 30
 #define ERANGE 34
+#define EDEADLK 35
 #define ELOOP 40
 #define ENOTSUP 95
 #define EOPNOTSUPP 95
@@ -81,18 +82,24 @@ typedef pthread_mutex_t vhd_mutex;
 #endif
 void vhd_rwlock_init(vhd_rwlock *l);
 void vhd_rwlock_destroy(vhd_rwlock *l);
-void vhd_rwlock_rdlock(vhd_rwlock *l);
-void vhd_rwlock_wrlock(vhd_rwlock *l);
-void vhd_rwlock_unlock(vhd_rwlock *l);
+/* 0 or -errno (-EDEADLK: this thread holds the lock already, where the
+ * host can tell; image.c tells for itself, platform-neutrally). */
+int vhd_rwlock_rdlock(vhd_rwlock *l);
+int vhd_rwlock_wrlock(vhd_rwlock *l);
+int vhd_rwlock_unlock(vhd_rwlock *l);
 void vhd_mutex_init(vhd_mutex *m);
 void vhd_mutex_destroy(vhd_mutex *m);
 void vhd_mutex_lock(vhd_mutex *m);
 void vhd_mutex_unlock(vhd_mutex *m);
 
-/* The per-thread slot that holds the last error (see lib/error.c). */
+/* The per-thread slot that holds the last error (see lib/error.c) and the
+ * image locks the thread holds (image_lock in image.c). */
+#define VHD_HELD_LOCKS_MAX 64
 struct vhd_error_slot {
   int errnum;
   char message[1024];
+  const void *held[VHD_HELD_LOCKS_MAX];
+  unsigned held_count;
 };
 struct vhd_error_slot *vhd_error_slot(void);
 

@@ -2,6 +2,8 @@
 #include "driver.h"
 #include "error.h"
 #include "trims.h"
+#include "util/arith.h"
+#include "util/zero.h"
 
 static int raw_probe(vhd_io *io, uint64_t file_size)
 {
@@ -34,37 +36,61 @@ static int raw_write(struct vhd_image *img, const void *buf, size_t len,
 
 static int raw_flush(struct vhd_image *img) { return io_flush(img->io); }
 
-static int write_zeros(vhd_io *io, uint64_t off, uint64_t len)
-{
-  static const uint8_t zeros[65536];
-  while (len) {
-    size_t n = len < sizeof zeros ? (size_t)len : sizeof zeros;
-    int r = io_pwrite(io, zeros, n, off);
-    if (r < 0)
-      return r;
-    off += n;
-    len -= n;
-  }
-  return 0;
-}
+/* Compact: the file is the disk, so its zero ranges are punched, in
+ * grains of RAW_GRAIN aligned to it so each hole covers whole host file
+ * system blocks. */
+#define RAW_GRAIN (64u * 1024)
+#define RAW_CHUNK (1u << 20)
 
-static int raw_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
+static int raw_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
+                       struct vhd_compact_result *res)
 {
-  if (flags & VHD_ZERO_MAY_TRIM) {
-    int r = io_punch_hole(img->io, off, len);
-    if (r != -EOPNOTSUPP)
-      return r;
+  uint64_t size = img->virtual_size, off = 0;
+  uint8_t *buf = vhd_malloc(RAW_CHUNK);
+  int r = 0;
+
+  if (!buf)
+    return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
+  while (off < size && r == 0) {
+    uint64_t data, hole;
+    r = io_find_data(img->io, off, &data, &hole);
+    if (r < 0)
+      break;
+    if (data >= size)
+      break;
+    /* Start at the grain holding the first data byte. */
+    off = data / RAW_GRAIN * RAW_GRAIN;
+    uint64_t n = min_u64(RAW_CHUNK, size - off);
+    r = io_pread(img->io, buf, (size_t)n, off);
+    for (uint64_t g = 0; r == 0 && g < n; g += RAW_GRAIN) {
+      uint64_t len = min_u64(RAW_GRAIN, n - g);
+      if (!buffer_is_zero(buf + g, (size_t)len))
+        continue;
+      r = io_punch_hole(img->io, off + g, len);
+      if (r == -ENOTSUP) {
+        r = 0;
+        off = size;   /* the host cannot: nothing to gain from reading on */
+        break;
+      }
+      if (r == 0)
+        res->blocks_freed++;
+    }
+    if (off < size)
+      off += n;
+    if (r == 0 && progress && progress(opaque, min_u64(off, size), size))
+      r = vhd_error(ECANCELED, "%s: compact cancelled", img->path);
   }
-  if (flags & VHD_ZERO_FAST)
-    return vhd_error(ENOTSUP, "%s: no fast way to write zeros", img->path);
-  return write_zeros(img->io, off, len);
+  vhd_free(buf);
+  if (r == 0)
+    r = io_flush(img->io);
+  return r;
 }
 
 /* A trim: the host pages inside the range go back; nothing is written. */
 static int raw_discard(struct vhd_image *img, uint64_t off, uint64_t len)
 {
   int r = trims_punch_pages(img->io, off, len);
-  return r == -EOPNOTSUPP ? 0 : r;
+  return r == -ENOTSUP ? 0 : r;
 }
 
 static int raw_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
@@ -134,7 +160,8 @@ const struct vhd_driver vhd_driver_raw = {
   .read = raw_read,
   .write = raw_write,
   .flush = raw_flush,
-  .zero = raw_zero,
+  .zero = image_zero_by_punch,
+  .compact = raw_compact,
   .discard = raw_discard,
   .block_status = raw_block_status,
   .host_extent = raw_host_extent,

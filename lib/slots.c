@@ -2,18 +2,15 @@
 #include "slots.h"
 
 #include "io.h"
+#include "util/array.h"
 #include "util/zero.h"
 
 int slots_push(struct slot_list *l, uint64_t offset)
 {
-  if (l->count == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 16;
-    uint64_t *n = vhd_realloc(l->offset, cap * sizeof *n);
-    if (!n)
-      return -ENOMEM;
-    l->offset = n;
-    l->cap = cap;
-  }
+  uint64_t *n = array_grow(l->offset, &l->cap, l->count, sizeof *n, 16);
+  if (!n)
+    return -ENOMEM;
+  l->offset = n;
   l->offset[l->count++] = offset;
   return 0;
 }
@@ -83,7 +80,7 @@ int slots_punch_reusable(const struct free_slots *f, struct vhd_io *io, uint64_t
   *n = 0;
   for (size_t i = 0; i < f->reusable.count; i++) {
     int r = io_punch_hole(io, f->reusable.offset[i], bytes);
-    if (r == -EOPNOTSUPP)
+    if (r == -ENOTSUP)
       return 0;
     if (r < 0)
       return r;

@@ -36,7 +36,7 @@ void slots_drop_from(struct free_slots *f, uint64_t end);
 void slots_clear(struct free_slots *f);
 size_t slots_count(const struct free_slots *f);
 /* Punch every reusable slot (nothing durable references them), so the
- * host gets their space back; -EOPNOTSUPP is not an error. *n gets how
+ * host gets their space back; -ENOTSUP is not an error. *n gets how
  * many slots were punched. */
 struct vhd_io;
 int slots_punch_reusable(const struct free_slots *f, struct vhd_io *io, uint64_t bytes,

@@ -35,7 +35,7 @@ void trims_destroy(struct trim_log *t);
 
 /* Give back the host pages (4 KiB) that lie wholly inside [off, off+len)
  * of io's file; the bytes around them are left as they are. 0, or
- * -EOPNOTSUPP when the host cannot punch, or -errno. Never writes. */
+ * -ENOTSUP when the host cannot punch, or -errno. Never writes. */
 int trims_punch_pages(vhd_io *io, uint64_t off, uint64_t len);
 
 #endif

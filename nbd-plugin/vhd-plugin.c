@@ -526,7 +526,7 @@ vhd_plugin_zero (void *handle, uint32_t count, uint64_t offset,
   if (flags & NBDKIT_FLAG_FAST_ZERO)
     zflags |= VHD_ZERO_FAST;
   int r = vhd_zero (h->img, offset, count, zflags);
-  if (r == -ENOTSUP || r == -EOPNOTSUPP) {
+  if (r == -ENOTSUP) {
     /* Not an error worth a message: with FAST_ZERO the client falls back
      * to writing zeros, without it nbdkit does. */
     nbdkit_debug ("%s", vhd_last_error ());

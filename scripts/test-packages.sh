@@ -24,7 +24,8 @@ for p in $packages; do
   fi
 done
 
-version=$(sed -n 's/^project(libvhd VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+version=$(sed -n 's/^#define LIBVHD_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' include/vhd.h |
+  paste -sd.)
 top=$(mktemp -d "${TMPDIR:-/tmp}/libvhd-packages.XXXXXX")
 backup=$top/backup
 cleanup() {

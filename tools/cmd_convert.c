@@ -43,17 +43,6 @@ static bool ours_to_remove(const char *path, bool existed, const struct stat *be
            now.st_mtim.tv_nsec == before->st_mtim.tv_nsec);
 }
 
-/* Writing over any layer of the source would destroy what is being read. */
-static bool overwrites_source(vhd_image *src, const char *dst)
-{
-  for (vhd_image *l = src; l; l = vhd_get_parent(l)) {
-    struct vhd_info in;
-    if (vhd_get_info(l, &in) == 0 && in.path && same_file(in.path, dst))
-      return true;
-  }
-  return false;
-}
-
 /* The output options a profile decides must not say otherwise. The
  * format is the one -O or DST's extension asked for (have_format). */
 static int profile_conflicts(const char *me, enum vhd_profile profile,
@@ -203,7 +192,9 @@ static int run(int argc, char **argv)
     return st;
   }
 
-  if (overwrites_source(src, dst_path)) {
+  /* The library refuses it too; asked first, so that the reason beats
+   * "file exists". */
+  if (vhd_chain_layer_of(src, dst_path) >= 0) {
     vhd_close(src);
     return fail("%s: is the source image or one of its parents; "
                 "choose another destination", dst_path);

@@ -28,15 +28,14 @@ static int describe_merge(vhd_image *child, const char *ancestor, char *removed,
                           char *into, size_t into_len)
 {
   removed[0] = '\0';
-  vhd_image *l = child;
-  for (; l; l = vhd_get_parent(l)) {
+  int anc = ancestor ? vhd_chain_layer_of(child, ancestor) : 1;
+  int depth = 0;
+  for (vhd_image *l = child; l; l = vhd_get_parent(l), depth++) {
     struct vhd_info in;
     int r = vhd_get_info(l, &in);
     if (r < 0)
       return r;
-    bool is_ancestor = l != child && (ancestor ? same_file(in.path, ancestor)
-                                               : vhd_get_parent(child) == l);
-    if (is_ancestor) {
+    if (depth > 0 && depth == anc) {
       snprintf(into, into_len, "%s", in.path);
       return 0;
     }
@@ -53,11 +52,8 @@ static int flatten(vhd_image *child, const char *out, bool have_format,
   int r = vhd_get_info(child, &info);
   if (r < 0)
     return fail_lib(info.path, r);
-  for (vhd_image *l = child; l; l = vhd_get_parent(l)) {
-    struct vhd_info in;
-    if (vhd_get_info(l, &in) == 0 && same_file(in.path, out))
-      return fail("%s: is a layer of %s's chain; choose another output", out, info.path);
-  }
+  if (vhd_chain_layer_of(child, out) >= 0)
+    return fail("%s: is a layer of %s's chain; choose another output", out, info.path);
   if (path_exists(out))
     return fail("%s: file exists", out);
   struct vhd_create_params p;

@@ -24,14 +24,6 @@ bool host_allocated_size(const char *path, uint64_t *out)
   return true;
 }
 
-bool same_file(const char *a, const char *b)
-{
-  struct stat sa, sb;
-  if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
-    return false;
-  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 int write_all(int fd, const void *buf, size_t len)
 {
   const char *p = buf;

@@ -172,9 +172,6 @@ bool path_exists(const char *path);
 /* Bytes the file occupies on the host (st_blocks * 512); false on error. */
 bool host_allocated_size(const char *path, uint64_t *out);
 
-/* True when a and b are the same file (device and inode). */
-bool same_file(const char *a, const char *b);
-
 /* Write all of buf to fd, retrying short writes and EINTR. 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 

@@ -13,40 +13,7 @@
 #include "util/strfmt.h"
 
 /* vhd_check_io borrows the caller's io; the image layer owns what it is
- * given, so hand it a forwarding wrapper whose close does nothing. */
-static int fwd_pread(void *o, void *b, size_t n, uint64_t off) { vhd_io *io = o; return io->ops->pread(io->opaque, b, n, off); }
-static int fwd_get_size(void *o, uint64_t *s) { vhd_io *io = o; return io->ops->get_size(io->opaque, s); }
-static int fwd_pwrite(void *o, const void *b, size_t n, uint64_t off) { vhd_io *io = o; return io->ops->pwrite(io->opaque, b, n, off); }
-static int fwd_flush(void *o) { vhd_io *io = o; return io->ops->flush(io->opaque); }
-static int fwd_set_size(void *o, uint64_t s) { vhd_io *io = o; return io->ops->set_size(io->opaque, s); }
-static int fwd_find_data(void *o, uint64_t off, uint64_t *d, uint64_t *h)
-{
-  vhd_io *io = o;
-  return io->ops->find_data ? io->ops->find_data(io->opaque, off, d, h) : -ENOTSUP;
-}
-static int fwd_punch_hole(void *o, uint64_t off, uint64_t len)
-{
-  vhd_io *io = o;
-  return io->ops->punch_hole ? io->ops->punch_hole(io->opaque, off, len) : -EOPNOTSUPP;
-}
-static int fwd_open_related(void *o, const char *path, unsigned flags, vhd_io **out)
-{
-  vhd_io *io = o;
-  return io_open_related(io, path, flags, out);
-}
-static void fwd_close(void *o) { (void)o; }
-
-static const struct vhd_io_ops borrowed_ops = {
-  .pread = fwd_pread,
-  .pwrite = fwd_pwrite,
-  .flush = fwd_flush,
-  .get_size = fwd_get_size,
-  .set_size = fwd_set_size,
-  .find_data = fwd_find_data,
-  .punch_hole = fwd_punch_hole,
-  .open_related = fwd_open_related,
-  .close = fwd_close,
-};
+ * given, so it is handed a wrapper that leaves the io open (io_wrap). */
 
 /* Errors that mean "the file is damaged" rather than "could not look".
  * A file of a format this library does not read (EMEDIUMTYPE) is not a
@@ -119,7 +86,7 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
   memset(&seen, 0, sizeof seen);
   struct vhd_diag d = { .report = relay_finding, .opaque = &rl, .result = &seen };
   vhd_io *borrowed;
-  int r = vhd_io_new(&borrowed_ops, io, io->name, VHD_IO_RDWR, &borrowed);
+  int r = io_wrap(io, VHD_IO_RDWR, NULL, NULL, &borrowed);
   if (r < 0)
     return r;
   struct vhd_image *img;
@@ -133,9 +100,9 @@ static int repair_pass(vhd_io *io, vhd_check_report_fn report, void *opaque,
     return 0;
   }
   if (img->drv->repair) {
-    vhd_rwlock_wrlock(&img->lock);
-    r = img->drv->repair(img, &d);
-    vhd_rwlock_unlock(&img->lock);
+    r = image_lock(img, true);
+    if (r == 0)
+      r = image_unlock(img, img->drv->repair(img, &d));
   } else {
     diag_info(&d, "%s: nothing to repair in a %s image", img->path, img->drv->name);
   }
@@ -158,7 +125,7 @@ static int check_pass(vhd_io *io, unsigned open_flags, const struct parent_roots
 {
   struct vhd_diag d = { .report = report, .opaque = opaque, .result = result };
   vhd_io *borrowed;
-  int r = vhd_io_new(&borrowed_ops, io, io->name, VHD_IO_RDONLY, &borrowed);
+  int r = io_wrap(io, VHD_IO_RDONLY, NULL, NULL, &borrowed);
   if (r < 0)
     return r;
   struct vhd_image *img;

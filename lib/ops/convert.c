@@ -28,20 +28,14 @@
 #include "image.h"
 #include "io.h"
 
-/* The output file, seen through a backend whose flush does nothing unless
- * the caller asked for durability. Every other call goes to the file. */
+/* The output file, seen through a wrapper (io_wrap) whose flush does
+ * nothing unless the caller asked for durability and whose data writes may
+ * go around the page cache. Every other call goes to the file. */
 struct output {
-  vhd_io *file;
   bool sync;
   bool writeback_hint;
   bool direct;
 };
-
-static int out_pread(void *o, void *buf, size_t count, uint64_t offset)
-{
-  vhd_io *f = ((struct output *)o)->file;
-  return f->ops->pread(f->opaque, buf, count, offset);
-}
 
 /* Writes of data pieces; below this a write is metadata (footers, bitmaps,
  * BAT, log): those go through the page cache. */
@@ -54,11 +48,10 @@ static int out_pread(void *o, void *buf, size_t count, uint64_t offset)
 /* Below this, a write is metadata or a small piece: not worth a hint. */
 #define WRITEBACK_HINT_MIN (256u << 10)
 
-static int buffered_pwrite(struct output *out, const uint8_t *buf, size_t count,
+static int buffered_pwrite(struct output *out, vhd_io *f, const uint8_t *buf, size_t count,
                            uint64_t offset)
 {
-  vhd_io *f = out->file;
-  int r = f->ops->pwrite(f->opaque, buf, count, offset);
+  int r = io_pwrite(f, buf, count, offset);
   /* A durable output waits for the disk at the end; starting writeback of
    * each piece now overlaps that wait with the rest of the copy. */
   if (r == 0 && out->writeback_hint && count >= WRITEBACK_HINT_MIN)
@@ -68,89 +61,38 @@ static int buffered_pwrite(struct output *out, const uint8_t *buf, size_t count,
 
 /* A data piece that starts 4 KiB-aligned goes around the page cache, its
  * unaligned tail (if any) buffered. */
-static int out_pwrite(void *o, const void *buf, size_t count, uint64_t offset)
+static int out_pwrite(void *o, vhd_io *f, const void *buf, size_t count, uint64_t offset)
 {
   struct output *out = o;
   const uint8_t *p = buf;
   uint64_t b = (offset + count) / DIRECT_ALIGN * DIRECT_ALIGN;
   if (!out->direct || offset % DIRECT_ALIGN || b - offset < DIRECT_MIN ||
       (uintptr_t)p % DIRECT_MEM_ALIGN)
-    return buffered_pwrite(out, p, count, offset);
-  int r = io_file_pwrite_direct(out->file, p, (size_t)(b - offset), offset);
-  if (r == -EOPNOTSUPP) {
+    return buffered_pwrite(out, f, p, count, offset);
+  int r = io_file_pwrite_direct(f, p, (size_t)(b - offset), offset);
+  if (r == -ENOTSUP) {
     out->direct = false;   /* not here: the page cache from now on */
-    return buffered_pwrite(out, p, count, offset);
+    return buffered_pwrite(out, f, p, count, offset);
   }
   if (r == 0 && b < offset + count)
-    r = buffered_pwrite(out, p + (b - offset), (size_t)(offset + count - b), b);
+    r = buffered_pwrite(out, f, p + (b - offset), (size_t)(offset + count - b), b);
   return r;
 }
 
-static int out_flush(void *o)
+static int out_flush(void *o, vhd_io *f)
 {
-  struct output *out = o;
-  vhd_io *f = out->file;
-  if (!out->sync || !f->ops->flush)
-    return 0;
-  return f->ops->flush(f->opaque);
+  return ((struct output *)o)->sync ? io_flush(f) : 0;
 }
 
-static int out_get_size(void *o, uint64_t *size)
+static void out_close(void *o, vhd_io *f)
 {
-  vhd_io *f = ((struct output *)o)->file;
-  return f->ops->get_size(f->opaque, size);
+  vhd_io_close(f);
+  vhd_free(o);
 }
 
-static int out_set_size(void *o, uint64_t size)
-{
-  vhd_io *f = ((struct output *)o)->file;
-  return f->ops->set_size(f->opaque, size);
-}
-
-static int out_punch_hole(void *o, uint64_t offset, uint64_t length)
-{
-  vhd_io *f = ((struct output *)o)->file;
-  return f->ops->punch_hole ? f->ops->punch_hole(f->opaque, offset, length) : -EOPNOTSUPP;
-}
-
-static int out_find_data(void *o, uint64_t offset, uint64_t *data, uint64_t *hole)
-{
-  vhd_io *f = ((struct output *)o)->file;
-  if (!f->ops->find_data) {
-    /* as io_find_data does without the operation: all data */
-    uint64_t size;
-    int r = f->ops->get_size(f->opaque, &size);
-    if (r < 0)
-      return r;
-    *data = offset < size ? offset : size;
-    *hole = size;
-    return 0;
-  }
-  return f->ops->find_data(f->opaque, offset, data, hole);
-}
-
-static int out_allocated_size(void *o, uint64_t *bytes)
-{
-  vhd_io *f = ((struct output *)o)->file;
-  return f->ops->allocated_size ? f->ops->allocated_size(f->opaque, bytes) : -EOPNOTSUPP;
-}
-
-static void out_close(void *o)
-{
-  struct output *out = o;
-  vhd_io_close(out->file);
-  vhd_free(out);
-}
-
-static const struct vhd_io_ops output_ops = {
-  .pread = out_pread,
+static const struct io_overrides output_overrides = {
   .pwrite = out_pwrite,
   .flush = out_flush,
-  .get_size = out_get_size,
-  .set_size = out_set_size,
-  .punch_hole = out_punch_hole,
-  .find_data = out_find_data,
-  .allocated_size = out_allocated_size,
   .close = out_close,
 };
 
@@ -169,7 +111,6 @@ static int create_output(const char *path, const struct vhd_create_params *p,
     vhd_io_close(file);
     return vhd_error(ENOMEM, "%s: out of memory", path);
   }
-  out->file = file;
   out->sync = (p->flags & VHD_CREATE_SYNC) != 0;
   /* Not for dynamic VHD: a block's data starts 512 bytes in, right after
    * its bitmap in the same page, and direct writes next to cached pages
@@ -179,13 +120,11 @@ static int create_output(const char *path, const struct vhd_create_params *p,
                 !(p->format == VHD_FORMAT_VHD && p->type != VHD_TYPE_FIXED);
   out->writeback_hint = out->sync;
   vhd_io *io;
-  r = vhd_io_new(&output_ops, out, path, VHD_IO_RDWR, &io);
-  if (r < 0) {
-    out_close(out);
-  } else {
-    io->fixed_size = file->fixed_size;
+  r = io_wrap(file, VHD_IO_RDWR, &output_overrides, out, &io);
+  if (r < 0)
+    out_close(out, file);
+  else
     r = create_on_io(io, p, NULL, dst);   /* closes io on failure */
-  }
   if (r < 0)
     io_remove_output(path);   /* the file is ours from the open on */
   return r;
@@ -209,6 +148,10 @@ int vhd_convert(vhd_image *src, const char *dst_path,
     return vhd_error(EINVAL, "%s: the new size %llu is smaller than the source's %llu",
                      dst_path, (unsigned long long)p.size,
                      (unsigned long long)src->virtual_size);
+  /* Writing over any layer of the source would destroy what is read. */
+  if (vhd_chain_layer_of(src, dst_path) >= 0)
+    return vhd_error(EINVAL, "%s: is the source image or one of its parents; "
+                     "choose another destination", dst_path);
   vhd_image *dst;
   int r = create_output(dst_path, &p, &dst);
   if (r < 0)

@@ -1,10 +1,39 @@
 /* vhd_get_layout: where an image's data lies, for `vhdtool info`. The
- * driver counts its blocks and how many are out of place; the smallest
+ * driver says where each block lies; fragmentation is judged here; the smallest
  * size a shrink could reach comes from block status through the chain, so
  * data a parent holds counts too. */
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+
+/* A block's data may start a little after the previous block's end
+ * (padding that aligns it, as VHD compact leaves it) and still count as
+ * right after it. */
+#define IN_PLACE_SLACK 4096u
+
+/* Blocks this layer stores, and how many do not follow the one before in
+ * the file: the same rule for every format (the drivers only say where
+ * each block is, block_slot). Image lock held. */
+static int count_blocks(struct vhd_image *img, struct vhd_layout *layout)
+{
+  uint64_t prev_end = 0;
+  bool first = true;
+  for (uint64_t blk = 0;; blk++) {
+    uint64_t host, bytes;
+    int r = img->drv->block_slot(img, blk, &host, &bytes);
+    if (r == -ERANGE)
+      return 0;
+    if (r < 0)
+      return r;
+    if (r == 0)
+      continue;
+    layout->data_blocks++;
+    if (!first && (host < prev_end || host >= prev_end + IN_PLACE_SLACK))
+      layout->fragmented_blocks++;
+    prev_end = host + bytes;
+    first = false;
+  }
+}
 
 int vhd_get_layout(vhd_image *img, struct vhd_layout *layout)
 {
@@ -12,10 +41,10 @@ int vhd_get_layout(vhd_image *img, struct vhd_layout *layout)
 
   vhd_error_clear();
   memset(layout, 0, sizeof *layout);
-  if (img->drv->layout) {
-    vhd_rwlock_rdlock(&img->lock);
-    r = img->drv->layout(img, layout);
-    vhd_rwlock_unlock(&img->lock);
+  if (img->drv->block_slot) {
+    r = image_lock(img, false);
+    if (r == 0)
+      r = image_unlock(img, count_blocks(img, layout));
     if (r < 0)
       return r;
   }

@@ -46,13 +46,6 @@
 /* Buffer of the copy: whole blocks of the usual 2 MiB size at a time. */
 #define MERGE_CHUNK (4u << 20)
 
-static bool same_file(const char *a, const char *b)
-{
-  struct stat sa, sb;
-  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-         sa.st_ino == sb.st_ino;
-}
-
 /* The depth of the ancestor below child (1 = its parent). */
 static int find_ancestor(vhd_image *child, const char *ancestor_path, unsigned *depth)
 {
@@ -63,13 +56,12 @@ static int find_ancestor(vhd_image *child, const char *ancestor_path, unsigned *
     *depth = 1;
     return 0;
   }
-  unsigned d = 1;
-  for (vhd_image *l = child->parent; l; l = l->parent, d++)
-    if (same_file(l->path, ancestor_path)) {
-      *depth = d;
-      return 0;
-    }
-  if (same_file(child->path, ancestor_path))
+  int d = vhd_chain_layer_of(child, ancestor_path);
+  if (d > 0) {
+    *depth = (unsigned)d;
+    return 0;
+  }
+  if (d == 0)
     return vhd_error(EINVAL, "%s: cannot merge an image into itself", child->path);
   return vhd_error(EINVAL, "%s: %s is not in this image's chain of parents", child->path,
                    ancestor_path);

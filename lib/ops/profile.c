@@ -186,10 +186,10 @@ static int check_hyperv(struct rules *r)
   if (bs < MiB || bs > 256 * MiB || (bs & (bs - 1)))
     broken(r, "hyperv.vhdx-block-size", "block size %u bytes is not a power of two from "
            "1 MiB to 256 MiB", bs);
-  if (i->logical_sector_size != 512 && i->logical_sector_size != 4096)
+  if (!sector_size_valid(i->logical_sector_size))
     broken(r, "hyperv.sector-size", "logical sector size %u is not 512 or 4096",
            i->logical_sector_size);
-  if (i->physical_sector_size != 512 && i->physical_sector_size != 4096)
+  if (!sector_size_valid(i->physical_sector_size))
     broken(r, "hyperv.sector-size", "physical sector size %u is not 512 or 4096",
            i->physical_sector_size);
   vhd_image *parent = vhd_get_parent(r->img);

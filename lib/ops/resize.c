@@ -69,10 +69,10 @@ int vhd_resize(vhd_image *img, uint64_t new_size, unsigned flags, vhd_progress_f
     }
   }
 
-  vhd_rwlock_wrlock(&img->lock);
+  int r = image_lock(img, true);
+  if (r < 0)
+    return r;
   /* The same size too: the driver may finish what an interrupted resize
    * left undone. */
-  int r = img->drv->resize(img, new_size, progress, opaque);
-  vhd_rwlock_unlock(&img->lock);
-  return r;
+  return image_unlock(img, img->drv->resize(img, new_size, progress, opaque));
 }

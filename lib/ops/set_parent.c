@@ -10,24 +10,11 @@
 #include "image.h"
 #include "util/path.h"
 
-/* The same layer: VHD unique ids differ per image; VHDX layers share the
- * disk id but not the data write GUID (as chain.c tells them apart). */
-static bool same_layer(struct vhd_image *a, struct vhd_image *b)
-{
-  struct vhd_info ia, ib;
-  memset(&ia, 0, sizeof ia);
-  memset(&ib, 0, sizeof ib);
-  a->drv->info(a, &ia);
-  b->drv->info(b, &ib);
-  return a->drv == b->drv && memcmp(ia.id, ib.id, 16) == 0 &&
-         memcmp(ia.data_write_id, ib.data_write_id, 16) == 0;
-}
-
 static int check_new_parent(struct vhd_image *child, struct vhd_image *parent,
                             unsigned flags)
 {
   for (struct vhd_image *p = parent; p; p = p->parent)
-    if (same_layer(p, child))
+    if (image_same_layer(p, child))
       return vhd_error(ELOOP, "%s: %s is this image or has it in its chain; the chain "
                        "would loop", child->path, parent->path);
   if (flags & VHD_SET_PARENT_IGNORE_ID)
@@ -82,9 +69,9 @@ int vhd_set_parent(const char *child_path, const char *parent_path, unsigned fla
     goto out;
   }
   struct parent_link link = { parent, rel, abs_parent };
-  vhd_rwlock_wrlock(&child->lock);
-  r = child->drv->set_parent(child, &link);
-  vhd_rwlock_unlock(&child->lock);
+  r = image_lock(child, true);
+  if (r == 0)
+    r = image_unlock(child, child->drv->set_parent(child, &link));
   int rc = vhd_close(child);
   child = NULL;
   if (r == 0)

@@ -33,9 +33,9 @@ void vhd_uuid_generate(uint8_t uuid[16])
 
 void vhd_rwlock_init(vhd_rwlock *l) { pthread_rwlock_init(l, NULL); }
 void vhd_rwlock_destroy(vhd_rwlock *l) { pthread_rwlock_destroy(l); }
-void vhd_rwlock_rdlock(vhd_rwlock *l) { pthread_rwlock_rdlock(l); }
-void vhd_rwlock_wrlock(vhd_rwlock *l) { pthread_rwlock_wrlock(l); }
-void vhd_rwlock_unlock(vhd_rwlock *l) { pthread_rwlock_unlock(l); }
+int vhd_rwlock_rdlock(vhd_rwlock *l) { return -pthread_rwlock_rdlock(l); }
+int vhd_rwlock_wrlock(vhd_rwlock *l) { return -pthread_rwlock_wrlock(l); }
+int vhd_rwlock_unlock(vhd_rwlock *l) { return -pthread_rwlock_unlock(l); }
 void vhd_mutex_init(vhd_mutex *m) { pthread_mutex_init(m, NULL); }
 void vhd_mutex_destroy(vhd_mutex *m) { pthread_mutex_destroy(m); }
 void vhd_mutex_lock(vhd_mutex *m) { pthread_mutex_lock(m); }

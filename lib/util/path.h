@@ -37,4 +37,8 @@ bool path_within(const char *root, const char *path);
  * normalised ('/' separators, no "." or ".." parts); allocated. */
 char *path_relative(const char *base_dir, const char *target);
 
+/* Hosted only (lib/ops/layers.c): a and b name the same file (device and
+ * inode: links count); false when either cannot be looked at. */
+bool path_same_file(const char *a, const char *b);
+
 #endif

@@ -1,4 +1,4 @@
-/* Compacting a dynamic or differencing VHD, and its layout figures.
+/* Compacting a dynamic or differencing VHD, and where its blocks lie.
  *
  * Compact runs in two phases, each leaving an image that opens after a
  * crash at any point (at worst with leaked space):
@@ -17,13 +17,11 @@
 
 #include "error.h"
 #include "freeable.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
 #define COPY_CHUNK (1u << 20)
 #define DATA_ALIGN 4096u
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 struct compact_run {
   struct vhd_image *img;
@@ -88,7 +86,7 @@ static int free_zero_blocks(struct compact_run *c, uint64_t *freed, bool *cancel
     r = r2;
   for (size_t i = 0; r == 0 && i < nold && s->can_punch; i++) {
     int p = io_punch_hole(img->io, (uint64_t)old[i] * SECTOR, block_bytes(s));
-    if (p == -EOPNOTSUPP)
+    if (p == -ENOTSUP)
       s->can_punch = false;
     else if (p < 0)
       r = p;
@@ -219,25 +217,14 @@ int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaqu
   return r;
 }
 
-int vhd_fmt_layout(struct vhd_image *img, struct vhd_layout *layout)
+int vhd_fmt_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes)
 {
   struct vhd_state *s = vhd_state(img);
-  uint64_t prev_end = 0;
-  bool first = true;
-
-  if (!vhd_is_sparse(s))
+  if (!vhd_is_sparse(s) || blk >= s->total_blocks)
+    return -ERANGE;
+  if (s->bat.entry[blk] == VHD_BAT_UNUSED)
     return 0;
-  for (uint32_t blk = 0; blk < s->total_blocks; blk++) {
-    if (s->bat.entry[blk] == VHD_BAT_UNUSED)
-      continue;
-    uint64_t off = vhd_block_offset(s, blk);
-    layout->data_blocks++;
-    /* Padding that only aligns the next block's data is still "right
-     * after". */
-    if (!first && (off < prev_end || off >= prev_end + DATA_ALIGN))
-      layout->fragmented_blocks++;
-    prev_end = off + block_bytes(s);
-    first = false;
-  }
-  return 0;
+  *host = vhd_block_offset(s, (uint32_t)blk);
+  *bytes = block_bytes(s);
+  return 1;
 }

@@ -5,12 +5,11 @@
 #include "util/path.h"
 #include "util/strfmt.h"
 #include "util/utf16.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
 #define HEADER_OFFSET 512u
 #define TABLE_OFFSET (HEADER_OFFSET + VHD_HEADER_SIZE)
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* The identity written into every new image. Creator "win " with version
  * 10.0 and host "Wi2k" is what Windows itself writes. It is a deliberate

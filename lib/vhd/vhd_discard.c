@@ -21,7 +21,7 @@
 
 #define PARENT_SCAN (256u * 1024u)
 
-static int ignore_unsupported(int r) { return r == -EOPNOTSUPP ? 0 : r; }
+static int ignore_unsupported(int r) { return r == -ENOTSUP ? 0 : r; }
 
 static uint64_t data_offset(const struct vhd_state *s, uint32_t blk, uint64_t inblk)
 {

@@ -26,6 +26,6 @@ const struct vhd_driver vhd_driver_vhd = {
   .set_parent = vhd_fmt_set_parent,
   .repair = vhd_fmt_repair,
   .compact = vhd_fmt_compact,
-  .layout = vhd_fmt_layout,
+  .block_slot = vhd_fmt_block_slot,
   .structures_end = vhd_fmt_structures_end,
 };

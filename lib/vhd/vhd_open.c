@@ -5,10 +5,9 @@
 #include "error.h"
 #include "util/endian.h"
 #include "util/strfmt.h"
+#include "util/arith.h"
 
 #define MSG_MAX 512
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 void vhd_warn(struct vhd_image *img, struct vhd_diag *d, const char *fmt, ...)
 {

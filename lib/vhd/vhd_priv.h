@@ -35,7 +35,7 @@ struct vhd_state {
   bool footer_dirty;         /* footer (and copy) must be rewritten */
   uint64_t meta_end;         /* end of header, BAT and locator payloads */
   bool trimmed;              /* blocks freed since the last flush */
-  bool can_punch;            /* cleared after the first -EOPNOTSUPP */
+  bool can_punch;            /* cleared after the first -ENOTSUP */
   /* blktap's batmap ("tdbatmap" header right after the BAT): a bit per
    * block saying "fully present". We never read it, but it is metadata we
    * must not overwrite, and it must stop claiming blocks we free. */
@@ -83,7 +83,8 @@ int vhd_fmt_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 int vhd_fmt_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
                   bool exclusive);
 int vhd_fmt_flush(struct vhd_image *img);
-int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+                 uint64_t *run);
 int vhd_fmt_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                          enum layer_state *state, uint64_t *run);
 /* Before freeing any block: disable a blktap batmap (see vhd_state). */
@@ -138,7 +139,7 @@ int vhd_fmt_repair(struct vhd_image *img, struct vhd_diag *d);
 /* vhd_compact.c */
 int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                     struct vhd_compact_result *result);
-int vhd_fmt_layout(struct vhd_image *img, struct vhd_layout *layout);
+int vhd_fmt_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
 uint64_t vhd_fmt_structures_end(struct vhd_image *img);
 
 /* vhd_resize.c */

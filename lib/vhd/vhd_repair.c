@@ -18,10 +18,9 @@
 
 #include "error.h"
 #include "util/endian.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* Entries the open dropped from the in-memory BAT: cleared on disk when
  * the block is past the end, put back when something else was wrong. */

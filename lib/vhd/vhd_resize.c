@@ -23,13 +23,10 @@
 #include "vhd/vhd_priv.h"
 
 #include "error.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
 #define COPY_CHUNK (1u << 20)
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-static uint64_t max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 static int put_footer(struct vhd_image *img, struct vhd_state *s, uint64_t pos)
 {
@@ -85,22 +82,6 @@ static int cancelled(struct vhd_image *img, vhd_progress_fn progress, void *opaq
 /* ------------------------------------------------------------------ */
 /* Fixed                                                               */
 
-/* Zeros over [off, off+len) of the file: punched where the host can. */
-static int zero_file_range(struct vhd_image *img, uint64_t off, uint64_t len)
-{
-  if (len == 0 || io_punch_hole(img->io, off, len) == 0)
-    return 0;
-  size_t chunk = (size_t)min_u64(len, COPY_CHUNK);
-  uint8_t *z = vhd_calloc(1, chunk);
-  if (!z)
-    return vhd_error(ENOMEM, "%s: out of memory writing zeros", img->path);
-  int r = 0;
-  for (uint64_t done = 0; done < len && r == 0; done += chunk)
-    r = io_pwrite(img->io, z, (size_t)min_u64(chunk, len - done), off + done);
-  vhd_free(z);
-  return r;
-}
-
 static int resize_fixed(struct vhd_image *img, struct vhd_state *s, uint64_t new_size)
 {
   uint64_t old_size = img->virtual_size, footer_pos = s->footer_pos, file_size;
@@ -109,7 +90,7 @@ static int resize_fixed(struct vhd_image *img, struct vhd_state *s, uint64_t new
   /* Bytes between the old size and the old footer (padding some writers
    * leave) are not guest data yet: zeroed before the size takes them in. */
   if (new_size > old_size && old_size < footer_pos &&
-      ((r = zero_file_range(img, old_size, min_u64(new_size, footer_pos) - old_size)) < 0 ||
+      ((r = io_zero_range(img->io, old_size, min_u64(new_size, footer_pos) - old_size)) < 0 ||
        (r = io_flush(img->io)) < 0))
     return r;
   set_footer_size(&s->footer, new_size);
@@ -123,7 +104,7 @@ static int resize_fixed(struct vhd_image *img, struct vhd_state *s, uint64_t new
     /* The old footer lies inside the disk now; until this write a crash
      * shows its bytes in the new area, never in the old one. */
     uint64_t len = min_u64(new_size - footer_pos, VHD_FOOTER_SIZE);
-    if ((r = zero_file_range(img, footer_pos, len)) < 0 || (r = io_flush(img->io)) < 0)
+    if ((r = io_zero_range(img->io, footer_pos, len)) < 0 || (r = io_flush(img->io)) < 0)
       return r;
   }
   s->footer_pos = s->data_end = new_size;
@@ -196,7 +177,7 @@ static int move_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk, 
   if ((r = vhd_bat_write_dirty(img->io, &s->bat)) < 0 || (r = io_flush(img->io)) < 0)
     return r;
   r = io_punch_hole(img->io, old, len);
-  return r == -EOPNOTSUPP ? 0 : r;
+  return r == -ENOTSUP ? 0 : r;
 }
 
 static int write_header(struct vhd_image *img, struct vhd_state *s)
@@ -370,7 +351,7 @@ static int free_past_end(struct vhd_image *img, struct vhd_state *s, uint64_t si
     /* The driver's zero works inside the virtual size; this part of the
      * block lies past it, so write the zeros directly. */
     uint64_t off = vhd_block_offset(s, keep - 1) + s->bitmap_bytes + (size - (tail_end - s->block_size));
-    if ((r = zero_file_range(img, off, tail_end - size)) < 0)
+    if ((r = io_zero_range(img->io, off, tail_end - size)) < 0)
       return r;
   }
   for (uint32_t i = keep; i < s->bat.count; i++) {
@@ -384,7 +365,7 @@ static int free_past_end(struct vhd_image *img, struct vhd_state *s, uint64_t si
     /* Reads of the freed block before the BAT is durable may see zeros:
      * they lie past the new end, which is what a reader sees anyway. */
     r = io_punch_hole(img->io, start, (uint64_t)s->bitmap_bytes + s->block_size);
-    if (r < 0 && r != -EOPNOTSUPP)
+    if (r < 0 && r != -ENOTSUP)
       return r;
   }
   return vhd_fmt_flush(img);

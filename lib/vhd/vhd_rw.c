@@ -18,13 +18,10 @@
 #include "error.h"
 #include "trims.h"
 #include "util/zero.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
-#define ZERO_CHUNK (1u << 20)
 #define JOIN_MAX (64u << 10)
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 static bool is_diff(const struct vhd_state *s)
 {
@@ -139,15 +136,15 @@ static int beyond_bat(struct vhd_image *img, struct vhd_state *s, uint32_t blk)
                    blk, s->bat.count);
 }
 
-/* Allocate block g.blk at the end of the file and put p (NULL: zeros)
- * into it. Exclusive lock held. */
+/* Allocate block g.blk at the end of the file and put p into it.
+ * Exclusive lock held. */
 static int allocate_block(struct vhd_image *img, struct vhd_state *s, struct seg g,
                           const uint8_t *p)
 {
   uint64_t start = align_up(s->data_end > s->footer_pos ? s->data_end : s->footer_pos, SECTOR);
   uint64_t new_end = start + s->bitmap_bytes + s->block_size;
   uint32_t first = g.inblk / SECTOR, count = (uint32_t)(g.len / SECTOR);
-  bool with_data = p && !buffer_is_zero(p, g.len);
+  bool with_data = !buffer_is_zero(p, g.len);
   uint8_t *buf;
   size_t buf_len;
   int r;
@@ -241,25 +238,11 @@ static int write_seg(struct vhd_image *img, struct vhd_state *s, struct seg g,
   if (g.blk >= s->bat.count)
     return beyond_bat(img, s, g.blk);
   if (s->bat.entry[g.blk] == VHD_BAT_UNUSED) {
-    if (!is_diff(s) && (!p || buffer_is_zero(p, g.len)))
+    if (!is_diff(s) && buffer_is_zero(p, g.len))
       return 0;
     return allocate_block(img, s, g, p);
   }
-  if (p) {
-    r = io_pwrite(img->io, p, g.len, data_offset(s, g.blk, g.inblk));
-  } else {
-    /* Zeros into an allocated block, in bounded pieces. */
-    size_t chunk = (size_t)min_u64(g.len, ZERO_CHUNK);
-    uint8_t *z = vhd_calloc(1, chunk);
-    if (!z)
-      return vhd_error(ENOMEM, "%s: out of memory writing zeros", img->path);
-    r = 0;
-    for (size_t done = 0; done < g.len && r == 0; done += chunk) {
-      size_t n = (size_t)min_u64(chunk, g.len - done);
-      r = io_pwrite(img->io, z, n, data_offset(s, g.blk, (uint32_t)(g.inblk + done)));
-    }
-    vhd_free(z);
-  }
+  r = io_pwrite(img->io, p, g.len, data_offset(s, g.blk, g.inblk));
   if (r < 0)
     return r;
   /* The bitmap change is written at flush, after the data is durable. */
@@ -386,31 +369,6 @@ int vhd_fmt_flush(struct vhd_image *img)
 /* ------------------------------------------------------------------ */
 /* Zeroing                                                             */
 
-static int zero_fixed(struct vhd_image *img, struct vhd_state *s, uint64_t off, uint64_t len,
-                      unsigned flags)
-{
-  int r;
-
-  if ((flags & VHD_ZERO_MAY_TRIM) && s->can_punch) {
-    r = io_punch_hole(img->io, off, len);
-    if (r != -EOPNOTSUPP)
-      return r;
-    s->can_punch = false;
-  }
-  if (flags & VHD_ZERO_FAST)
-    return vhd_error(ENOTSUP, "%s: zeroing this range needs writes (the host cannot punch holes)",
-                     img->path);
-  size_t chunk = (size_t)min_u64(len, ZERO_CHUNK);
-  uint8_t *z = vhd_calloc(1, chunk);
-  if (!z)
-    return vhd_error(ENOMEM, "%s: out of memory writing zeros", img->path);
-  r = 0;
-  for (uint64_t done = 0; done < len && r == 0; done += chunk)
-    r = io_pwrite(img->io, z, (size_t)min_u64(chunk, len - done), off + done);
-  vhd_free(z);
-  return r;
-}
-
 /* A blktap batmap claims blocks are fully present; before any block is
  * freed, zero its cookie (the way blktap itself disables it) so tapdisk
  * stops trusting it. Done before the BAT changes reach the disk. */
@@ -447,7 +405,7 @@ int vhd_free_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk)
   if (!s->can_punch)
     return 0;
   r = io_punch_hole(img->io, start, vhd_slot_bytes(s));
-  if (r == -EOPNOTSUPP) {
+  if (r == -ENOTSUP) {
     s->can_punch = false;
     r = 0;
   }
@@ -462,45 +420,45 @@ static bool covers_block(struct vhd_image *img, struct vhd_state *s, struct seg 
   return g.inblk == 0 && (g.len == s->block_size || off + g.len >= img->virtual_size);
 }
 
-int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
+/* The cheap part of zeroing (driver.h): a fixed disk is its file; in a
+ * dynamic one, a hole needs nothing and an allocated block covered whole
+ * may be freed (with may-trim). A differencing disk stores its zeros, to
+ * hide the parent: always written. */
+int vhd_fmt_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+                 uint64_t *run)
 {
   struct vhd_state *s = vhd_state(img);
-  int r;
 
-  if (!vhd_is_sparse(s))
-    return zero_fixed(img, s, off, len, flags);
-
-  /* With VHD_ZERO_FAST refuse before changing anything. */
-  if (flags & VHD_ZERO_FAST) {
-    for (uint64_t o = off, left = len; left > 0;) {
-      struct seg g = seg_at(s, o, left);
-      bool trim = (flags & VHD_ZERO_MAY_TRIM) && covers_block(img, s, g, o);
-      if (is_diff(s) || (bat_entry(s, g.blk) != VHD_BAT_UNUSED && !trim))
-        return vhd_error(ENOTSUP, "%s: zeroing block %u needs writes%s", img->path, g.blk,
-                         is_diff(s) ? " (a differencing disk stores its zeros)" : "");
-      o += g.len;
-      left -= g.len;
-    }
+  if (!vhd_is_sparse(s)) {
+    if (!s->can_punch)
+      flags &= ~VHD_ZERO_MAY_TRIM;
+    int r = image_zero_by_punch(img, off, len, flags, dry, run);
+    if (r == 0 && !dry && !io_may_punch(img->io))
+      s->can_punch = false;
+    return r;
   }
-
-  for (uint64_t o = off, left = len; left > 0;) {
-    struct seg g = seg_at(s, o, left);
-    r = 0;
-    if (is_diff(s)) {
-      /* Stored zeros hide the parent; freeing would expose it. */
-      r = write_seg(img, s, g, NULL);
-    } else if (bat_entry(s, g.blk) != VHD_BAT_UNUSED) {
-      if ((flags & VHD_ZERO_MAY_TRIM) && covers_block(img, s, g, o))
-        r = vhd_free_block(img, s, g.blk);
-      else
-        r = write_seg(img, s, g, NULL);
+  *run = len;
+  if (is_diff(s))
+    return 0;
+  int cheap = -1;
+  uint64_t done = 0;
+  while (done < len) {
+    struct seg g = seg_at(s, off + done, len - done);
+    bool hole = bat_entry(s, g.blk) == VHD_BAT_UNUSED;
+    bool frees = !hole && (flags & VHD_ZERO_MAY_TRIM) && covers_block(img, s, g, off + done);
+    int here = hole || frees;
+    if (cheap >= 0 && here != cheap)
+      break;
+    cheap = here;
+    if (frees && !dry) {
+      int r = vhd_free_block(img, s, g.blk);
+      if (r < 0)
+        return r;
     }
-    if (r < 0)
-      return r;
-    o += g.len;
-    left -= g.len;
+    done += g.len;
   }
-  return 0;
+  *run = done;
+  return cheap;
 }
 
 /* ------------------------------------------------------------------ */

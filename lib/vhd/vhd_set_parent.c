@@ -12,10 +12,9 @@
 #include "vhd/vhd_priv.h"
 
 #include "error.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {

@@ -5,11 +5,9 @@
 #include "vhd/vhd_priv.h"
 
 #include "error.h"
+#include "util/arith.h"
 
 #define SECTOR VHD_SECTOR_SIZE
-#define ZERO_CHUNK (1u << 20)
-
-static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* The first meta range that [start, end) overlaps, or NULL. */
 static const struct vhd_file_range *meta_in(const struct vhd_file_range *meta, size_t nmeta,
@@ -68,22 +66,9 @@ int vhd_find_free_slots(struct vhd_image *img, struct vhd_state *s,
 
 int vhd_clear_slot(struct vhd_image *img, struct vhd_state *s, uint64_t start)
 {
-  uint64_t bytes = vhd_slot_bytes(s);
-  int r = io_punch_hole(img->io, start, bytes);
-  if (r != -EOPNOTSUPP)
-    return r;
   /* The sector bitmap is written by the caller; the data must read as
    * zeros wherever the new block does not write. */
-  uint8_t *z = vhd_calloc(1, ZERO_CHUNK);
-  if (!z)
-    return vhd_error(ENOMEM, "%s: out of memory clearing a block slot", img->path);
-  r = 0;
-  for (uint64_t done = s->bitmap_bytes; done < bytes && r == 0; done += ZERO_CHUNK) {
-    uint64_t n = bytes - done < ZERO_CHUNK ? bytes - done : ZERO_CHUNK;
-    r = io_pwrite(img->io, z, (size_t)n, start + done);
-  }
-  vhd_free(z);
-  return r;
+  return io_zero_range(img->io, start + s->bitmap_bytes, s->block_size);
 }
 
 int vhd_restore_footer(struct vhd_image *img, struct vhd_state *s)

@@ -8,11 +8,13 @@
  * sectors being changed are kept in the pending map instead. */
 #include "vhdx.h"
 #include "error.h"
+#include "util/arith.h"
+#include "util/array.h"
 #include "util/endian.h"
 
 uint64_t vhdx_bat_entries(uint64_t size, uint32_t block_size, uint32_t lss)
 {
-  uint64_t chunk_ratio = ((uint64_t)1 << 23) * lss / block_size;
+  uint64_t chunk_ratio = vhdx_chunk_ratio(lss, block_size);
   uint64_t payload = (size + block_size - 1) / block_size;
   return (payload + chunk_ratio - 1) / chunk_ratio * (chunk_ratio + 1);
 }
@@ -38,7 +40,7 @@ int vhdx_compute_geometry(struct vhdx *s, struct vhd_diag *d)
   /* Limit and its reasons: vhdx.h. */
   if (vhdx_bat_limit(s->path, s->virtual_size, s->block_size, s->lss) < 0)
     return vhdx_fatal(d, "%s", vhd_last_error());
-  s->chunk_ratio = ((uint64_t)1 << 23) * s->lss / s->block_size;
+  s->chunk_ratio = vhdx_chunk_ratio(s->lss, s->block_size);
   s->payload_blocks = (s->virtual_size + s->block_size - 1) / s->block_size;
   s->bitmap_blocks = (s->payload_blocks + s->chunk_ratio - 1) / s->chunk_ratio;
   s->sectors_per_block = s->block_size / s->lss;
@@ -57,7 +59,7 @@ int vhdx_compute_geometry(struct vhdx *s, struct vhd_diag *d)
                       (unsigned long long)needed);
   /* Whole 4 KiB sectors, so each one the log rewrites is fully known. */
   uint64_t count = full < region_entries ? full : region_entries;
-  count = (count + 511) / 512 * 512;
+  count = vhdx_bat_sectors(count) * VHDX_BAT_PER_SECTOR;
   if (count > region_entries)
     count = region_entries;
   s->bat_count = count;
@@ -71,8 +73,7 @@ int vhdx_load_bat(struct vhdx *s, struct vhd_diag *d)
     return vhd_error(ENOMEM, "%s: BAT of %llu entries does not fit in memory", s->path,
                      (unsigned long long)s->bat_count);
   s->bat = vhd_malloc((size_t)s->bat_count * 8);
-  uint64_t nsec = (s->bat_count + 511) / 512;
-  s->bat_dirty = vhd_calloc((size_t)(nsec + 7) / 8, 1);
+  s->bat_dirty = vhd_calloc(vhdx_bat_dirty_bytes(s->bat_count), 1);
   uint8_t *buf = vhd_malloc(VHDX_MIB);
   if (!s->bat || !s->bat_dirty || !buf) {
     vhd_free(buf);
@@ -102,7 +103,7 @@ uint64_t vhdx_bat_get(const struct vhdx *s, uint64_t index)
 void vhdx_bat_set(struct vhdx *s, uint64_t index, uint64_t entry)
 {
   s->bat[index] = entry;
-  uint64_t sec = index / 512;
+  uint64_t sec = index / VHDX_BAT_PER_SECTOR;
   s->bat_dirty[sec / 8] |= (uint8_t)(1u << (sec % 8));
   s->meta_dirty = true;
 }
@@ -230,8 +231,6 @@ static int check_overlaps(struct vhdx *s, struct vhd_diag *d, uint64_t *sp, size
   return 0;
 }
 
-static uint64_t round_up_mib(uint64_t v) { return (v + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB; }
-
 /* The payload block slots between the header section (the first MiB) and
  * the last located block that nothing uses: no block (sp sorted by
  * offset, overlapping ones included, so a doubtful place is never handed
@@ -258,7 +257,7 @@ static int find_free_slots(struct vhdx *s, const uint64_t *sp, size_t n)
       bool moved = false;
       for (size_t f = 0; f < sizeof fixed / sizeof fixed[0] && !moved; f++)
         if (fixed[f][1] && pos < fixed[f][0] + fixed[f][1] && fixed[f][0] < pos + s->block_size) {
-          pos = round_up_mib(fixed[f][0] + fixed[f][1]);
+          pos = align_up(fixed[f][0] + fixed[f][1], VHDX_MIB);
           moved = true;
         }
       if (moved)
@@ -278,7 +277,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
   uint64_t reserved = 0, stale_offset = 0, sb_ignored = 0, past_end = 0;
   size_t nspan = 0, cap = 0;
   uint64_t *sp = NULL;
-  uint64_t end = round_up_mib(s->file_size);
+  uint64_t end = align_up(s->file_size, VHDX_MIB);
   if (s->hdr.log_length && s->hdr.log_offset + s->hdr.log_length > end)
     end = s->hdr.log_offset + s->hdr.log_length;
   if (s->reg.bat_offset + s->reg.bat_length > end)
@@ -304,7 +303,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
       continue;
     }
     if (bitmap ? (st != VHDX_SB_NOT_PRESENT && st != VHDX_SB_PRESENT)
-               : (st == 4 || (st == VHDX_BAT_PARTIALLY_PRESENT && !s->has_parent))) {
+               : (st == VHDX_BAT_RESERVED_STATE || (st == VHDX_BAT_PARTIALLY_PRESENT && !s->has_parent))) {
       r = diag_corrupt(d, "%s: BAT entry of %s %llu has state %u, which is not valid%s",
                        s->path, kind, (unsigned long long)num, st,
                        s->has_parent ? "" : " in a file without a parent");
@@ -341,15 +340,12 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
       past_end++;   /* QEMU-made files may stop inside their last block */
     if (off + len > end)
       end = off + len;
-    if (nspan == cap) {
-      cap = cap ? cap * 2 : 256;
-      uint64_t *n = vhd_realloc(sp, cap * sizeof *n);
-      if (!n) {
-        r = vhd_error(ENOMEM, "%s: out of memory checking the BAT", s->path);
-        goto out;
-      }
-      sp = n;
+    uint64_t *n = array_grow(sp, &cap, nspan, sizeof *n, 256);
+    if (!n) {
+      r = vhd_error(ENOMEM, "%s: out of memory checking the BAT", s->path);
+      goto out;
     }
+    sp = n;
     sp[nspan++] = span_key(off, i);
   }
 
@@ -388,7 +384,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
   if (past_end)
     diag_info(d, "%s: %llu blocks end past the end of the file; the missing part reads as "
               "zeros", s->path, (unsigned long long)past_end);
-  s->alloc_end = round_up_mib(end);
+  s->alloc_end = align_up(end, VHDX_MIB);
   r = 0;
 out:
   vhd_free(sp);
@@ -457,14 +453,10 @@ int vhdx_pending_sector(struct vhdx *s, uint64_t off, uint8_t **out)
     *out = s->pend[lo].data;
     return 0;
   }
-  if (s->npend == s->cap_pend) {
-    size_t cap = s->cap_pend ? s->cap_pend * 2 : 16;
-    struct vhdx_pending *n = vhd_realloc(s->pend, cap * sizeof *n);
-    if (!n)
-      return vhd_error(ENOMEM, "%s: out of memory", s->path);
-    s->pend = n;
-    s->cap_pend = cap;
-  }
+  struct vhdx_pending *n = array_grow(s->pend, &s->cap_pend, s->npend, sizeof *n, 16);
+  if (!n)
+    return vhd_error(ENOMEM, "%s: out of memory", s->path);
+  s->pend = n;
   uint8_t *data = vhd_malloc(VHDX_SECTOR);
   if (!data)
     return vhd_error(ENOMEM, "%s: out of memory", s->path);

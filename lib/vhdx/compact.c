@@ -1,4 +1,4 @@
-/* Compacting a dynamic or differencing VHDX, and its layout figures.
+/* Compacting a dynamic or differencing VHDX, and where its blocks lie.
  *
  * A present block that reads as zeros (freeable.h) becomes NOT_PRESENT
  * when the layers below read as zeros there too, else ZERO (which hides
@@ -13,10 +13,9 @@
 #include "vhdx.h"
 #include "error.h"
 #include "freeable.h"
+#include "util/arith.h"
 
 #define SCAN_CHUNK VHDX_MIB
-
-static uint64_t round_up_mib(uint64_t v) { return (v + VHDX_MIB - 1) / VHDX_MIB * VHDX_MIB; }
 
 static bool is_present(unsigned st)
 {
@@ -29,7 +28,7 @@ int vhdx_cut_tail(struct vhdx *s)
 {
   if (s->meta_dirty || s->log_guid_in_header)
     return 0;
-  uint64_t end = round_up_mib(vhdx_structures_end(s));
+  uint64_t end = align_up(vhdx_structures_end(s), VHDX_MIB);
   if (end < VHDX_MIB)
     end = VHDX_MIB;
   if (end >= s->file_size)
@@ -86,7 +85,7 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
         result->blocks_freed++;
         int p = io_punch_hole(s->io, old, s->block_size);
         vhdx_slot_freed(s, old);
-        if (p < 0 && p != -EOPNOTSUPP)
+        if (p < 0 && p != -ENOTSUP)
           r = p;
       }
     }
@@ -113,20 +112,15 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
 
 uint64_t vhdx_image_end(struct vhd_image *img) { return vhdx_structures_end(vhdx_of(img)); }
 
-int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout)
+int vhdx_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes)
 {
   struct vhdx *s = vhdx_of(img);
-  uint64_t prev = 0;
-  bool first = true;
-  for (uint64_t b = 0; b < s->payload_blocks; b++) {
-    uint64_t e = vhdx_bat_get(s, vhdx_payload_index(s, b));
-    if (!is_present(VHDX_BAT_STATE(e)))
-      continue;
-    layout->data_blocks++;
-    if (!first && VHDX_BAT_OFFSET(e) != prev + s->block_size)
-      layout->fragmented_blocks++;
-    prev = VHDX_BAT_OFFSET(e);
-    first = false;
-  }
-  return 0;
+  if (blk >= s->payload_blocks)
+    return -ERANGE;
+  uint64_t e = vhdx_bat_get(s, vhdx_payload_index(s, blk));
+  if (!is_present(VHDX_BAT_STATE(e)))
+    return 0;
+  *host = VHDX_BAT_OFFSET(e);
+  *bytes = s->block_size;
+  return 1;
 }

@@ -139,9 +139,9 @@ static int plan(const char *name, const struct vhd_create_params *p,
       l->pss = ps->pss;
     memcpy(l->disk_id, ps->disk_id, 16);
   }
-  if (l->lss != 512 && l->lss != 4096)
+  if (!sector_size_valid(l->lss))
     return vhd_error(EINVAL, "%s: logical sector size %u is not 512 or 4096", name, l->lss);
-  if (l->pss != 512 && l->pss != 4096)
+  if (!sector_size_valid(l->pss))
     return vhd_error(EINVAL, "%s: physical sector size %u is not 512 or 4096", name, l->pss);
   if (l->block_size < VHDX_MIN_BLOCK || l->block_size > VHDX_MAX_BLOCK ||
       (l->block_size & (l->block_size - 1)))
@@ -153,7 +153,7 @@ static int plan(const char *name, const struct vhd_create_params *p,
   int r = vhdx_bat_limit(name, l->size, l->block_size, l->lss);
   if (r < 0)
     return r;
-  l->chunk_ratio = ((uint64_t)1 << 23) * l->lss / l->block_size;
+  l->chunk_ratio = vhdx_chunk_ratio(l->lss, l->block_size);
   l->payload_blocks = (l->size + l->block_size - 1) / l->block_size;
   l->bitmap_blocks = (l->payload_blocks + l->chunk_ratio - 1) / l->chunk_ratio;
   /* Room for every chunk's bitmap entry, so the file can later become or

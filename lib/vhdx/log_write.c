@@ -59,7 +59,7 @@ struct change_list {
 
 static int collect_changes(struct vhdx *s, struct change_list *c)
 {
-  uint64_t nsec = (s->bat_count + 511) / 512, dirty = 0;
+  uint64_t nsec = vhdx_bat_sectors(s->bat_count), dirty = 0;
   for (uint64_t k = 0; k < nsec; k++)
     if (s->bat_dirty[k / 8] & (1u << (k % 8)))
       dirty++;
@@ -78,8 +78,8 @@ static int collect_changes(struct vhdx *s, struct change_list *c)
     if (!(s->bat_dirty[k / 8] & (1u << (k % 8))))
       continue;
     uint8_t *dst = c->data + c->n * VHDX_SECTOR;
-    for (unsigned j = 0; j < 512; j++) {
-      uint64_t idx = k * 512 + j;
+    for (unsigned j = 0; j < VHDX_BAT_PER_SECTOR; j++) {
+      uint64_t idx = k * VHDX_BAT_PER_SECTOR + j;
       put_le64(dst + 8 * j, idx < s->bat_count ? s->bat[idx] : 0);
     }
     c->offsets[c->n++] = s->reg.bat_offset + k * VHDX_SECTOR;
@@ -169,7 +169,7 @@ int vhdx_log_commit(struct vhdx *s)
     s->broken = true;
     return r;
   }
-  memset(s->bat_dirty, 0, (size_t)((s->bat_count + 511) / 512 + 7) / 8);
+  memset(s->bat_dirty, 0, vhdx_bat_dirty_bytes(s->bat_count));
   vhdx_pending_free(s);
   slots_commit(&s->slots);
   s->meta_dirty = false;

@@ -258,9 +258,9 @@ int vhdx_load_metadata(struct vhdx *s, struct vhd_diag *d)
       (s->block_size & (s->block_size - 1)))
     return vhdx_fatal(d, "%s: File Parameters block_size %u is not a power of two from "
                       "1 MiB to 256 MiB", s->path, s->block_size);
-  if (s->lss != 512 && s->lss != 4096)
+  if (!sector_size_valid(s->lss))
     return vhdx_fatal(d, "%s: Logical Sector Size %u is not 512 or 4096", s->path, s->lss);
-  if (s->pss != 512 && s->pss != 4096) {
+  if (!sector_size_valid(s->pss)) {
     r = diag_corrupt(d, "%s: Physical Sector Size %u is not 512 or 4096", s->path, s->pss);
     if (r < 0)
       return r;

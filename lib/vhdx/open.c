@@ -130,6 +130,6 @@ const struct vhd_driver vhd_driver_vhdx = {
   .set_parent = vhdx_set_parent,
   .repair = vhdx_repair,
   .compact = vhdx_compact,
-  .layout = vhdx_layout,
+  .block_slot = vhdx_block_slot,
   .structures_end = vhdx_image_end,
 };

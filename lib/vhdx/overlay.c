@@ -8,18 +8,15 @@
  * most, and an empty overlay (the usual case) costs nothing. */
 #include "vhdx.h"
 #include "error.h"
+#include "util/array.h"
 
 int vhdx_overlay_add(struct vhdx_overlay *o, uint64_t offset, uint64_t length,
                      const uint8_t *data)
 {
-  if (o->count == o->cap) {
-    size_t cap = o->cap ? o->cap * 2 : 16;
-    struct vhdx_overlay_rec *n = vhd_realloc(o->rec, cap * sizeof *n);
-    if (!n)
-      return -ENOMEM;
-    o->rec = n;
-    o->cap = cap;
-  }
+  struct vhdx_overlay_rec *n = array_grow(o->rec, &o->cap, o->count, sizeof *n, 16);
+  if (!n)
+    return -ENOMEM;
+  o->rec = n;
   uint8_t *copy = NULL;
   if (data) {
     copy = vhd_malloc((size_t)length);

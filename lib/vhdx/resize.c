@@ -26,11 +26,9 @@
 #include "error.h"
 #include "image.h"
 #include "util/endian.h"
+#include "util/arith.h"
 
 #define META_IS_USER 0x1u
-
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-static uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 /* File offset of the Virtual Disk Size item. */
 static int find_size_item(struct vhdx *s, uint64_t *off)
@@ -107,8 +105,8 @@ static int load_bat_to(struct vhdx *s, uint64_t old_count, uint64_t count)
     return vhd_error(ENOMEM, "%s: out of memory for a BAT of %llu entries", s->path,
                      (unsigned long long)count);
   s->bat = bat;
-  size_t old_bytes = (size_t)((old_count + 511) / 512 + 7) / 8;
-  size_t bytes = (size_t)((count + 511) / 512 + 7) / 8;
+  size_t old_bytes = vhdx_bat_dirty_bytes(old_count);
+  size_t bytes = vhdx_bat_dirty_bytes(count);
   uint8_t *dirty = vhd_realloc(s->bat_dirty, bytes);
   if (!dirty)
     return vhd_error(ENOMEM, "%s: out of memory for a BAT of %llu entries", s->path,
@@ -137,7 +135,7 @@ static bool is_bitmap_index(const struct vhdx *s, uint64_t i)
  * interrupted resize or by freed blocks belongs to nothing. */
 static int trim_tail(struct vhdx *s)
 {
-  uint64_t end = round_up(vhdx_structures_end(s), VHDX_MIB);
+  uint64_t end = align_up(vhdx_structures_end(s), VHDX_MIB);
   uint64_t size;
   int r = io_get_size(s->io, &size);
   if (r < 0 || size <= end)
@@ -183,7 +181,7 @@ static int grow(struct vhd_image *img, struct vhdx *s, uint64_t size)
   }
   /* The old last block may hold bytes past the old end, and a parent may
    * hold some anywhere; new blocks of this file are empty. */
-  uint64_t clear_to = s->has_parent ? size : min_u64(size, round_up(old_size, s->block_size));
+  uint64_t clear_to = s->has_parent ? size : min_u64(size, align_up(old_size, s->block_size));
   if ((r = image_clear_shown(img, old_size, clear_to)) < 0 || (r = vhdx_log_commit(s)) < 0)
     goto undo;
   if ((r = commit_size(s, size)) < 0)
@@ -217,7 +215,7 @@ static int free_past(struct vhdx *s, uint64_t blocks, uint64_t chunks, unsigned 
       return r;
     vhdx_bat_set(s, i, bitmap ? 0 : VHDX_BAT_ENTRY(state, 0));
     r = io_punch_hole(s->io, VHDX_BAT_OFFSET(e), bitmap ? VHDX_BITMAP_BLOCK : s->block_size);
-    if (r < 0 && r != -EOPNOTSUPP)
+    if (r < 0 && r != -ENOTSUP)
       return r;
   }
   return vhdx_log_commit(s);

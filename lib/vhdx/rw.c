@@ -7,8 +7,7 @@
 #include "image.h"
 #include "trims.h"
 #include "util/zero.h"
-
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+#include "util/arith.h"
 
 /* How a block reads, coarsely: runs of blocks of one class are served
  * together. */
@@ -181,7 +180,7 @@ int vhdx_begin_change(struct vhdx *s) { return begin_change(s); }
 static int clear_slot(struct vhdx *s, uint64_t off)
 {
   int r = io_punch_hole(s->io, off, s->block_size);
-  if (r != -EOPNOTSUPP)
+  if (r != -ENOTSUP)
     return r;
   uint8_t *z = vhd_calloc(1, VHDX_MIB);
   if (!z)
@@ -340,26 +339,9 @@ int vhdx_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
   return write_range(img, buf, len, off);
 }
 
-/* Zeros written the slow way, through the ordinary write path. */
-static int write_zeros(struct vhd_image *img, uint64_t off, uint64_t len)
-{
-  size_t chunk = (size_t)min_u64(len, VHDX_MIB);
-  uint8_t *zeros = vhd_calloc(1, chunk);
-  if (!zeros)
-    return vhd_error(ENOMEM, "%s: out of memory", img->path);
-  int r = 0;
-  while (r == 0 && len) {
-    uint64_t n = min_u64(len, chunk);
-    r = write_range(img, zeros, n, off);
-    off += n;
-    len -= n;
-  }
-  vhd_free(zeros);
-  return r;
-}
-
-/* Zero [off, off+n) inside one block. */
-static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned flags)
+/* The cheap part of zeroing [off, off+n) inside one block (driver.h): 1
+ * when it needs no data written (done unless dry), 0 when it does. */
+static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned flags, bool dry)
 {
   struct vhdx *s = vhdx_of(img);
   uint64_t b = off / s->block_size;
@@ -370,51 +352,70 @@ static int zero_piece(struct vhd_image *img, uint64_t off, uint64_t n, unsigned 
   /* The last block may stop at the end of the disk. */
   bool whole = off % s->block_size == 0 &&
                (n == s->block_size || off + n == s->virtual_size);
-  /* A fixed file keeps every block present (MS-VHDX 2.5.1.1). */
+  /* A fixed file keeps every block present (MS-VHDX 2.5.1.1), but its
+   * space may still go back to the host. */
   bool fixed = s->leave_allocated && !s->has_parent;
   bool trim = flags & VHD_ZERO_MAY_TRIM;
 
   if (reads_zero && (st != VHDX_BAT_UNDEFINED || fixed || !whole))
-    return 0;   /* UNDEFINED reads as zeros here; whole ones become ZERO below */
+    return 1;   /* UNDEFINED reads as zeros here; whole ones become ZERO below */
+  bool punch_only = fixed && present;
+  if (punch_only ? !(trim && whole && io_may_punch(s->io)) : !(whole && (trim || !present)))
+    return 0;
+  if (dry)
+    return 1;
   int r = begin_change(s);
   if (r < 0)
     return r;
-  if (fixed && present) {
-    /* Its space may still go back to the host. */
-    if (trim && whole && io_punch_hole(s->io, block_offset(s, b), s->block_size) == 0)
-      return 0;
-  } else if (whole && (trim || !present)) {
-    /* ZERO reads as zeros and hides any parent; its offset must be 0. */
-    uint64_t old = block_offset(s, b);
-    vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_ZERO, 0));
-    if (present) {
-      /* Reading the old block before the BAT change is durable gives
-       * zeros too, so the space can go at once; once punched (reading as
-       * zeros) it can hold a new block after the next commit. */
-      r = io_punch_hole(s->io, old, s->block_size);
-      if (r < 0 && r != -EOPNOTSUPP)
-        return r;
-      vhdx_slot_freed(s, old);
-    }
-    return 0;
+  if (punch_only)
+    return io_punch_hole(s->io, block_offset(s, b), s->block_size) == 0;
+  /* ZERO reads as zeros and hides any parent; its offset must be 0. */
+  uint64_t old = block_offset(s, b);
+  vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_ZERO, 0));
+  if (present) {
+    /* Reading the old block before the BAT change is durable gives
+     * zeros too, so the space can go at once; once punched (reading as
+     * zeros) it can hold a new block after the next commit. */
+    r = io_punch_hole(s->io, old, s->block_size);
+    if (r < 0 && r != -ENOTSUP)
+      return r;
+    vhdx_slot_freed(s, old);
   }
-  if (flags & VHD_ZERO_FAST)
-    return vhd_error(ENOTSUP, "%s: zeroing part of block %llu needs writing zeros",
-                     s->path, (unsigned long long)b);
-  return write_zeros(img, off, n);
+  return 1;
 }
 
-int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags)
+/* Block by block, as long as the pieces give the same answer. */
+int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+              uint64_t *run)
 {
   struct vhdx *s = vhdx_of(img);
-  int r = 0;
-  while (r == 0 && len) {
-    uint64_t n = min_u64(len, s->block_size - off % s->block_size);
-    r = zero_piece(img, off, n, flags);
-    off += n;
-    len -= n;
+  int cheap = -1;
+  uint64_t done = 0;
+  while (done < len) {
+    uint64_t n = min_u64(len - done, s->block_size - (off + done) % s->block_size);
+    /* A piece that needs writes is only looked at, never changed. */
+    int here = zero_piece(img, off + done, n, flags, true);
+    if (here < 0)
+      return here;
+    if (cheap >= 0 && here != cheap)
+      break;
+    cheap = here;
+    if (here && !dry) {
+      here = zero_piece(img, off + done, n, flags, false);
+      if (here < 0)
+        return here;
+      if (!here) {   /* the host could not punch after all */
+        if (done == 0) {
+          done = n;
+          cheap = 0;
+        }
+        break;
+      }
+    }
+    done += n;
   }
-  return r;
+  *run = done;
+  return cheap;
 }
 
 /* A trim (vhd_discard): nothing is written and nothing allocated. A block
@@ -439,13 +440,13 @@ int vhdx_discard(struct vhd_image *img, uint64_t off, uint64_t len)
       bool whole = !fixed && inblk == 0 && n >= visible;
       if (!whole && (r = begin_change(s)) == 0) {
         r = trims_punch_pages(s->io, block_offset(s, b) + inblk, n);
-        if (r == -EOPNOTSUPP)
+        if (r == -ENOTSUP)
           r = 0;
         struct trim_log *t = r == 0 && !fixed ? trims_of(img, s->block_size) : NULL;
         whole = t && trims_add(t, b, inblk, n, visible);
       }
-      if (r == 0 && whole)
-        r = zero_piece(img, off - inblk, visible, VHD_ZERO_MAY_TRIM);
+      if (r == 0 && whole && (r = zero_piece(img, off - inblk, visible, VHD_ZERO_MAY_TRIM, false)) > 0)
+        r = 0;
     }
     if (r < 0)
       return r;

@@ -6,8 +6,9 @@
  * system items, parent locator), bat.c (block allocation table and sector
  * bitmaps), log.c (finding and replaying the log), log_write.c (metadata
  * transactions through the log), overlay.c (metadata reads that see a log
- * replayed in memory), rw.c (virtual disk I/O), create.c, parent.c,
- * check.c, compact.c and open.c (the driver table).
+ * replayed in memory), guids.c (the GUIDs the format names), rw.c (virtual
+ * disk I/O), create.c, parent.c, set_parent.c, check.c, repair.c,
+ * compact.c, resize.c and open.c (the driver table).
  *
  * All metadata is read through vhdx_meta_read() so that a read-only open
  * of a file with a pending log sees the replayed state without writing a
@@ -65,6 +66,7 @@ enum {
   VHDX_BAT_UNDEFINED = 1,
   VHDX_BAT_ZERO = 2,
   VHDX_BAT_UNMAPPED = 3,
+  VHDX_BAT_RESERVED_STATE = 4,   /* no meaning in any version: refused */
   VHDX_BAT_UNMAPPED_OLD = 5,
   VHDX_BAT_FULLY_PRESENT = 6,
   VHDX_BAT_PARTIALLY_PRESENT = 7,
@@ -72,6 +74,24 @@ enum {
   VHDX_SB_PRESENT = 6,
 };
 #define VHDX_BAT_STATE(e) ((unsigned)((e) & 7u))
+/* BAT entries in one 4 KiB sector: the unit the log rewrites, and the unit
+ * of the in-memory dirty map (one bit a sector). */
+#define VHDX_BAT_PER_SECTOR (VHDX_SECTOR / 8u)
+static inline uint64_t vhdx_bat_sectors(uint64_t entries)
+{
+  return (entries + VHDX_BAT_PER_SECTOR - 1) / VHDX_BAT_PER_SECTOR;
+}
+static inline size_t vhdx_bat_dirty_bytes(uint64_t entries)
+{
+  return (size_t)((vhdx_bat_sectors(entries) + 7) / 8);
+}
+/* Sectors one sector bitmap block describes (1 MiB of bits), and the
+ * payload blocks of one chunk, which share one (MS-VHDX 2.5). */
+#define VHDX_SECTORS_PER_BITMAP_BLOCK ((uint64_t)VHDX_BITMAP_BLOCK * 8)
+static inline uint64_t vhdx_chunk_ratio(uint32_t lss, uint32_t block_size)
+{
+  return VHDX_SECTORS_PER_BITMAP_BLOCK * lss / block_size;
+}
 #define VHDX_BAT_OFFSET(e) ((e) & 0xFFFFFFFFFFF00000ull)
 #define VHDX_BAT_RESERVED(e) ((e) & 0x00000000000FFFF8ull)
 #define VHDX_BAT_ENTRY(state, offset) ((uint64_t)(offset) | (uint64_t)(state))
@@ -390,7 +410,8 @@ int vhdx_log_commit(struct vhdx *s);
 int vhdx_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 int vhdx_write(struct vhd_image *img, const void *buf, size_t len, uint64_t off,
                bool exclusive);
-int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags);
+int vhdx_zero(struct vhd_image *img, uint64_t off, uint64_t len, unsigned flags, bool dry,
+              uint64_t *run);
 int vhdx_discard(struct vhd_image *img, uint64_t off, uint64_t len);
 int vhdx_flush(struct vhd_image *img);
 /* Before the first change of a session: fresh file and data write GUIDs
@@ -420,7 +441,7 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
 /* compact.c */
 int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                  struct vhd_compact_result *result);
-int vhdx_layout(struct vhd_image *img, struct vhd_layout *layout);
+int vhdx_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
 uint64_t vhdx_image_end(struct vhd_image *img);
 /* After a commit that left the log empty: cut free space off the end. */
 int vhdx_cut_tail(struct vhdx *s);

@@ -275,7 +275,8 @@ def cmd_fast_zero(a):
         print("fast zero not advertised")
         return 1
     try:
-        c.zero(a.length, a.offset, CMD_FLAG_FAST_ZERO)
+        c.zero(a.length, a.offset,
+               CMD_FLAG_FAST_ZERO | (CMD_FLAG_NO_HOLE if a.no_hole else 0))
         result = "ok"
     except NBDError as e:
         if e.err != ENOTSUP:
@@ -445,6 +446,7 @@ def main():
     f.add_argument("--socket", required=True)
     f.add_argument("--offset", type=int, required=True)
     f.add_argument("--length", type=int, required=True)
+    f.add_argument("--no-hole", action="store_true", help="may not trim")
 
     o = sub.add_parser("op")
     o.add_argument("--socket", required=True)

@@ -1,5 +1,5 @@
 #!/bin/bash
-# One version everywhere: project(VERSION) in CMakeLists.txt is what
+# One version everywhere: the LIBVHD_VERSION_* macros of vhd.h are what
 # `vhdtool --version` prints for the tool and the library, what `nbdkit vhd
 # --version` prints for the plugin, what a new VHDX names as its creator,
 # and NEWS.md and debian/changelog have an entry for it.
@@ -8,8 +8,9 @@
 need_nbd
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 
-want=$(sed -n 's/^project(libvhd VERSION \([0-9.]*\).*/\1/p' "$SRC/CMakeLists.txt")
-check "CMakeLists.txt sets a version ($want)" test -n "$want"
+want=$(sed -n 's/^#define LIBVHD_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' "$SRC/include/vhd.h" |
+  paste -sd.)
+check "vhd.h sets a version ($want)" sh -c "echo '$want' | grep -Eqx '[0-9]+\.[0-9]+\.[0-9]+'"
 
 out=$("$VHDTOOL" --version)
 check "vhdtool --version: tool and library $want ($out)" \

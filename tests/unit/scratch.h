@@ -10,6 +10,8 @@
 #include <criterion/criterion.h>
 #include <ftw.h>
 #include <limits.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -45,6 +47,22 @@ static inline const char *spath(const char *name)
   char *b = bufs[n++ % 8];
   int len = snprintf(b, PATH_MAX, "%s/%s", scratch, name);
   cr_assert(len > 0 && len < PATH_MAX);
+  return b;
+}
+
+/* The whole file at path (malloc'd; *len its size), for byte-for-byte
+ * comparisons of a file before and after an operation. */
+static inline uint8_t *read_whole_file(const char *path, size_t *len)
+{
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "%s", path);
+  struct stat st;
+  cr_assert_eq(fstat(fileno(f), &st), 0);
+  uint8_t *b = malloc((size_t)st.st_size + 1);
+  cr_assert_not_null(b);
+  cr_assert_eq(fread(b, 1, (size_t)st.st_size, f), (size_t)st.st_size);
+  fclose(f);
+  *len = (size_t)st.st_size;
   return b;
 }
 

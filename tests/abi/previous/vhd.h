@@ -1,0 +1,510 @@
+/* libvhd - read, write and manage VHD and VHDX virtual disk images.
+ *
+ * This header is the whole public interface. It is also the manual: every
+ * function states its contract where it is declared.
+ *
+ * Conventions (as in libnbd and zlib):
+ *  - Handles are opaque. Whoever opens or creates a handle closes it.
+ *  - Every function that can fail returns 0 (or a non-negative count) on
+ *    success and a negative errno value on failure. After a failure,
+ *    vhd_last_error() returns a one-line message that names the file and
+ *    what is wrong, and vhd_last_errno() the positive errno. Both are kept
+ *    per thread.
+ *  - Offsets and lengths are in bytes of the virtual disk unless a name says
+ *    otherwise.
+ *  - One vhd_image may be used from several threads at once: reads of
+ *    allocated data run in parallel, allocation and metadata updates are
+ *    serialised inside the library.
+ */
+#ifndef LIBVHD_VHD_H
+#define LIBVHD_VHD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VHD_API __attribute__((visibility("default")))
+#else
+#define VHD_API
+#endif
+
+#define LIBVHD_VERSION_MAJOR 0
+#define LIBVHD_VERSION_MINOR 1
+#define LIBVHD_VERSION_PATCH 0
+
+/* Returns the library version as "MAJOR.MINOR.PATCH". */
+VHD_API const char *vhd_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+/* Message of the last failure on this thread ("" if none). The string
+ * stays valid until the next libvhd call on this thread. */
+VHD_API const char *vhd_last_error(void);
+
+/* errno of the last failure on this thread (positive), 0 if none. */
+VHD_API int vhd_last_errno(void);
+
+/* ------------------------------------------------------------------ */
+/* Formats and types                                                   */
+
+enum vhd_format {
+  VHD_FORMAT_AUTO = 0,   /* probe by content (never by file name) */
+  VHD_FORMAT_RAW = 1,
+  VHD_FORMAT_VHD = 2,
+  VHD_FORMAT_VHDX = 3,
+};
+
+enum vhd_disk_type {
+  VHD_TYPE_NONE = 0,          /* raw files have no type */
+  VHD_TYPE_FIXED = 2,
+  VHD_TYPE_DYNAMIC = 3,
+  VHD_TYPE_DIFFERENCING = 4,
+};
+
+/* Names used on command lines and in JSON: "raw", "vhd", "vhdx";
+ * "fixed", "dynamic", "differencing". NULL for values out of range (and for
+ * VHD_TYPE_NONE). */
+VHD_API const char *vhd_format_name(enum vhd_format format);
+VHD_API const char *vhd_type_name(enum vhd_disk_type type);
+
+/* ------------------------------------------------------------------ */
+/* I/O backends                                                        */
+
+/* The container file is reached only through a vhd_io. libvhd brings a
+ * POSIX file backend and an in-memory backend; a program (the UEFI loader,
+ * a test) may bring its own by filling in vhd_io_ops. */
+typedef struct vhd_io vhd_io;
+
+struct vhd_io_ops {
+  /* Read exactly count bytes at offset. Bytes past the end of the file
+   * read as zeros. 0 or -errno. */
+  int (*pread)(void *opaque, void *buf, size_t count, uint64_t offset);
+  /* Write exactly count bytes at offset, growing the file if needed. */
+  int (*pwrite)(void *opaque, const void *buf, size_t count, uint64_t offset);
+  /* Make every completed write durable. */
+  int (*flush)(void *opaque);
+  /* Current length of the file in bytes. */
+  int (*get_size)(void *opaque, uint64_t *size);
+  /* Set the length of the file (grow with zeros or cut). */
+  int (*set_size)(void *opaque, uint64_t size);
+  /* Optional (NULL): give back the host space of a range, which then reads
+   * as zeros. -EOPNOTSUPP when the host cannot. */
+  int (*punch_hole)(void *opaque, uint64_t offset, uint64_t length);
+  /* Optional (NULL): find the next data at or after offset: *data is set to
+   * the first data byte (or the file size when none) and *hole to the first
+   * hole byte after *data. Lets raw sources skip holes quickly. */
+  int (*find_data)(void *opaque, uint64_t offset, uint64_t *data, uint64_t *hole);
+  /* Optional (NULL): host bytes the file occupies (st_blocks). */
+  int (*allocated_size)(void *opaque, uint64_t *bytes);
+  /* Optional (NULL): open another file of the same namespace (a parent
+   * image). A relative path is relative to the directory of this file.
+   * flags: VHD_IO_RDONLY or VHD_IO_RDWR. -ENOENT when it does not exist. */
+  int (*open_related)(void *opaque, const char *path, unsigned flags, vhd_io **out);
+  /* Release the backend's resources. */
+  void (*close)(void *opaque);
+};
+
+#define VHD_IO_RDONLY 0x0u
+#define VHD_IO_RDWR   0x1u
+#define VHD_IO_CREATE 0x2u  /* create the file, failing if it exists */
+#define VHD_IO_TRUNC  0x4u  /* with CREATE: replace an existing file */
+#define VHD_IO_NOLOCK 0x8u  /* take no lock on the file (see VHD_OPEN_FORCE_SHARE) */
+
+/* Wrap a backend. name is used in error messages (copied). On success the
+ * vhd_io owns opaque: closing it calls ops->close(opaque). */
+VHD_API int vhd_io_new(const struct vhd_io_ops *ops, void *opaque, const char *name,
+               unsigned flags, vhd_io **out);
+
+/* A file on the host, opened with O_CLOEXEC. */
+VHD_API int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out);
+
+/* A growable in-memory file, initialised with a copy of data[0..size).
+ * data may be NULL when size is 0. */
+VHD_API int vhd_io_new_memory(const void *data, size_t size, const char *name,
+                      unsigned flags, vhd_io **out);
+
+/* Copy out the current contents of an in-memory file: *data is allocated
+ * with malloc() and owned by the caller. -EINVAL for other backends. */
+VHD_API int vhd_io_memory_contents(vhd_io *io, void **data, size_t *size);
+
+/* The name given at creation (the path for files). */
+VHD_API const char *vhd_io_name(const vhd_io *io);
+
+/* Close the backend. NULL is allowed. */
+VHD_API void vhd_io_close(vhd_io *io);
+
+/* ------------------------------------------------------------------ */
+/* Opening and closing images                                          */
+
+typedef struct vhd_image vhd_image;
+
+#define VHD_OPEN_RDONLY     0x0u
+#define VHD_OPEN_RDWR       0x1u   /* the top image only; parents stay read-only */
+#define VHD_OPEN_NO_PARENT  0x2u   /* do not open the parent chain (info, check);
+                                      reads of parent-backed ranges fail with -ENXIO */
+#define VHD_OPEN_RAW        0x4u   /* skip probing: treat the file as raw */
+#define VHD_OPEN_RAW_PARENT 0x8u   /* a raw file may be the parent of a
+                                      differencing VHD whose parent id is zero
+                                      (blktap's raw parents). Without it a raw
+                                      file is never a parent: anything probes
+                                      as raw, so a locator could name any file
+                                      on the host. */
+#define VHD_OPEN_FORCE_SHARE 0x10u /* read-only opens: take no lock, so an
+                                      image another process is writing can be
+                                      inspected (what is read may be
+                                      inconsistent), as qemu-img's -U */
+#define VHD_OPEN_PARENTS_BESIDE 0x20u /* parents only in the image's own
+                                      directory and below (see
+                                      vhd_open_params.parent_dir) */
+
+/* Open the image at path, probing its format by content. A differencing
+ * image opens its whole chain (parents read-only). Errors name the file
+ * and the field at fault. */
+VHD_API int vhd_open(const char *path, unsigned flags, vhd_image **out);
+
+/* Open an image over an I/O backend with a given format (or
+ * VHD_FORMAT_AUTO). On success the image owns io; on failure io is closed. */
+VHD_API int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags,
+                vhd_image **out);
+
+/* Where a differencing image's parents may come from. Images are often
+ * someone else's (an upload, a download): their locators may name any path,
+ * so a program that serves or converts such images confines them.
+ *
+ *  - Parents are found only through the image's locators, each tried as a
+ *    path relative to the child's directory (Windows absolute paths such as
+ *    "C:\dir\base.vhd" are not host paths: only their file name is tried,
+ *    beside the child). A candidate outside the allowed directory is not
+ *    opened or even looked up, so no message tells whether it exists.
+ *  - A parent is taken only when its identity matches the child's link (VHD
+ *    unique id, VHDX data write GUID). A parent id of all zeros matches
+ *    nothing but a raw file, and a raw file only with VHD_OPEN_RAW_PARENT.
+ *  - Only regular files and block devices are opened, never FIFOs or
+ *    devices that could block.
+ *
+ * flags: VHD_OPEN_*. With VHD_OPEN_PARENTS_BESIDE every parent in the chain
+ * must lie in the top image's directory or below it; with parent_dir set,
+ * in that directory or below it (both: either place). Containment is judged
+ * on the path as written and again on the opened file's real path, so a
+ * symbolic link cannot lead out. Without either, parents may be anywhere
+ * the locators say. */
+struct vhd_open_params {
+  unsigned flags;              /* VHD_OPEN_* */
+  enum vhd_format format;      /* VHD_FORMAT_AUTO: probe */
+  const char *parent_dir;      /* NULL: no directory confinement */
+};
+
+/* Fill p with defaults: read-only, probe the format, parents anywhere the
+ * locators say (no raw parents). */
+VHD_API void vhd_open_params_init(struct vhd_open_params *p);
+
+/* vhd_open and vhd_open_io with parameters. */
+VHD_API int vhd_open_with(const char *path, const struct vhd_open_params *p,
+                          vhd_image **out);
+VHD_API int vhd_open_io_with(vhd_io *io, const struct vhd_open_params *p,
+                             vhd_image **out);
+
+/* Flush (if writable) and release the image and its parents. Returns the
+ * flush result; the image is released in every case. NULL is allowed. */
+VHD_API int vhd_close(vhd_image *img);
+
+/* ------------------------------------------------------------------ */
+/* Creating images                                                     */
+
+struct vhd_create_params {
+  enum vhd_format format;      /* VHD_FORMAT_VHD, VHDX or RAW */
+  enum vhd_disk_type type;     /* default DYNAMIC; DIFFERENCING needs parent */
+  uint64_t size;               /* virtual size in bytes, rounded up to the
+                                  sector size; 0 = the parent's (differencing) */
+  uint32_t block_size;         /* 0 = format default (VHD 2 MiB, VHDX 32 MiB) */
+  uint32_t logical_sector_size;  /* 0 = 512; VHDX may use 4096 */
+  uint32_t physical_sector_size; /* 0 = 4096 for VHDX; VHD ignores it */
+  const char *parent;          /* differencing: path of the parent image */
+  unsigned flags;              /* VHD_CREATE_* */
+};
+
+#define VHD_CREATE_OVERWRITE   0x1u  /* replace an existing file */
+#define VHD_CREATE_CHS_ROUND   0x2u  /* VHD: round the size up to a CHS product
+                                        (Virtual PC compatible) */
+#define VHD_CREATE_SYNC        0x100u /* vhd_convert: make the output durable
+                                         before returning (see vhd_convert) */
+#define VHD_CREATE_DIRECT      0x200u /* vhd_convert: write the data around the
+                                         host's page cache (see vhd_convert) */
+
+/* Fill p with defaults: format VHD, type dynamic, everything else 0. */
+VHD_API void vhd_create_params_init(struct vhd_create_params *p);
+
+/* Create a new image. When out is non-NULL the image is returned open
+ * read-write; otherwise it is closed. */
+VHD_API int vhd_create(const char *path, const struct vhd_create_params *p,
+               vhd_image **out);
+
+/* Create over an I/O backend (which must be empty and writable). The image
+ * owns io on success; on failure io is closed. A differencing image's parent
+ * is opened through io's open_related. */
+VHD_API int vhd_create_io(vhd_io *io, const struct vhd_create_params *p,
+                  vhd_image **out);
+
+/* ------------------------------------------------------------------ */
+/* I/O on the virtual disk                                             */
+
+/* Read count bytes at offset. Reading past the virtual size is -EINVAL. */
+VHD_API int vhd_pread(vhd_image *img, void *buf, size_t count, uint64_t offset);
+
+/* Write count bytes at offset (any alignment: unaligned edges are
+ * read-modify-written through the chain). Allocates blocks as needed; a
+ * write of zeros into an unallocated block of a dynamic image allocates
+ * nothing. Not durable until vhd_flush(). */
+VHD_API int vhd_pwrite(vhd_image *img, const void *buf, size_t count, uint64_t offset);
+
+/* Make every completed write durable (data, then metadata). */
+VHD_API int vhd_flush(vhd_image *img);
+
+/* A trim: give back the space the range holds. Nothing is written and
+ * nothing allocated, so afterwards each part of the range reads as zeros
+ * or as it did before (use vhd_zero for zeros). Whole blocks are freed
+ * (in a VHD child only where the parent reads zeros); in part of a block
+ * the host file's 4 KiB pages are punched, and a block whose trims during
+ * this open add up to all of it is freed. Freed block slots take new
+ * blocks before the file grows. */
+VHD_API int vhd_discard(vhd_image *img, uint64_t offset, uint64_t length);
+
+/* Afterwards the range reads as zeros. With VHD_ZERO_MAY_TRIM whole blocks
+ * may be freed; with VHD_ZERO_FAST it fails with -ENOTSUP instead of
+ * writing zeros the slow way. */
+#define VHD_ZERO_MAY_TRIM 0x1u
+#define VHD_ZERO_FAST     0x2u
+VHD_API int vhd_zero(vhd_image *img, uint64_t offset, uint64_t length, unsigned flags);
+
+/* Allocation of the range starting at offset. *status gets VHD_STATUS_*
+ * flags for a run of *run bytes (1 <= *run <= length) that share them;
+ * *layer (if non-NULL) gets the chain depth holding the data (0 = this
+ * image, 1 = its parent, ...) or -1 when no layer holds it. A run ends on
+ * a logical sector boundary or at offset + length: a sector that is partly
+ * data (a parent ending inside it) is reported as data. */
+#define VHD_STATUS_DATA 0x1u   /* allocated in some layer */
+#define VHD_STATUS_ZERO 0x2u   /* known to read as zeros */
+VHD_API int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
+                     unsigned *status, uint64_t *run, int *layer);
+
+/* ------------------------------------------------------------------ */
+/* Information                                                         */
+
+struct vhd_info {
+  enum vhd_format format;
+  enum vhd_disk_type type;
+  uint64_t virtual_size;       /* bytes the guest sees */
+  uint64_t file_size;          /* length of the container file */
+  uint32_t block_size;         /* dynamic/differencing; 0 otherwise */
+  uint32_t logical_sector_size;
+  uint32_t physical_sector_size;
+  uint64_t allocated_blocks;   /* blocks holding data in this layer */
+  uint64_t total_blocks;       /* blocks the virtual size spans */
+  char creator[64];            /* e.g. "win 10.0 (Wi2k)" or the VHDX creator */
+  uint8_t id[16];              /* VHD unique id / VHDX virtual disk id */
+  uint8_t data_write_id[16];   /* VHDX data write GUID; zeros for VHD */
+  uint8_t parent_id[16];       /* differencing: parent identity expected */
+  const char *path;            /* this image's path (owned by the image) */
+  const char *parent_path;     /* resolved parent path, NULL if none or not
+                                  opened (owned by the image) */
+  const char *parent_hint;     /* first parent locator, as stored, or NULL */
+  uint16_t cylinders;          /* VHD CHS geometry */
+  uint8_t heads;
+  uint8_t sectors_per_track;
+  unsigned chain_depth;        /* 0 for a base image */
+  unsigned warnings;           /* non-fatal problems seen while opening */
+  uint64_t free_slot_bytes;    /* block slots inside the file that no block
+                                  uses: reused by new blocks, given back by
+                                  vhd_compact */
+};
+
+VHD_API int vhd_get_info(vhd_image *img, struct vhd_info *info);
+
+/* The room vhdboot.efi's rw mode keeps after the image inside its file
+ * (docs/efi-handoff.md, "Reserve"). Such a file is read and written as the
+ * image [0, logical_size); new blocks go into the reserve first, and
+ * vhd_compact or a check with VHD_CHECK_REPAIR gives the unused part back. */
+struct vhd_reserve {
+  uint64_t logical_size;   /* where the image ends in the file */
+  uint64_t physical_size;  /* the file's length */
+  uint64_t free_bytes;     /* unused reserve, between the image and the record */
+  uint32_t trailer_bytes;  /* after the record: 512 (the VHD footer's copy) or 0 */
+};
+/* 0 and *out set when img's file has a reserve; -ENOENT (no message) when
+ * it has none. */
+VHD_API int vhd_get_reserve(vhd_image *img, struct vhd_reserve *out);
+
+/* The parent of a differencing image (owned by the child), NULL otherwise. */
+VHD_API vhd_image *vhd_get_parent(vhd_image *img);
+
+/* ------------------------------------------------------------------ */
+/* Operations                                                          */
+
+/* Progress callbacks get the work done and the total in the same unit;
+ * returning non-zero cancels the operation (-ECANCELED). */
+typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+/* Copy src's virtual disk (through its whole chain) into a new image at
+ * dst_path made with p (p->size 0 = src's size). All-zero blocks stay
+ * unallocated in dynamic outputs and become holes in raw ones. On failure
+ * the output file is removed. The output is written data before metadata
+ * but not flushed (like `qemu-img convert`, whose default is cache=unsafe):
+ * when the call returns it may still be in the host's cache, and a host
+ * crash soon after can lose it. With VHD_CREATE_SYNC in p->flags it is
+ * flushed to stable storage (data, then metadata) before the call returns.
+ * With VHD_CREATE_DIRECT the data is written around the host's page cache
+ * (O_DIRECT) where the file system allows; metadata, unaligned tails and a
+ * dynamic VHD's data (512 bytes into each block) still go through it. That
+ * wins where new page-cache pages are expensive (a loaded VM that returns
+ * free memory to its host) and loses where the disk is the slower part. */
+VHD_API int vhd_convert(vhd_image *src, const char *dst_path,
+                const struct vhd_create_params *p,
+                vhd_progress_fn progress, void *opaque);
+
+enum vhd_check_severity {
+  VHD_CHECK_INFO = 0,        /* a note, nothing wrong */
+  VHD_CHECK_WARNING = 1,     /* odd but harmless */
+  VHD_CHECK_LEAK = 2,        /* space no structure uses */
+  VHD_CHECK_CORRUPTION = 3,  /* a structure is wrong */
+};
+
+typedef void (*vhd_check_report_fn)(void *opaque, enum vhd_check_severity sev,
+                                    const char *message);
+
+struct vhd_check_result {
+  enum vhd_format format;
+  enum vhd_disk_type type;
+  unsigned corruptions;
+  unsigned leaks;
+  unsigned warnings;
+  uint64_t leaked_bytes;
+  int log_needs_replay;        /* VHDX: the log holds entries to replay */
+  unsigned repairs;            /* VHD_CHECK_REPAIR: changes made */
+};
+
+/* vhd_check flags. */
+#define VHD_CHECK_REPAIR 0x1u  /* fix what can be fixed safely (each change
+                                  reported as VHD_CHECK_INFO "repaired: ...") */
+
+/* Validate every structure of the image at path (and its parent link).
+ * Each finding goes to report (may be NULL), except that of each kind
+ * (one message template) only the first 10 do; the rest are counted in
+ * *result, and one VHD_CHECK_INFO finding per kind at the end says how many
+ * were left out. Returns 0 when the check ran (look at *result), negative
+ * when it could not run at all. */
+VHD_API int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
+              void *opaque, struct vhd_check_result *result);
+
+/* vhd_check with open parameters (where parents may come from, locking);
+ * p->flags' read-write bit is ignored (VHD_CHECK_REPAIR decides). */
+VHD_API int vhd_check_with(const char *path, const struct vhd_open_params *p,
+                           unsigned flags, vhd_check_report_fn report, void *opaque,
+                           struct vhd_check_result *result);
+
+/* Same over a backend (does not take ownership of io). */
+VHD_API int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
+                 void *opaque, struct vhd_check_result *result);
+
+/* ------------------------------------------------------------------ */
+/* Maintenance operations. Each runs on an image opened read-write (or on
+ * paths, where several files change) and takes an optional progress
+ * callback; returning non-zero from it cancels with -ECANCELED, leaving a
+ * valid image. */
+
+/* Change the virtual size. Growing always works; shrinking needs
+ * VHD_RESIZE_SHRINK, and is refused (-ENOTEMPTY) when data lies past the
+ * new end unless VHD_RESIZE_FORCE. A crash at any point leaves the old or
+ * the new size, never a broken image. */
+#define VHD_RESIZE_SHRINK 0x1u
+#define VHD_RESIZE_FORCE  0x2u
+VHD_API int vhd_resize(vhd_image *img, uint64_t new_size, unsigned flags,
+                       vhd_progress_fn progress, void *opaque);
+
+/* Free blocks that read as zeros and give the space back to the host
+ * (VHD: later blocks move down and the file is truncated; VHDX: blocks
+ * become ZERO/UNMAPPED and their space is punched). Content is unchanged. */
+struct vhd_compact_result {
+  uint64_t blocks_freed;
+  uint64_t file_size_before;
+  uint64_t file_size_after;
+  uint64_t host_bytes_before;  /* allocated on the host (holes excluded) */
+  uint64_t host_bytes_after;
+};
+VHD_API int vhd_compact(vhd_image *img, unsigned flags,
+                        vhd_progress_fn progress, void *opaque,
+                        struct vhd_compact_result *result);
+
+/* Write the data of child_path's layers into ancestor_path (NULL: its
+ * parent), so the ancestor reads as the child did. Crash-safe: every image
+ * stays readable and a rerun finishes the job. */
+VHD_API int vhd_merge(const char *child_path, const char *ancestor_path,
+                      unsigned flags, vhd_progress_fn progress, void *opaque);
+
+/* Point a differencing image at a new parent file (locators and identity
+ * rewritten). A parent with another identity is refused unless
+ * VHD_SET_PARENT_IGNORE_ID. */
+#define VHD_SET_PARENT_IGNORE_ID 0x1u
+VHD_API int vhd_set_parent(const char *child_path, const char *parent_path,
+                           unsigned flags);
+
+/* The extents of [offset, offset+length) in order, each a maximal run
+ * with one state, one layer and (when known) one contiguous place in that
+ * layer's file, as `qemu-img map` reports them. Here DATA means "stored in
+ * the layer's file" (a fixed image's holes are DATA|ZERO) and ZERO "reads
+ * as zeros" (host holes inside stored ranges included). Length 0 maps to
+ * the end of the disk. */
+struct vhd_extent {
+  uint64_t offset;
+  uint64_t length;
+  unsigned status;       /* VHD_STATUS_*; 0 = unknown (parent not open) */
+  int layer;             /* 0 = this image, 1 = parent, ...: the layer that
+                            stores the bytes or defines them as zeros (a
+                            base image's unallocated blocks are its own);
+                            -1 = none (past a shorter parent's end) */
+  uint64_t host_offset;  /* where the bytes are in that layer's file, or
+                            UINT64_MAX when not one contiguous place */
+  unsigned depth;        /* the layer where the lookup stopped (= layer
+                            when layer >= 0): qemu-img map's "depth" */
+};
+/* fn returns 0 to go on; anything else stops the map, which then returns
+ * that value when negative and -ECANCELED otherwise. */
+typedef int (*vhd_extent_fn)(void *opaque, const struct vhd_extent *extent);
+VHD_API int vhd_map(vhd_image *img, uint64_t offset, uint64_t length,
+                    vhd_extent_fn fn, void *opaque);
+
+/* Figures about the layout of one image, for `vhdtool info`. */
+struct vhd_layout {
+  uint64_t min_size;           /* smallest size a shrink reaches keeping data */
+  uint64_t data_blocks;        /* blocks allocated in this layer */
+  uint64_t fragmented_blocks;  /* allocated blocks not right after the
+                                  previous block in virtual order */
+  unsigned fragmentation_pct;  /* fragmented_blocks * 100 / data_blocks */
+};
+VHD_API int vhd_get_layout(vhd_image *img, struct vhd_layout *layout);
+
+/* Platform rules: checked on an image, or met by the parameters of a new
+ * one (vhd_profile_apply adjusts p for a copy of an image of src_size). */
+enum vhd_profile {
+  VHD_PROFILE_AZURE = 1,       /* fixed VHD, whole MiB, size limits */
+  VHD_PROFILE_HYPERV = 2,      /* alignment, block sizes */
+  VHD_PROFILE_VIRTUALPC = 3,   /* VHD with a CHS-exact size */
+};
+VHD_API int vhd_profile_from_name(const char *name, enum vhd_profile *out);
+VHD_API const char *vhd_profile_name(enum vhd_profile profile);
+/* Each broken rule goes to report (named); *violations counts them. */
+VHD_API int vhd_profile_check(vhd_image *img, enum vhd_profile profile,
+                              vhd_check_report_fn report, void *opaque,
+                              unsigned *violations);
+VHD_API int vhd_profile_apply(enum vhd_profile profile, uint64_t src_size,
+                              struct vhd_create_params *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBVHD_VHD_H */
