@@ -5,7 +5,8 @@
 # -DVHD_EFI_LOADER=ON is an error naming the Debian package to install;
 # the default (AUTO) leaves the part out and the summary says why; the
 # same build tree configured again with the headers visible builds it (a
-# part left out once does not stay out).
+# part left out once does not stay out). Warnings are errors only with
+# VHD_WERROR, and the user's CFLAGS can still turn them off.
 . "$(dirname "$0")/../interop/common.sh"
 need_cmd cmake
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,5 +54,16 @@ if configure off off -DVHD_NBD_PLUGIN=OFF; then
     grep -q "nbdkit plugin nbdkit-vhd-plugin.so: no (-DVHD_NBD_PLUGIN=OFF)" "$WORK/off.log"
 else
   not_ok "configure with VHD_NBD_PLUGIN=OFF: $(grep -m3 -i error "$WORK/off.log")"
+fi
+# Warnings: errors only when asked (VHD_WERROR), and the user's CFLAGS come
+# after the project's warning flags, so -Wno-error there has the last word.
+flags() { sed -n 's/^C_FLAGS = //p' "$WORK/$1/lib/CMakeFiles/vhd_objects.dir/flags.make"; }
+if configure werror-off werror-off && configure werror-on werror-on -DVHD_WERROR=ON \
+     -DCMAKE_C_FLAGS=-Wno-error; then
+  check "default: no -Werror ($(flags werror-off))" sh -c "! echo '$(flags werror-off)' | grep -q -- -Werror"
+  check "VHD_WERROR=ON: -Werror, then the user's -Wno-error ($(flags werror-on))" \
+    sh -c "echo '$(flags werror-on)' | grep -q -- '-Werror.* -Wno-error'"
+else
+  not_ok "configure for the warning flags: $(grep -m3 -i error "$WORK/werror-on.log")"
 fi
 finish
