@@ -13,7 +13,8 @@ $SUDO apt-get update -q
 # (mkinitramfs, lsinitramfs) runs the project's hook in a test; installing
 # it in a machine without a kernel package changes nothing of its boot.
 # ntfs-3g (mkntfs, ntfscp, ntfsinfo, ntfsfix) and attr (setfattr) build
-# the NTFS host partitions the loader's mapper is tested on.
+# the NTFS host partitions the loader's mapper is tested on. debhelper and
+# lintian build and check the Debian packages (scripts/test-packages.sh).
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang libclang-rt-14-dev \
   zlib1g-dev uuid-dev libcriterion-dev \
@@ -21,4 +22,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
   qemu-utils libvhdi-dev libvhdi-utils \
   gnu-efi ovmf qemu-system-x86 mtools gdisk dosfstools exfatprogs \
   python3 bzip2 gzip coreutils strace groff-base man-db \
-  e2fsprogs dmsetup binutils dpkg initramfs-tools mmdebstrap ntfs-3g attr
+  e2fsprogs dmsetup binutils dpkg initramfs-tools mmdebstrap ntfs-3g attr \
+  debhelper lintian

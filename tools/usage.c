@@ -23,8 +23,7 @@ void print_version(FILE *out)
 {
   /* The tool and the library it runs with may differ after an upgrade of
    * one of them; show both. */
-  fprintf(out, "vhdtool %d.%d.%d (libvhd %s)\n", LIBVHD_VERSION_MAJOR,
-          LIBVHD_VERSION_MINOR, LIBVHD_VERSION_PATCH, vhd_version());
+  fprintf(out, "vhdtool %s (libvhd %s)\n", LIBVHD_VERSION_STRING, vhd_version());
 }
 
 void print_general_help(FILE *out)

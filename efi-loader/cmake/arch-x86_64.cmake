@@ -6,7 +6,12 @@
 # correctly by the firmware. efi_main itself stays System V: gnu-efi's crt0
 # converts. The red zone must be off because firmware interrupt handlers
 # run on the same stack.
-set(EFI_ARCH_CFLAGS -mno-red-zone -maccumulate-outgoing-args -DGNU_EFI_USE_MS_ABI)
+set(EFI_ARCH_CFLAGS -mno-red-zone -DGNU_EFI_USE_MS_ABI)
+if(CMAKE_C_COMPILER_ID STREQUAL "GNU")
+  # gcc needs it for Microsoft-ABI variadic calls (gnu-efi's uefi_call_wrapper
+  # and ms_va_list); clang lays out ms_abi calls itself and has no such flag.
+  list(APPEND EFI_ARCH_CFLAGS -maccumulate-outgoing-args)
+endif()
 set(EFI_CRT0 ${GNU_EFI_LIB_DIR}/crt0-efi-x86_64.o)
 set(EFI_LDS ${GNU_EFI_LIB_DIR}/elf_x86_64_efi.lds)
 set(EFI_LIBGNUEFI ${GNU_EFI_LIB_DIR}/libgnuefi.a)

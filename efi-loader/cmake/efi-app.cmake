@@ -35,6 +35,10 @@ find_path(GNU_EFI_LIB_DIR crt0-efi-${EFI_ARCH}.o
   PATHS /usr/lib /usr/lib64 /usr/local/lib /usr/local/lib64
   PATH_SUFFIXES gnuefi NO_DEFAULT_PATH)
 include(${CMAKE_CURRENT_LIST_DIR}/arch-${EFI_ARCH}.cmake)
+if(NOT GNU_EFI_INCLUDE_DIR)
+  set(EFI_TOOLCHAIN_PROBLEM "gnu-efi's efi.h not found")
+  return()
+endif()
 
 foreach(_f ${GNU_EFI_INCLUDE_DIR}/${EFI_ARCH}/efibind.h ${EFI_CRT0} ${EFI_LDS} ${EFI_LIBGNUEFI})
   if(NOT EXISTS "${_f}")
@@ -42,8 +46,13 @@ foreach(_f ${GNU_EFI_INCLUDE_DIR}/${EFI_ARCH}/efibind.h ${EFI_CRT0} ${EFI_LDS} $
     return()
   endif()
 endforeach()
-if(NOT CMAKE_OBJCOPY OR NOT CMAKE_LINKER)
-  set(EFI_TOOLCHAIN_PROBLEM "objcopy or ld not found")
+# GNU ld and objcopy whatever the compiler: gnu-efi's linker script is
+# written for GNU ld, and only GNU objcopy writes a PE image from the ELF
+# (with clang, CMake picks ld.lld and llvm-objcopy, which cannot).
+find_program(EFI_LD NAMES ld.bfd ld)
+find_program(EFI_OBJCOPY NAMES objcopy)
+if(NOT EFI_LD OR NOT EFI_OBJCOPY)
+  set(EFI_TOOLCHAIN_PROBLEM "GNU objcopy or ld not found (Debian package binutils)")
   return()
 endif()
 set(EFI_TOOLCHAIN_OK TRUE)
@@ -86,9 +95,9 @@ function(efi_add_image target)
   # --no-undefined: a shared object may otherwise keep unresolved symbols,
   # which the firmware would only discover as a crash.
   add_custom_command(OUTPUT ${A_OUTPUT}
-    COMMAND ${CMAKE_LINKER} -nostdlib -znocombreloc -T ${EFI_LDS} -shared
+    COMMAND ${EFI_LD} -nostdlib -znocombreloc -T ${EFI_LDS} -shared
             -Bsymbolic --no-undefined ${EFI_LDFLAGS} -o ${so} ${EFI_CRT0} ${objs} ${libs}
-    COMMAND ${CMAKE_OBJCOPY} ${EFI_OBJCOPY_SECTIONS} ${kind} ${so} ${A_OUTPUT}
+    COMMAND ${EFI_OBJCOPY} ${EFI_OBJCOPY_SECTIONS} ${kind} ${so} ${A_OUTPUT}
     DEPENDS ${objs} ${EFI_CRT0} ${EFI_LDS}
     COMMENT "Linking UEFI image ${A_OUTPUT}"
     VERBATIM COMMAND_EXPAND_LISTS)

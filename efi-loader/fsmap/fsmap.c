@@ -158,6 +158,9 @@ int fsmap_fat_entry(struct fsmap_volume *vol, uint32_t c, uint32_t *next)
 /* The cluster after c in a chain: 0 at the end of the chain. */
 static int chain_next(struct fsmap_volume *vol, uint32_t c, uint32_t *next)
 {
+  /* Set on every path: gcc -O3 cannot see that fsmap_fail() is negative
+   * and warned that callers might read *next unset. */
+  *next = 0;
   uint32_t v;
   int r = fsmap_fat_entry(vol, c, &v);
   if (r < 0)

@@ -64,10 +64,12 @@ static int ext_emit(struct ext_walk *w, uint64_t lblk, uint64_t len, uint64_t pb
 /* Reads a tree or indirect block into the buffer of its level. */
 static int ext_read_node(struct ext_walk *w, uint64_t blk, unsigned level, uint8_t **node)
 {
+  /* Set before any return: gcc -O3 cannot see that fsmap_fail() is
+   * negative and warned that callers might read *node unset. */
+  *node = w->levels + (size_t)level * w->st->block_size;
   if (++w->nodes > w->st->blocks)
     return fsmap_fail(w->vol, EINVAL, "ext: inode %u's block tree has more nodes than the "
                       "volume has blocks (a loop?)", w->ino);
-  *node = w->levels + (size_t)level * w->st->block_size;
   return fsmap_read(w->vol, blk * w->st->block_size, *node, w->st->block_size);
 }
 

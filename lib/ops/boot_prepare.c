@@ -32,7 +32,7 @@ static int write_chunk(struct zero_writer *w, vhd_io *file, size_t n, uint64_t o
 {
   if (!w->buffered && off % DIRECT_ALIGN == 0 && n % DIRECT_ALIGN == 0) {
     int e = io_file_pwrite_direct(file, w->zeros, n, off);
-    if (e != -EOPNOTSUPP)
+    if (e != -ENOTSUP)
       return e < 0 ? vhd_error(-e, "%s: write of zeros at offset %llu: %s", file->name,
                                (unsigned long long)off, vhd_strerror(-e)) : 0;
     w->buffered = true;
@@ -83,7 +83,7 @@ static int unwritten_ranges(struct zero_writer *w, vhd_io *file, uint64_t end, b
   uint64_t off = 0, start, stop;
   while (off < end) {
     int e = io_file_next_unwritten(file, off, end, &start, &stop);
-    if (e == -EOPNOTSUPP)
+    if (e == -ENOTSUP)
       return 0;   /* not a hosted file: nothing the host could lose */
     if (e < 0)
       return e;
@@ -106,7 +106,7 @@ static int hidden_holes(struct zero_writer *w, vhd_io *file, uint64_t end, uint6
 {
   uint64_t size, allocated;
   *bytes = 0;
-  if (!file->ops->allocated_size || file->ops->allocated_size(file->opaque, &allocated) < 0 ||
+  if (io_allocated_size(file, &allocated) < 0 ||
       io_get_size(file, &size) < 0 || allocated >= size)
     return 0;
   uint8_t *buf = vhd_aligned_alloc(DIRECT_ALIGN, ZERO_CHUNK);

@@ -12,7 +12,7 @@
 #include "util/guid.h"
 #include "util/utf16.h"
 
-#define CREATOR "libvhd 0.1"
+#define CREATOR "libvhd " LIBVHD_VERSION_STRING
 #define LOG_OFFSET VHDX_MIB
 #define LOG_LENGTH VHDX_MIB
 #define META_OFFSET (2u * VHDX_MIB)

@@ -33,17 +33,23 @@ trap 'rm -rf "$work"' EXIT
 # An overlay over /usr/lib (/lib on a merged-/usr system) adds the
 # modules (a copy, hard links where possible, for depmod to write
 # modules.dep into: the package ships none) and the built plugin.
-case "$PLUGIN_DIR" in
-  /usr/lib/*) ;;
-  *) skip "the plugin directory $PLUGIN_DIR is not under /usr/lib" ;;
-esac
+# A plugin directory elsewhere (the default /usr/local/lib/nbdkit/plugins)
+# gets an overlay of its own on its nearest existing parent.
 up="$work/up"
-mkdir -p "$up/modules" "$work/ow" "$work/root" "$up/${PLUGIN_DIR#/usr/lib/}"
+case "$PLUGIN_DIR" in
+  /usr/lib/*) plugin_low=/usr/lib plugin_up=$up ;;
+  *) plugin_low=$PLUGIN_DIR
+     while [ ! -d "$plugin_low" ]; do plugin_low=$(dirname "$plugin_low"); done
+     plugin_up=$work/plugin-up
+     mkdir -p "$plugin_up" "$work/ow3" ;;
+esac
+plugin_rel=${PLUGIN_DIR#"$plugin_low"}
+mkdir -p "$up/modules" "$work/ow" "$work/root" "$plugin_up/$plugin_rel"
 ln -s ../up "$work/root/lib"
 cp -al "$kroot/lib/modules/$ver" "$up/modules/" 2> /dev/null ||
   cp -a "$kroot/lib/modules/$ver" "$up/modules/"
 depmod -b "$work/root" -a "$ver" || { echo "FAIL: depmod of the cached kernel $ver"; exit 1; }
-cp "$NBD_PLUGIN" "$up/${PLUGIN_DIR#/usr/lib/}/nbdkit-vhd-plugin.so"
+cp "$NBD_PLUGIN" "$plugin_up/$plugin_rel/nbdkit-vhd-plugin.so"
 
 conf="$work/conf"
 mkdir -p "$conf/hooks" "$conf/scripts/local-top" "$conf/conf.d"
@@ -75,9 +81,11 @@ unshare -m sh -c '
   set -e
   mount -t overlay overlay -o "lowerdir=/usr/lib,upperdir=$1/up,workdir=$1/ow" /usr/lib
   mount -t overlay overlay -o "lowerdir=$7,upperdir=$1/sbin,workdir=$1/ow2" "$7"
+  [ "$8" = /usr/lib ] ||
+    mount -t overlay overlay -o "lowerdir=$8,upperdir=$1/plugin-up,workdir=$1/ow3" "$8"
   mount --bind "$6/boot" /boot   # the kernel config: which compressions it takes
   mkinitramfs -d "$3" -o "$4" "$5"
-' sh "$work" "$PLUGIN_DIR" "$conf" "$out" "$ver" "$kroot" "$SBINDIR" > "$work/log" 2>&1
+' sh "$work" "$PLUGIN_DIR" "$conf" "$out" "$ver" "$kroot" "$SBINDIR" "$plugin_low" > "$work/log" 2>&1
 rc=$?
 if [ $rc -ne 0 ]; then
   cat "$work/log"

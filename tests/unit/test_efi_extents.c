@@ -140,11 +140,7 @@ Test(efi_extents, fat16_4k_sectors) { fat_case(16, 20480, 1, 4096); }
 static const char *exfatput(void)
 {
   static char path[512];
-  /* This file lives in tests/unit/; the writer in tests/efi/. */
-  snprintf(path, sizeof path, "%s", __FILE__);
-  char *slash = strrchr(path, '/');
-  cr_assert_not_null(slash);
-  snprintf(slash, sizeof path - (size_t)(slash - path), "/../efi/exfatput.py");
+  snprintf(path, sizeof path, "%s/efi/exfatput.py", VHD_TESTS_DIR);
   return path;
 }
 

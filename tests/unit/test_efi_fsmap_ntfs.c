@@ -873,15 +873,7 @@ Test(efi_fsmap_ntfs, damaged_volumes_do_not_crash)
 static const char *shared_images(void)
 {
   static char path[600];
-  snprintf(path, sizeof path, "%s", __FILE__);   /* .../tests/unit/this.c */
-  for (int up = 0; up < 3; up++) {
-    char *slash = strrchr(path, '/');
-    if (!slash)
-      return NULL;
-    *slash = '\0';
-  }
-  size_t len = strlen(path);
-  snprintf(path + len, sizeof path - len, "/../shared/images");
+  snprintf(path, sizeof path, "%s/../../shared/images", VHD_TESTS_DIR);
   return access(path, R_OK) == 0 ? path : NULL;
 }
 
