@@ -54,10 +54,11 @@ _vhdtool()
       COMPREPLY=($(compgen -W "azure hyperv virtualpc" -- "$cur")); return ;;
     --parent-dir)
       COMPREPLY=($(compgen -d -- "$cur")); return ;;
-    --sector-size)
+    --sector-size|--physical-sector-size)
       COMPREPLY=($(compgen -W "512 4096" -- "$cur")); return ;;
     --output)
-      if [[ $cmd == map ]]; then
+      # every command that prints JSON; convert's --output is its -O
+      if [[ $cmd != convert ]]; then
         COMPREPLY=($(compgen -W "human json" -- "$cur")); return
       fi ;;
     -s|--size|-b|--block-size|--offset|--length|--start-offset|--max-length|--reserve)
