@@ -44,6 +44,7 @@ extern const struct command cmd_merge;
 extern const struct command cmd_set_parent;
 extern const struct command cmd_map;
 extern const struct command cmd_boot_prepare;
+extern const struct command cmd_reset_id;
 
 /* usage.c ----------------------------------------------------------- */
 
