@@ -50,6 +50,8 @@ _vhdtool()
       COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;
     -t|--type)
       COMPREPLY=($(compgen -W "fixed dynamic differencing" -- "$cur")); return ;;
+    --mode)
+      COMPREPLY=($(compgen -W "ro cow rw" -- "$cur")); return ;;
     --profile)
       COMPREPLY=($(compgen -W "azure hyperv virtualpc" -- "$cur")); return ;;
     --parent-dir)
@@ -67,6 +69,10 @@ _vhdtool()
 
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$(_vhdtool_options "$tool" "$cmd")" -- "$cur"))
+    return
+  fi
+  if [[ $cmd == detach ]]; then
+    COMPREPLY=($(compgen -W "$("$tool" attach --list 2>/dev/null | cut -f1)" -- "$cur"))
     return
   fi
   # Images are files: complete file names (and directories to descend).

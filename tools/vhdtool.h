@@ -45,6 +45,8 @@ extern const struct command cmd_set_parent;
 extern const struct command cmd_map;
 extern const struct command cmd_boot_prepare;
 extern const struct command cmd_reset_id;
+extern const struct command cmd_attach;
+extern const struct command cmd_detach;
 
 /* usage.c ----------------------------------------------------------- */
 

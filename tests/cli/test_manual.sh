@@ -75,6 +75,8 @@ out=$(complete_words "$VHDTOOL" convert --profile "")
 check "completion: --profile values" test "$(echo $out)" = "azure hyperv virtualpc"
 out=$(complete_words "$VHDTOOL" create --physical-sector-size "")
 check "completion: --physical-sector-size values" test "$(echo $out)" = "512 4096"
+out=$(complete_words "$VHDTOOL" attach --mode "")
+check "completion: attach --mode values" test "$(echo $out)" = "ro cow rw"
 for cmd in info check compact; do
   out=$(complete_words "$VHDTOOL" $cmd --output "")
   check "completion: $cmd --output values" test "$(echo $out)" = "human json"
