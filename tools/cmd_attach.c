@@ -55,7 +55,7 @@ static int need_nbd_module(void)
     char prog[512];
     snprintf(prog, sizeof prog, "%s", modprobe);
     char *argv[] = { "modprobe", "-q", "nbd", NULL };
-    if (nbd_spawn_wait(prog, argv, NULL) == 0 && nbd_wait_for("/sys/module/nbd", 2000))
+    if (nbd_spawn_wait(prog, argv, NULL, true) == 0 && nbd_wait_for("/sys/module/nbd", 2000))
       return EXIT_OK;
   }
   return fail("no NBD driver: /sys/module/nbd is absent and 'modprobe nbd' failed (without "
@@ -98,7 +98,7 @@ static int start_nbdkit(const struct attachment *a, const char *plugin)
   argv[n++] = filearg;
   argv[n++] = "parents=any";   /* as every other vhdtool command finds them */
   argv[n] = NULL;
-  int rc = nbd_spawn_wait(prog, argv, NULL);
+  int rc = nbd_spawn_wait(prog, argv, NULL, true);
   if (rc != 0)
     return fail("%s: nbdkit could not serve it (exit %d)", a->image, rc);
   return EXIT_OK;
@@ -113,7 +113,7 @@ static int connect_client(const struct attachment *a, uint32_t sector_size)
   snprintf(dev, sizeof dev, "/dev/%s", a->device);
   snprintf(bs, sizeof bs, "%u", (unsigned)sector_size);
   char *argv[] = { "nbd-client", "-unix", sock, dev, "-b", bs, "-N", "vhdtool", NULL };
-  int rc = nbd_spawn_wait(prog, argv, NULL);
+  int rc = nbd_spawn_wait(prog, argv, NULL, true);
   if (rc != 0)
     return fail("%s: nbd-client could not connect it to the server (exit %d)", dev, rc);
   char pid[96];
@@ -139,25 +139,25 @@ static int attach(const char *path, const char *mode, const char *device_arg)
   if (device_arg && !device_name(device_arg, a.device, sizeof a.device))
     return usage_error("attach", "'%s' is no NBD device (/dev/nbdN)", device_arg);
 
-  /* The image first: a file that does not open is the clearest error. */
-  vhd_image *img;
-  struct vhd_info info;
-  int st = open_image(path, VHD_OPEN_RDONLY, &img, &info);
-  if (st != EXIT_OK)
-    return st;
-  vhd_close(img);
   char *real = realpath(path, NULL);
   if (!real)
     return fail("%s: %s", path, strerror(errno));
   snprintf(a.image, sizeof a.image, "%s", real);
   free(real);
-
+  /* Before the open: the server's lock would refuse it in vaguer words. */
   struct conflict_query q = { .image = a.image, .rw = strcmp(mode, "rw") == 0 };
   attach_state_each(find_conflict, &q);
   if (q.found)
     return fail("%s: already attached %s as /dev/%s ('vhdtool detach /dev/%s' first)", path,
                 strcmp(q.found->mode, "rw") == 0 ? "read-write" : "read-only",
                 q.found->device, q.found->device);
+  /* A file that does not open is the clearest error there can be. */
+  vhd_image *img;
+  struct vhd_info info;
+  int st = open_image(path, VHD_OPEN_RDONLY, &img, &info);
+  if (st != EXIT_OK)
+    return st;
+  vhd_close(img);
 
   if ((st = need_nbd_module()) != EXIT_OK)
     return st;

@@ -35,7 +35,8 @@ const char *nbd_find_program(const char *name)
   return NULL;
 }
 
-int nbd_spawn_wait(const char *prog, char *const argv[], const char *stdin_text)
+int nbd_spawn_wait(const char *prog, char *const argv[], const char *stdin_text,
+                   bool mute_stdout)
 {
   int pipefd[2] = { -1, -1 };
   if (stdin_text && pipe2(pipefd, O_CLOEXEC) < 0)
@@ -46,6 +47,9 @@ int nbd_spawn_wait(const char *prog, char *const argv[], const char *stdin_text)
   if (pid == 0) {
     if (stdin_text)
       dup2(pipefd[0], 0);
+    int null = mute_stdout ? open("/dev/null", O_WRONLY) : -1;
+    if (null >= 0)
+      dup2(null, 1);
     execv(prog, argv);
     fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, prog, strerror(errno));
     _exit(127);

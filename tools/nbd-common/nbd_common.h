@@ -16,10 +16,12 @@
 const char *nbd_find_program(const char *name);
 
 /* Run prog (argv[0] as given) with stdin_text on its standard input
- * (NULL: inherited) and wait: its exit status, 128 + the signal that
- * killed it, 127 when it could not be run, or -1 (errno) when it could
- * not be started. */
-int nbd_spawn_wait(const char *prog, char *const argv[], const char *stdin_text);
+ * (NULL: inherited), its standard output sent to /dev/null when
+ * mute_stdout (what it says there would mix with the caller's output),
+ * and wait: its exit status, 128 + the signal that killed it, 127 when it
+ * could not be run, or -1 (errno) when it could not be started. */
+int nbd_spawn_wait(const char *prog, char *const argv[], const char *stdin_text,
+                   bool mute_stdout);
 
 /* The first /dev/nbdN with no connection, as "nbdN" in name. -1 with
  * errno ENODEV when the kernel has no nbd device at all, EBUSY when all

@@ -13,7 +13,7 @@ const char *find_program(const char *name)
 
 int spawn_wait(const char *prog, char *const argv[], const char *stdin_text)
 {
-  int rc = nbd_spawn_wait(prog, argv, stdin_text);
+  int rc = nbd_spawn_wait(prog, argv, stdin_text, false);
   if (rc < 0)
     return fail("%s: cannot run it: %s", prog, strerror(errno));
   return rc;

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""vhdtool attach/detach (issue 16) with a kernel that has the NBD driver:
+the Debian cloud kernel booted directly under QEMU (TCG) with an
+initramfs whose /init (attach_init.sh) runs vhdtool, nbdkit, the plugin
+and nbd-client on images kept on an ext4 host disk.
+
+In the guest: a dynamic VHDX attached rw gets a pattern written with dd
+past the end of an ext4 made on the device's start, and a file in that
+ext4; a second rw attach is refused with one line; detach; the image is
+checked there. A differencing VHDX attached in cow mode reads back what
+was written to it, and both its files keep their bytes. With nbd-client
+gone, attach says so in one line.
+
+On the host, from the image taken back out of the ext4 disk with debugfs:
+vhdtool check and qemu-img check exit 0, vhdtool read gives the pattern at
+60 MiB, and debugfs finds the file in the image's ext4 with the pattern's
+content.
+"""
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import linuxkit as L  # noqa: E402
+from test_linux_trim import boot_direct, host_disk  # noqa: E402
+
+E = L.E
+MIB = E.MIB
+SIZE = 64 * MIB
+
+
+def body(env, results):
+    kit = L.Kit(env)
+    for prog in ("/usr/sbin/mke2fs", "qemu-img"):
+        E.need(os.path.basename(prog))
+    initrd = kit.initramfs(env.path("attach-initrd.gz"),
+                           init=os.path.join(L.HERE, "attach_init.sh"),
+                           extra=[("/usr/sbin/mke2fs", "/sbin/mke2fs"),
+                                  (env.vhdtool, "/sbin/vhdtool")])
+    w = env.path("attach")
+    shutil.rmtree(w, ignore_errors=True)
+    os.makedirs(w)
+    pattern = os.path.join(w, "pattern.bin")
+    with open(pattern, "wb") as f:
+        f.write(E.pattern(4 * MIB, 16))
+    disk = os.path.join(w, "disk.vhdx")
+    env.vhdtool_run("create", "-f", "vhdx", "-s", SIZE, "-b", MIB, disk)
+    raw = os.path.join(w, "base.raw")
+    with open(raw, "wb") as f:
+        f.write(E.pattern(8 * MIB, 23))
+        f.truncate(SIZE)
+    base = os.path.join(w, "base.vhdx")
+    E.convert(env, raw, base, "vhdx", "dynamic")
+    child = os.path.join(w, "child.vhdx")
+    env.vhdtool_run("snapshot", base, child)
+    host = host_disk(env, "attach-host", [pattern, disk, base, child])
+
+    b = boot_direct(env, kit, initrd, host, "", timeout=300)
+    problems = [] if b.rc != "timeout" else ["timed out"]
+    problems += [l for l in b.lines if "ATTACH-FAILED" in l]
+    if not b.has("ATTACH-DONE"):
+        problems.append("the guest run did not finish")
+    results.check("attach rw prints /dev/nbd0", [] if b.value("ATTACH-DEV") == "/dev/nbd0"
+                  else [f"ATTACH-DEV {b.value('ATTACH-DEV')!r}"] + problems, b)
+    results.check("attach --list shows device, mode, image",
+                  [] if b.value("ATTACH-LIST") == "/dev/nbd0 rw /host/disk.vhdx"
+                  else [f"ATTACH-LIST {b.value('ATTACH-LIST')!r}"], b)
+    again = b.value("ATTACH-AGAIN") or ""
+    results.check("a second rw attach is refused with one line naming the device",
+                  [] if again.startswith("1 ") and "already attached read-write as /dev/nbd0"
+                  in again else [f"ATTACH-AGAIN {again!r}"], b)
+    results.check("detach exits 0 and forgets the attachment",
+                  [] if (b.value("ATTACH-DETACH") or "").startswith("0")
+                  and b.value("ATTACH-LIST-AFTER") == "0"
+                  else [f"ATTACH-DETACH {b.value('ATTACH-DETACH')!r}, "
+                        f"LIST-AFTER {b.value('ATTACH-LIST-AFTER')!r}"], b)
+    results.check("vhdtool check in the guest after detach",
+                  [] if (b.value("ATTACH-CHECK") or "").startswith("0 ")
+                  else [f"ATTACH-CHECK {b.value('ATTACH-CHECK')!r}"], b)
+    results.check("cow: the device reads back what was written",
+                  [] if b.value("ATTACH-COW-READ") == "0"
+                  else [f"ATTACH-COW-READ {b.value('ATTACH-COW-READ')!r}"], b)
+    results.check("cow: the differencing image and its parent keep their bytes",
+                  [] if b.value("ATTACH-COW-SAME") == "yes"
+                  else [f"ATTACH-COW-SAME {b.value('ATTACH-COW-SAME')!r}"], b)
+    noclient = b.value("ATTACH-NO-CLIENT") or ""
+    results.check("without nbd-client: exit 1, one line saying so",
+                  [] if noclient.startswith("1 1 ") and "nbd-client not found" in noclient
+                  else [f"ATTACH-NO-CLIENT {noclient!r}"], b)
+
+    # The image out of the host disk: checked and read on the host.
+    back = os.path.join(w, "back.vhdx")
+    E.run(["debugfs", "-R", f"dump /disk.vhdx {back}", host])
+    problems = []
+    rc, out = L.run_rc([env.vhdtool, "check", back])
+    if rc != 0:
+        problems.append(f"vhdtool check exit {rc}: {out.strip()[:300]}")
+    rc, out = L.run_rc(["qemu-img", "check", "-f", "vhdx", back])
+    if rc != 0:
+        problems.append(f"qemu-img check exit {rc}: {out.strip()[:300]}")
+    got = os.path.join(w, "got.bin")
+    with open(got, "wb") as f:
+        subprocess.run([env.vhdtool, "read", "--offset", str(60 * MIB), "--length",
+                        str(4 * MIB), back], stdout=f, check=True)
+    if open(got, "rb").read() != open(pattern, "rb").read():
+        problems.append("vhdtool read at 60 MiB differs from the pattern written with dd")
+    img_raw = os.path.join(w, "back.raw")
+    with open(img_raw, "wb") as f:
+        subprocess.run([env.vhdtool, "read", back], stdout=f, check=True)
+    inner = os.path.join(w, "file.out")
+    E.run(["debugfs", "-R", f"dump /file {inner}", img_raw])
+    if not os.path.exists(inner) or open(inner, "rb").read() != open(pattern, "rb").read():
+        problems.append("the file written in the guest's ext4 is missing or differs")
+    results.check("on the host: checks clean, dd's pattern and the ext4 file read back",
+                  problems, b)
+    E.say(f"# guest run: {b.wall:.1f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(E.main(body))
