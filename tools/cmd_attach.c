@@ -4,6 +4,7 @@
  * by nbd-client, and the record in the run directory (attach_state.h) lets
  * detach and attach --list find it again. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,11 @@ static int connect_client(const struct attachment *a, uint32_t sector_size)
   snprintf(pid, sizeof pid, "/sys/block/%s/pid", a->device);
   if (!nbd_wait_for(pid, 5000))
     return fail("%s: not connected 5 s after nbd-client", dev);
+  /* The kernel reads the partition table on the first open after the
+   * size is set: done here, so /dev/nbdNp1 exists when attach returns. */
+  int fd = open(dev, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0)
+    close(fd);
   return EXIT_OK;
 }
 

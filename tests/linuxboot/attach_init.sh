@@ -15,16 +15,17 @@ while read -r m; do insmod "$m" 2> /dev/null; done < /etc/modules.load
 mount -t ext4 /dev/vda /host || fail "cannot mount the host disk"
 cd /host || fail "cd /host"
 
-# 1. rw: a pattern with dd past the file system, ext4 on the start,
-#    a file in it, detach.
+# 1. rw: the image holds an MBR with one partition (1 MiB + 48 MiB): a
+#    pattern with dd past it, ext4 in the partition, a file in it, detach.
 dev=$(vhdtool attach disk.vhdx 2> /tmp/err) || fail "attach rw: $(cat /tmp/err)"
 say "ATTACH-DEV: $dev"
 say "ATTACH-LIST: $(vhdtool attach --list | tr '\t' ' ')"
 vhdtool attach disk.vhdx > /dev/null 2> /tmp/err
 say "ATTACH-AGAIN: $? $(cat /tmp/err)"
 dd if=pattern.bin of="$dev" bs=1M seek=60 conv=fsync 2> /dev/null || fail "dd"
-/sbin/mke2fs -q -F -t ext4 -b 4096 "$dev" 12288 > /dev/console 2>&1 || fail "mke2fs exit $?"
-mount -t ext4 "$dev" /mnt || fail "mount $dev"
+[ -b "${dev}p1" ] && say "ATTACH-PART: yes" || say "ATTACH-PART: no ${dev}p1"
+/sbin/mke2fs -q -F -t ext4 -b 4096 "${dev}p1" > /dev/console 2>&1 || fail "mke2fs exit $?"
+mount -t ext4 "${dev}p1" /mnt || fail "mount ${dev}p1"
 cp pattern.bin /mnt/file || fail "cp"
 umount /mnt || fail "umount"
 vhdtool detach "$dev" > /dev/console 2> /tmp/err

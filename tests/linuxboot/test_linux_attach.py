@@ -4,20 +4,22 @@ the Debian cloud kernel booted directly under QEMU (TCG) with an
 initramfs whose /init (attach_init.sh) runs vhdtool, nbdkit, the plugin
 and nbd-client on images kept on an ext4 host disk.
 
-In the guest: a dynamic VHDX attached rw gets a pattern written with dd
-past the end of an ext4 made on the device's start, and a file in that
-ext4; a second rw attach is refused with one line; detach; the image is
+In the guest: a dynamic VHDX holding an MBR with one partition is
+attached rw; the partition's device is there when attach returns; a
+pattern is written with dd past the partition, ext4 made in it and a file
+written there; a second rw attach is refused with one line; detach; the image is
 checked there. A differencing VHDX attached in cow mode reads back what
 was written to it, and both its files keep their bytes. With nbd-client
 gone, attach says so in one line.
 
 On the host, from the image taken back out of the ext4 disk with debugfs:
 vhdtool check and qemu-img check exit 0, vhdtool read gives the pattern at
-60 MiB, and debugfs finds the file in the image's ext4 with the pattern's
-content.
+60 MiB, and debugfs finds the file in the partition's ext4 with the
+pattern's content.
 """
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -28,6 +30,7 @@ from test_linux_trim import boot_direct, host_disk  # noqa: E402
 E = L.E
 MIB = E.MIB
 SIZE = 64 * MIB
+PART_START, PART_SIZE = 1 * MIB, 48 * MIB
 
 
 def body(env, results):
@@ -46,6 +49,11 @@ def body(env, results):
         f.write(E.pattern(4 * MIB, 16))
     disk = os.path.join(w, "disk.vhdx")
     env.vhdtool_run("create", "-f", "vhdx", "-s", SIZE, "-b", MIB, disk)
+    mbr = bytearray(512)   # one Linux partition: sectors 2048.. (PART_START, PART_SIZE)
+    mbr[446 + 4] = 0x83
+    mbr[446 + 8:446 + 16] = struct.pack("<II", PART_START // 512, PART_SIZE // 512)
+    mbr[510:512] = b"\x55\xaa"
+    subprocess.run([env.vhdtool, "write", disk], input=bytes(mbr), check=True)
     raw = os.path.join(w, "base.raw")
     with open(raw, "wb") as f:
         f.write(E.pattern(8 * MIB, 23))
@@ -63,6 +71,9 @@ def body(env, results):
         problems.append("the guest run did not finish")
     results.check("attach rw prints /dev/nbd0", [] if b.value("ATTACH-DEV") == "/dev/nbd0"
                   else [f"ATTACH-DEV {b.value('ATTACH-DEV')!r}"] + problems, b)
+    results.check("the partition's device is there when attach returns",
+                  [] if b.value("ATTACH-PART") == "yes"
+                  else [f"ATTACH-PART {b.value('ATTACH-PART')!r}"], b)
     results.check("attach --list shows device, mode, image",
                   [] if b.value("ATTACH-LIST") == "/dev/nbd0 rw /host/disk.vhdx"
                   else [f"ATTACH-LIST {b.value('ATTACH-LIST')!r}"], b)
@@ -108,8 +119,12 @@ def body(env, results):
     img_raw = os.path.join(w, "back.raw")
     with open(img_raw, "wb") as f:
         subprocess.run([env.vhdtool, "read", back], stdout=f, check=True)
+    part = os.path.join(w, "part.raw")
+    with open(img_raw, "rb") as f, open(part, "wb") as o:
+        f.seek(PART_START)
+        o.write(f.read(PART_SIZE))
     inner = os.path.join(w, "file.out")
-    E.run(["debugfs", "-R", f"dump /file {inner}", img_raw])
+    E.run(["debugfs", "-R", f"dump /file {inner}", part])
     if not os.path.exists(inner) or open(inner, "rb").read() != open(pattern, "rb").read():
         problems.append("the file written in the guest's ext4 is missing or differs")
     results.check("on the host: checks clean, dd's pattern and the ext4 file read back",
