@@ -69,36 +69,28 @@ def body(env, results):
     problems += [l for l in b.lines if "ATTACH-FAILED" in l]
     if not b.has("ATTACH-DONE"):
         problems.append("the guest run did not finish")
-    results.check("attach rw prints /dev/nbd0", [] if b.value("ATTACH-DEV") == "/dev/nbd0"
-                  else [f"ATTACH-DEV {b.value('ATTACH-DEV')!r}"] + problems, b)
-    results.check("the partition's device is there when attach returns",
-                  [] if b.value("ATTACH-PART") == "yes"
-                  else [f"ATTACH-PART {b.value('ATTACH-PART')!r}"], b)
-    results.check("attach --list shows device, mode, image",
-                  [] if b.value("ATTACH-LIST") == "/dev/nbd0 rw /host/disk.vhdx"
-                  else [f"ATTACH-LIST {b.value('ATTACH-LIST')!r}"], b)
-    again = b.value("ATTACH-AGAIN") or ""
-    results.check("a second rw attach is refused with one line naming the device",
-                  [] if again.startswith("1 ") and "already attached read-write as /dev/nbd0"
-                  in again else [f"ATTACH-AGAIN {again!r}"], b)
-    results.check("detach exits 0 and forgets the attachment",
-                  [] if (b.value("ATTACH-DETACH") or "").startswith("0")
-                  and b.value("ATTACH-LIST-AFTER") == "0"
-                  else [f"ATTACH-DETACH {b.value('ATTACH-DETACH')!r}, "
-                        f"LIST-AFTER {b.value('ATTACH-LIST-AFTER')!r}"], b)
-    results.check("vhdtool check in the guest after detach",
-                  [] if (b.value("ATTACH-CHECK") or "").startswith("0 ")
-                  else [f"ATTACH-CHECK {b.value('ATTACH-CHECK')!r}"], b)
-    results.check("cow: the device reads back what was written",
-                  [] if b.value("ATTACH-COW-READ") == "0"
-                  else [f"ATTACH-COW-READ {b.value('ATTACH-COW-READ')!r}"], b)
-    results.check("cow: the differencing image and its parent keep their bytes",
-                  [] if b.value("ATTACH-COW-SAME") == "yes"
-                  else [f"ATTACH-COW-SAME {b.value('ATTACH-COW-SAME')!r}"], b)
-    noclient = b.value("ATTACH-NO-CLIENT") or ""
-    results.check("without nbd-client: exit 1, one line saying so",
-                  [] if noclient.startswith("1 1 ") and "nbd-client not found" in noclient
-                  else [f"ATTACH-NO-CLIENT {noclient!r}"], b)
+    def expect(name, key, good, extra=()):
+        """One check on the value of the guest's "KEY: value" line."""
+        v = b.value(key) or ""
+        results.check(name, [] if good(v) else [f"{key} {v!r}", *extra], b)
+
+    expect("attach rw prints /dev/nbd0", "ATTACH-DEV", lambda v: v == "/dev/nbd0", problems)
+    expect("the partition's device is there when attach returns", "ATTACH-PART",
+           lambda v: v == "yes")
+    expect("attach --list shows device, mode, image", "ATTACH-LIST",
+           lambda v: v == "/dev/nbd0 rw /host/disk.vhdx")
+    expect("a second rw attach is refused with one line naming the device", "ATTACH-AGAIN",
+           lambda v: v.startswith("1 ") and "already attached read-write as /dev/nbd0" in v)
+    expect("detach exits 0", "ATTACH-DETACH", lambda v: v.startswith("0"))
+    expect("detach forgets the attachment", "ATTACH-LIST-AFTER", lambda v: v == "0")
+    expect("vhdtool check in the guest after detach", "ATTACH-CHECK",
+           lambda v: v.startswith("0 "))
+    expect("cow: the device reads back what was written", "ATTACH-COW-READ",
+           lambda v: v == "0")
+    expect("cow: the differencing image and its parent keep their bytes", "ATTACH-COW-SAME",
+           lambda v: v == "yes")
+    expect("without nbd-client: exit 1, one line saying so", "ATTACH-NO-CLIENT",
+           lambda v: v.startswith("1 1 ") and "nbd-client not found" in v)
 
     # The image out of the host disk: checked and read on the host.
     back = os.path.join(w, "back.vhdx")
