@@ -501,6 +501,14 @@ VHD_API int vhd_merge(const char *child_path, const char *ancestor_path,
 VHD_API int vhd_set_parent(const char *child_path, const char *parent_path,
                            unsigned flags);
 
+/* Give an image a new random unique id in place (Hyper-V's Set-VHD
+ * -ResetDiskIdentifier): VHD the footer's unique_id, VHDX the Virtual Disk
+ * ID and the data_write_guid. Differencing images whose parent link names
+ * the old id break, so when such children lie in the image's directory it
+ * is refused (-EBUSY, the message naming them) unless VHD_RESET_ID_FORCE. */
+#define VHD_RESET_ID_FORCE 0x1u
+VHD_API int vhd_reset_id(const char *path, unsigned flags);
+
 /* The extents of [offset, offset+length) in order, each a maximal run
  * with one state, one layer and (when known) one contiguous place in that
  * layer's file, as `qemu-img map` reports them. Here DATA means "stored in

@@ -110,7 +110,7 @@ static int run(int argc, char **argv)
       progress_wanted = true;
       break;
     case OPT_SECTOR_SIZE:
-      if (!parse_sector_size(me, optarg, &p.logical_sector_size))
+      if (!parse_sector_size(me, "sector-size", optarg, &p.logical_sector_size))
         return EXIT_FAIL;
       break;
     case OPT_FORCE:

@@ -44,6 +44,9 @@ extern const struct command cmd_merge;
 extern const struct command cmd_set_parent;
 extern const struct command cmd_map;
 extern const struct command cmd_boot_prepare;
+extern const struct command cmd_reset_id;
+extern const struct command cmd_attach;
+extern const struct command cmd_detach;
 
 /* usage.c ----------------------------------------------------------- */
 
@@ -114,8 +117,9 @@ bool format_from_extension(const char *path, bool allow_raw, enum vhd_format *ou
 void format_id(enum vhd_format format, const uint8_t id[16], char out[37]);
 bool id_is_zero(const uint8_t id[16]);
 
-/* Logical sector size option: 512 or 4096. */
-bool parse_sector_size(const char *cmd, const char *text, uint32_t *out);
+/* A sector size option (named without its dashes): 512 or 4096. */
+bool parse_sector_size(const char *cmd, const char *option, const char *text,
+                       uint32_t *out);
 
 /* operands.c -------------------------------------------------------- */
 
@@ -162,6 +166,19 @@ bool force_share_requested(void);
 int open_with_options(const char *path, unsigned flags, vhd_image **img);
 /* Their help text, appended to the help of each command that takes them. */
 extern const char open_options_help[];
+
+/* output_option.c -------------------------------------------------- */
+
+/* --json and --output=json|human, for every command that prints JSON: put
+ * OUTPUT_LONG_OPTIONS in its long option table and hand both results to
+ * take_output_option(). */
+enum { OPT_OUTPUT_JSON = 0x1100, OPT_OUTPUT_FORMAT };
+#define OUTPUT_LONG_OPTIONS                                     \
+  {"json", no_argument, NULL, OPT_OUTPUT_JSON},                 \
+  {"output", required_argument, NULL, OPT_OUTPUT_FORMAT}
+/* Sets *json from option c (with its argument arg); false after printing
+ * the usage error of an unknown format. */
+bool take_output_option(const char *cmd, int c, const char *arg, bool *json);
 
 /* files.c ----------------------------------------------------------- */
 
