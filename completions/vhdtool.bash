@@ -45,6 +45,13 @@ _vhdtool()
     prev=${cur%%=*}
     cur=${cur#*=}
   fi
+  # compare: -s is --strict (no value), -F names B's format.
+  if [[ $cmd == compare ]]; then
+    case $prev in
+      -F|--second-format) COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;
+      -s) prev=--strict ;;
+    esac
+  fi
   case $prev in
     -f|--format|-O|--output-format|--source-format)
       COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;

@@ -526,6 +526,23 @@ typedef int (*vhd_extent_fn)(void *opaque, const struct vhd_extent *extent);
 VHD_API int vhd_map(vhd_image *img, uint64_t offset, uint64_t length,
                     vhd_extent_fn fn, void *opaque);
 
+/* Whether a and b read the same, as `qemu-img compare` judges it: where
+ * one disk is longer, its extra part must read as zeros, unless
+ * VHD_COMPARE_STRICT, which makes any size difference a difference. Ranges
+ * block status reports as zeros are not read. progress counts bytes. */
+#define VHD_COMPARE_STRICT 0x1u
+struct vhd_compare_result {
+  int differ;            /* 1: the disks differ, 0: they read the same */
+  int size_differs;      /* the virtual sizes differ (a difference only
+                            when strict or where the extra part is not zeros) */
+  uint64_t offset;       /* start of the first 512-byte sector that differs,
+                            UINT64_MAX when none does (equal, or strict and
+                            only the sizes differ) */
+};
+VHD_API int vhd_compare(vhd_image *a, vhd_image *b, unsigned flags,
+                        vhd_progress_fn progress, void *opaque,
+                        struct vhd_compare_result *result);
+
 /* Figures about the layout of one image, for `vhdtool info`. */
 struct vhd_layout {
   uint64_t min_size;           /* smallest size a shrink reaches keeping data */

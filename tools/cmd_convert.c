@@ -166,25 +166,10 @@ static int run(int argc, char **argv)
   /* The source goes first so that a bad source never costs the user an
    * existing destination. */
   vhd_image *src;
-  unsigned open_flags = VHD_OPEN_RDONLY;
-  if (src_format == VHD_FORMAT_RAW)
-    open_flags |= VHD_OPEN_RAW;
-  int r = open_with_options(src_path, open_flags, &src);
-  if (r < 0)
-    return fail_lib(src_path, r);
-
   struct vhd_info src_info;
-  r = vhd_get_info(src, &src_info);
-  if (r < 0) {
-    int st = fail_lib(src_path, r);
-    vhd_close(src);
-    return st;
-  }
-  if (src_format != VHD_FORMAT_AUTO && src_info.format != src_format) {
-    vhd_close(src);
-    return fail("%s: is a %s image, not %s", src_path, vhd_format_name(src_info.format),
-                vhd_format_name(src_format));
-  }
+  if (open_source(src_path, src_format, &src, &src_info) != EXIT_OK)
+    return EXIT_FAIL;
+  int r;
 
   if (profile && (r = vhd_profile_apply(profile, src_info.virtual_size, &p)) < 0) {
     int st = fail_lib(dst_path, r);

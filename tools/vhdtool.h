@@ -44,6 +44,7 @@ extern const struct command cmd_merge;
 extern const struct command cmd_set_parent;
 extern const struct command cmd_map;
 extern const struct command cmd_boot_prepare;
+extern const struct command cmd_compare;
 
 /* usage.c ----------------------------------------------------------- */
 
@@ -126,6 +127,11 @@ const char *single_file_operand(const char *cmd, int argc, char **argv, int firs
 /* vhd_open + vhd_get_info. EXIT_OK, or the failure reported (one line)
  * and EXIT_FAIL with *img NULL. */
 int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_info *info);
+
+/* open_image read-only for a source named with -f FMT: raw skips probing,
+ * vhd or vhdx must be what the content says (AUTO: anything). */
+int open_source(const char *path, enum vhd_format format, vhd_image **img,
+                struct vhd_info *info);
 
 /* The end of a command that changed img in place: r (the library call's
  * result) reported, interrupted_note when SIGINT cancelled it (the image

@@ -68,6 +68,10 @@ check "completion: -f values" test "$(echo $out)" = "vhd vhdx"
 touch "$WORK/disk-one.vhd"
 out=$(complete_words "$VHDTOOL" info "$WORK/disk-o")
 check "completion: file names" test "$out" = "$WORK/disk-one.vhd"
+out=$(complete_words "$VHDTOOL" compare -F "")
+check "completion: compare -F values" test "$(echo $out)" = "vhd vhdx raw"
+out=$(complete_words "$VHDTOOL" compare -s "$WORK/disk-o")
+check "completion: compare -s takes no value" test "$out" = "$WORK/disk-one.vhd"
 
 # --- installation ------------------------------------------------------------------
 if command -v cmake > /dev/null && [ -f "$BUILD/CMakeCache.txt" ]; then
