@@ -387,7 +387,15 @@ typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
  * (O_DIRECT) where the file system allows; metadata, unaligned tails and a
  * dynamic VHD's data (512 bytes into each block) still go through it. That
  * wins where new page-cache pages are expensive (a loaded VM that returns
- * free memory to its host) and loses where the disk is the slower part. */
+ * free memory to its host) and loses where the disk is the slower part.
+ * With p->parent set (convert onto a base, `qemu-img convert -B`), dst is
+ * a new differencing image over that base (p->type DIFFERENCING or left
+ * at its default; locators and identity as vhd_create makes them; format
+ * VHD_FORMAT_AUTO: the base's, VHD over raw; block and sector sizes the
+ * base's when 0 and the formats agree) holding only
+ * the sectors where src reads differently from the base, zeros included;
+ * ranges both report as zeros are not read. Such an output is always
+ * flushed before the call returns. */
 VHD_API int vhd_convert(vhd_image *src, const char *dst_path,
                 const struct vhd_create_params *p,
                 vhd_progress_fn progress, void *opaque);

@@ -22,6 +22,7 @@ static const struct option long_options[] = {
   {"sync", no_argument, NULL, OPT_SYNC},
   {"direct", no_argument, NULL, OPT_DIRECT},
   {"profile", required_argument, NULL, OPT_PROFILE},
+  {"base", required_argument, NULL, 'B'},
   OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -80,10 +81,11 @@ static int run(int argc, char **argv)
   enum vhd_format src_format = VHD_FORMAT_AUTO;
   uint64_t block_size = 0;
   enum vhd_profile profile = 0;
+  const char *base = NULL;
   int c;
 
   vhd_create_params_init(&p);
-  while ((c = getopt_long(argc, argv, ":UO:f:t:b:ph", long_options, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, ":UO:f:t:b:B:ph", long_options, NULL)) != -1) {
     switch (c) {
     case 'O':
       if (!parse_format(optarg, &p.format))
@@ -126,6 +128,9 @@ static int run(int argc, char **argv)
       if (vhd_profile_from_name(optarg, &profile) < 0)
         return usage_error(me, "unknown profile '%s' (azure, hyperv or virtualpc)", optarg);
       break;
+    case 'B':
+      base = optarg;
+      break;
     case 'h':
       print_command_help(&cmd_convert, stdout);
       return EXIT_OK;
@@ -144,16 +149,27 @@ static int run(int argc, char **argv)
   const char *src_path = argv[optind];
   const char *dst_path = argv[optind + 1];
 
+  if (base && (have_type || profile))
+    return usage_error(me, "-B makes a differencing image over BASE; drop %s",
+                       have_type ? "-t" : "--profile");
   if (!have_format && profile)
     have_format = format_from_extension(dst_path, true, &p.format);
   if (profile && profile_conflicts(me, profile, &p, have_format, have_type, block_size))
     return EXIT_FAIL;
   if (profile)
     have_format = true;
-  if (!have_format && !format_from_extension(dst_path, true, &p.format))
+  if (base && !have_format && !format_from_extension(dst_path, false, &p.format))
+    p.format = VHD_FORMAT_AUTO;   /* the library takes BASE's */
+  else if (!have_format && !format_from_extension(dst_path, true, &p.format))
     return usage_error(me, "cannot tell the output format from the name '%s': "
                        "use -O vhd|vhdx|raw or a .vhd/.vhdx/.raw/.img extension",
                        dst_path);
+  if (base && p.format == VHD_FORMAT_RAW)
+    return usage_error(me, "-B makes a differencing VHD or VHDX, not raw");
+  if (base) {
+    p.parent = base;
+    p.type = VHD_TYPE_DIFFERENCING;
+  }
   if (p.format == VHD_FORMAT_RAW) {
     if (have_type)
       return usage_error(me, "raw images have no type; drop -t");
@@ -220,7 +236,9 @@ const struct command cmd_convert = {
   .summary = "Copy an image (through its whole chain) into a new image of any format.",
   .synopsis = "vhdtool convert [-O vhd|vhdx|raw] [-t fixed|dynamic] [-b BLOCK_SIZE]\n"
               "                       [--sector-size 512|4096] [-p] [--force] [--sync]\n"
-              "                       [--direct] [--profile azure|hyperv|virtualpc] SRC DST",
+              "                       [--direct] [--profile azure|hyperv|virtualpc] SRC DST\n"
+              "       vhdtool convert -B BASE [-O vhd|vhdx] [-b BLOCK_SIZE] [-p] [--force]\n"
+              "                       SRC DST",
   .help =
     "SRC's format is found from its content; a differencing SRC is read through\n"
     "its parents, so DST is a standalone image.\n"
@@ -249,6 +267,10 @@ const struct command cmd_convert = {
     "                           hyperv: VHD blocks of 2 MiB, VHDX block sizes\n"
     "                           Hyper-V takes. Options that contradict the\n"
     "                           profile are refused\n"
+    "  -B, --base BASE          make DST a differencing image over BASE (as\n"
+    "                           snapshot does; format: -O, DST's extension or\n"
+    "                           BASE's) holding only the sectors where SRC reads\n"
+    "                           differently from BASE\n"
     "  -h, --help               show this help\n"
     "\n"
     "All-zero blocks stay unallocated in a dynamic DST and become holes in a raw\n"
