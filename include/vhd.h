@@ -551,6 +551,22 @@ VHD_API int vhd_compare(vhd_image *a, vhd_image *b, unsigned flags,
                         vhd_progress_fn progress, void *opaque,
                         struct vhd_compare_result *result);
 
+/* How large a file vhd_convert(src, ..., p) would make, as `qemu-img
+ * measure` tells: fully_allocated with every block present, required for
+ * src's current data (every output block that src's block status says
+ * holds data counted whole, so an upper bound where that data reads as
+ * zeros; with src NULL, an empty image of p->size). Exact for the layout
+ * this library writes: the image is made by the driver's own create in
+ * memory that holds only metadata. Fixed and raw: both are the file's
+ * length (a raw file's holes are not subtracted, as qemu-img does not).
+ * p->size 0 is src's size. */
+struct vhd_measure_result {
+  uint64_t required;
+  uint64_t fully_allocated;
+};
+VHD_API int vhd_measure(vhd_image *src, const struct vhd_create_params *p,
+                        struct vhd_measure_result *result);
+
 /* Figures about the layout of one image, for `vhdtool info`. */
 struct vhd_layout {
   uint64_t min_size;           /* smallest size a shrink reaches keeping data */

@@ -10,6 +10,7 @@
 const struct command *const commands[] = {
   &cmd_create, &cmd_info, &cmd_convert, &cmd_read, &cmd_write, &cmd_check, &cmd_snapshot, &cmd_merge, &cmd_compact, &cmd_set_parent, &cmd_map, &cmd_resize, &cmd_boot_prepare,
   &cmd_compare,
+  &cmd_measure,
   NULL,
 };
 

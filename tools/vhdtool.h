@@ -45,6 +45,7 @@ extern const struct command cmd_set_parent;
 extern const struct command cmd_map;
 extern const struct command cmd_boot_prepare;
 extern const struct command cmd_compare;
+extern const struct command cmd_measure;
 
 /* usage.c ----------------------------------------------------------- */
 
@@ -168,6 +169,18 @@ bool force_share_requested(void);
 int open_with_options(const char *path, unsigned flags, vhd_image **img);
 /* Their help text, appended to the help of each command that takes them. */
 extern const char open_options_help[];
+
+/* output_params.c --------------------------------------------------- */
+
+/* The output options a profile decides must not say otherwise; the format
+ * is the one asked for (have_format). EXIT_OK, or the usage error printed
+ * and EXIT_FAIL. */
+int profile_conflicts(const char *me, enum vhd_profile profile, struct vhd_create_params *p,
+                      bool have_format, bool have_type, uint64_t block_size);
+/* A raw output takes no -t or -b (its type becomes NONE); p->block_size
+ * set. EXIT_OK or EXIT_FAIL (usage error printed). */
+int settle_output_type(const char *me, struct vhd_create_params *p, bool have_type,
+                       uint64_t block_size);
 
 /* files.c ----------------------------------------------------------- */
 
