@@ -9,19 +9,14 @@
 
 #include "vhdtool.h"
 
-enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_SYNC, OPT_DIRECT, OPT_PROFILE };
+enum { OPT_FORCE = 256, OPT_SYNC, OPT_DIRECT };
 
 static const struct option long_options[] = {
-  {"output-format", required_argument, NULL, 'O'},
-  {"source-format", required_argument, NULL, 'f'},
-  {"type", required_argument, NULL, 't'},
-  {"block-size", required_argument, NULL, 'b'},
+  OUTPUT_LONG_OPTIONS,
   {"progress", no_argument, NULL, 'p'},
-  {"sector-size", required_argument, NULL, OPT_SECTOR_SIZE},
   {"force", no_argument, NULL, OPT_FORCE},
   {"sync", no_argument, NULL, OPT_SYNC},
   {"direct", no_argument, NULL, OPT_DIRECT},
-  {"profile", required_argument, NULL, OPT_PROFILE},
   {"base", required_argument, NULL, 'B'},
   OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
@@ -47,57 +42,25 @@ static bool ours_to_remove(const char *path, bool existed, const struct stat *be
 static int run(int argc, char **argv)
 {
   const char *me = "convert";
-  struct vhd_create_params p;
-  bool have_format = false, have_type = false, progress_wanted = false, force = false;
-  enum vhd_format src_format = VHD_FORMAT_AUTO;
-  uint64_t block_size = 0;
-  enum vhd_profile profile = 0;
+  struct output_choice o;
+  bool progress_wanted = false, force = false;
   const char *base = NULL;
   int c;
 
-  vhd_create_params_init(&p);
+  output_choice_init(&o);
   while ((c = getopt_long(argc, argv, ":UO:f:t:b:B:ph", long_options, NULL)) != -1) {
     switch (c) {
-    case 'O':
-      if (!parse_format(optarg, &p.format))
-        return usage_error(me, "unknown output format '%s' (use vhd, vhdx or raw)", optarg);
-      have_format = true;
-      break;
-    case 'f':
-      if (!parse_format(optarg, &src_format))
-        return usage_error(me, "unknown source format '%s' (use vhd, vhdx or raw)", optarg);
-      break;
-    case 't':
-      if (!parse_type(optarg, &p.type) || p.type == VHD_TYPE_DIFFERENCING)
-        return usage_error(me, "invalid output type '%s' (use fixed or dynamic)", optarg);
-      have_type = true;
-      break;
-    case 'b':
-      if (!parse_size_option(me, "block size", optarg, &block_size))
-        return EXIT_FAIL;
-      if (block_size == 0 || block_size > UINT32_MAX)
-        return usage_error(me, "invalid block size '%s': must be between 1 byte and 4 GiB",
-                           optarg);
-      break;
     case 'p':
       progress_wanted = true;
-      break;
-    case OPT_SECTOR_SIZE:
-      if (!parse_sector_size(me, optarg, &p.logical_sector_size))
-        return EXIT_FAIL;
       break;
     case OPT_FORCE:
       force = true;
       break;
     case OPT_SYNC:
-      p.flags |= VHD_CREATE_SYNC;
+      o.p.flags |= VHD_CREATE_SYNC;
       break;
     case OPT_DIRECT:
-      p.flags |= VHD_CREATE_DIRECT;
-      break;
-    case OPT_PROFILE:
-      if (vhd_profile_from_name(optarg, &profile) < 0)
-        return usage_error(me, "unknown profile '%s' (azure, hyperv or virtualpc)", optarg);
+      o.p.flags |= VHD_CREATE_DIRECT;
       break;
     case 'B':
       base = optarg;
@@ -106,13 +69,20 @@ static int run(int argc, char **argv)
       print_command_help(&cmd_convert, stdout);
       return EXIT_OK;
     default: {
-      int st;
-      if (!open_option_or_error(me, c, argv, long_options, &st))
+      int st, taken = output_option(me, c, optarg, &o);
+      if (taken < 0)
+        return EXIT_FAIL;
+      if (!taken && !open_option_or_error(me, c, argv, long_options, &st))
         return st;
       break;
     }
     }
   }
+  struct vhd_create_params p = o.p;
+  bool have_format = o.have_format, have_type = o.have_type;
+  enum vhd_format src_format = o.src_format;
+  uint64_t block_size = o.block_size;
+  enum vhd_profile profile = o.profile;
   if (argc - optind < 2)
     return usage_error(me, argc - optind == 0 ? "missing SRC and DST" : "missing DST");
   if (argc - optind > 2)

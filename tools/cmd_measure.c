@@ -7,16 +7,11 @@
 
 #include "vhdtool.h"
 
-enum { OPT_SECTOR_SIZE = 256, OPT_PROFILE, OPT_JSON, OPT_OUTPUT };
+enum { OPT_JSON = 256, OPT_OUTPUT };
 
 static const struct option long_options[] = {
-  {"output-format", required_argument, NULL, 'O'},
-  {"source-format", required_argument, NULL, 'f'},
-  {"type", required_argument, NULL, 't'},
-  {"block-size", required_argument, NULL, 'b'},
+  OUTPUT_LONG_OPTIONS,
   {"size", required_argument, NULL, 's'},
-  {"sector-size", required_argument, NULL, OPT_SECTOR_SIZE},
-  {"profile", required_argument, NULL, OPT_PROFILE},
   {"json", no_argument, NULL, OPT_JSON},
   {"output", required_argument, NULL, OPT_OUTPUT},
   OPEN_LONG_OPTIONS,
@@ -43,50 +38,19 @@ static void print_result(const struct vhd_measure_result *m, bool json)
 static int run(int argc, char **argv)
 {
   const char *me = "measure";
-  struct vhd_create_params p;
-  bool have_format = false, have_type = false, json = false;
-  enum vhd_format src_format = VHD_FORMAT_AUTO;
-  uint64_t block_size = 0, size = 0;
-  enum vhd_profile profile = 0;
+  struct output_choice o;
+  bool json = false;
+  uint64_t size = 0;
   int c;
 
-  vhd_create_params_init(&p);
+  output_choice_init(&o);
   while ((c = getopt_long(argc, argv, ":UO:f:t:b:s:h", long_options, NULL)) != -1) {
     switch (c) {
-    case 'O':
-      if (!parse_format(optarg, &p.format))
-        return usage_error(me, "unknown output format '%s' (use vhd, vhdx or raw)", optarg);
-      have_format = true;
-      break;
-    case 'f':
-      if (!parse_format(optarg, &src_format))
-        return usage_error(me, "unknown source format '%s' (use vhd, vhdx or raw)", optarg);
-      break;
-    case 't':
-      if (!parse_type(optarg, &p.type) || p.type == VHD_TYPE_DIFFERENCING)
-        return usage_error(me, "invalid output type '%s' (use fixed or dynamic)", optarg);
-      have_type = true;
-      break;
-    case 'b':
-      if (!parse_size_option(me, "block size", optarg, &block_size))
-        return EXIT_FAIL;
-      if (block_size == 0 || block_size > UINT32_MAX)
-        return usage_error(me, "invalid block size '%s': must be between 1 byte and 4 GiB",
-                           optarg);
-      break;
     case 's':
       if (!parse_size_option(me, "size", optarg, &size))
         return EXIT_FAIL;
       if (size == 0)
         return usage_error(me, "invalid size '%s': must be at least 1 byte", optarg);
-      break;
-    case OPT_SECTOR_SIZE:
-      if (!parse_sector_size(me, optarg, &p.logical_sector_size))
-        return EXIT_FAIL;
-      break;
-    case OPT_PROFILE:
-      if (vhd_profile_from_name(optarg, &profile) < 0)
-        return usage_error(me, "unknown profile '%s' (azure, hyperv or virtualpc)", optarg);
       break;
     case OPT_JSON:
       json = true;
@@ -100,38 +64,42 @@ static int run(int argc, char **argv)
       print_command_help(&cmd_measure, stdout);
       return EXIT_OK;
     default: {
-      int st;
-      if (!open_option_or_error(me, c, argv, long_options, &st))
+      int st, taken = output_option(me, c, optarg, &o);
+      if (taken < 0)
+        return EXIT_FAIL;
+      if (!taken && !open_option_or_error(me, c, argv, long_options, &st))
         return st;
       break;
     }
     }
   }
+  struct vhd_create_params *p = &o.p;
   int operands = argc - optind;
   if (operands > 1 || (operands == 1 && size))
     return usage_error(me, "unexpected argument '%s'", argv[optind + (size ? 0 : 1)]);
   if (operands == 0 && !size)
     return usage_error(me, "missing SRC (or --size SIZE)");
-  if (profile && profile_conflicts(me, profile, &p, have_format, have_type, block_size))
+  if (o.profile &&
+      profile_conflicts(me, o.profile, p, o.have_format, o.have_type, o.block_size))
     return EXIT_FAIL;
-  if (!have_format && !profile)
+  if (!o.have_format && !o.profile)
     return usage_error(me, "missing -O vhd|vhdx|raw");
-  if (settle_output_type(me, &p, have_type, block_size) != EXIT_OK)
+  if (settle_output_type(me, p, o.have_type, o.block_size) != EXIT_OK)
     return EXIT_FAIL;
 
   vhd_image *src = NULL;
   struct vhd_info info = { .virtual_size = size };
   const char *name = operands ? argv[optind] : "measure";
-  if (operands && open_source(name, src_format, &src, &info) != EXIT_OK)
+  if (operands && open_source(name, o.src_format, &src, &info) != EXIT_OK)
     return EXIT_FAIL;
   int r = 0;
-  if (profile)
-    r = vhd_profile_apply(profile, info.virtual_size, &p);
+  if (o.profile)
+    r = vhd_profile_apply(o.profile, info.virtual_size, p);
   else
-    p.size = info.virtual_size;
+    p->size = info.virtual_size;
   struct vhd_measure_result m;
   if (r == 0)
-    r = vhd_measure(src, &p, &m);
+    r = vhd_measure(src, p, &m);
   vhd_close(src);
   if (r < 0)
     return fail_lib(name, r);

@@ -172,6 +172,29 @@ extern const char open_options_help[];
 
 /* output_params.c --------------------------------------------------- */
 
+/* The output options convert and measure share: put OUTPUT_LONG_OPTIONS in
+ * the long option table, "O:f:t:b:" in the short ones, and hand option
+ * characters to output_option() first. */
+enum { OPT_OUT_SECTOR_SIZE = 0x1100, OPT_OUT_PROFILE };
+#define OUTPUT_LONG_OPTIONS                                        \
+  {"output-format", required_argument, NULL, 'O'},                 \
+  {"source-format", required_argument, NULL, 'f'},                 \
+  {"type", required_argument, NULL, 't'},                          \
+  {"block-size", required_argument, NULL, 'b'},                    \
+  {"sector-size", required_argument, NULL, OPT_OUT_SECTOR_SIZE},       \
+  {"profile", required_argument, NULL, OPT_OUT_PROFILE}
+struct output_choice {
+  struct vhd_create_params p;   /* format, type, sector size */
+  bool have_format, have_type;  /* -O, -t given */
+  enum vhd_format src_format;   /* -f */
+  uint64_t block_size;          /* -b, 0 if not given */
+  enum vhd_profile profile;     /* --profile, 0 if not given */
+};
+void output_choice_init(struct output_choice *o);
+/* 1: c was one of those options and is taken; 0: it is not one; -1: its
+ * value is bad (the usage error printed). */
+int output_option(const char *me, int c, const char *arg, struct output_choice *o);
+
 /* The output options a profile decides must not say otherwise; the format
  * is the one asked for (have_format). EXIT_OK, or the usage error printed
  * and EXIT_FAIL. */
