@@ -234,7 +234,9 @@ int vhd_measure(vhd_image *src, const struct vhd_create_params *params,
   if (p.size == 0 && src)
     p.size = src->virtual_size;
   if (p.size == 0)
-    return vhd_error(EINVAL, "%s: give a source image or a size to measure", name);
+    return vhd_error(EINVAL, src ? "%s: the source is empty (0 bytes) and an image cannot "
+                     "have a virtual size of 0" : "%s: give a source image or a size to "
+                     "measure", name);
   if (src && p.size < src->virtual_size)
     return vhd_error(EINVAL, "%s: the size %llu is smaller than the source's %llu", name,
                      (unsigned long long)p.size, (unsigned long long)src->virtual_size);
