@@ -17,16 +17,22 @@ static int counting_pread(void *o, void *buf, size_t count, uint64_t offset)
   return fake_pread(o, buf, count, offset);
 }
 
+static bool page_is_zero(const struct fake *f, uint64_t pos)
+{
+  static const uint8_t zeros[4096];
+  uint64_t n = f->size - pos < 4096 ? f->size - pos : 4096;
+  return memcmp(f->data + pos, zeros, n) == 0;
+}
+
 /* A sparse file's SEEK_DATA: data is every 4 KiB page that is not zeros. */
 static int page_find_data(void *o, uint64_t offset, uint64_t *data, uint64_t *hole)
 {
   const struct fake *f = o;
-  static const uint8_t zeros[4096];
   uint64_t pos = offset / 4096 * 4096;
-  while (pos < f->size && memcmp(f->data + pos, zeros, 4096) == 0)
+  while (pos < f->size && page_is_zero(f, pos))
     pos += 4096;
   *data = pos < f->size ? (pos > offset ? pos : offset) : f->size;
-  while (pos < f->size && memcmp(f->data + pos, zeros, 4096) != 0)
+  while (pos < f->size && !page_is_zero(f, pos))
     pos += 4096;
   *hole = pos < f->size ? pos : f->size;
   return 0;
