@@ -74,6 +74,11 @@ for src in sparse full; do
   got=$("$VHDTOOL" measure -O raw "$WORK/$src.raw" 2>&1)
   check "-O raw $src: as qemu-img measure ($(echo $got))" [ "$got" = "$want" ]
 done
+qemu-img measure --output=json -O raw -f raw "$WORK/full.raw" > "$WORK/q.json"
+"$VHDTOOL" measure --output=json -O raw "$WORK/full.raw" > "$WORK/v.json"
+check "-O raw --output=json: qemu-img's keys and figures" python3 -c '
+import json, sys
+sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' "$WORK/q.json" "$WORK/v.json"
 for qfmt in vpc vhdx; do
   if out=$(qemu-img measure -O "$qfmt" -f raw "$WORK/full.raw" 2>&1); then
     echo "# qemu-img measure -O $qfmt: $(echo $out) (vhdtool: see the checks above)"
