@@ -142,7 +142,13 @@ static int base_layout(const char *dst_path, struct vhd_create_params *p)
   int r = vhd_open(p->parent, VHD_OPEN_RDONLY, &base);
   if (r == 0)
     r = vhd_get_info(base, &info);
+  /* Replacing the base (or its parent) by its own child would destroy
+   * what the child is to read through. */
+  bool own_layer = r == 0 && vhd_chain_layer_of(base, dst_path) >= 0;
   vhd_close(base);
+  if (own_layer)
+    return vhd_error(EINVAL, "%s: is the base image or one of its parents; choose another "
+                     "destination", dst_path);
   if (r < 0) {
     vhd_error_prefix(dst_path);
     return r;

@@ -93,5 +93,8 @@ check "-B with -t is refused" test $? = 1 -a ! -e "$WORK/bad.vhd"
 "$VHDTOOL" convert -B "$WORK/base.vhd" "$WORK/src.raw" "$WORK/child.vhd" 2> "$WORK/err"
 check "an existing DST is kept without --force" test $? = 1 -a -s "$WORK/child.vhd"
 check "... and still reads as SRC" "$VHDTOOL" compare -q "$WORK/child.vhd" "$WORK/src.raw"
+"$VHDTOOL" convert --force -B "$WORK/base.vhd" "$WORK/src.raw" "$WORK/base.vhd" 2> "$WORK/err"
+check "DST that is BASE is refused, naming the reason" grep -q "is the base image" "$WORK/err"
+check "... and BASE is untouched" "$VHDTOOL" compare -q "$WORK/base.vhd" "$WORK/base.raw"
 
 finish
