@@ -536,7 +536,8 @@ VHD_API int vhd_map(vhd_image *img, uint64_t offset, uint64_t length,
 
 /* Whether a and b read the same, as `qemu-img compare` judges it: where
  * one disk is longer, its extra part must read as zeros, unless
- * VHD_COMPARE_STRICT, which makes any size difference a difference. Ranges
+ * VHD_COMPARE_STRICT, which makes any size difference a difference (sizes
+ * in whole 512-byte sectors, as qemu-img counts a raw file's). Ranges
  * block status reports as zeros are not read. progress counts bytes. */
 #define VHD_COMPARE_STRICT 0x1u
 struct vhd_compare_result {

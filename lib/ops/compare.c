@@ -12,7 +12,10 @@ int vhd_compare(vhd_image *a, vhd_image *b, unsigned flags, vhd_progress_fn prog
 {
   vhd_error_clear();
   *result = (struct vhd_compare_result){ .offset = UINT64_MAX };
-  result->size_differs = a->virtual_size != b->virtual_size;
+  /* In whole sectors, as qemu-img sees a raw file's length: a raw file of
+   * an odd length and its VHD copy are the same size. */
+  result->size_differs = align_up(a->virtual_size, DIFFER_SECTOR) !=
+                         align_up(b->virtual_size, DIFFER_SECTOR);
   if (result->size_differs && (flags & VHD_COMPARE_STRICT)) {
     result->differ = 1;
     return 0;
@@ -22,7 +25,7 @@ int vhd_compare(vhd_image *a, vhd_image *b, unsigned flags, vhd_progress_fn prog
   int r = differ_first(a, b, common, &first, progress, opaque);
   if (r < 0)
     return r;
-  if (first == UINT64_MAX && result->size_differs) {
+  if (first == UINT64_MAX && a->virtual_size != b->virtual_size) {
     vhd_image *longer = a->virtual_size > b->virtual_size ? a : b;
     r = differ_first_nonzero(longer, common, longer->virtual_size - common, &first);
     if (r < 0)

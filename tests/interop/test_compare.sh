@@ -36,6 +36,11 @@ truncate -s $((SIZE + M)) "$WORK/longzero.raw"
 cp "$WORK/longzero.raw" "$WORK/longdata.raw"
 poke "$WORK/longdata.raw" $((SIZE + 4096 + 3)) "y"
 
+# A raw file of an odd length: qemu-img counts it in whole sectors.
+head -c 1000001 "$WORK/a.raw" > "$WORK/odd.raw"
+cp "$WORK/odd.raw" "$WORK/oddpoke.raw"
+poke "$WORK/oddpoke.raw" 1000000 "q"
+
 qfmt() { case $1 in vhd) echo vpc ;; *) echo "$1" ;; esac; }
 
 # image NAME FMT: NAME.raw as FMT (dynamic), path printed.
@@ -71,6 +76,15 @@ for fa in raw vhd vhdx; do
     same_as_qemu a "$fa" longzero "$fb" -s
   done
 done
+
+for fb in raw vhd vhdx; do
+  same_as_qemu odd raw odd "$fb"
+  same_as_qemu oddpoke raw odd "$fb"
+done
+same_as_qemu odd raw odd raw -s
+# (qemu-img -s would also compare allocation, here raw's against VHD's.)
+"$VHDTOOL" compare -s "$WORK/odd.raw" "$(image odd vhdx)" > /dev/null
+check "compare -s of an odd-length raw file and its VHDX copy: 0" [ $? = 0 ]
 
 # Strict on equal sizes judges content only.
 "$VHDTOOL" compare -s "$(image a vhdx)" "$(image same vhd)" > /dev/null
