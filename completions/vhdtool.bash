@@ -45,6 +45,14 @@ _vhdtool()
     prev=${cur%%=*}
     cur=${cur#*=}
   fi
+  # compare: -s is --strict (no value), -F names B's format; measure
+  # prints human or json.
+  case $cmd:$prev in
+    compare:-F|compare:--second-format)
+      COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;
+    compare:-s) prev=--strict ;;
+    measure:--output) COMPREPLY=($(compgen -W "human json" -- "$cur")); return ;;
+  esac
   case $prev in
     -f|--format|-O|--output-format|--source-format)
       COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;

@@ -47,6 +47,8 @@ extern const struct command cmd_boot_prepare;
 extern const struct command cmd_reset_id;
 extern const struct command cmd_attach;
 extern const struct command cmd_detach;
+extern const struct command cmd_compare;
+extern const struct command cmd_measure;
 
 /* usage.c ----------------------------------------------------------- */
 
@@ -131,6 +133,11 @@ const char *single_file_operand(const char *cmd, int argc, char **argv, int firs
  * and EXIT_FAIL with *img NULL. */
 int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_info *info);
 
+/* open_image read-only for a source named with -f FMT: raw skips probing,
+ * vhd or vhdx must be what the content says (AUTO: anything). */
+int open_source(const char *path, enum vhd_format format, vhd_image **img,
+                struct vhd_info *info);
+
 /* The end of a command that changed img in place: r (the library call's
  * result) reported, interrupted_note when SIGINT cancelled it (the image
  * is valid either way: say what to do), then img closed. EXIT_OK or
@@ -179,6 +186,40 @@ enum { OPT_OUTPUT_JSON = 0x1100, OPT_OUTPUT_FORMAT };
 /* Sets *json from option c (with its argument arg); false after printing
  * the usage error of an unknown format. */
 bool take_output_option(const char *cmd, int c, const char *arg, bool *json);
+/* output_params.c --------------------------------------------------- */
+
+/* The output options convert and measure share: put OUTPUT_PARAMS_LONG_OPTIONS in
+ * the long option table, "O:f:t:b:" in the short ones, and hand option
+ * characters to output_option() first. */
+enum { OPT_OUT_SECTOR_SIZE = 0x1200, OPT_OUT_PROFILE };
+#define OUTPUT_PARAMS_LONG_OPTIONS                                        \
+  {"output-format", required_argument, NULL, 'O'},                 \
+  {"source-format", required_argument, NULL, 'f'},                 \
+  {"type", required_argument, NULL, 't'},                          \
+  {"block-size", required_argument, NULL, 'b'},                    \
+  {"sector-size", required_argument, NULL, OPT_OUT_SECTOR_SIZE},       \
+  {"profile", required_argument, NULL, OPT_OUT_PROFILE}
+struct output_choice {
+  struct vhd_create_params p;   /* format, type, sector size */
+  bool have_format, have_type;  /* -O, -t given */
+  enum vhd_format src_format;   /* -f */
+  uint64_t block_size;          /* -b, 0 if not given */
+  enum vhd_profile profile;     /* --profile, 0 if not given */
+};
+void output_choice_init(struct output_choice *o);
+/* 1: c was one of those options and is taken; 0: it is not one; -1: its
+ * value is bad (the usage error printed). */
+int output_option(const char *me, int c, const char *arg, struct output_choice *o);
+
+/* The output options a profile decides must not say otherwise; the format
+ * is the one asked for (have_format). EXIT_OK, or the usage error printed
+ * and EXIT_FAIL. */
+int profile_conflicts(const char *me, enum vhd_profile profile, struct vhd_create_params *p,
+                      bool have_format, bool have_type, uint64_t block_size);
+/* A raw output takes no -t or -b (its type becomes NONE); p->block_size
+ * set. EXIT_OK or EXIT_FAIL (usage error printed). */
+int settle_output_type(const char *me, struct vhd_create_params *p, bool have_type,
+                       uint64_t block_size);
 
 /* files.c ----------------------------------------------------------- */
 

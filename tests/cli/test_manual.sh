@@ -65,7 +65,7 @@ complete_words() {
 out=$(complete_words "$VHDTOOL" "")
 check "completion: all subcommands offered" sh -c "for c in $(echo $commands); do echo '$out' | grep -qx \"\$c\" || exit 1; done"
 out=$(complete_words "$VHDTOOL" "m")
-check "completion: 'm' -> map, merge" test "$(printf '%s\n' $out | sort | tr '\n' ' ')" = "map merge "
+check "completion: 'm' -> map, measure, merge" test "$(printf '%s\n' $out | sort | tr '\n' ' ')" = "map measure merge "
 out=$(complete_words "$VHDTOOL" check --p)
 check "completion: check --p -> --profile ($out)" sh -c "echo '$out' | grep -qx -- --profile"
 out=$(complete_words "$VHDTOOL" map --)
@@ -86,6 +86,12 @@ check "completion: -f values" test "$(echo $out)" = "vhd vhdx"
 touch "$WORK/disk-one.vhd"
 out=$(complete_words "$VHDTOOL" info "$WORK/disk-o")
 check "completion: file names" test "$out" = "$WORK/disk-one.vhd"
+out=$(complete_words "$VHDTOOL" compare -F "")
+check "completion: compare -F values" test "$(echo $out)" = "vhd vhdx raw"
+out=$(complete_words "$VHDTOOL" compare -s "$WORK/disk-o")
+check "completion: compare -s takes no value" test "$out" = "$WORK/disk-one.vhd"
+out=$(complete_words "$VHDTOOL" measure --output "")
+check "completion: measure --output values" test "$(echo $out)" = "human json"
 
 # --- installation ------------------------------------------------------------------
 if command -v cmake > /dev/null && [ -f "$BUILD/CMakeCache.txt" ]; then
