@@ -45,19 +45,30 @@ _vhdtool()
     prev=${cur%%=*}
     cur=${cur#*=}
   fi
+  # compare: -s is --strict (no value), -F names B's format; measure
+  # prints human or json.
+  case $cmd:$prev in
+    compare:-F|compare:--second-format)
+      COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;
+    compare:-s) prev=--strict ;;
+    measure:--output) COMPREPLY=($(compgen -W "human json" -- "$cur")); return ;;
+  esac
   case $prev in
     -f|--format|-O|--output-format|--source-format)
       COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;
     -t|--type)
       COMPREPLY=($(compgen -W "fixed dynamic differencing" -- "$cur")); return ;;
+    --mode)
+      COMPREPLY=($(compgen -W "ro cow rw" -- "$cur")); return ;;
     --profile)
       COMPREPLY=($(compgen -W "azure hyperv virtualpc" -- "$cur")); return ;;
     --parent-dir)
       COMPREPLY=($(compgen -d -- "$cur")); return ;;
-    --sector-size)
+    --sector-size|--physical-sector-size)
       COMPREPLY=($(compgen -W "512 4096" -- "$cur")); return ;;
     --output)
-      if [[ $cmd == map ]]; then
+      # every command that prints JSON; convert's --output is its -O
+      if [[ $cmd != convert ]]; then
         COMPREPLY=($(compgen -W "human json" -- "$cur")); return
       fi ;;
     -s|--size|-b|--block-size|--offset|--length|--start-offset|--max-length|--reserve)
@@ -66,6 +77,10 @@ _vhdtool()
 
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$(_vhdtool_options "$tool" "$cmd")" -- "$cur"))
+    return
+  fi
+  if [[ $cmd == detach ]]; then
+    COMPREPLY=($(compgen -W "$("$tool" attach --list 2>/dev/null | cut -f1)" -- "$cur"))
     return
   fi
   # Images are files: complete file names (and directories to descend).

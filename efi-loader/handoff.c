@@ -54,6 +54,42 @@ static void variable_name(unsigned index, CHAR16 *name)
   name[i] = 0;
 }
 
+static void put_extent(uint8_t *e, uint64_t file_offset, uint64_t disk_offset, uint64_t length)
+{
+  put_le64(e, file_offset);
+  put_le64(e + 8, disk_offset);
+  put_le64(e + 16, length);
+}
+
+/* The file's extents as the OS must see them; writes them when e is not
+ * NULL and returns their number. Unwritten extents, holes and the space
+ * past a valid data length (NTFS, exFAT) read as zeros and must not be
+ * written through the disk: they get no disk offset (docs/efi-handoff.md),
+ * the extent that holds the valid data length being cut there. */
+static size_t put_extents(uint8_t *e, const struct host_volume *vol, const struct efi_file *f)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < f->ext.count; i++) {
+    const struct fsmap_extent *x = &f->ext.v[i];
+    uint64_t cut = f->readable <= x->file_offset ? 0
+                   : f->readable - x->file_offset < x->length ? f->readable - x->file_offset
+                                                              : x->length;
+    if (cut) {
+      if (e)
+        put_extent(e + n * EXTENT_SIZE, x->file_offset,
+                   x->state == FSMAP_DATA ? vol->start_bytes + x->volume_offset : UINT64_MAX,
+                   cut);
+      n++;
+    }
+    if (cut < x->length) {
+      if (e)
+        put_extent(e + n * EXTENT_SIZE, x->file_offset + cut, UINT64_MAX, x->length - cut);
+      n++;
+    }
+  }
+  return n;
+}
+
 static void add_layer(struct buf *b, const struct host_volume *vol, vhd_image *layer)
 {
   struct vhd_info info;
@@ -64,7 +100,7 @@ static void add_layer(struct buf *b, const struct host_volume *vol, vhd_image *l
   struct efi_file *f = efi_file_find(info.path);
   size_t path_len = strlen(info.path);
   size_t padded = (path_len + 7) / 8 * 8;
-  size_t extents = f && f->mode == EFI_FILE_MAPPED ? f->ext.count : 0;
+  size_t extents = f && f->mode == EFI_FILE_MAPPED ? put_extents(NULL, vol, f) : 0;
   size_t at = b->len;
   uint8_t *h = grow(b, LAYER_HEADER + padded + extents * EXTENT_SIZE);
   if (!h)
@@ -83,15 +119,8 @@ static void add_layer(struct buf *b, const struct host_volume *vol, vhd_image *l
   put_le32(h + 28, f && f->mode == EFI_FILE_MEMORY ? 1 : 0);
   put_le64(h + 32, info.virtual_size);
   memcpy(h + LAYER_HEADER, info.path, path_len);
-  uint8_t *e = b->p + at + LAYER_HEADER + padded;
-  for (size_t i = 0; i < extents; i++, e += EXTENT_SIZE) {
-    put_le64(e, f->ext.v[i].file_offset);
-    /* Unwritten extents and holes read as zeros and must not be written
-     * through the disk: no disk offset (docs/efi-handoff.md). */
-    put_le64(e + 8, f->ext.v[i].state == FSMAP_DATA
-                        ? vol->start_bytes + f->ext.v[i].volume_offset : UINT64_MAX);
-    put_le64(e + 16, f->ext.v[i].length);
-  }
+  if (extents)
+    put_extents(b->p + at + LAYER_HEADER + padded, vol, f);
 }
 
 int handoff_publish(const struct host_volume *vol, vhd_image *img, enum boot_mode mode,

@@ -387,7 +387,15 @@ typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
  * (O_DIRECT) where the file system allows; metadata, unaligned tails and a
  * dynamic VHD's data (512 bytes into each block) still go through it. That
  * wins where new page-cache pages are expensive (a loaded VM that returns
- * free memory to its host) and loses where the disk is the slower part. */
+ * free memory to its host) and loses where the disk is the slower part.
+ * With p->parent set (convert onto a base, `qemu-img convert -B`), dst is
+ * a new differencing image over that base (p->type DIFFERENCING or left
+ * at its default; locators and identity as vhd_create makes them; format
+ * VHD_FORMAT_AUTO: the base's, VHD over raw; block and sector sizes the
+ * base's when 0 and the formats agree) holding only
+ * the sectors where src reads differently from the base, zeros included;
+ * ranges both report as zeros are not read. Such an output is always
+ * flushed before the call returns. */
 VHD_API int vhd_convert(vhd_image *src, const char *dst_path,
                 const struct vhd_create_params *p,
                 vhd_progress_fn progress, void *opaque);
@@ -501,6 +509,14 @@ VHD_API int vhd_merge(const char *child_path, const char *ancestor_path,
 VHD_API int vhd_set_parent(const char *child_path, const char *parent_path,
                            unsigned flags);
 
+/* Give an image a new random unique id in place (Hyper-V's Set-VHD
+ * -ResetDiskIdentifier): VHD the footer's unique_id, VHDX the Virtual Disk
+ * ID and the data_write_guid. Differencing images whose parent link names
+ * the old id break, so when such children lie in the image's directory it
+ * is refused (-EBUSY, the message naming them) unless VHD_RESET_ID_FORCE. */
+#define VHD_RESET_ID_FORCE 0x1u
+VHD_API int vhd_reset_id(const char *path, unsigned flags);
+
 /* The extents of [offset, offset+length) in order, each a maximal run
  * with one state, one layer and (when known) one contiguous place in that
  * layer's file, as `qemu-img map` reports them. Here DATA means "stored in
@@ -525,6 +541,40 @@ struct vhd_extent {
 typedef int (*vhd_extent_fn)(void *opaque, const struct vhd_extent *extent);
 VHD_API int vhd_map(vhd_image *img, uint64_t offset, uint64_t length,
                     vhd_extent_fn fn, void *opaque);
+
+/* Whether a and b read the same, as `qemu-img compare` judges it: where
+ * one disk is longer, its extra part must read as zeros, unless
+ * VHD_COMPARE_STRICT, which makes any size difference a difference (sizes
+ * in whole 512-byte sectors, as qemu-img counts a raw file's). Ranges
+ * block status reports as zeros are not read. progress counts bytes. */
+#define VHD_COMPARE_STRICT 0x1u
+struct vhd_compare_result {
+  int differ;            /* 1: the disks differ, 0: they read the same */
+  int size_differs;      /* the virtual sizes differ (a difference only
+                            when strict or where the extra part is not zeros) */
+  uint64_t offset;       /* start of the first 512-byte sector that differs,
+                            UINT64_MAX when none does (equal, or strict and
+                            only the sizes differ) */
+};
+VHD_API int vhd_compare(vhd_image *a, vhd_image *b, unsigned flags,
+                        vhd_progress_fn progress, void *opaque,
+                        struct vhd_compare_result *result);
+
+/* How large a file vhd_convert(src, ..., p) would make, as `qemu-img
+ * measure` tells: fully_allocated with every block present, required for
+ * src's current data (every output block that src's block status says
+ * holds data counted whole, so an upper bound where that data reads as
+ * zeros; with src NULL, an empty image of p->size). Exact for the layout
+ * this library writes: the image is made by the driver's own create in
+ * memory that holds only metadata. Fixed and raw: both are the file's
+ * length (a raw file's holes are not subtracted, as qemu-img does not).
+ * p->size 0 is src's size. */
+struct vhd_measure_result {
+  uint64_t required;
+  uint64_t fully_allocated;
+};
+VHD_API int vhd_measure(vhd_image *src, const struct vhd_create_params *p,
+                        struct vhd_measure_result *result);
 
 /* Figures about the layout of one image, for `vhdtool info`. */
 struct vhd_layout {

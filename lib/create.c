@@ -42,6 +42,12 @@ static int prepare(const char *name, const struct vhd_create_params *in,
   if (p->format != VHD_FORMAT_VHDX && p->logical_sector_size != 512)
     return vhd_error(EINVAL, "%s: only VHDX images can have %u-byte sectors", name,
                      p->logical_sector_size);
+  /* VHD and raw have no field for it: a 512-byte physical sector is what
+   * every reader assumes, so only that is honest to accept. */
+  if (p->format != VHD_FORMAT_VHDX && p->physical_sector_size &&
+      p->physical_sector_size != 512)
+    return vhd_error(EINVAL, "%s: only VHDX images record a physical sector size (%u)", name,
+                     p->physical_sector_size);
   if (p->block_size && (p->block_size & (p->block_size - 1)))
     return vhd_error(EINVAL, "%s: block size %u is not a power of two", name, p->block_size);
   return 0;

@@ -131,6 +131,9 @@ struct vhd_driver {
    * the last structure the open image references in its file. A reserve
    * record is trusted only when it lies past this (lib/reserve.h). */
   uint64_t (*structures_end)(struct vhd_image *img);
+  /* Optional (NULL: the format has no id): give the image a new random
+   * unique id, the one its children's parent links name (vhd_reset_id). */
+  int (*reset_id)(struct vhd_image *img);
 };
 
 extern const struct vhd_driver vhd_driver_raw;

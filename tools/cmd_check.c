@@ -160,10 +160,10 @@ static int check_profile(const char *path, enum vhd_profile profile, struct find
   return r;
 }
 
-enum { OPT_JSON = 256, OPT_REPAIR, OPT_PROFILE };
+enum { OPT_REPAIR = 256, OPT_PROFILE };
 
 static const struct option long_options[] = {
-  {"json", no_argument, NULL, OPT_JSON},
+  OUTPUT_LONG_OPTIONS,
   {"repair", no_argument, NULL, OPT_REPAIR},
   {"profile", required_argument, NULL, OPT_PROFILE},
   OPEN_LONG_OPTIONS,
@@ -181,8 +181,10 @@ static int run(int argc, char **argv)
 
   while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
-    case OPT_JSON:
-      f.json = true;
+    case OPT_OUTPUT_JSON:
+    case OPT_OUTPUT_FORMAT:
+      if (!take_output_option(me, c, optarg, &f.json))
+        return EXIT_FAIL;
       break;
     case OPT_REPAIR:
       check_flags |= VHD_CHECK_REPAIR;
@@ -238,7 +240,8 @@ static int run(int argc, char **argv)
 const struct command cmd_check = {
   .name = "check",
   .summary = "Check an image's structures for corruption and leaked space.",
-  .synopsis = "vhdtool check [--repair] [--profile azure|hyperv|virtualpc] [--json] FILE",
+  .synopsis = "vhdtool check [--repair] [--profile azure|hyperv|virtualpc]\n"
+              "                     [--json | --output=json|human] FILE",
   .help =
     "Options:\n"
     "      --repair fix what can be fixed without losing readable data (a\n"
@@ -249,6 +252,8 @@ const struct command cmd_check = {
     "               also check the rules of that platform (each broken rule\n"
     "               printed as \"violation: PROFILE.RULE: ...\")\n"
     "      --json   print one JSON object (fields in docs/vhdtool.md)\n"
+    "      --output=json|human\n"
+    "               the same as --json, or the default text\n"
     "  -h, --help   show this help\n"
     "\n"
     "Without --repair the image is only read. Each finding is printed with its\n"

@@ -5,11 +5,9 @@
 
 #include "vhdtool.h"
 
-enum { OPT_JSON = 256 };
-
 static const struct option long_options[] = {
   {"progress", no_argument, NULL, 'p'},
-  {"json", no_argument, NULL, OPT_JSON},
+  OUTPUT_LONG_OPTIONS,
   OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -62,8 +60,10 @@ static int run(int argc, char **argv)
     case 'p':
       progress_wanted = true;
       break;
-    case OPT_JSON:
-      json = true;
+    case OPT_OUTPUT_JSON:
+    case OPT_OUTPUT_FORMAT:
+      if (!take_output_option(me, c, optarg, &json))
+        return EXIT_FAIL;
       break;
     case 'h':
       print_command_help(&cmd_compact, stdout);
@@ -110,7 +110,7 @@ static int run(int argc, char **argv)
 const struct command cmd_compact = {
   .name = "compact",
   .summary = "Free the blocks that read as zeros and give their space back.",
-  .synopsis = "vhdtool compact [-p] [--json] FILE",
+  .synopsis = "vhdtool compact [-p] [--json | --output=json|human] FILE",
   .help =
     "Works in place on a dynamic or differencing image; what the disk reads is\n"
     "unchanged. VHD: the blocks are dropped, later blocks move down and the\n"
@@ -124,6 +124,8 @@ const struct command cmd_compact = {
     "  -p, --progress   show a progress bar (only when standard error is a\n"
     "                   terminal)\n"
     "      --json       print the result as one JSON object\n"
+    "      --output=json|human\n"
+    "                   the same as --json, or the default text\n"
     "  -h, --help       show this help\n"
     "\n"
     "An interrupted compact (Ctrl-C, a crash) leaves a valid image with the\n"

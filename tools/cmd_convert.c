@@ -9,19 +9,15 @@
 
 #include "vhdtool.h"
 
-enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_SYNC, OPT_DIRECT, OPT_PROFILE };
+enum { OPT_FORCE = 256, OPT_SYNC, OPT_DIRECT };
 
 static const struct option long_options[] = {
-  {"output-format", required_argument, NULL, 'O'},
-  {"source-format", required_argument, NULL, 'f'},
-  {"type", required_argument, NULL, 't'},
-  {"block-size", required_argument, NULL, 'b'},
+  OUTPUT_PARAMS_LONG_OPTIONS,
   {"progress", no_argument, NULL, 'p'},
-  {"sector-size", required_argument, NULL, OPT_SECTOR_SIZE},
   {"force", no_argument, NULL, OPT_FORCE},
   {"sync", no_argument, NULL, OPT_SYNC},
   {"direct", no_argument, NULL, OPT_DIRECT},
-  {"profile", required_argument, NULL, OPT_PROFILE},
+  {"base", required_argument, NULL, 'B'},
   OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -43,100 +39,50 @@ static bool ours_to_remove(const char *path, bool existed, const struct stat *be
            now.st_mtim.tv_nsec == before->st_mtim.tv_nsec);
 }
 
-/* The output options a profile decides must not say otherwise. The
- * format is the one -O or DST's extension asked for (have_format). */
-static int profile_conflicts(const char *me, enum vhd_profile profile,
-                             struct vhd_create_params *p, bool have_format, bool have_type,
-                             uint64_t block_size)
-{
-  const char *name = vhd_profile_name(profile);
-  if (profile == VHD_PROFILE_HYPERV) {
-    if (!have_format)
-      return usage_error(me, "--profile hyperv: say the output format with -O vhd|vhdx "
-                         "or DST's extension");
-    if (p->format == VHD_FORMAT_RAW)
-      return usage_error(me, "--profile hyperv makes a VHD or VHDX, not raw");
-    return EXIT_OK;
-  }
-  if (have_format && p->format != VHD_FORMAT_VHD)
-    return usage_error(me, "--profile %s makes a VHD; the output format %s conflicts", name,
-                       vhd_format_name(p->format));
-  p->format = VHD_FORMAT_VHD;
-  if (profile == VHD_PROFILE_AZURE) {
-    if (have_type && p->type != VHD_TYPE_FIXED)
-      return usage_error(me, "--profile azure makes a fixed VHD; -t %s conflicts",
-                         vhd_type_name(p->type));
-    if (block_size)
-      return usage_error(me, "--profile azure makes a fixed VHD, which has no blocks; drop -b");
-  }
-  return EXIT_OK;
-}
-
 static int run(int argc, char **argv)
 {
   const char *me = "convert";
-  struct vhd_create_params p;
-  bool have_format = false, have_type = false, progress_wanted = false, force = false;
-  enum vhd_format src_format = VHD_FORMAT_AUTO;
-  uint64_t block_size = 0;
-  enum vhd_profile profile = 0;
+  struct output_choice o;
+  bool progress_wanted = false, force = false;
+  const char *base = NULL;
   int c;
 
-  vhd_create_params_init(&p);
-  while ((c = getopt_long(argc, argv, ":UO:f:t:b:ph", long_options, NULL)) != -1) {
+  output_choice_init(&o);
+  while ((c = getopt_long(argc, argv, ":UO:f:t:b:B:ph", long_options, NULL)) != -1) {
     switch (c) {
-    case 'O':
-      if (!parse_format(optarg, &p.format))
-        return usage_error(me, "unknown output format '%s' (use vhd, vhdx or raw)", optarg);
-      have_format = true;
-      break;
-    case 'f':
-      if (!parse_format(optarg, &src_format))
-        return usage_error(me, "unknown source format '%s' (use vhd, vhdx or raw)", optarg);
-      break;
-    case 't':
-      if (!parse_type(optarg, &p.type) || p.type == VHD_TYPE_DIFFERENCING)
-        return usage_error(me, "invalid output type '%s' (use fixed or dynamic)", optarg);
-      have_type = true;
-      break;
-    case 'b':
-      if (!parse_size_option(me, "block size", optarg, &block_size))
-        return EXIT_FAIL;
-      if (block_size == 0 || block_size > UINT32_MAX)
-        return usage_error(me, "invalid block size '%s': must be between 1 byte and 4 GiB",
-                           optarg);
-      break;
     case 'p':
       progress_wanted = true;
-      break;
-    case OPT_SECTOR_SIZE:
-      if (!parse_sector_size(me, optarg, &p.logical_sector_size))
-        return EXIT_FAIL;
       break;
     case OPT_FORCE:
       force = true;
       break;
     case OPT_SYNC:
-      p.flags |= VHD_CREATE_SYNC;
+      o.p.flags |= VHD_CREATE_SYNC;
       break;
     case OPT_DIRECT:
-      p.flags |= VHD_CREATE_DIRECT;
+      o.p.flags |= VHD_CREATE_DIRECT;
       break;
-    case OPT_PROFILE:
-      if (vhd_profile_from_name(optarg, &profile) < 0)
-        return usage_error(me, "unknown profile '%s' (azure, hyperv or virtualpc)", optarg);
+    case 'B':
+      base = optarg;
       break;
     case 'h':
       print_command_help(&cmd_convert, stdout);
       return EXIT_OK;
     default: {
-      int st;
-      if (!open_option_or_error(me, c, argv, long_options, &st))
+      int st, taken = output_option(me, c, optarg, &o);
+      if (taken < 0)
+        return EXIT_FAIL;
+      if (!taken && !open_option_or_error(me, c, argv, long_options, &st))
         return st;
       break;
     }
     }
   }
+  struct vhd_create_params p = o.p;
+  bool have_format = o.have_format, have_type = o.have_type;
+  enum vhd_format src_format = o.src_format;
+  uint64_t block_size = o.block_size;
+  enum vhd_profile profile = o.profile;
   if (argc - optind < 2)
     return usage_error(me, argc - optind == 0 ? "missing SRC and DST" : "missing DST");
   if (argc - optind > 2)
@@ -144,47 +90,37 @@ static int run(int argc, char **argv)
   const char *src_path = argv[optind];
   const char *dst_path = argv[optind + 1];
 
+  if (base && (have_type || profile))
+    return usage_error(me, "-B makes a differencing image over BASE; drop %s",
+                       have_type ? "-t" : "--profile");
   if (!have_format && profile)
     have_format = format_from_extension(dst_path, true, &p.format);
   if (profile && profile_conflicts(me, profile, &p, have_format, have_type, block_size))
     return EXIT_FAIL;
   if (profile)
     have_format = true;
-  if (!have_format && !format_from_extension(dst_path, true, &p.format))
+  if (base && !have_format && !format_from_extension(dst_path, false, &p.format))
+    p.format = VHD_FORMAT_AUTO;   /* the library takes BASE's */
+  else if (!have_format && !format_from_extension(dst_path, true, &p.format))
     return usage_error(me, "cannot tell the output format from the name '%s': "
                        "use -O vhd|vhdx|raw or a .vhd/.vhdx/.raw/.img extension",
                        dst_path);
-  if (p.format == VHD_FORMAT_RAW) {
-    if (have_type)
-      return usage_error(me, "raw images have no type; drop -t");
-    if (block_size)
-      return usage_error(me, "raw images have no blocks; drop -b");
-    p.type = VHD_TYPE_NONE;
+  if (base && p.format == VHD_FORMAT_RAW)
+    return usage_error(me, "-B makes a differencing VHD or VHDX, not raw");
+  if (base) {
+    p.parent = base;
+    p.type = VHD_TYPE_DIFFERENCING;
   }
-  p.block_size = (uint32_t)block_size;
+  if (settle_output_type(me, &p, have_type, block_size) != EXIT_OK)
+    return EXIT_FAIL;
 
   /* The source goes first so that a bad source never costs the user an
    * existing destination. */
   vhd_image *src;
-  unsigned open_flags = VHD_OPEN_RDONLY;
-  if (src_format == VHD_FORMAT_RAW)
-    open_flags |= VHD_OPEN_RAW;
-  int r = open_with_options(src_path, open_flags, &src);
-  if (r < 0)
-    return fail_lib(src_path, r);
-
   struct vhd_info src_info;
-  r = vhd_get_info(src, &src_info);
-  if (r < 0) {
-    int st = fail_lib(src_path, r);
-    vhd_close(src);
-    return st;
-  }
-  if (src_format != VHD_FORMAT_AUTO && src_info.format != src_format) {
-    vhd_close(src);
-    return fail("%s: is a %s image, not %s", src_path, vhd_format_name(src_info.format),
-                vhd_format_name(src_format));
-  }
+  if (open_source(src_path, src_format, &src, &src_info) != EXIT_OK)
+    return EXIT_FAIL;
+  int r;
 
   if (profile && (r = vhd_profile_apply(profile, src_info.virtual_size, &p)) < 0) {
     int st = fail_lib(dst_path, r);
@@ -235,7 +171,9 @@ const struct command cmd_convert = {
   .summary = "Copy an image (through its whole chain) into a new image of any format.",
   .synopsis = "vhdtool convert [-O vhd|vhdx|raw] [-t fixed|dynamic] [-b BLOCK_SIZE]\n"
               "                       [--sector-size 512|4096] [-p] [--force] [--sync]\n"
-              "                       [--direct] [--profile azure|hyperv|virtualpc] SRC DST",
+              "                       [--direct] [--profile azure|hyperv|virtualpc] SRC DST\n"
+              "       vhdtool convert -B BASE [-O vhd|vhdx] [-b BLOCK_SIZE] [-p] [--force]\n"
+              "                       SRC DST",
   .help =
     "SRC's format is found from its content; a differencing SRC is read through\n"
     "its parents, so DST is a standalone image.\n"
@@ -264,6 +202,10 @@ const struct command cmd_convert = {
     "                           hyperv: VHD blocks of 2 MiB, VHDX block sizes\n"
     "                           Hyper-V takes. Options that contradict the\n"
     "                           profile are refused\n"
+    "  -B, --base BASE          make DST a differencing image over BASE (as\n"
+    "                           snapshot does; format: -O, DST's extension or\n"
+    "                           BASE's) holding only the sectors where SRC reads\n"
+    "                           differently from BASE\n"
     "  -h, --help               show this help\n"
     "\n"
     "All-zero blocks stay unallocated in a dynamic DST and become holes in a raw\n"

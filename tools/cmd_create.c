@@ -6,7 +6,7 @@
 
 #include "vhdtool.h"
 
-enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_VPC_COMPAT };
+enum { OPT_SECTOR_SIZE = 256, OPT_FORCE, OPT_VPC_COMPAT, OPT_PHYSICAL_SECTOR_SIZE };
 
 static const struct option long_options[] = {
   {"format", required_argument, NULL, 'f'},
@@ -15,6 +15,7 @@ static const struct option long_options[] = {
   {"block-size", required_argument, NULL, 'b'},
   {"parent", required_argument, NULL, 'p'},
   {"sector-size", required_argument, NULL, OPT_SECTOR_SIZE},
+  {"physical-sector-size", required_argument, NULL, OPT_PHYSICAL_SECTOR_SIZE},
   {"force", no_argument, NULL, OPT_FORCE},
   {"vpc-compat", no_argument, NULL, OPT_VPC_COMPAT},
   {"help", no_argument, NULL, 'h'},
@@ -59,7 +60,11 @@ static int run(int argc, char **argv)
       p.parent = optarg;
       break;
     case OPT_SECTOR_SIZE:
-      if (!parse_sector_size(me, optarg, &p.logical_sector_size))
+      if (!parse_sector_size(me, "sector-size", optarg, &p.logical_sector_size))
+        return EXIT_FAIL;
+      break;
+    case OPT_PHYSICAL_SECTOR_SIZE:
+      if (!parse_sector_size(me, "physical-sector-size", optarg, &p.physical_sector_size))
         return EXIT_FAIL;
       break;
     case OPT_FORCE:
@@ -126,6 +131,7 @@ const struct command cmd_create = {
   .summary = "Create a new image.",
   .synopsis = "vhdtool create [-f vhd|vhdx|raw] [-t fixed|dynamic|differencing] [-s SIZE]\n"
               "                      [-b BLOCK_SIZE] [-p PARENT] [--sector-size 512|4096]\n"
+              "                      [--physical-sector-size 512|4096]\n"
               "                      [--vpc-compat] [--force] FILE",
   .help =
     "Options:\n"
@@ -140,6 +146,9 @@ const struct command cmd_create = {
     "  -p, --parent PARENT    make a differencing image over PARENT\n"
     "      --sector-size N    logical sector size, 512 or 4096 (VHDX only;\n"
     "                         default 512, or the parent's for a child)\n"
+    "      --physical-sector-size N\n"
+    "                         physical sector size, 512 or 4096 (VHDX only: VHD\n"
+    "                         is always 512; default 4096, or the parent's)\n"
     "      --vpc-compat       VHD: round the size up to a whole CHS geometry, as\n"
     "                         Virtual PC does\n"
     "      --force            replace FILE if it exists\n"

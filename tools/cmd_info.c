@@ -221,10 +221,11 @@ static void print_json(const char *path, vhd_image *img, const struct vhd_info *
   json_finish(&w);
 }
 
-enum { OPT_JSON = 256 };
+enum { OPT_BACKING_CHAIN = 256 };
 
 static const struct option long_options[] = {
-  {"json", no_argument, NULL, OPT_JSON},
+  OUTPUT_LONG_OPTIONS,
+  {"backing-chain", no_argument, NULL, OPT_BACKING_CHAIN},
   OPEN_LONG_OPTIONS,
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0},
@@ -238,9 +239,13 @@ static int run(int argc, char **argv)
 
   while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
-    case OPT_JSON:
-      json = true;
+    case OPT_OUTPUT_JSON:
+    case OPT_OUTPUT_FORMAT:
+      if (!take_output_option(me, c, optarg, &json))
+        return EXIT_FAIL;
       break;
+    case OPT_BACKING_CHAIN:
+      break;  /* qemu-img's habit: the chain is always shown */
     case 'h':
       print_command_help(&cmd_info, stdout);
       return EXIT_OK;
@@ -288,10 +293,15 @@ static int run(int argc, char **argv)
 const struct command cmd_info = {
   .name = "info",
   .summary = "Show what an image is: format, type, sizes, ids, parent chain.",
-  .synopsis = "vhdtool info [--json] FILE",
+  .synopsis = "vhdtool info [--json | --output=json|human] [--backing-chain] FILE",
   .help =
     "Options:\n"
     "      --json   print one JSON object (fields in docs/vhdtool.md)\n"
+    "      --output=json|human\n"
+    "               the same as --json, or the default text\n"
+    "      --backing-chain\n"
+    "               accepted for qemu-img's users: the parent chain is always\n"
+    "               shown\n"
     "  -h, --help   show this help\n"
     "\n"
     "The image is opened read-only. When the parent of a differencing image\n"

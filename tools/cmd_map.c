@@ -7,11 +7,10 @@
 
 #include "vhdtool.h"
 
-enum { OPT_JSON = 256, OPT_OUTPUT, OPT_START, OPT_MAX_LENGTH };
+enum { OPT_START = 256, OPT_MAX_LENGTH };
 
 static const struct option long_options[] = {
-  {"json", no_argument, NULL, OPT_JSON},
-  {"output", required_argument, NULL, OPT_OUTPUT},
+  OUTPUT_LONG_OPTIONS,
   {"start-offset", required_argument, NULL, OPT_START},
   {"max-length", required_argument, NULL, OPT_MAX_LENGTH},
   OPEN_LONG_OPTIONS,
@@ -81,16 +80,10 @@ static int run(int argc, char **argv)
 
   while ((c = getopt_long(argc, argv, ":Uh", long_options, NULL)) != -1) {
     switch (c) {
-    case OPT_JSON:
-      p.json = true;
-      break;
-    case OPT_OUTPUT:
-      if (strcmp(optarg, "json") == 0)
-        p.json = true;
-      else if (strcmp(optarg, "human") == 0)
-        p.json = false;
-      else
-        return usage_error(me, "unknown output format '%s' (json or human)", optarg);
+    case OPT_OUTPUT_JSON:
+    case OPT_OUTPUT_FORMAT:
+      if (!take_output_option(me, c, optarg, &p.json))
+        return EXIT_FAIL;
       break;
     case OPT_START:
       if (!parse_size_option(me, "start-offset", optarg, &start))

@@ -87,7 +87,8 @@ bool id_is_zero(const uint8_t id[16])
   return true;
 }
 
-bool parse_sector_size(const char *cmd, const char *text, uint32_t *out)
+bool parse_sector_size(const char *cmd, const char *option, const char *text,
+                       uint32_t *out)
 {
   if (strcmp(text, "512") == 0) {
     *out = 512;
@@ -98,6 +99,6 @@ bool parse_sector_size(const char *cmd, const char *text, uint32_t *out)
     *out = 4096;
     return true;
   }
-  usage_error(cmd, "invalid --sector-size '%s': use 512 or 4096", text);
+  usage_error(cmd, "invalid --%s '%s': use 512 or 4096", option, text);
   return false;
 }

@@ -35,6 +35,19 @@ int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_inf
   return EXIT_OK;
 }
 
+int open_source(const char *path, enum vhd_format format, vhd_image **img,
+                struct vhd_info *info)
+{
+  int st = open_image(path, format == VHD_FORMAT_RAW ? VHD_OPEN_RAW : VHD_OPEN_RDONLY, img,
+                      info);
+  if (st != EXIT_OK || format == VHD_FORMAT_AUTO || info->format == format)
+    return st;
+  vhd_close(*img);
+  *img = NULL;
+  return fail("%s: is a %s image, not %s", path, vhd_format_name(info->format),
+              vhd_format_name(format));
+}
+
 int close_in_place(const char *path, vhd_image *img, int r, const char *interrupted_note)
 {
   int st = EXIT_OK;

@@ -8,7 +8,7 @@
 #include "vhdtool.h"
 
 const struct command *const commands[] = {
-  &cmd_create, &cmd_info, &cmd_convert, &cmd_read, &cmd_write, &cmd_check, &cmd_snapshot, &cmd_merge, &cmd_compact, &cmd_set_parent, &cmd_map, &cmd_resize, &cmd_boot_prepare, NULL,
+  &cmd_create, &cmd_info, &cmd_convert, &cmd_read, &cmd_write, &cmd_check, &cmd_snapshot, &cmd_merge, &cmd_compact, &cmd_set_parent, &cmd_reset_id, &cmd_map, &cmd_resize, &cmd_boot_prepare, &cmd_attach, &cmd_detach, &cmd_compare, &cmd_measure, NULL,
 };
 
 const struct command *find_command(const char *name)

@@ -44,6 +44,11 @@ extern const struct command cmd_merge;
 extern const struct command cmd_set_parent;
 extern const struct command cmd_map;
 extern const struct command cmd_boot_prepare;
+extern const struct command cmd_reset_id;
+extern const struct command cmd_attach;
+extern const struct command cmd_detach;
+extern const struct command cmd_compare;
+extern const struct command cmd_measure;
 
 /* usage.c ----------------------------------------------------------- */
 
@@ -114,8 +119,9 @@ bool format_from_extension(const char *path, bool allow_raw, enum vhd_format *ou
 void format_id(enum vhd_format format, const uint8_t id[16], char out[37]);
 bool id_is_zero(const uint8_t id[16]);
 
-/* Logical sector size option: 512 or 4096. */
-bool parse_sector_size(const char *cmd, const char *text, uint32_t *out);
+/* A sector size option (named without its dashes): 512 or 4096. */
+bool parse_sector_size(const char *cmd, const char *option, const char *text,
+                       uint32_t *out);
 
 /* operands.c -------------------------------------------------------- */
 
@@ -126,6 +132,11 @@ const char *single_file_operand(const char *cmd, int argc, char **argv, int firs
 /* vhd_open + vhd_get_info. EXIT_OK, or the failure reported (one line)
  * and EXIT_FAIL with *img NULL. */
 int open_image(const char *path, unsigned flags, vhd_image **img, struct vhd_info *info);
+
+/* open_image read-only for a source named with -f FMT: raw skips probing,
+ * vhd or vhdx must be what the content says (AUTO: anything). */
+int open_source(const char *path, enum vhd_format format, vhd_image **img,
+                struct vhd_info *info);
 
 /* The end of a command that changed img in place: r (the library call's
  * result) reported, interrupted_note when SIGINT cancelled it (the image
@@ -162,6 +173,53 @@ bool force_share_requested(void);
 int open_with_options(const char *path, unsigned flags, vhd_image **img);
 /* Their help text, appended to the help of each command that takes them. */
 extern const char open_options_help[];
+
+/* output_option.c -------------------------------------------------- */
+
+/* --json and --output=json|human, for every command that prints JSON: put
+ * OUTPUT_LONG_OPTIONS in its long option table and hand both results to
+ * take_output_option(). */
+enum { OPT_OUTPUT_JSON = 0x1100, OPT_OUTPUT_FORMAT };
+#define OUTPUT_LONG_OPTIONS                                     \
+  {"json", no_argument, NULL, OPT_OUTPUT_JSON},                 \
+  {"output", required_argument, NULL, OPT_OUTPUT_FORMAT}
+/* Sets *json from option c (with its argument arg); false after printing
+ * the usage error of an unknown format. */
+bool take_output_option(const char *cmd, int c, const char *arg, bool *json);
+/* output_params.c --------------------------------------------------- */
+
+/* The output options convert and measure share: put OUTPUT_PARAMS_LONG_OPTIONS in
+ * the long option table, "O:f:t:b:" in the short ones, and hand option
+ * characters to output_option() first. */
+enum { OPT_OUT_SECTOR_SIZE = 0x1200, OPT_OUT_PROFILE };
+#define OUTPUT_PARAMS_LONG_OPTIONS                                        \
+  {"output-format", required_argument, NULL, 'O'},                 \
+  {"source-format", required_argument, NULL, 'f'},                 \
+  {"type", required_argument, NULL, 't'},                          \
+  {"block-size", required_argument, NULL, 'b'},                    \
+  {"sector-size", required_argument, NULL, OPT_OUT_SECTOR_SIZE},       \
+  {"profile", required_argument, NULL, OPT_OUT_PROFILE}
+struct output_choice {
+  struct vhd_create_params p;   /* format, type, sector size */
+  bool have_format, have_type;  /* -O, -t given */
+  enum vhd_format src_format;   /* -f */
+  uint64_t block_size;          /* -b, 0 if not given */
+  enum vhd_profile profile;     /* --profile, 0 if not given */
+};
+void output_choice_init(struct output_choice *o);
+/* 1: c was one of those options and is taken; 0: it is not one; -1: its
+ * value is bad (the usage error printed). */
+int output_option(const char *me, int c, const char *arg, struct output_choice *o);
+
+/* The output options a profile decides must not say otherwise; the format
+ * is the one asked for (have_format). EXIT_OK, or the usage error printed
+ * and EXIT_FAIL. */
+int profile_conflicts(const char *me, enum vhd_profile profile, struct vhd_create_params *p,
+                      bool have_format, bool have_type, uint64_t block_size);
+/* A raw output takes no -t or -b (its type becomes NONE); p->block_size
+ * set. EXIT_OK or EXIT_FAIL (usage error printed). */
+int settle_output_type(const char *me, struct vhd_create_params *p, bool have_type,
+                       uint64_t block_size);
 
 /* files.c ----------------------------------------------------------- */
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "copy_disk.h"
+#include "differ.h"
 #include "error.h"
 #include "image.h"
 #include "io.h"
@@ -130,15 +131,80 @@ static int create_output(const char *path, const struct vhd_create_params *p,
   return r;
 }
 
+/* A differencing output takes its base's format when the caller leaves
+ * it open (VHD over a raw base), and its block and sector sizes when the
+ * caller leaves them open and the formats agree, as a snapshot does: its
+ * blocks then cover the same ranges as the base's. */
+static int base_layout(const char *dst_path, struct vhd_create_params *p)
+{
+  vhd_image *base = NULL;
+  struct vhd_info info;
+  int r = vhd_open(p->parent, VHD_OPEN_RDONLY, &base);
+  if (r == 0)
+    r = vhd_get_info(base, &info);
+  /* Replacing the base (or its parent) by its own child would destroy
+   * what the child is to read through. */
+  bool own_layer = r == 0 && vhd_chain_layer_of(base, dst_path) >= 0;
+  vhd_close(base);
+  if (own_layer)
+    return vhd_error(EINVAL, "%s: is the base image or one of its parents; choose another "
+                     "destination", dst_path);
+  if (r < 0) {
+    vhd_error_prefix(dst_path);
+    return r;
+  }
+  if (p->format == VHD_FORMAT_AUTO)
+    p->format = info.format == VHD_FORMAT_RAW ? VHD_FORMAT_VHD : info.format;
+  if (info.format == p->format) {
+    if (!p->block_size)
+      p->block_size = info.block_size;
+    if (!p->logical_sector_size)
+      p->logical_sector_size = info.logical_sector_size;
+    if (!p->physical_sector_size)
+      p->physical_sector_size = info.physical_sector_size;
+  }
+  return 0;
+}
+
+static int write_difference(void *opaque, uint64_t offset, uint32_t length,
+                            const uint8_t *data)
+{
+  return vhd_pwrite(opaque, data, length, offset);
+}
+
+/* The new child reads as its base; the sectors where src reads otherwise
+ * are written into it, and nothing else. The child's own file backend
+ * flushes at close, so VHD_CREATE_SYNC is met and VHD_CREATE_DIRECT not
+ * needed (a child holds the differences, not a disk's worth of data). */
+static int convert_onto_base(vhd_image *src, const char *dst_path,
+                             struct vhd_create_params *p, vhd_progress_fn progress,
+                             void *opaque)
+{
+  p->type = VHD_TYPE_DIFFERENCING;
+  int r = base_layout(dst_path, p);
+  vhd_image *dst;
+  if (r < 0 || (r = vhd_create(dst_path, p, &dst)) < 0)
+    return r;
+  r = differ_walk(src, dst, src->virtual_size, write_difference, dst, progress, opaque);
+  int r2 = vhd_close(dst);
+  if (r == 0)
+    r = r2;
+  if (r < 0)
+    io_remove_output(dst_path);   /* ours: vhd_create made it */
+  return r;
+}
+
 int vhd_convert(vhd_image *src, const char *dst_path,
                 const struct vhd_create_params *params,
                 vhd_progress_fn progress, void *opaque)
 {
   vhd_error_clear();
   struct vhd_create_params p = *params;
-  if (p.type == VHD_TYPE_DIFFERENCING || p.parent)
-    return vhd_error(EINVAL, "%s: convert makes standalone images, not differencing ones",
-                     dst_path);
+  if (p.type == VHD_TYPE_DIFFERENCING && !p.parent)
+    return vhd_error(EINVAL, "%s: a differencing output needs a base (parent)", dst_path);
+  if (p.parent && p.type == VHD_TYPE_FIXED)
+    return vhd_error(EINVAL, "%s: an output over a base is a differencing image, "
+                     "not a fixed one", dst_path);
   if (p.size == 0 && src->virtual_size == 0)
     return vhd_error(EINVAL, "%s: the source is empty (0 bytes) and an image cannot "
                      "have a virtual size of 0; %s was not created", src->path, dst_path);
@@ -152,6 +218,8 @@ int vhd_convert(vhd_image *src, const char *dst_path,
   if (vhd_chain_layer_of(src, dst_path) >= 0)
     return vhd_error(EINVAL, "%s: is the source image or one of its parents; "
                      "choose another destination", dst_path);
+  if (p.parent)
+    return convert_onto_base(src, dst_path, &p, progress, opaque);
   vhd_image *dst;
   int r = create_output(dst_path, &p, &dst);
   if (r < 0)

@@ -28,4 +28,5 @@ const struct vhd_driver vhd_driver_vhd = {
   .compact = vhd_fmt_compact,
   .block_slot = vhd_fmt_block_slot,
   .structures_end = vhd_fmt_structures_end,
+  .reset_id = vhd_fmt_reset_id,
 };

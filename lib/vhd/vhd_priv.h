@@ -135,6 +135,9 @@ int vhd_link_parent(const char *path, struct vhd_dyn_header *h,
 /* vhd_set_parent.c, vhd_repair.c */
 int vhd_fmt_set_parent(struct vhd_image *img, const struct parent_link *parent);
 int vhd_fmt_repair(struct vhd_image *img, struct vhd_diag *d);
+int vhd_fmt_reset_id(struct vhd_image *img);
+/* Encode the footer and write it at pos. */
+int vhd_write_footer_at(struct vhd_image *img, struct vhd_state *s, uint64_t pos);
 
 /* vhd_compact.c */
 int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,

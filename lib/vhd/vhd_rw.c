@@ -123,7 +123,7 @@ int vhd_fmt_read(struct vhd_image *img, void *buf, size_t len, uint64_t off)
 /* ------------------------------------------------------------------ */
 /* Writing                                                             */
 
-static int write_footer_at(struct vhd_image *img, struct vhd_state *s, uint64_t pos)
+int vhd_write_footer_at(struct vhd_image *img, struct vhd_state *s, uint64_t pos)
 {
   uint8_t buf[VHD_FOOTER_SIZE];
   vhd_footer_encode(&s->footer, buf);
@@ -181,7 +181,7 @@ static int allocate_block(struct vhd_image *img, struct vhd_state *s, struct seg
   if (joined)
     memcpy(buf + s->bitmap_bytes, p, g.len);
 
-  r = reused ? 0 : write_footer_at(img, s, new_end);
+  r = reused ? 0 : vhd_write_footer_at(img, s, new_end);
   if (r == 0) {
     /* From here the old area up to new_end belongs to this block, even if
      * writing it fails: it is leaked then, never reused half-written. */
@@ -318,7 +318,7 @@ static int shrink_tail(struct vhd_image *img, struct vhd_state *s)
   if (end >= s->footer_pos)
     return 0;
   /* The old footer stays at EOF until the cut. */
-  if ((r = write_footer_at(img, s, end)) < 0 ||
+  if ((r = vhd_write_footer_at(img, s, end)) < 0 ||
       (r = io_set_size(img->io, end + VHD_FOOTER_SIZE)) < 0)
     return r;
   s->footer_pos = end;
@@ -344,7 +344,8 @@ int vhd_fmt_flush(struct vhd_image *img)
   if ((r = vhd_bitmap_write_dirty(&s->bitmaps, img->io, bitmap_offset_of, s)) < 0)
     return r;
   if (s->footer_from_copy || s->copy_mismatch || s->footer_dirty) {
-    if ((r = write_footer_at(img, s, s->footer_pos)) < 0 || (r = write_footer_at(img, s, 0)) < 0)
+    if ((r = vhd_write_footer_at(img, s, s->footer_pos)) < 0 ||
+        (r = vhd_write_footer_at(img, s, 0)) < 0)
       return r;
     s->footer_from_copy = s->copy_mismatch = s->footer_dirty = false;
   }

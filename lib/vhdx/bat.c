@@ -518,3 +518,22 @@ void vhdx_slot_freed(struct vhdx *s, uint64_t offset)
 {
   (void)slots_push(&s->slots.freed, offset);
 }
+
+int vhdx_meta_write(struct vhdx *s, uint64_t off, const uint8_t *buf, size_t len)
+{
+  while (len > 0) {
+    uint64_t sec_off = off / VHDX_SECTOR * VHDX_SECTOR;
+    size_t in = (size_t)(off - sec_off);
+    size_t n = VHDX_SECTOR - in < len ? VHDX_SECTOR - in : len;
+    uint8_t *sec;
+    int r = vhdx_pending_sector(s, sec_off, &sec);
+    if (r < 0)
+      return r;
+    memcpy(sec + in, buf, n);
+    off += n;
+    buf += n;
+    len -= n;
+  }
+  s->meta_dirty = true;
+  return 0;
+}

@@ -243,7 +243,8 @@ int vhdx_load_metadata(struct vhdx *s, struct vhd_diag *d)
   if (r < 0)
     return r;
   s->virtual_size = get_le64(v);
-  r = vhdx_meta_read(s, s->disk_id, 16, s->reg.meta_offset + items[ITEM_DISK_ID].offset);
+  s->disk_id_offset = s->reg.meta_offset + items[ITEM_DISK_ID].offset;
+  r = vhdx_meta_read(s, s->disk_id, 16, s->disk_id_offset);
   if (r == 0)
     r = vhdx_meta_read(s, v, 4, s->reg.meta_offset + items[ITEM_LSS].offset);
   if (r < 0)

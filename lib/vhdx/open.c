@@ -129,6 +129,7 @@ const struct vhd_driver vhd_driver_vhdx = {
   .resize = vhdx_resize,
   .set_parent = vhdx_set_parent,
   .repair = vhdx_repair,
+  .reset_id = vhdx_reset_id,
   .compact = vhdx_compact,
   .block_slot = vhdx_block_slot,
   .structures_end = vhdx_image_end,

@@ -12,26 +12,6 @@
 /* Big enough for two paths of 32767 UTF-16 units plus the keys. */
 #define ITEM_CAP (160u * VHDX_KIB)
 
-/* Lay len bytes at file offset off over the pending metadata sectors. */
-static int write_via_log(struct vhdx *s, uint64_t off, const uint8_t *buf, size_t len)
-{
-  while (len > 0) {
-    uint64_t sec_off = off / VHDX_SECTOR * VHDX_SECTOR;
-    size_t in = (size_t)(off - sec_off);
-    size_t n = VHDX_SECTOR - in < len ? VHDX_SECTOR - in : len;
-    uint8_t *sec;
-    int r = vhdx_pending_sector(s, sec_off, &sec);
-    if (r < 0)
-      return r;
-    memcpy(sec + in, buf, n);
-    off += n;
-    buf += n;
-    len -= n;
-  }
-  s->meta_dirty = true;
-  return 0;
-}
-
 /* Where the new item of len bytes goes: in place when it fits before the
  * next item, else after the last item. *entry gets the table entry's
  * offset inside the table. */
@@ -93,7 +73,7 @@ static int rewrite_locator(struct vhdx *s, const uint8_t *item, uint32_t len)
       r = vhd_error(ENOMEM, "%s: out of memory", s->path);
     } else {
       memcpy(buf, item, len);
-      r = write_via_log(s, s->reg.meta_offset + new_off, buf, span);
+      r = vhdx_meta_write(s, s->reg.meta_offset + new_off, buf, span);
       vhd_free(buf);
     }
   }
@@ -101,7 +81,7 @@ static int rewrite_locator(struct vhdx *s, const uint8_t *item, uint32_t len)
     uint8_t e[8];
     put_le32(e, new_off);
     put_le32(e + 4, len);
-    r = write_via_log(s, s->reg.meta_offset + entry + 16, e, sizeof e);
+    r = vhdx_meta_write(s, s->reg.meta_offset + entry + 16, e, sizeof e);
   }
   vhd_free(table);
   return r;

@@ -228,6 +228,7 @@ struct vhdx {
   bool has_parent;
   uint64_t virtual_size;
   uint8_t disk_id[16];
+  uint64_t disk_id_offset;     /* file offset of the Virtual Disk ID item */
   struct vhdx_locator loc;
   uint8_t linkage[16];         /* parent_linkage parsed */
   uint8_t linkage2[16];
@@ -455,5 +456,9 @@ uint64_t vhdx_structures_end(const struct vhdx *s);
 /* set_parent.c, repair.c */
 int vhdx_set_parent(struct vhd_image *img, const struct parent_link *parent);
 int vhdx_repair(struct vhd_image *img, struct vhd_diag *d);
+int vhdx_reset_id(struct vhd_image *img);
+/* Lay len bytes at file offset off over the pending metadata sectors; the
+ * next log commit writes them. */
+int vhdx_meta_write(struct vhdx *s, uint64_t off, const uint8_t *buf, size_t len);
 
 #endif

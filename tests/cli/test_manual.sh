@@ -23,6 +23,16 @@ for cmd in $commands; do
   fi
 done
 
+# --- the README synopsis: each command's usage, on one line --------------------
+for cmd in $commands; do
+  "$VHDTOOL" help "$cmd" | awk '/^Usage:/ { on = 1 } on && /^$/ { exit } on' |
+    sed -e 's/^Usage: *//' -e 's/^ *//' | tr '\n' ' ' | sed -e 's/ $//' -e 's/ \(vhdtool \)/\n\1/g' \
+    > "$WORK/synopsis"
+  echo >> "$WORK/synopsis"
+  check "README has the synopsis of $cmd as the program prints it" \
+    sh -c "while IFS= read -r l; do grep -qxF -- \"\$l\" '$SRC/README.md' || exit 1; done < '$WORK/synopsis'"
+done
+
 # --- the manual page -----------------------------------------------------------
 if [ -f "$MAN" ]; then
   check "vhdtool.1: every subcommand has a section" \
@@ -55,7 +65,7 @@ complete_words() {
 out=$(complete_words "$VHDTOOL" "")
 check "completion: all subcommands offered" sh -c "for c in $(echo $commands); do echo '$out' | grep -qx \"\$c\" || exit 1; done"
 out=$(complete_words "$VHDTOOL" "m")
-check "completion: 'm' -> map, merge" test "$(printf '%s\n' $out | sort | tr '\n' ' ')" = "map merge "
+check "completion: 'm' -> map, measure, merge" test "$(printf '%s\n' $out | sort | tr '\n' ' ')" = "map measure merge "
 out=$(complete_words "$VHDTOOL" check --p)
 check "completion: check --p -> --profile ($out)" sh -c "echo '$out' | grep -qx -- --profile"
 out=$(complete_words "$VHDTOOL" map --)
@@ -63,11 +73,25 @@ check "completion: map options (--json, --output, --start-offset)" \
   sh -c "echo '$out' | grep -qx -- --json && echo '$out' | grep -qx -- --output && echo '$out' | grep -qx -- --start-offset"
 out=$(complete_words "$VHDTOOL" convert --profile "")
 check "completion: --profile values" test "$(echo $out)" = "azure hyperv virtualpc"
+out=$(complete_words "$VHDTOOL" create --physical-sector-size "")
+check "completion: --physical-sector-size values" test "$(echo $out)" = "512 4096"
+out=$(complete_words "$VHDTOOL" attach --mode "")
+check "completion: attach --mode values" test "$(echo $out)" = "ro cow rw"
+for cmd in info check compact; do
+  out=$(complete_words "$VHDTOOL" $cmd --output "")
+  check "completion: $cmd --output values" test "$(echo $out)" = "human json"
+done
 out=$(complete_words "$VHDTOOL" create -f vhd)
 check "completion: -f values" test "$(echo $out)" = "vhd vhdx"
 touch "$WORK/disk-one.vhd"
 out=$(complete_words "$VHDTOOL" info "$WORK/disk-o")
 check "completion: file names" test "$out" = "$WORK/disk-one.vhd"
+out=$(complete_words "$VHDTOOL" compare -F "")
+check "completion: compare -F values" test "$(echo $out)" = "vhd vhdx raw"
+out=$(complete_words "$VHDTOOL" compare -s "$WORK/disk-o")
+check "completion: compare -s takes no value" test "$out" = "$WORK/disk-one.vhd"
+out=$(complete_words "$VHDTOOL" measure --output "")
+check "completion: measure --output values" test "$(echo $out)" = "human json"
 
 # --- installation ------------------------------------------------------------------
 if command -v cmake > /dev/null && [ -f "$BUILD/CMakeCache.txt" ]; then

@@ -16,7 +16,8 @@ OUT/manifest.json     what the harnesses run and expect, per case:
   opts      extra vhdtool options for every command (e.g. --parent-dir)
   expect    command -> allowed exit statuses; "*" is the default.
             Commands: info info-json check check-json read map convert-raw
-            convert-vhd convert-vhdx write compact resize snapshot
+            convert-vhd convert-vhdx write compact resize snapshot (and
+            measure, compare: those of convert-vhdx, convert-raw unless named)
   must      substrings (case-insensitive) the one error line of a failing
             command must contain, besides the file's base name ("a|b":
             either)

@@ -15,6 +15,7 @@
  * in memory first. Device-mapper boots need nothing: the host file system
  * is not mounted and the table holds no data of its own. */
 #include "attach.h"
+#include "nbd_common.h"
 #include "vhd.h"
 
 #include <errno.h>
@@ -30,12 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void pause_ms(int ms)
-{
-  struct timespec t = { ms / 1000, (long)(ms % 1000) * 1000000L };
-  nanosleep(&t, NULL);
-}
-
 static int read_line(const char *path, char *buf, size_t len)
 {
   FILE *f = fopen(path, "re");
@@ -49,34 +44,14 @@ static int read_line(const char *path, char *buf, size_t len)
   return 0;
 }
 
-/* Gone, or a zombie nobody reaps (a shell as PID 1 may not). */
-static bool process_gone(pid_t pid)
-{
-  char path[64], stat[256];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  if (read_line(path, stat, sizeof stat) < 0)
-    return true;
-  const char *paren = strrchr(stat, ')');
-  return paren && paren[1] == ' ' && paren[2] == 'Z';
-}
-
-/* No waiting afterwards: nbdkit answers the disconnect after the requests
- * before it, and stop_server waits for nbdkit itself (waiting for the
- * device's sysfs "pid" to go cost 10 s per shutdown: it stays). */
+/* No waiting for the device afterwards: nbdkit answers the disconnect
+ * after the requests before it, and stop_server waits for nbdkit itself
+ * (waiting for the device's sysfs "pid" to go cost 10 s per shutdown: it
+ * stays). */
 static int disconnect(const char *dev)
 {
-  char node[96];
-  snprintf(node, sizeof node, "/dev/%s", dev);
-  sync();
-  int fd = open(node, O_RDWR | O_CLOEXEC);
-  if (fd < 0)
-    return fail("%s: %s", node, strerror(errno));
-  if (ioctl(fd, BLKFLSBUF, 0) < 0)
-    note("%s: flush: %s", node, strerror(errno));
-  int rc = ioctl(fd, NBD_DISCONNECT);
-  close(fd);
-  if (rc < 0)
-    return fail("%s: disconnect: %s", node, strerror(errno));
+  if (nbd_disconnect(dev) < 0)
+    return fail("/dev/%s: disconnect: %s", dev, strerror(errno));
   return 0;
 }
 
@@ -86,14 +61,9 @@ static int stop_server(const char *pidfile)
   if (read_line(pidfile, buf, sizeof buf) < 0)
     return 0;
   pid_t pid = (pid_t)atoi(buf);
-  if (pid <= 1 || kill(pid, SIGTERM) < 0)
-    return 0;
-  for (int t = 0; t < 20000; t += 50) {
-    if (process_gone(pid))
-      return 0;
-    pause_ms(50);
-  }
-  return fail("nbdkit (pid %d) did not stop within 20 s", (int)pid);
+  if (nbd_stop_server(pid, 20000) < 0)
+    return fail("nbdkit (pid %d) did not stop within 20 s", (int)pid);
+  return 0;
 }
 
 static void prepare_next_boot(const char *run_dir)

@@ -6,6 +6,7 @@
  * puts nbdkit's cow filter in front, which opens the image read-only and
  * keeps every write in a temporary file in memory. */
 #include "attach.h"
+#include "nbd_common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,23 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static int free_nbd(char *name, size_t len)
 {
-  for (int i = 0; i < 64; i++) {
-    char path[96];
-    snprintf(path, sizeof path, "/sys/block/nbd%d", i);
-    if (access(path, F_OK) != 0)
-      break;
-    snprintf(path, sizeof path, "/sys/block/nbd%d/pid", i);
-    if (access(path, F_OK) == 0)
-      continue;   /* connected */
-    snprintf(name, len, "nbd%d", i);
-    return 0;
-  }
-  return fail("no free /dev/nbdN: is the nbd module loaded?");
+  if (nbd_free_device(name, len) < 0)
+    return fail("no free /dev/nbdN: is the nbd module loaded?");
+  return 0;
 }
 
 static bool same_dir(const char *a, const char *b)
@@ -75,17 +66,6 @@ static int start_nbdkit(const struct request *rq, const char *file, const char *
   return 0;
 }
 
-static int wait_for(const char *path, int ms)
-{
-  struct timespec step = { 0, 20 * 1000 * 1000 };
-  for (int t = 0; t < ms; t += 20) {
-    if (access(path, F_OK) == 0)
-      return 0;
-    nanosleep(&step, NULL);
-  }
-  return -1;
-}
-
 static int partitions(const char *disk_name, uint32_t sector, struct attached *out)
 {
   char node[96], disk[32];
@@ -104,7 +84,7 @@ static int partitions(const char *disk_name, uint32_t sector, struct attached *o
     char path[160];
     snprintf(out->part_dev[k], sizeof out->part_dev[k], "%.31sp%u", disk, pt.e[i].number);
     snprintf(path, sizeof path, "/dev/%s", out->part_dev[k]);
-    if (wait_for(path, 5000) < 0)
+    if (!nbd_wait_for(path, 5000))
       return fail("%s: the kernel made no device for partition %u", node, pt.e[i].number);
     out->part_number[k] = pt.e[i].number;
     memcpy(out->part_guid[k], pt.e[i].guid, 16);
