@@ -57,10 +57,11 @@ static int prepared_room(struct boot_image *out, uint64_t want, const struct hos
     return vhd_error(EROFS, "%s: mode=rw: the loader does not write to %s: %s", path,
                      vol->name, vol->map.unclean);
   if (efi_file_first_unwritten(out->top, &at))
-    return vhd_error(ENOSPC, "%s: mode=rw: the file has space that is allocated but not "
-                     "written on %s from byte %llu on, which the loader cannot write; run "
-                     "'vhdtool boot-prepare' on the image from the running system first",
-                     path, vol->name, (unsigned long long)at);
+    return vhd_error(ENOSPC, "%s: mode=rw: the file has space with no written data on %s "
+                     "from byte %llu on (a hole, an unwritten extent or the end of the valid "
+                     "data), which the loader cannot write; run 'vhdtool boot-prepare' on the "
+                     "image from the running system first", path, vol->name,
+                     (unsigned long long)at);
   if (want == 0)
     return 0;
   struct vhd_reserve rs;

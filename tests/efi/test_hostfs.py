@@ -25,7 +25,7 @@ fallback payload, which runs the loader once per case from its CHAIN.TXT
   - ext3 (block maps with indirect blocks): a dynamic VHDX, ro and rw.
   - ext4: a file whose holes were made unwritten extents (debugfs
     fallocate) over blocks still holding old bytes: ro reads zeros there,
-    rw is refused (allocated but not written).
+    rw is refused (no written data there).
   - NTFS: a file whose valid data length (set in its MFT record here)
     ends before old bytes: ro boots, rw is refused.
   - a long name in a nested directory; a directory with 500 entries
@@ -439,7 +439,7 @@ def body(env, res):
     cases.append(("ext4: unwritten extents read as zeros, ro",
                   *ext4.ro("/images/dyn-unwritten.vhdx", MARKER, imgs.data0, imgs.dyn,
                            handoff=True)))
-    line, check = ext4.fails("/images/dyn-unwritten.vhdx", "allocated but not written")
+    line, check = ext4.fails("/images/dyn-unwritten.vhdx", "no written data")
     cases.append(("ext4: rw of a file with unwritten extents", line.replace(
         '"args=return"', 'mode=rw "args=write return"'), check))
     line, check = ext4.cow("/images/dyn-noprep.vhdx", MARKER, imgs.data0, imgs.dyn)
@@ -470,13 +470,13 @@ def body(env, res):
         cases.append(("NTFS: compressed file",
                       *ntfs.fails("/packed/image.vhdx", "compressed")))
         cases.append(("NTFS: sparse file", *ntfs.fails("/holes/image.vhdx", "sparse")))
-        # Not the hand-off record yet: handoff.c publishes the range past the
-        # valid data length with its disk offset (the OS would read the old
-        # bytes there, the loader reads zeros); handoff=True shows it.
+        # The hand-off record must give the range past the valid data length
+        # no disk offset: the OS would read the old bytes there.
         cases.append(("NTFS: valid data length short of the file's end (old bytes past it), "
-                      "ro", *ntfs.ro("/images/vdl.vhdx", MARKER, imgs.data0, imgs.vdl)))
+                      "ro", *ntfs.ro("/images/vdl.vhdx", MARKER, imgs.data0, imgs.vdl,
+                                     handoff=True)))
         line, check = ntfs.fails("/images/vdl.vhdx",
-                                 f"allocated but not written on partition {NTFS_PART} (NTFS) "
+                                 f"no written data on partition {NTFS_PART} (NTFS) "
                                  f"from byte {os.path.getsize(imgs.dyn)} on")
         cases.append(("NTFS: rw of a file with bytes past its valid data length",
                       line.replace('"args=return"', 'mode=rw "args=write return"'), check))
