@@ -68,12 +68,13 @@ static void put_extent(uint8_t *e, uint64_t file_offset, uint64_t disk_offset, u
  * the extent that holds the valid data length being cut there. */
 static size_t put_extents(uint8_t *e, const struct host_volume *vol, const struct efi_file *f)
 {
+  /* The slack after the file's end in its last cluster stays as mapped. */
+  uint64_t valid = f->readable < f->phys_size ? f->readable : UINT64_MAX;
   size_t n = 0;
   for (size_t i = 0; i < f->ext.count; i++) {
     const struct fsmap_extent *x = &f->ext.v[i];
-    uint64_t cut = f->readable <= x->file_offset ? 0
-                   : f->readable - x->file_offset < x->length ? f->readable - x->file_offset
-                                                              : x->length;
+    uint64_t cut = valid <= x->file_offset ? 0
+                   : valid - x->file_offset < x->length ? valid - x->file_offset : x->length;
     if (cut) {
       if (e)
         put_extent(e + n * EXTENT_SIZE, x->file_offset,
