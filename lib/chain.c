@@ -238,7 +238,8 @@ int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
   memset(&self, 0, sizeof self);
   img->drv->info(img, &self);
   static const uint8_t zero_id[16];
-  if (memcmp(self.parent_id, zero_id, 16) == 0 && !(img->flags & VHD_OPEN_RAW_PARENT))
+  if (!img->drv->parent_by_name_only && memcmp(self.parent_id, zero_id, 16) == 0 &&
+      !(img->flags & VHD_OPEN_RAW_PARENT))
     return vhd_error(EPERM, "%s: its parent link (%s) is all zeros, which names no image: "
                      "only a raw file can be such a parent, and raw parents are taken only "
                      "when allowed (vhdtool --raw-parent, nbdkit raw-parent=true)", img->path,

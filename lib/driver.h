@@ -1,4 +1,5 @@
-/* The format driver interface. raw, VHD and VHDX each implement it; the
+/* The format driver interface. raw, VHD, VHDX and (read only) qcow2 each
+ * implement it; the
  * image/chain layer (image.c, chain.c) is the only caller.
  *
  * Contract common to all callbacks:
@@ -105,6 +106,9 @@ struct vhd_driver {
   /* 0 when candidate is this image's parent, else -EINVAL with a message
    * naming both files and the identity field that differs. */
   int (*parent_matches)(struct vhd_image *img, struct vhd_image *candidate);
+  /* The format links its parent by file name alone (qcow2): no identity
+   * to compare, so the all-zeros parent link rule (chain.c) is not its. */
+  bool parent_by_name_only;
 
   /* Extra whole-file checks run by vhd_check after open (leaks, overlaps
    * that open tolerates). May be NULL. */
@@ -136,6 +140,8 @@ struct vhd_driver {
 extern const struct vhd_driver vhd_driver_raw;
 extern const struct vhd_driver vhd_driver_vhd;
 extern const struct vhd_driver vhd_driver_vhdx;
+/* Hosted builds only (they need zlib). */
+extern const struct vhd_driver vhd_driver_qcow2;
 
 /* The drivers in probing order, NULL-terminated. */
 extern const struct vhd_driver *const vhd_drivers[];

@@ -5,6 +5,9 @@
 const struct vhd_driver *const vhd_drivers[] = {
   &vhd_driver_vhdx,
   &vhd_driver_vhd,
+#if __STDC_HOSTED__
+  &vhd_driver_qcow2,   /* needs zlib, which the freestanding loader lacks */
+#endif
   &vhd_driver_raw,
   NULL,
 };

@@ -48,6 +48,7 @@ const char *vhd_format_name(enum vhd_format format)
   case VHD_FORMAT_RAW: return "raw";
   case VHD_FORMAT_VHD: return "vhd";
   case VHD_FORMAT_VHDX: return "vhdx";
+  case VHD_FORMAT_QCOW2: return "qcow2";
   default: return NULL;
   }
 }
