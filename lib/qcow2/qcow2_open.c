@@ -53,6 +53,9 @@ static int check_features(struct vhd_image *img, uint64_t incompat, unsigned com
     return vhd_error(ENOTSUP, "%s: qcow2 compression_type %u (zstd) is not read, only "
                      "deflate; recompress with qemu-img convert -c -o compression_type=zlib",
                      img->path, compression);
+  if (!(incompat & INCOMPAT_COMPRESSION) && compression != 0)
+    return vhd_error(EINVAL, "%s: qcow2 compression_type %u without incompatible feature "
+                     "bit 3", img->path, compression);
   if (incompat & INCOMPAT_EXTENDED_L2)
     return vhd_error(ENOTSUP, "%s: qcow2 extended L2 entries (incompatible feature bit 4) "
                      "are not read", img->path);
