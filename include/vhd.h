@@ -64,6 +64,7 @@ enum vhd_format {
   VHD_FORMAT_VHD = 2,
   VHD_FORMAT_VHDX = 3,
   VHD_FORMAT_QCOW2 = 4,  /* read only (open, convert from, serve) */
+  VHD_FORMAT_VMDK = 5,   /* read only: sparse and stream-optimized */
 };
 
 enum vhd_disk_type {
@@ -73,7 +74,8 @@ enum vhd_disk_type {
   VHD_TYPE_DIFFERENCING = 4,
 };
 
-/* Names used on command lines and in JSON: "raw", "vhd", "vhdx", "qcow2";
+/* Names used on command lines and in JSON: "raw", "vhd", "vhdx", "qcow2",
+ * "vmdk";
  * "fixed", "dynamic", "differencing". NULL for values out of range (and for
  * VHD_TYPE_NONE). */
 VHD_API const char *vhd_format_name(enum vhd_format format);

@@ -14,6 +14,19 @@ void parent_candidates_free(struct parent_candidates *c)
   c->count = 0;
 }
 
+int parent_candidates_one(struct vhd_image *img, struct parent_candidates *c, const char *path,
+                          const char *kind)
+{
+  size_t n = strlen(path) + 1;
+  c->path[0] = vhd_malloc(n);
+  if (!c->path[0])
+    return vhd_error(ENOMEM, "%s: out of memory", img->path);
+  memcpy(c->path[0], path, n);
+  c->kind[0] = kind;
+  c->count = 1;
+  return 0;
+}
+
 void parent_roots_free(struct parent_roots *r)
 {
   if (!r)

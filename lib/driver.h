@@ -1,5 +1,5 @@
-/* The format driver interface. raw, VHD, VHDX and (read only) qcow2 each
- * implement it; the
+/* The format driver interface. raw, VHD, VHDX and (read only) qcow2 and
+ * VMDK each implement it; the
  * image/chain layer (image.c, chain.c) is the only caller.
  *
  * Contract common to all callbacks:
@@ -41,6 +41,10 @@ struct parent_candidates {
   const char *kind[PARENT_MAX_CANDIDATES];  /* "W2ru", "relative_path", ... */
 };
 void parent_candidates_free(struct parent_candidates *c);
+/* c holds the one candidate path (copied), of kind; for formats that
+ * name their parent once (qcow2, VMDK). */
+int parent_candidates_one(struct vhd_image *img, struct parent_candidates *c, const char *path,
+                          const char *kind);
 
 /* The parent a new differencing image points at. */
 struct parent_link {
@@ -142,6 +146,7 @@ extern const struct vhd_driver vhd_driver_vhd;
 extern const struct vhd_driver vhd_driver_vhdx;
 /* Hosted builds only (they need zlib). */
 extern const struct vhd_driver vhd_driver_qcow2;
+extern const struct vhd_driver vhd_driver_vmdk;
 
 /* The drivers in probing order, NULL-terminated. */
 extern const struct vhd_driver *const vhd_drivers[];

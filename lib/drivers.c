@@ -6,7 +6,8 @@ const struct vhd_driver *const vhd_drivers[] = {
   &vhd_driver_vhdx,
   &vhd_driver_vhd,
 #if __STDC_HOSTED__
-  &vhd_driver_qcow2,   /* needs zlib, which the freestanding loader lacks */
+  &vhd_driver_qcow2,   /* these need zlib, which the freestanding loader lacks */
+  &vhd_driver_vmdk,
 #endif
   &vhd_driver_raw,
   NULL,

@@ -49,6 +49,7 @@ const char *vhd_format_name(enum vhd_format format)
   case VHD_FORMAT_VHD: return "vhd";
   case VHD_FORMAT_VHDX: return "vhdx";
   case VHD_FORMAT_QCOW2: return "qcow2";
+  case VHD_FORMAT_VMDK: return "vmdk";
   default: return NULL;
   }
 }

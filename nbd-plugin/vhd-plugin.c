@@ -108,8 +108,10 @@ parse_format (const char *value)
     format = VHD_FORMAT_VHDX;
   else if (strcmp (value, "qcow2") == 0)
     format = VHD_FORMAT_QCOW2;
+  else if (strcmp (value, "vmdk") == 0)
+    format = VHD_FORMAT_VMDK;
   else {
-    nbdkit_error ("format=%s: expected auto, raw, vhd, vhdx or qcow2", value);
+    nbdkit_error ("format=%s: expected auto, raw, vhd, vhdx, qcow2 or vmdk", value);
     return -1;
   }
   return 0;
@@ -172,7 +174,7 @@ vhd_plugin_config_complete (void)
 
 #define vhd_plugin_config_help \
   "[file=]<IMAGE>      (required) VHD, VHDX or raw image to serve.\n" \
-  "format=auto|raw|vhd|vhdx|qcow2  Take the image as this format (default: probe).\n" \
+  "format=auto|raw|vhd|vhdx|qcow2|vmdk  Take the image as this format (default: probe).\n" \
   "discard=true|false  Let trim and zero free blocks (default: true).\n" \
   "parents=none|beside|any  Where parents may be: none, the image's directory\n" \
   "                    and below (default), or wherever the locators say.\n" \
@@ -278,7 +280,7 @@ static void
 vhd_plugin_dump_plugin (void)
 {
   printf ("vhd_libvhd_version=%s\n", vhd_version ());
-  printf ("vhd_formats=raw,vhd,vhdx,qcow2\n");
+  printf ("vhd_formats=raw,vhd,vhdx,qcow2,vmdk\n");
   printf ("vhd_types=fixed,dynamic,differencing\n");
 }
 

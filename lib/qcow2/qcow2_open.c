@@ -277,13 +277,7 @@ static void qcow2_info(struct vhd_image *img, struct vhd_info *info)
 static int qcow2_parent_candidates(struct vhd_image *img, struct parent_candidates *c)
 {
   struct qcow2 *q = img->priv;
-  c->path[0] = vhd_malloc(strlen(q->backing) + 1);
-  if (!c->path[0])
-    return vhd_error(ENOMEM, "%s: out of memory", img->path);
-  strcpy(c->path[0], q->backing);
-  c->kind[0] = "backing_file";
-  c->count = 1;
-  return 0;
+  return parent_candidates_one(img, c, q->backing, "backing_file");
 }
 
 /* qcow2 names its backing file and, at most, its format: nothing to check

@@ -96,16 +96,6 @@ int qcow2_lookup(struct vhd_image *img, uint64_t off, uint64_t len, struct qcow2
   return 0;
 }
 
-/* Host bytes; past the end of the file they read as zeros (the last
- * cluster of a qcow2 file need not be written out in full). */
-static int read_host(struct vhd_image *img, uint8_t *buf, uint64_t len, uint64_t host)
-{
-  const struct qcow2 *q = img->priv;
-  uint64_t have = host < q->file_size ? min_u64(len, q->file_size - host) : 0;
-  memset(buf + have, 0, (size_t)(len - have));
-  return have ? io_pread(img->io, buf, (size_t)have, host) : 0;
-}
-
 /* The whole cluster at run (compressed) into cluster (cluster_size bytes);
  * scratch holds the stream (2 * cluster_size bytes, its largest size). */
 static int inflate_cluster(struct vhd_image *img, const struct qcow2_run *run, uint64_t guest,
@@ -145,7 +135,7 @@ int qcow2_read(struct vhd_image *img, void *buf, size_t len, uint64_t off)
       memset(out, 0, (size_t)run.len);
       break;
     case QCOW2_DATA:
-      r = read_host(img, out, run.len, run.host);
+      r = io_pread_upto(img->io, out, (size_t)run.len, run.host, q->file_size);
       break;
     case QCOW2_COMPRESSED:
       if (!cluster && !(cluster = vhd_malloc((size_t)q->cluster_size * 3))) {

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Foreign disk formats (qcow, QED, VDI, VMDK sparse and descriptor,
+# Foreign disk formats (qcow, QED, VDI, VMDK descriptor,
 # Parallels) are refused by name by every command that probes, instead of
 # being taken for raw disks of their container bytes; -f raw still reads the
 # bytes as they are.
@@ -96,7 +96,7 @@ check_format d.qcow qcow "qcow (version 1)"
 check_format d.qed qed QED
 check_format d.vdi vdi VDI
 check_format d.parallels parallels Parallels
-check_format sparse.vmdk vmdk "VMDK (sparse" -o subformat=monolithicSparse
+# VMDK sparse extents are read (tests/interop/test_vmdk_read.sh).
 check_format desc.vmdk vmdk "VMDK (descriptor)" -o subformat=monolithicFlat
 
 # The flat extent of a descriptor-type VMDK has no signature: it is a raw

@@ -1,0 +1,71 @@
+#!/bin/bash
+# VMDK sparse extents as a source (issue 17): monolithicSparse and
+# streamOptimized images qemu-img makes, zeroed grains and a child over a
+# parent read as qemu reads them, through convert to raw, VHD and VHDX
+# (oracle: qemu-img compare against the VMDK), map agrees with qemu-img map
+# as sets of bytes, and damaged images give one error line, never a crash.
+. "$(dirname "$0")/common.sh"
+need_vhdtool
+need_cmd qemu-img qemu-io
+QFMT=vmdk
+. "$(dirname "$0")/source_common.sh"
+SIZE=$((8 * 1024 * 1024 + 3584))   # not a whole number of grains
+cd "$WORK" || exit 2
+$GEN raw src.raw "$SIZE" 19
+
+
+
+qemu-img convert -O vmdk -o subformat=monolithicSparse src.raw sparse.vmdk
+qemu-img convert -O vmdk -o subformat=streamOptimized src.raw stream.vmdk
+qemu-img convert -O vmdk -o zeroed_grain=on src.raw zg.vmdk
+qemu-io -c 'write -z 64k 1M' zg.vmdk > /dev/null
+qemu-img create -q -f vmdk -b sparse.vmdk -F vmdk child.vmdk
+qemu-io -c 'write -P 3 2M 64k' -c 'write -P 4 8M 3584' child.vmdk > /dev/null
+for i in sparse stream zg child; do same "$i" "$i.vmdk"; done
+map_agrees sparse sparse.vmdk sparse.vmdk
+map_agrees stream stream.vmdk stream.vmdk
+map_agrees "child over sparse" child.vmdk child.vmdk sparse.vmdk
+"$VHDTOOL" info stream.vmdk > info.txt 2>&1
+check "info names the format" grep -q '^file format: vmdk$' info.txt
+"$VHDTOOL" info child.vmdk > info.txt 2>&1
+check "a child is differencing" grep -q '^disk type: differencing$' info.txt
+rm -f f.raw
+"$VHDTOOL" convert -f vmdk sparse.vmdk f.raw > /dev/null 2>&1
+check "-f vmdk is a format name" cmp -s f.raw src.raw
+
+refused "writing is refused" sparse.vmdk "read-only format" \
+  sh -c "printf x | '$VHDTOOL' write --offset 0 sparse.vmdk"
+
+le32() { $PYTHON -c 'import sys; d=open(sys.argv[1],"rb").read(); o=int(sys.argv[2]); print(int.from_bytes(d[o:o+4],"little"))' "$@"; }
+bad sparse.vmdk version4 "version" 4 '\4'
+bad sparse.vmdk grain3 "grainSize" 20 '\3'
+bad sparse.vmdk gtes "numGTEsPerGT" 44 '\0\4'
+bad sparse.vmdk newline "newline" 73 '\n \n\n'
+bad sparse.vmdk gdpast "grain directory" 56 '\0\0\0\1'
+bad stream.vmdk nomarkers "markers" 10 '\1'
+gd=$(le32 sparse.vmdk 56)
+bad sparse.vmdk gtpast "grain table" $((gd * 512)) '\377\377\377\0'
+gt=$(le32 sparse.vmdk $((gd * 512)))
+bad sparse.vmdk grainpast "past the end" $((gt * 512)) '\377\377\377\0'
+sgd=$(le32 stream.vmdk 56)
+sgt=$(le32 stream.vmdk $((sgd * 512)))
+g0=$(le32 stream.vmdk $((sgt * 512)))
+bad stream.vmdk lba "marker" $((g0 * 512)) '\7'
+bad stream.vmdk csize "compressed size" $((g0 * 512 + 8)) '\377\377\377\0'
+bad stream.vmdk garbage "inflate" $((g0 * 512 + 12)) 'garbage!'
+# The child's parentCID no longer names its parent.
+cp child.vmdk cidchild.vmdk
+$PYTHON -c '
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.index(b"parentCID=") + 17       # its last hex digit
+d[i] = ord("1") if d[i] == ord("0") else ord("0")
+open(sys.argv[1], "wb").write(d)' cidchild.vmdk
+refused "parent CID mismatch" cidchild.vmdk "parentCID" "$VHDTOOL" convert -O raw cidchild.vmdk cid.raw
+head -c 4096 sparse.vmdk > short.vmdk
+refused "truncated" short.vmdk "past the end" "$VHDTOOL" convert -O raw short.vmdk short.raw
+# A piece of a split disk is read only through its descriptor (not yet).
+qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse src.raw split.vmdk
+refused "a split disk's piece" split-s001.vmdk "descriptor" \
+  "$VHDTOOL" convert -O raw split-s001.vmdk piece.raw
+finish
