@@ -67,6 +67,9 @@ if command -v qemu-img > /dev/null 2>&1; then
      command -v qemu-io > /dev/null 2>&1; then
     qemu-io -c 'write -z 64k 128k' q3z.qcow2 > /dev/null && add q3z.qcow2
   fi
+  try "vmdk sparse" qemu-img convert -f raw -O vmdk t.raw ms.vmdk && add ms.vmdk
+  try "vmdk stream" qemu-img convert -f raw -O vmdk -o subformat=streamOptimized t.raw \
+    so.vmdk && add so.vmdk
 fi
 echo "make-corpus: $made seed images in $out"
 [ "$made" -gt 0 ]
