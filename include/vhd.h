@@ -65,6 +65,7 @@ enum vhd_format {
   VHD_FORMAT_VHDX = 3,
   VHD_FORMAT_QCOW2 = 4,  /* read only (open, convert from, serve) */
   VHD_FORMAT_VMDK = 5,   /* read only: sparse and stream-optimized */
+  VHD_FORMAT_VDI = 6,    /* read only: fixed and dynamic */
 };
 
 enum vhd_disk_type {
@@ -75,7 +76,7 @@ enum vhd_disk_type {
 };
 
 /* Names used on command lines and in JSON: "raw", "vhd", "vhdx", "qcow2",
- * "vmdk";
+ * "vmdk", "vdi";
  * "fixed", "dynamic", "differencing". NULL for values out of range (and for
  * VHD_TYPE_NONE). */
 VHD_API const char *vhd_format_name(enum vhd_format format);

@@ -1,5 +1,5 @@
-/* The format driver interface. raw, VHD, VHDX and (read only) qcow2 and
- * VMDK each implement it; the
+/* The format driver interface. raw, VHD, VHDX and (read only) qcow2,
+ * VMDK and VDI each implement it; the
  * image/chain layer (image.c, chain.c) is the only caller.
  *
  * Contract common to all callbacks:
@@ -144,6 +144,7 @@ struct vhd_driver {
 extern const struct vhd_driver vhd_driver_raw;
 extern const struct vhd_driver vhd_driver_vhd;
 extern const struct vhd_driver vhd_driver_vhdx;
+extern const struct vhd_driver vhd_driver_vdi;   /* read only */
 /* Hosted builds only (they need zlib). */
 extern const struct vhd_driver vhd_driver_qcow2;
 extern const struct vhd_driver vhd_driver_vmdk;

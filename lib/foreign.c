@@ -1,5 +1,6 @@
-/* Foreign formats: those no driver reads (qcow2 and VMDK sparse extents
- * have drivers in hosted builds, so only their other forms get here there). The signatures come from each format's specification
+/* Foreign formats: those no driver reads (VDI has a driver, qcow2 and
+ * VMDK sparse extents have drivers in hosted builds, so only their other
+ * forms get here there). The signatures come from each format's specification
  * (see shared/reference/vmdk-vdi-qcow2.md for qcow2, VMDK and VDI); only
  * the first 4 KiB are looked at, so a raw disk that happens to start with
  * one of them is read only when the raw format is asked for. */
@@ -108,7 +109,7 @@ int foreign_refuse(vhd_io *io)
   const char *format = format_of(head, n);
   if (format)
     return vhd_error(EMEDIUMTYPE, "%s is a %s image, which this version cannot read (only VHD, "
-                     "VHDX, qcow2, VMDK sparse and raw; open it as raw to read its bytes as they "
-                     "are)", io->name, format);
+                     "VHDX, qcow2, VMDK sparse, VDI and raw; open it as raw to read its bytes as "
+                     "they are)", io->name, format);
   return foreign_refuse_split(io);
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Foreign disk formats (qcow, QED, VDI, VMDK descriptor,
+# Foreign disk formats (qcow, QED, VMDK descriptor,
 # Parallels) are refused by name by every command that probes, instead of
 # being taken for raw disks of their container bytes; -f raw still reads the
 # bytes as they are.
@@ -94,7 +94,7 @@ check_format() {
 # also checks that other versions are refused by name).
 check_format d.qcow qcow "qcow (version 1)"
 check_format d.qed qed QED
-check_format d.vdi vdi VDI
+# VDI is read (tests/interop/test_vdi_read.sh).
 check_format d.parallels parallels Parallels
 # VMDK sparse extents are read (tests/interop/test_vmdk_read.sh).
 check_format desc.vmdk vmdk "VMDK (descriptor)" -o subformat=monolithicFlat

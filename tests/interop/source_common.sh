@@ -57,3 +57,6 @@ bad() {
   patch "$name.$ext" "$off" "$hex"
   refused "$name" "$name.$ext" "$word" "$VHDTOOL" convert -O raw "$name.$ext" "$name.raw"
 }
+
+# le32 FILE OFFSET: the little-endian u32 there, in decimal.
+le32() { $PYTHON -c 'import sys; d=open(sys.argv[1],"rb").read(); o=int(sys.argv[2]); print(int.from_bytes(d[o:o+4],"little"))' "$@"; }

@@ -14,7 +14,6 @@ cd "$WORK" || exit 2
 $GEN raw src.raw "$SIZE" 19
 
 
-
 qemu-img convert -O vmdk -o subformat=monolithicSparse src.raw sparse.vmdk
 qemu-img convert -O vmdk -o subformat=streamOptimized src.raw stream.vmdk
 qemu-img convert -O vmdk -o zeroed_grain=on src.raw zg.vmdk
@@ -36,7 +35,6 @@ check "-f vmdk is a format name" cmp -s f.raw src.raw
 refused "writing is refused" sparse.vmdk "read-only format" \
   sh -c "printf x | '$VHDTOOL' write --offset 0 sparse.vmdk"
 
-le32() { $PYTHON -c 'import sys; d=open(sys.argv[1],"rb").read(); o=int(sys.argv[2]); print(int.from_bytes(d[o:o+4],"little"))' "$@"; }
 bad sparse.vmdk version4 "version" 4 '\4'
 bad sparse.vmdk grain3 "grainSize" 20 '\3'
 bad sparse.vmdk gtes "numGTEsPerGT" 44 '\0\4'
