@@ -70,6 +70,7 @@ if command -v qemu-img > /dev/null 2>&1; then
   try "vmdk sparse" qemu-img convert -f raw -O vmdk t.raw ms.vmdk && add ms.vmdk
   try "vmdk stream" qemu-img convert -f raw -O vmdk -o subformat=streamOptimized t.raw \
     so.vmdk && add so.vmdk
+  try "vdi dynamic" qemu-img convert -f raw -O vdi t.raw dyn.vdi && add dyn.vdi
 fi
 echo "make-corpus: $made seed images in $out"
 [ "$made" -gt 0 ]

@@ -1,9 +1,9 @@
 #!/bin/bash
-# qcow2 and VMDK served read-only (issue 17): with or without -r the export is
+# qcow2, VMDK and VDI served read-only (issue 17): with or without -r the export is
 # read-only and reads as qemu reads the image (oracle: qemu-img convert to
 # raw, compared with what nbdcopy copies out), a compressed image over a
 # backing file and a stream-optimized VMDK included; format=qcow2 and
-# format=vmdk are accepted.
+# format=vmdk (and a dynamic VDI, format=vdi) are accepted.
 . "$(dirname "$0")/../interop/common.sh"
 . "$(dirname "$0")/common.sh"
 need_nbd
@@ -32,4 +32,7 @@ serves "format=qcow2" want.raw top.qcow2 format=qcow2
 qemu-img convert -O vmdk -o subformat=streamOptimized src.raw stream.vmdk
 serves "VMDK stream, no -r" src.raw stream.vmdk
 serves "format=vmdk" src.raw stream.vmdk format=vmdk
+qemu-img convert -O vdi src.raw dyn.vdi
+serves "VDI dynamic, no -r" src.raw dyn.vdi
+serves "format=vdi" src.raw dyn.vdi format=vdi
 finish
