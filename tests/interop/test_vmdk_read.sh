@@ -20,7 +20,18 @@ qemu-img convert -O vmdk -o zeroed_grain=on src.raw zg.vmdk
 qemu-io -c 'write -z 64k 1M' zg.vmdk > /dev/null
 qemu-img create -q -f vmdk -b sparse.vmdk -F vmdk child.vmdk
 qemu-io -c 'write -P 3 2M 64k' -c 'write -P 4 8M 3584' child.vmdk > /dev/null
-for i in sparse stream zg child; do same "$i" "$i.vmdk"; done
+# VMware's stream form: the header says the grain directory is at the end
+# (GD_AT_END), and a footer marker, the footer (the header with the real
+# gdOffset) and an end-of-stream marker end the file.
+$PYTHON -c '
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d += bytes(-len(d) % 512)
+footer = bytearray(d[:512])
+d[56:64] = b"\xff" * 8
+marker = (1).to_bytes(8, "little") + bytes(4) + (3).to_bytes(4, "little") + bytes(496)
+open(sys.argv[2], "wb").write(bytes(d) + marker + bytes(footer) + bytes(512))' stream.vmdk atend.vmdk
+for i in sparse stream atend zg child; do same "$i" "$i.vmdk"; done
 map_agrees sparse sparse.vmdk sparse.vmdk
 map_agrees stream stream.vmdk stream.vmdk
 map_agrees "child over sparse" child.vmdk child.vmdk sparse.vmdk
@@ -60,6 +71,9 @@ i = d.index(b"parentCID=") + 17       # its last hex digit
 d[i] = ord("1") if d[i] == ord("0") else ord("0")
 open(sys.argv[1], "wb").write(d)' cidchild.vmdk
 refused "parent CID mismatch" cidchild.vmdk "parentCID" "$VHDTOOL" convert -O raw cidchild.vmdk cid.raw
+size=$(stat -c %s atend.vmdk)
+bad atend.vmdk noeos "footer" $((size - 512)) '\1'
+bad atend.vmdk nofooter "footer" $((size - 1536)) '\2'
 head -c 4096 sparse.vmdk > short.vmdk
 refused "truncated" short.vmdk "past the end" "$VHDTOOL" convert -O raw short.vmdk short.raw
 # A piece of a split disk is read only through its descriptor (not yet).
