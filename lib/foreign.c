@@ -11,9 +11,7 @@
 
 #define PROBE_BYTES 4096u
 
-/* A VMDK descriptor is a text file whose first line that is neither blank
- * nor a '#' comment is version=1, 2 or 3 (how qemu recognises it too). */
-static bool vmdk_descriptor(const uint8_t *p, size_t n)
+bool foreign_vmdk_descriptor(const uint8_t *p, size_t n)
 {
   size_t i = 0;
   while (i < n) {
@@ -51,7 +49,7 @@ static const char *format_of(const uint8_t *p, size_t n)
   if (n >= 16 && (memcmp(p, "WithoutFreeSpace", 16) == 0 ||
                   memcmp(p, "WithouFreSpacExt", 16) == 0))
     return "Parallels";
-  if (vmdk_descriptor(p, n))
+  if (foreign_vmdk_descriptor(p, n))
     return "VMDK (descriptor)";
   return NULL;
 }
@@ -109,7 +107,7 @@ int foreign_refuse(vhd_io *io)
   const char *format = format_of(head, n);
   if (format)
     return vhd_error(EMEDIUMTYPE, "%s is a %s image, which this version cannot read (only VHD, "
-                     "VHDX, qcow2, VMDK sparse, VDI and raw; open it as raw to read its bytes as "
+                     "VHDX, qcow2, VMDK, VDI and raw; open it as raw to read its bytes as "
                      "they are)", io->name, format);
   return foreign_refuse_split(io);
 }

@@ -1,227 +1,206 @@
-/* VMDK sparse extents: probe, header (or the footer a stream keeps at its
- * end), the embedded descriptor and the grain directory. */
+/* VMDK: probe, open (a monolithic sparse file, or a descriptor file and
+ * the extent files it lists), identity and the parent. Read only. */
 #include "vmdk/vmdk.h"
 #include "error.h"
+#include "foreign.h"
 #include "util/crc32.h"
 #include "util/endian.h"
 #include "util/strfmt.h"
 
-#define FLAG_NEWLINE_TEST 0x1u
-#define FLAG_ZEROED_GRAINS 0x4u
-#define FLAG_COMPRESSED 0x10000u
-#define FLAG_MARKERS 0x20000u
-#define GD_AT_END UINT64_MAX
-#define MARKER_FOOTER 3u
-/* Grains above 1 MiB exist in no real file (VMware and qemu write 64 KiB);
- * the bound keeps a read's buffers small. */
-#define GRAIN_SECTORS_MAX 2048u
-#define GTES_MAX 512u
-#define DESCRIPTOR_MAX (64u * 1024)
+#define PROBE_BYTES 4096u
 
 static int vmdk_probe(vhd_io *io, uint64_t file_size)
 {
-  uint8_t m[4];
-  if (file_size < VMDK_SECTOR || io_pread(io, m, sizeof m, 0) < 0)
+  uint8_t p[PROBE_BYTES];
+  size_t n = file_size < sizeof p ? (size_t)file_size : sizeof p;
+  if (n < 4 || io_pread(io, p, n, 0) < 0)
     return 0;
-  return memcmp(m, "KDMV", 4) == 0 ? 10 : 0;
+  if (memcmp(p, "KDMV", 4) == 0)
+    return 10;
+  return foreign_vmdk_descriptor(p, n) ? 5 : 0;
 }
 
-static int bad(struct vhd_image *img, const char *what)
-{
-  return vhd_error(EINVAL, "%s: VMDK sparse header: %s", img->path, what);
-}
+/* Where the extents go while a descriptor is parsed. */
+struct extent_list {
+  struct vhd_image *img;
+  struct vmdk *v;
+  unsigned cap;
+  unsigned lines;                  /* monolithic files: how many, */
+  struct vmdk_extent_line first;   /* and the first */
+};
 
-/* A stream-optimized file may say its grain directory is at the end: the
- * real header is then the footer, between a footer marker and the
- * end-of-stream marker. */
-static int read_footer(struct vhd_image *img, struct vmdk *v, uint8_t *h)
+static int grow(struct extent_list *l)
 {
-  uint8_t tail[3 * VMDK_SECTOR];
-  if (v->file_size < 4 * VMDK_SECTOR)
-    return bad(img, "gdOffset is GD_AT_END but the file is too short for a footer");
-  int r = io_pread(img->io, tail, sizeof tail, v->file_size - sizeof tail);
-  if (r < 0)
-    return r;
-  static const uint8_t zero[12];
-  if (get_le64(tail) != 1 || get_le32(tail + 8) != 0 || get_le32(tail + 12) != MARKER_FOOTER ||
-      memcmp(tail + VMDK_SECTOR, "KDMV", 4) != 0 || memcmp(tail + 2 * VMDK_SECTOR, zero, 12) != 0)
-    return bad(img, "gdOffset is GD_AT_END but no footer marker, footer and end-of-stream "
-               "marker end the file");
-  memcpy(h, tail + VMDK_SECTOR, VMDK_SECTOR);
+  struct vmdk *v = l->v;
+  if (v->count < l->cap)
+    return 0;
+  if (l->cap >= VMDK_EXTENTS_MAX)
+    return vhd_error(EINVAL, "%s: VMDK descriptor lists more than %u extents", l->img->path,
+                     VMDK_EXTENTS_MAX);
+  unsigned cap = l->cap ? l->cap * 2 : 8;
+  struct vmdk_extent *e = vhd_calloc(cap, sizeof *e);
+  if (!e)
+    return vhd_error(ENOMEM, "%s: out of memory", l->img->path);
+  if (v->count)
+    memcpy(e, v->extents, v->count * sizeof *e);
+  vhd_free(v->extents);
+  v->extents = e;
+  l->cap = cap;
   return 0;
 }
 
-/* value of KEY="..." or KEY=... on one descriptor line, into out. */
-static bool line_value(const char *line, size_t n, const char *key, char *out, size_t cap)
+/* An extent's name from an untrusted descriptor: a file beside it or
+ * below, never an absolute path or one that climbs out. */
+static bool safe_name(const char *name)
 {
-  size_t k = strlen(key);
-  if (n <= k || memcmp(line, key, k) != 0 || line[k] != '=')
+  if (name[0] == '/' || name[0] == '\\' || strchr(name, ':'))
     return false;
-  const char *v = line + k + 1;
-  size_t len = n - k - 1;
-  if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
-    v++;
-    len -= 2;
+  for (const char *p = name; *p;) {
+    const char *q = p;
+    while (*q && *q != '/' && *q != '\\')
+      q++;
+    if (q - p == 2 && p[0] == '.' && p[1] == '.')
+      return false;
+    p = *q ? q + 1 : q;
   }
-  if (len >= cap)
-    len = cap - 1;
-  memcpy(out, v, len);
-  out[len] = 0;
   return true;
 }
 
-static uint32_t hex32(const char *s, bool *ok)
+static int open_extent_file(struct extent_list *l, struct vmdk_extent *e,
+                            const struct vmdk_extent_line *line)
 {
-  uint32_t v = 0;
-  size_t i = 0;
-  for (; s[i] && i < 8; i++) {
-    char c = s[i];
-    unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0') :
-                 (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (unsigned)((c | 0x20) - 'a' + 10) : 16;
-    if (d == 16)
-      break;
-    v = v << 4 | d;
+  struct vhd_image *img = l->img;
+  if (!safe_name(line->name))
+    return vhd_error(EACCES, "%s: VMDK extent \"%s\" is not a file beside the descriptor",
+                     img->path, line->name);
+  unsigned flags = VHD_IO_RDONLY | ((img->flags & VHD_OPEN_FORCE_SHARE) ? VHD_IO_NOLOCK : 0);
+  int r = io_open_related(img->io, line->name, flags, &e->io);
+  if (r < 0) {
+    vhd_error_prefix(img->path);
+    return r;
   }
-  *ok = i > 0 && s[i] == 0;
-  return v;
-}
-
-/* The embedded descriptor: one SPARSE extent (this file), the create type
- * and, for a child, its parent's CID and name. */
-static int parse_descriptor(struct vhd_image *img, struct vmdk *v, char *text, size_t n,
-                            uint64_t capacity)
-{
-  char type[64] = "", value[VMDK_NAME_MAX];
-  unsigned extents = 0;
-  bool ok = true, has_parent = false;
-  v->parent_cid = UINT32_MAX;
-  for (size_t i = 0; i < n;) {
-    size_t end = i;
-    while (end < n && text[end] != '\n')
-      end++;
-    size_t len = end - i;
-    const char *line = text + i;
-    if (len && line[len - 1] == '\r')
-      len--;
-    if (line_value(line, len, "createType", value, sizeof type))
-      memcpy(type, value, sizeof type);
-    else if (line_value(line, len, "CID", value, sizeof value))
-      v->cid = hex32(value, &ok);
-    else if (line_value(line, len, "parentCID", value, sizeof value))
-      v->parent_cid = hex32(value, &ok);
-    else if (line_value(line, len, "parentFileNameHint", value, sizeof value)) {
-      has_parent = true;
-      v->parent_hint = vhd_malloc(strlen(value) + 1);
-      if (!v->parent_hint)
-        return vhd_error(ENOMEM, "%s: out of memory", img->path);
-      strcpy(v->parent_hint, value);
-    } else if ((len > 3 && memcmp(line, "RW ", 3) == 0) ||
-               (len > 7 && memcmp(line, "RDONLY ", 7) == 0) ||
-               (len > 9 && memcmp(line, "NOACCESS ", 9) == 0))
-      extents++;
-    if (!ok)
-      return vhd_error(EINVAL, "%s: VMDK descriptor: a CID is not hexadecimal", img->path);
-    i = end + 1;
+  e->owns_io = true;
+  if (line->kind == VMDK_EXTENT_SPARSE) {
+    e->sparse.io = e->io;
+    if ((r = vmdk_sparse_open(&e->sparse)) < 0)
+      return r;
+    if (e->sparse.capacity < line->sectors)
+      return vhd_error(EINVAL, "%s: VMDK extent %s holds %llu sectors, the descriptor says "
+                       "%llu", img->path, line->name,
+                       (unsigned long long)e->sparse.capacity,
+                       (unsigned long long)line->sectors);
+    return 0;
   }
-  if (strcmp(type, "monolithicSparse") != 0 && strcmp(type, "streamOptimized") != 0)
-    return vhd_error(ENOTSUP, "%s: VMDK createType \"%s\" is not read (only monolithicSparse "
-                     "and streamOptimized; a piece of a split disk is read through its "
-                     "descriptor, which this version does not read)", img->path, type);
-  if (extents != 1)
-    return vhd_error(ENOTSUP, "%s: VMDK descriptor lists %u extents; only a single sparse "
-                     "extent is read", img->path, extents);
-  if ((v->parent_cid != UINT32_MAX) != has_parent)
-    return vhd_error(EINVAL, "%s: VMDK descriptor: parentCID and parentFileNameHint do not "
-                     "come together", img->path);
-  (void)capacity;
+  if ((r = io_get_size(e->io, &e->flat_size)) < 0)
+    return r;
+  e->flat_offset = line->offset * VMDK_SECTOR;
+  if (line->offset > e->flat_size / VMDK_SECTOR ||
+      e->len > e->flat_size - e->flat_offset)
+    return vhd_error(EINVAL, "%s: VMDK flat extent %s is shorter than the descriptor says",
+                     img->path, line->name);
   return 0;
 }
 
-static int read_descriptor(struct vhd_image *img, struct vmdk *v, const uint8_t *h,
-                           uint64_t capacity)
+static int add_extent(void *ctx, const struct vmdk_extent_line *line)
 {
-  uint64_t off = get_le64(h + 28), sectors = get_le64(h + 36);
-  if (off == 0 || sectors == 0)
-    return bad(img, "no embedded descriptor (a piece of a split disk: open its descriptor)");
-  if (sectors > DESCRIPTOR_MAX / VMDK_SECTOR || off > v->file_size / VMDK_SECTOR ||
-      sectors * VMDK_SECTOR > v->file_size - off * VMDK_SECTOR)
-    return bad(img, "the descriptor lies past the end of the file or is over 64 KiB");
-  size_t n = (size_t)(sectors * VMDK_SECTOR);
-  char *text = vhd_malloc(n);
-  if (!text)
-    return vhd_error(ENOMEM, "%s: out of memory", img->path);
-  int r = io_pread(img->io, text, n, off * VMDK_SECTOR);
-  const char *nul = r == 0 ? memchr(text, 0, n) : NULL;
-  if (r == 0)
-    r = parse_descriptor(img, v, text, nul ? (size_t)(nul - text) : n, capacity);
-  vhd_free(text);
-  return r;
-}
-
-static int read_gd(struct vhd_image *img, struct vmdk *v, uint64_t gd_sector, uint64_t capacity)
-{
-  uint64_t span = v->grain_sectors * v->gtes_per_gt;
-  v->gd_count = capacity / span + (capacity % span != 0);
-  uint64_t bytes = v->gd_count * 4;
-  if (gd_sector > v->file_size / VMDK_SECTOR || bytes > v->file_size - gd_sector * VMDK_SECTOR)
-    return bad(img, "the grain directory lies past the end of the file");
-  v->gd = vhd_malloc((size_t)bytes + 1);
-  if (!v->gd)
-    return vhd_error(ENOMEM, "%s: out of memory for the grain directory", img->path);
-  int r = bytes ? io_pread(img->io, v->gd, (size_t)bytes, gd_sector * VMDK_SECTOR) : 0;
+  struct extent_list *l = ctx;
+  struct vmdk *v = l->v;
+  if (!v->descriptor_file) {   /* monolithic: its one line, checked by the caller */
+    if (l->lines++ == 0)
+      l->first = *line;
+    return 0;
+  }
+  uint64_t start = v->count ? v->extents[v->count - 1].start + v->extents[v->count - 1].len : 0;
+  if (line->sectors == 0 || line->sectors > (UINT64_MAX >> 12) / VMDK_SECTOR ||
+      start + line->sectors * VMDK_SECTOR > (UINT64_MAX >> 2))
+    return vhd_error(EINVAL, "%s: VMDK descriptor: extent sizes are 0 or add up past 2^62",
+                     l->img->path);
+  int r = grow(l);
   if (r < 0)
     return r;
-  uint64_t gt_bytes = (uint64_t)v->gtes_per_gt * 4;
-  for (uint64_t i = 0; i < v->gd_count; i++) {
-    uint32_t s = get_le32((const uint8_t *)&v->gd[i]);
-    if (s && ((uint64_t)s > v->file_size / VMDK_SECTOR ||
-              gt_bytes > v->file_size - (uint64_t)s * VMDK_SECTOR))
-      return vhd_error(EINVAL, "%s: VMDK grain directory entry %llu: grain table at sector %u "
-                       "lies past the end of the file", img->path, (unsigned long long)i, s);
-    v->gd[i] = s;
-  }
+  struct vmdk_extent *e = &v->extents[v->count++];
+  memset(e, 0, sizeof *e);
+  e->kind = line->kind;
+  e->start = start;
+  e->len = line->sectors * VMDK_SECTOR;
+  return line->kind == VMDK_EXTENT_ZERO ? 0 : open_extent_file(l, e, line);
+}
+
+static int open_monolithic(struct vhd_image *img, struct vmdk *v)
+{
+  struct extent_list l = { img, v, 1, 0, { 0 } };
+  v->extents = vhd_calloc(1, sizeof *v->extents);
+  if (!v->extents)
+    return vhd_error(ENOMEM, "%s: out of memory", img->path);
+  v->count = 1;   /* from here on, close frees what it holds */
+  struct vmdk_extent *e = &v->extents[0];
+  struct vmdk_sparse *s = &e->sparse;
+  s->io = img->io;
+  int r = vmdk_sparse_open(s);
+  if (r < 0)
+    return r;
+  if (s->descriptor_sector == 0 || s->descriptor_sectors == 0)
+    return vhd_error(ENOTSUP, "%s: VMDK sparse extent without a descriptor: a piece of a "
+                     "split disk; open the disk's descriptor file", img->path);
+  if (s->descriptor_sectors > VMDK_DESCRIPTOR_MAX / VMDK_SECTOR ||
+      s->descriptor_sector > s->file_size / VMDK_SECTOR ||
+      s->descriptor_sectors * VMDK_SECTOR > s->file_size - s->descriptor_sector * VMDK_SECTOR)
+    return vhd_error(EINVAL, "%s: VMDK sparse header: the descriptor lies past the end of the "
+                     "file or is over 64 KiB", img->path);
+  size_t n = (size_t)(s->descriptor_sectors * VMDK_SECTOR);
+  char *text = vhd_malloc(n), type[64];
+  if (!text)
+    return vhd_error(ENOMEM, "%s: out of memory", img->path);
+  r = io_pread(img->io, text, n, s->descriptor_sector * VMDK_SECTOR);
+  if (r == 0)
+    r = vmdk_parse_descriptor(img, v, text, n, type, sizeof type, add_extent, &l);
+  vhd_free(text);
+  if (r < 0)
+    return r;
+  if (strcmp(type, "monolithicSparse") != 0 && strcmp(type, "streamOptimized") != 0)
+    return vhd_error(ENOTSUP, "%s: VMDK createType \"%s\" in a sparse extent: a piece of a "
+                     "split disk; open the disk's descriptor file", img->path, type);
+  if (l.lines != 1 || l.first.kind != VMDK_EXTENT_SPARSE || l.first.sectors != s->capacity)
+    return vhd_error(ENOTSUP, "%s: VMDK embedded descriptor lists %u extents; only itself, "
+                     "one SPARSE extent of its capacity, is read", img->path, l.lines);
+  e->kind = VMDK_EXTENT_SPARSE;
+  e->len = s->capacity * VMDK_SECTOR;
+  v->stream = s->compressed;
   return 0;
 }
 
-static int parse_header(struct vhd_image *img, struct vmdk *v, uint8_t *h)
+/* createTypes whose data lives on an ESX datastore's own formats or on a
+ * host device: refused even if their extent lines look readable. */
+static bool refused_type(const char *type)
 {
-  v->version = get_le32(h + 4);
-  if (v->version < 1 || v->version > 3)
-    return bad(img, "version is not 1, 2 or 3");
-  v->flags = get_le32(h + 8);
-  uint64_t gd = get_le64(h + 56);
-  if (gd == GD_AT_END) {
-    int r = read_footer(img, v, h);
-    if (r < 0)
-      return r;
-    v->flags = get_le32(h + 8);
-    gd = get_le64(h + 56);
-    if (gd == GD_AT_END)
-      return bad(img, "the footer's gdOffset is GD_AT_END too");
-  }
-  if ((v->flags & FLAG_NEWLINE_TEST) && memcmp(h + 73, "\n \r\n", 4) != 0)
-    return bad(img, "the newline test bytes are changed (the file went through a text-mode "
-               "transfer)");
-  uint64_t capacity = get_le64(h + 12);
-  v->grain_sectors = get_le64(h + 20);
-  v->gtes_per_gt = get_le32(h + 44);
-  if (v->grain_sectors == 0 || v->grain_sectors > GRAIN_SECTORS_MAX ||
-      (v->grain_sectors & (v->grain_sectors - 1)))
-    return bad(img, "grainSize is not a power of 2 up to 2048 sectors");
-  if (v->gtes_per_gt == 0 || v->gtes_per_gt > GTES_MAX)
-    return bad(img, "numGTEsPerGT is not 1..512");
-  if (capacity == 0 || capacity > (UINT64_MAX >> 10) / VMDK_SECTOR)
-    return bad(img, "capacity is 0 or too large");
-  v->grain_bytes = v->grain_sectors * VMDK_SECTOR;
-  v->zeroed_grains = (v->flags & FLAG_ZEROED_GRAINS) != 0;
-  v->compressed = (v->flags & FLAG_COMPRESSED) != 0;
-  uint16_t algorithm = get_le16(h + 77);
-  if (v->compressed && (algorithm != 1 || !(v->flags & FLAG_MARKERS)))
-    return bad(img, "compressed grains need compressAlgorithm 1 (deflate) and markers");
-  img->virtual_size = capacity * VMDK_SECTOR;
-  int r = read_descriptor(img, v, h, capacity);
+  static const char *const refused[] = {
+    "vmfsSparse", "seSparse", "vmfsRaw", "vmfsRawDeviceMap", "vmfsPassthroughRawDeviceMap",
+    "fullDevice", "partitionedDevice",
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+    if (strcmp(type, refused[i]) == 0)
+      return true;
+  return false;
+}
+
+static int open_descriptor_file(struct vhd_image *img, struct vmdk *v, uint64_t size)
+{
+  struct extent_list l = { img, v, 0, 0, { 0 } };
+  v->descriptor_file = true;
+  if (size > VMDK_DESCRIPTOR_MAX)
+    return vhd_error(EINVAL, "%s: VMDK descriptor file is over 64 KiB", img->path);
+  char *text = vhd_malloc((size_t)size + 1), type[64];
+  if (!text)
+    return vhd_error(ENOMEM, "%s: out of memory", img->path);
+  int r = io_pread(img->io, text, (size_t)size, 0);
   if (r == 0)
-    r = read_gd(img, v, gd, capacity);
+    r = vmdk_parse_descriptor(img, v, text, (size_t)size, type, sizeof type, add_extent, &l);
+  vhd_free(text);
+  if (r == 0 && refused_type(type))
+    r = vhd_error(ENOTSUP, "%s: VMDK createType \"%s\" is not read (ESX sparse formats and "
+                  "raw devices)", img->path, type);
+  if (r == 0 && v->count == 0)
+    r = vhd_error(EINVAL, "%s: VMDK descriptor lists no extents", img->path);
   return r;
 }
 
@@ -230,7 +209,12 @@ static void vmdk_close(struct vhd_image *img)
   struct vmdk *v = img->priv;
   if (!v)
     return;
-  vhd_free(v->gd);
+  for (unsigned i = 0; i < v->count && v->extents; i++) {
+    vmdk_sparse_close(&v->extents[i].sparse);
+    if (v->extents[i].owns_io)
+      vhd_io_close(v->extents[i].io);
+  }
+  vhd_free(v->extents);
   vhd_free(v->parent_hint);
   vhd_free(v);
   img->priv = NULL;
@@ -246,37 +230,46 @@ static int vmdk_open(struct vhd_image *img, struct vhd_diag *d)
   if (!v)
     return vhd_error(ENOMEM, "%s: out of memory", img->path);
   img->priv = v;
-  uint8_t h[VMDK_SECTOR];
-  int r = io_get_size(img->io, &v->file_size);
-  if (r == 0 && v->file_size < VMDK_SECTOR)
-    r = bad(img, "the file is shorter than the header");
+  uint64_t size;
+  uint8_t head[VMDK_SECTOR];
+  int r = io_get_size(img->io, &size);
+  size_t n = size < sizeof head ? (size_t)size : sizeof head;
+  if (r == 0 && n < 4)
+    r = vhd_error(EINVAL, "%s: too short for a VMDK", img->path);
   if (r == 0)
-    r = io_pread(img->io, h, sizeof h, 0);
-  if (r == 0 && memcmp(h, "KDMV", 4) != 0)
-    r = bad(img, "no KDMV magic");
+    r = io_pread(img->io, head, n, 0);
   if (r == 0)
-    r = parse_header(img, v, h);
+    r = memcmp(head, "KDMV", 4) == 0 ? open_monolithic(img, v)
+                                     : open_descriptor_file(img, v, size);
   if (r < 0)
     return r;
-  /* No identity of its own but the CID, which a copy keeps: the header
-   * (after a footer, the footer) and the CID tell layers apart. */
-  put_le32(v->fingerprint, crc32_of(h, sizeof h));
+  const struct vmdk_extent *last = &v->extents[v->count - 1];
+  img->virtual_size = last->start + last->len;
+  /* No identity but the CID, which a copy keeps: the first sector and the
+   * CID tell layers apart. */
+  put_le32(v->fingerprint, crc32_of(head, n));
   put_le32(v->fingerprint + 4, v->cid);
-  put_le64(v->fingerprint + 8, v->file_size);
+  put_le64(v->fingerprint + 8, size);
   img->sector_size = VMDK_SECTOR;
   img->type = v->parent_hint ? VHD_TYPE_DIFFERENCING : VHD_TYPE_DYNAMIC;
+  if (!v->parent_hint && v->descriptor_file && v->extents[0].kind == VMDK_EXTENT_FLAT)
+    img->type = VHD_TYPE_FIXED;
   return 0;
 }
 
 static void vmdk_info(struct vhd_image *img, struct vhd_info *info)
 {
   struct vmdk *v = img->priv;
-  info->block_size = (uint32_t)v->grain_bytes;
-  info->total_blocks = img->virtual_size / v->grain_bytes +
-                       (img->virtual_size % v->grain_bytes != 0);
+  const struct vmdk_extent *e = &v->extents[0];
+  if (e->kind == VMDK_EXTENT_SPARSE) {
+    info->block_size = (uint32_t)e->sparse.grain_bytes;
+    info->total_blocks = img->virtual_size / e->sparse.grain_bytes +
+                         (img->virtual_size % e->sparse.grain_bytes != 0);
+  }
   info->physical_sector_size = VMDK_SECTOR;
-  vhd_snprintf(info->creator, sizeof info->creator, "VMDK sparse version %u%s", v->version,
-               v->compressed ? ", stream-optimized" : "");
+  vhd_snprintf(info->creator, sizeof info->creator, "VMDK %s%s, %u extent%s",
+               v->descriptor_file ? "descriptor" : "sparse",
+               v->stream ? " (stream-optimized)" : "", v->count, v->count == 1 ? "" : "s");
   memcpy(info->id, v->fingerprint, sizeof info->id);
   put_le32(info->parent_id, v->parent_cid);
 }
@@ -292,8 +285,7 @@ static int vmdk_parent_matches(struct vhd_image *img, struct vhd_image *candidat
 {
   struct vmdk *v = img->priv;
   if (candidate->drv != img->drv)
-    return vhd_error(EINVAL, "%s: its parent %s is not a VMDK sparse extent", img->path,
-                     candidate->path);
+    return vhd_error(EINVAL, "%s: its parent %s is not a VMDK", img->path, candidate->path);
   struct vmdk *p = candidate->priv;
   if (p->cid != v->parent_cid)
     return vhd_error(EINVAL, "%s: parentCID %08x differs from the CID %08x of %s (the parent "

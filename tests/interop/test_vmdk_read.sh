@@ -43,6 +43,25 @@ rm -f f.raw
 "$VHDTOOL" convert -f vmdk sparse.vmdk f.raw > /dev/null 2>&1
 check "-f vmdk is a format name" cmp -s f.raw src.raw
 
+# --- Descriptor files: flat and split disks, and hand-written ones --------
+qemu-img convert -O vmdk -o subformat=monolithicFlat src.raw flat.vmdk
+qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse src.raw splits.vmdk
+qemu-img convert -O vmdk -o subformat=twoGbMaxExtentFlat src.raw splitf.vmdk
+for i in flat splits splitf; do same "$i (descriptor)" "$i.vmdk"; done
+"$VHDTOOL" info flat.vmdk > info.txt 2>&1
+check "a flat VMDK is fixed" grep -q '^disk type: fixed$' info.txt
+# Extents of every kind qemu 7.2 mis-reads (it drops RDONLY and ZERO
+# lines): the model is the pieces concatenated by hand.
+head -c 1048576 src.raw > a.raw
+tail -c 1048576 src.raw > b.raw
+{ head -c 4096 /dev/zero; cat b.raw; } > b-off.raw
+qemu-img convert -O vmdk a.raw a.vmdk
+{ cat a.raw; cat b.raw; head -c 524288 /dev/zero; cat a.raw; } > mixed.model
+printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="custom"\n\n# Extent description\nRW 2048 SPARSE "a.vmdk"\r\nRDONLY 2048 FLAT "b-off.raw" 8\nRW 1024 ZERO\nRW 2048 FLAT "a.raw" 0\n\nddb.adapterType = "ide"\n' > mixed.vmdk
+"$VHDTOOL" read mixed.vmdk > mixed.out 2> err
+check "hand-written descriptor: SPARSE, RDONLY FLAT at an offset, ZERO, FLAT" \
+  cmp -s mixed.out mixed.model
+
 refused "writing is refused" sparse.vmdk "read-only format" \
   sh -c "printf x | '$VHDTOOL' write --offset 0 sparse.vmdk"
 
@@ -76,8 +95,19 @@ bad atend.vmdk noeos "footer" $((size - 512)) '\1'
 bad atend.vmdk nofooter "footer" $((size - 1536)) '\2'
 head -c 4096 sparse.vmdk > short.vmdk
 refused "truncated" short.vmdk "past the end" "$VHDTOOL" convert -O raw short.vmdk short.raw
-# A piece of a split disk is read only through its descriptor (not yet).
+# A piece of a split disk is read only through its descriptor.
 qemu-img convert -O vmdk -o subformat=twoGbMaxExtentSparse src.raw split.vmdk
 refused "a split disk's piece" split-s001.vmdk "descriptor" \
   "$VHDTOOL" convert -O raw split-s001.vmdk piece.raw
+# Extent names from a descriptor stay beside it.
+for name in /etc/passwd ../x.raw sub/../../x.raw 'C:\\x.raw'; do
+  printf 'version=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 8 FLAT "%s" 0\n' "$name" > esc.vmdk
+  refused "extent name $name is refused" esc.vmdk "beside the descriptor" \
+    "$VHDTOOL" convert -O raw esc.vmdk esc.raw
+done
+printf 'version=1\nCID=1\nparentCID=ffffffff\ncreateType="vmfsRawDeviceMap"\nRW 8 VMFSRDM "x.raw"\n' > rdm.vmdk
+refused "a raw device map is refused" rdm.vmdk "not read" "$VHDTOOL" convert -O raw rdm.vmdk rdm.raw
+printf 'version=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\nRW 4096 FLAT "a.raw" 0\n' > short-flat.vmdk
+refused "a flat extent shorter than its line" short-flat.vmdk "shorter" \
+  "$VHDTOOL" convert -O raw short-flat.vmdk sf.raw
 finish
