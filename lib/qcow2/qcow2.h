@@ -15,6 +15,7 @@ struct qcow2 {
   uint64_t l2_entries;       /* entries per L2 table */
   uint64_t *l1;              /* the entries the virtual size needs */
   uint64_t l1_count;
+  uint64_t l1_offset;
   uint64_t file_size;
   unsigned csize_shift;      /* compressed descriptors: where the sector count starts */
   uint64_t csize_mask;       /* ... its width */
@@ -45,6 +46,7 @@ int qcow2_lookup(struct vhd_image *img, uint64_t off, uint64_t len, struct qcow2
 int qcow2_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 int qcow2_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                        enum layer_state *state, uint64_t *run);
+int qcow2_check(struct vhd_image *img, struct vhd_diag *d);
 int qcow2_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
                       uint64_t *run);
 

@@ -139,6 +139,7 @@ static int read_l1(struct vhd_image *img, struct qcow2 *q, uint64_t l1_off, uint
   if (r < 0)
     return r;
   q->l1_count = need;
+  q->l1_offset = l1_off;
   for (uint64_t i = 0; i < need; i++) {
     uint64_t e = get_be64((const uint8_t *)&q->l1[i]);
     uint64_t l2 = e & TABLE_OFFSET_MASK;
@@ -304,5 +305,6 @@ const struct vhd_driver vhd_driver_qcow2 = {
   .info = qcow2_info,
   .parent_candidates = qcow2_parent_candidates,
   .parent_matches = qcow2_parent_matches,
+  .check = qcow2_check,
   .parent_by_name_only = true,
 };
