@@ -191,6 +191,34 @@ static int vdi_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, ui
   return lookup(img, off, len, host, run) == LAYER_DATA ? 0 : -ENOTSUP;
 }
 
+/* Blocks of the file that two guest blocks share: a finding for check
+ * (open allows it: it reads, but a writer would corrupt both). The map of
+ * slots is bounded: files of more than 2^27 slots are not checked. */
+#define CHECK_SLOTS_MAX (1ull << 27)
+static int vdi_check(struct vhd_image *img, struct vhd_diag *d)
+{
+  const struct vdi *v = img->priv;
+  uint64_t slots = (v->file_size - v->data_offset) / v->block_size + 1;
+  if (slots > CHECK_SLOTS_MAX) {
+    diag_info(d, "%s: too many blocks to check for shared ones", img->path);
+    return 0;
+  }
+  uint8_t *used = vhd_calloc(1, (size_t)(slots / 8 + 1));
+  if (!used)
+    return vhd_error(ENOMEM, "%s: out of memory checking", img->path);
+  for (uint64_t b = 0; b < v->blocks; b++) {
+    uint32_t e = v->map[b];
+    if (e == BLOCK_FREE || e == BLOCK_ZERO)
+      continue;
+    if (used[e / 8] & (1u << (e % 8)))
+      diag_corrupt(d, "%s: VDI block map entry %llu: file block %u is used by another entry too",
+                   img->path, (unsigned long long)b, e);
+    used[e / 8] |= (uint8_t)(1u << (e % 8));
+  }
+  vhd_free(used);
+  return 0;
+}
+
 static void vdi_info(struct vhd_image *img, struct vhd_info *info)
 {
   const struct vdi *v = img->priv;
@@ -214,4 +242,5 @@ const struct vhd_driver vhd_driver_vdi = {
   .block_status = vdi_block_status,
   .host_extent = vdi_host_extent,
   .info = vdi_info,
+  .check = vdi_check,
 };
