@@ -66,6 +66,16 @@ else
   ok "a raw backing file is refused without --raw-parent"
 fi
 
+# A VHD overlay over a qcow2 (how a KVM disk is booted or attached without
+# changing it): writes go to the overlay, the rest reads through.
+rm -f ov.vhd
+"$VHDTOOL" snapshot -f vhd v3c.qcow2 ov.vhd 2> err || not_ok "snapshot over qcow2: $(cat err)"
+printf 'overlay' | "$VHDTOOL" write --offset 4096 ov.vhd
+cp src.raw ov.model
+printf 'overlay' | dd of=ov.model bs=1 seek=4096 conv=notrunc status=none
+"$VHDTOOL" read ov.vhd > ov.out
+check "a VHD overlay over a qcow2 reads its writes over the qcow2" cmp -s ov.out ov.model
+
 refused "writing is refused" v3.qcow2 "read-only format" \
   sh -c "printf x | '$VHDTOOL' write --offset 0 v3.qcow2"
 
