@@ -5,6 +5,7 @@
 #include "codec/inflate.h"
 #include "error.h"
 #include "util/arith.h"
+#include "util/claims.h"
 #include "util/endian.h"
 
 #define L2_COMPRESSED (1ull << 62)
@@ -181,24 +182,6 @@ int qcow2_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_
   return 0;
 }
 
-/* The overlap check's map of the file's clusters; larger files (over 2^27
- * clusters: a 16 MiB map) are not checked for overlaps. */
-#define CHECK_CLUSTERS_MAX (1ull << 27)
-
-/* Marks the clusters of [off, off+len) used: false when one already was. */
-static bool claim(uint8_t *used, uint64_t clusters, const struct qcow2 *q, uint64_t off,
-                  uint64_t len)
-{
-  bool fresh = true;
-  for (uint64_t c = off >> q->cluster_bits; c < clusters && c << q->cluster_bits < off + len;
-       c++) {
-    if (used[c / 8] & (1u << (c % 8)))
-      fresh = false;
-    used[c / 8] |= (uint8_t)(1u << (c % 8));
-  }
-  return fresh;
-}
-
 /* vhd_check's extra pass: every L2 entry of the active view (each bad one
  * is a finding, the rest still checked), and no L2 table or data cluster
  * sharing a cluster with another structure. Refcounts and internal
@@ -206,26 +189,26 @@ static bool claim(uint8_t *used, uint64_t clusters, const struct qcow2 *q, uint6
 int qcow2_check(struct vhd_image *img, struct vhd_diag *d)
 {
   const struct qcow2 *q = img->priv;
-  uint64_t clusters = q->file_size / q->cluster_size + 1;
-  uint8_t *used = clusters <= CHECK_CLUSTERS_MAX ? vhd_calloc(1, (size_t)(clusters / 8 + 1)) : NULL;
-  uint8_t *table = vhd_malloc((size_t)q->cluster_size);
-  if (!table || (clusters <= CHECK_CLUSTERS_MAX && !used)) {
-    vhd_free(used);
-    vhd_free(table);
+  struct claims used;
+  int r = claims_init(&used, q->file_size, q->cluster_bits);
+  uint8_t *table = r == -ENOMEM ? NULL : vhd_malloc((size_t)q->cluster_size);
+  if (!table) {
+    claims_free(&used);
     return vhd_error(ENOMEM, "%s: out of memory checking", img->path);
   }
-  if (!used)
+  bool overlaps = r == 0;
+  if (!overlaps)
     diag_info(d, "%s: too many clusters to check for overlaps", img->path);
-  else if (!claim(used, clusters, q, 0, q->cluster_size) ||   /* the header cluster */
-           !claim(used, clusters, q, q->l1_offset, q->l1_count * 8))
+  else if (!claims_take(&used, 0, q->cluster_size) ||   /* the header cluster */
+           !claims_take(&used, q->l1_offset, q->l1_count * 8))
     diag_corrupt(d, "%s: qcow2 L1 table at %llu shares a cluster with the header", img->path,
                  (unsigned long long)q->l1_offset);
-  int r = 0;
+  r = 0;
   for (uint64_t i = 0; i < q->l1_count && r == 0; i++) {
     uint64_t l2 = q->l1[i];
     if (!l2)
       continue;
-    if (used && !claim(used, clusters, q, l2, q->cluster_size))
+    if (overlaps && !claims_take(&used, l2, q->cluster_size))
       diag_corrupt(d, "%s: qcow2 L2 table of L1 entry %llu at %llu shares its cluster with "
                    "another structure", img->path, (unsigned long long)i, (unsigned long long)l2);
     if ((r = io_pread(img->io, table, (size_t)q->cluster_size, l2)) < 0)
@@ -242,14 +225,13 @@ int qcow2_check(struct vhd_image *img, struct vhd_diag *d)
           break;
         continue;
       }
-      if (run.kind == QCOW2_DATA && used &&
-          !claim(used, clusters, q, run.host, q->cluster_size))
+      if (run.kind == QCOW2_DATA && overlaps && !claims_take(&used, run.host, q->cluster_size))
         diag_corrupt(d, "%s: qcow2 data cluster of guest offset %llu at %llu shares its "
                      "cluster with another structure", img->path, (unsigned long long)guest,
                      (unsigned long long)run.host);
     }
   }
-  vhd_free(used);
+  claims_free(&used);
   vhd_free(table);
   return r;
 }

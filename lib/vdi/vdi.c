@@ -6,6 +6,7 @@
 #include "driver.h"
 #include "error.h"
 #include "util/arith.h"
+#include "util/claims.h"
 #include "util/endian.h"
 #include "util/strfmt.h"
 
@@ -192,30 +193,26 @@ static int vdi_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, ui
 }
 
 /* Blocks of the file that two guest blocks share: a finding for check
- * (open allows it: it reads, but a writer would corrupt both). The map of
- * slots is bounded: files of more than 2^27 slots are not checked. */
-#define CHECK_SLOTS_MAX (1ull << 27)
+ * (open allows it: it reads, but a writer would corrupt both). */
 static int vdi_check(struct vhd_image *img, struct vhd_diag *d)
 {
   const struct vdi *v = img->priv;
-  uint64_t slots = (v->file_size - v->data_offset) / v->block_size + 1;
-  if (slots > CHECK_SLOTS_MAX) {
+  unsigned shift = 0;
+  while ((1ull << shift) < v->block_size)
+    shift++;
+  struct claims used;
+  int r = claims_init(&used, v->file_size - v->data_offset, shift);
+  if (r == -E2BIG)
     diag_info(d, "%s: too many blocks to check for shared ones", img->path);
-    return 0;
-  }
-  uint8_t *used = vhd_calloc(1, (size_t)(slots / 8 + 1));
-  if (!used)
-    return vhd_error(ENOMEM, "%s: out of memory checking", img->path);
+  if (r < 0)
+    return r == -E2BIG ? 0 : vhd_error(ENOMEM, "%s: out of memory checking", img->path);
   for (uint64_t b = 0; b < v->blocks; b++) {
     uint32_t e = v->map[b];
-    if (e == BLOCK_FREE || e == BLOCK_ZERO)
-      continue;
-    if (used[e / 8] & (1u << (e % 8)))
+    if (e != BLOCK_FREE && e != BLOCK_ZERO && !claims_take(&used, (uint64_t)e << shift, 1))
       diag_corrupt(d, "%s: VDI block map entry %llu: file block %u is used by another entry too",
                    img->path, (unsigned long long)b, e);
-    used[e / 8] |= (uint8_t)(1u << (e % 8));
   }
-  vhd_free(used);
+  claims_free(&used);
   return 0;
 }
 

@@ -26,6 +26,7 @@ struct vmdk_sparse {
   uint32_t gtes_per_gt;
   uint32_t *gd;              /* GT sector of each GD entry (host order) */
   uint64_t gd_count;
+  uint64_t gd_sector;
   uint64_t file_size;
   bool compressed;           /* grains are markers + zlib streams */
   bool zeroed_grains;        /* GTE 1 means zeros */
@@ -73,6 +74,10 @@ int vmdk_parse_descriptor(struct vhd_image *img, struct vmdk *v, const char *tex
 /* s->io set: read and check the header and the grain directory. */
 int vmdk_sparse_open(struct vmdk_sparse *s);
 void vmdk_sparse_close(struct vmdk_sparse *s);
+/* check's pass over one sparse extent: bad grain table entries and
+ * structures (header, descriptor, grain directory and tables, grains)
+ * sharing a sector. */
+int vmdk_sparse_check(struct vhd_image *img, const struct vmdk_sparse *s, struct vhd_diag *d);
 
 enum vmdk_grain_kind { VMDK_GRAIN_ABSENT, VMDK_GRAIN_ZERO, VMDK_GRAIN_DATA,
                        VMDK_GRAIN_COMPRESSED };

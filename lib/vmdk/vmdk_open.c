@@ -274,6 +274,16 @@ static void vmdk_info(struct vhd_image *img, struct vhd_info *info)
   put_le32(info->parent_id, v->parent_cid);
 }
 
+static int vmdk_check(struct vhd_image *img, struct vhd_diag *d)
+{
+  struct vmdk *v = img->priv;
+  int r = 0;
+  for (unsigned i = 0; i < v->count && r == 0; i++)
+    if (v->extents[i].kind == VMDK_EXTENT_SPARSE)
+      r = vmdk_sparse_check(img, &v->extents[i].sparse, d);
+  return r;
+}
+
 static int vmdk_parent_candidates(struct vhd_image *img, struct parent_candidates *c)
 {
   struct vmdk *v = img->priv;
@@ -306,5 +316,6 @@ const struct vhd_driver vhd_driver_vmdk = {
   .info = vmdk_info,
   .parent_candidates = vmdk_parent_candidates,
   .parent_matches = vmdk_parent_matches,
+  .check = vmdk_check,
   .parent_by_name_only = true,
 };

@@ -6,6 +6,7 @@
 #include "codec/inflate.h"
 #include "error.h"
 #include "util/arith.h"
+#include "util/claims.h"
 #include "util/endian.h"
 
 #define FLAG_NEWLINE_TEST 0x1u
@@ -49,6 +50,7 @@ static int read_gd(struct vmdk_sparse *s, uint64_t gd_sector)
 {
   uint64_t span = s->grain_sectors * s->gtes_per_gt;
   s->gd_count = s->capacity / span + (s->capacity % span != 0);
+  s->gd_sector = gd_sector;
   uint64_t bytes = s->gd_count * 4;
   if (gd_sector > s->file_size / VMDK_SECTOR || bytes > s->file_size - gd_sector * VMDK_SECTOR)
     return bad(s, "the grain directory lies past the end of the file");
@@ -220,4 +222,71 @@ int vmdk_sparse_inflate(struct vhd_image *img, const struct vmdk_sparse *s,
   /* The disk's last grain may inflate short. */
   memset(grain + got, 0, (size_t)(s->grain_bytes - got));
   return 0;
+}
+
+/* A grain's place in the file for the overlap check: the grain, or its
+ * marker and stream. */
+static int grain_extent(const struct vmdk_sparse *s, const struct vmdk_grain_run *run,
+                        uint64_t *len)
+{
+  *len = s->grain_bytes;
+  if (run->kind != VMDK_GRAIN_COMPRESSED)
+    return 0;
+  uint8_t m[MARKER_HEADER];
+  if (run->host > s->file_size - MARKER_HEADER)
+    return vhd_error(EIO, "%s: VMDK grain marker at %llu runs past the end of the file",
+                     s->io->name, (unsigned long long)run->host);
+  int r = io_pread(s->io, m, sizeof m, run->host);
+  *len = MARKER_HEADER + (uint64_t)get_le32(m + 8);
+  return r;
+}
+
+int vmdk_sparse_check(struct vhd_image *img, const struct vmdk_sparse *s, struct vhd_diag *d)
+{
+  struct claims used;
+  int r = claims_init(&used, s->file_size, 9);
+  if (r == -E2BIG) {
+    diag_info(d, "%s: too many sectors to check for overlaps", s->io->name);
+    return 0;
+  }
+  uint64_t gt_bytes = (uint64_t)s->gtes_per_gt * 4;
+  uint8_t *gt = r == 0 ? vhd_malloc((size_t)gt_bytes) : NULL;
+  if (!gt) {
+    claims_free(&used);
+    return vhd_error(ENOMEM, "%s: out of memory checking", img->path);
+  }
+  claims_take(&used, 0, VMDK_SECTOR);
+  if (!claims_take(&used, s->descriptor_sector * VMDK_SECTOR,
+                   s->descriptor_sectors * VMDK_SECTOR) ||
+      !claims_take(&used, s->gd_sector * VMDK_SECTOR, s->gd_count * 4))
+    diag_corrupt(d, "%s: VMDK descriptor or grain directory overlaps the header or each other",
+                 s->io->name);
+  for (uint64_t i = 0; i < s->gd_count && r == 0; i++) {
+    if (!s->gd[i])
+      continue;
+    if (!claims_take(&used, (uint64_t)s->gd[i] * VMDK_SECTOR, gt_bytes))
+      diag_corrupt(d, "%s: VMDK grain table %llu at sector %u overlaps another structure",
+                   s->io->name, (unsigned long long)i, s->gd[i]);
+    if ((r = io_pread(s->io, gt, (size_t)gt_bytes, (uint64_t)s->gd[i] * VMDK_SECTOR)) < 0)
+      break;
+    for (uint64_t j = 0; j < s->gtes_per_gt; j++) {
+      uint64_t off = (i * s->gtes_per_gt + j) * s->grain_bytes, len;
+      if (off >= s->capacity * VMDK_SECTOR)
+        break;
+      struct vmdk_grain_run run = {VMDK_GRAIN_ABSENT, 0, 0};
+      if (classify(s, get_le32(gt + j * 4), off, &run) < 0 ||
+          (run.kind >= VMDK_GRAIN_DATA && grain_extent(s, &run, &len) < 0)) {
+        if ((r = diag_corrupt(d, "%s", vhd_last_error())) < 0)
+          break;
+        continue;
+      }
+      if (run.kind >= VMDK_GRAIN_DATA && !claims_take(&used, run.host, len))
+        diag_corrupt(d, "%s: VMDK grain of extent offset %llu at %llu overlaps another "
+                     "structure", s->io->name, (unsigned long long)off,
+                     (unsigned long long)run.host);
+    }
+  }
+  claims_free(&used);
+  vhd_free(gt);
+  return r;
 }
