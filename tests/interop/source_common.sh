@@ -60,3 +60,22 @@ bad() {
 
 # le32 FILE OFFSET: the little-endian u32 there, in decimal.
 le32() { $PYTHON -c 'import sys; d=open(sys.argv[1],"rb").read(); o=int(sys.argv[2]); print(int.from_bytes(d[o:o+4],"little"))' "$@"; }
+
+# checked_clean IMG...: vhdtool check finds nothing (exit 0) in each.
+checked_clean() {
+  local img
+  for img in "$@"; do
+    "$VHDTOOL" check "$img" > out 2>&1
+    check "check $img: clean (exit $?)" test $? -eq 0
+  done
+}
+
+# check_finds LABEL IMG WORD...: vhdtool check reports corruption (exit 2)
+# with every WORD in its report.
+check_finds() {
+  local label=$1 img=$2 w; shift 2
+  "$VHDTOOL" check "$img" > out 2>&1
+  local rc=$?
+  for w in "$@"; do grep -q -- "$w" out || rc="$rc, no '$w'"; done
+  if [ "$rc" = 2 ]; then ok "$label"; else not_ok "$label: exit $rc: $(head -3 out | tr '\n' ';')"; fi
+}

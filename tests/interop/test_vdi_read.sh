@@ -44,19 +44,10 @@ bad dyn.vdi disk "cbDisk" 368 '\1'
 bad dyn.vdi mappast "block map" 340 '\0\0\0\1'
 bad dyn.vdi datapast "offData" 344 '\0\0\0\1'
 bad dyn.vdi entrypast "past the end" "$map" '\0\0\1\0'
-for i in dyn fix sparse marks; do
-  "$VHDTOOL" check "$i.vdi" > out 2>&1
-  check "check $i: clean (exit $?)" test $? -eq 0
-done
+checked_clean dyn.vdi fix.vdi sparse.vdi marks.vdi
 cp dyn.vdi shared.vdi
 patch shared.vdi $((map + 8)) '\0\0\0\0'   # block 2 at block 0's place
-"$VHDTOOL" check shared.vdi > out 2>&1
-rc=$?
-if [ $rc -eq 2 ] && grep -q "used by another entry" out; then
-  ok "check finds a file block two entries share"
-else
-  not_ok "check shared.vdi: exit $rc: $(head -3 out | tr '\n' ';')"
-fi
+check_finds "check finds a file block two entries share" shared.vdi "used by another entry"
 head -c 2048 dyn.vdi > short.vdi
 refused "truncated" short.vdi "past the end" "$VHDTOOL" convert -O raw short.vdi short.raw
 finish
