@@ -46,6 +46,8 @@ int qcow2_lookup(struct vhd_image *img, uint64_t off, uint64_t len, struct qcow2
 int qcow2_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 int qcow2_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                        enum layer_state *state, uint64_t *run);
+/* Clusters this layer stores (data or compressed), for info. */
+uint64_t qcow2_allocated_clusters(struct vhd_image *img);
 int qcow2_check(struct vhd_image *img, struct vhd_diag *d);
 int qcow2_host_extent(struct vhd_image *img, uint64_t off, uint64_t len, uint64_t *host,
                       uint64_t *run);

@@ -270,6 +270,7 @@ static void qcow2_info(struct vhd_image *img, struct vhd_info *info)
   info->block_size = (uint32_t)q->cluster_size;
   info->total_blocks = img->virtual_size / q->cluster_size +
                        (img->virtual_size % q->cluster_size != 0);
+  info->allocated_blocks = qcow2_allocated_clusters(img);
   info->physical_sector_size = 512;
   vhd_snprintf(info->creator, sizeof info->creator, "qcow2 version %u", q->version);
   memcpy(info->id, q->fingerprint, sizeof info->id);

@@ -95,6 +95,8 @@ int vmdk_sparse_inflate(struct vhd_image *img, const struct vmdk_sparse *s,
                         const struct vmdk_grain_run *run, uint64_t off, uint8_t *grain,
                         uint8_t *scratch);
 
+/* Grains the sparse extents store, for info. */
+uint64_t vmdk_allocated_grains(struct vhd_image *img);
 int vmdk_read(struct vhd_image *img, void *buf, size_t len, uint64_t off);
 int vmdk_block_status(struct vhd_image *img, uint64_t off, uint64_t len,
                       enum layer_state *state, uint64_t *run);

@@ -265,6 +265,7 @@ static void vmdk_info(struct vhd_image *img, struct vhd_info *info)
     info->block_size = (uint32_t)e->sparse.grain_bytes;
     info->total_blocks = img->virtual_size / e->sparse.grain_bytes +
                          (img->virtual_size % e->sparse.grain_bytes != 0);
+    info->allocated_blocks = vmdk_allocated_grains(img);
   }
   info->physical_sector_size = VMDK_SECTOR;
   vhd_snprintf(info->creator, sizeof info->creator, "VMDK %s%s, %u extent%s",

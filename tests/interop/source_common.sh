@@ -79,3 +79,17 @@ check_finds() {
   for w in "$@"; do grep -q -- "$w" out || rc="$rc, no '$w'"; done
   if [ "$rc" = 2 ]; then ok "$label"; else not_ok "$label: exit $rc: $(head -3 out | tr '\n' ';')"; fi
 }
+
+# allocated_agrees LABEL IMG: info's allocated blocks are the blocks that
+# qemu-img map shows data in at depth 0 (this layer).
+allocated_agrees() {
+  local label=$1 img=$2 ours theirs
+  ours=$("$VHDTOOL" info --json "$img" | $PYTHON -c 'import json, sys; print(json.load(sys.stdin)["allocated-blocks"])')
+  theirs=$(qemu-img map -f "$QFMT" --output=json "$img" | $PYTHON -c '
+import json, sys
+bs = int(sys.argv[1])
+print(len({c for e in json.load(sys.stdin) if e["data"] and e["depth"] == 0
+           for c in range(e["start"] // bs, (e["start"] + e["length"] - 1) // bs + 1)}))' \
+    "$("$VHDTOOL" info --json "$img" | $PYTHON -c 'import json, sys; print(json.load(sys.stdin)["block-size"])')")
+  check "$label: info's allocated blocks ($ours) are qemu-img map's ($theirs)" test "$ours" = "$theirs"
+}

@@ -26,6 +26,7 @@ qemu-img convert -c -O qcow2 -o cluster_size=2M src.raw c2m.qcow2
 for i in v2 v3 v2c v3c c4k c512 c2m; do
   same "$i" "$i.qcow2"
   map_agrees "$i" "$i.qcow2" "$i.qcow2"
+  allocated_agrees "$i" "$i.qcow2"
 done
 "$VHDTOOL" info v3c.qcow2 > info.txt 2>&1
 check "info names the format" grep -q '^file format: qcow2$' info.txt
@@ -53,6 +54,7 @@ qemu-img create -q -f qcow2 -b top3b.qcow2 -F qcow2 top3c.qcow2 16M  # longer th
 for i in top3 top2 top3b top3c; do same "$i" "$i.qcow2"; done
 map_agrees "top3 (zero clusters over compressed)" top3.qcow2 top3.qcow2 v3c.qcow2
 map_agrees "top2 (version 2 over version 2)" top2.qcow2 top2.qcow2 v2.qcow2
+allocated_agrees top3 top3.qcow2
 "$VHDTOOL" info top3.qcow2 > info.txt 2>&1
 check "a qcow2 with a backing file is differencing" grep -q '^disk type: differencing$' info.txt
 

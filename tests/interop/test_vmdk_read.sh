@@ -35,6 +35,7 @@ for i in sparse stream atend zg child; do same "$i" "$i.vmdk"; done
 map_agrees sparse sparse.vmdk sparse.vmdk
 map_agrees stream stream.vmdk stream.vmdk
 map_agrees "child over sparse" child.vmdk child.vmdk sparse.vmdk
+for i in sparse stream child; do allocated_agrees "$i" "$i.vmdk"; done
 "$VHDTOOL" info stream.vmdk > info.txt 2>&1
 check "info names the format" grep -q '^file format: vmdk$' info.txt
 "$VHDTOOL" info child.vmdk > info.txt 2>&1
