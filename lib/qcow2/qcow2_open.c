@@ -26,8 +26,11 @@
 static int qcow2_probe(vhd_io *io, uint64_t file_size)
 {
   uint8_t h[8];
-  if (file_size < V2_HEADER_LEN || io_pread(io, h, sizeof h, 0) < 0)
+  if (file_size < V2_HEADER_LEN)
     return 0;
+  int r = io_pread(io, h, sizeof h, 0);
+  if (r < 0)
+    return r;   /* the file cannot be read: no format can say what it is */
   if (memcmp(h, QCOW2_MAGIC, 4) != 0)
     return 0;
   uint32_t v = get_be32(h + 4);

@@ -33,8 +33,11 @@ struct vdi {
 static int vdi_probe(vhd_io *io, uint64_t file_size)
 {
   uint8_t s[4];
-  if (file_size < VDI_HEADER_END || io_pread(io, s, sizeof s, 64) < 0)
+  if (file_size < VDI_HEADER_END)
     return 0;
+  int r = io_pread(io, s, sizeof s, 64);
+  if (r < 0)
+    return r;
   return get_le32(s) == VDI_SIGNATURE ? 10 : 0;
 }
 

@@ -13,8 +13,11 @@ static int vmdk_probe(vhd_io *io, uint64_t file_size)
 {
   uint8_t p[PROBE_BYTES];
   size_t n = file_size < sizeof p ? (size_t)file_size : sizeof p;
-  if (n < 4 || io_pread(io, p, n, 0) < 0)
+  if (n < 4)
     return 0;
+  int r = io_pread(io, p, n, 0);
+  if (r < 0)
+    return r;
   if (memcmp(p, "KDMV", 4) == 0)
     return 10;
   return foreign_vmdk_descriptor(p, n) ? 5 : 0;
