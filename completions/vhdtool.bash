@@ -54,7 +54,13 @@ _vhdtool()
     measure:--output) COMPREPLY=($(compgen -W "human json" -- "$cur")); return ;;
   esac
   case $prev in
-    -f|--format|-O|--output-format|--source-format)
+    -f|--source-format)
+      # convert's -f names a source: the read-only formats too
+      if [[ $cmd == convert ]]; then
+        COMPREPLY=($(compgen -W "vhd vhdx raw qcow2 vmdk vdi" -- "$cur")); return
+      fi
+      COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;
+    --format|-O|--output-format)
       COMPREPLY=($(compgen -W "vhd vhdx raw" -- "$cur")); return ;;
     -t|--type)
       COMPREPLY=($(compgen -W "fixed dynamic differencing" -- "$cur")); return ;;

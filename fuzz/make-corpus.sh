@@ -57,6 +57,20 @@ if command -v qemu-img > /dev/null 2>&1; then
   try "qemu vpc" qemu-img convert -f raw -O vpc r.raw qvpc.vhd && add qvpc.vhd
   try "qemu vpc fixed" qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on r.raw qfix.vhd && add qfix.vhd
   try "qemu vhdx" qemu-img convert -f raw -O vhdx -o block_size=1M r.raw qdyn.vhdx && add qdyn.vhdx
+  # qcow2 (read only): plain v2, compressed v3 at small clusters (many L2
+  # entries and deflate streams in a small seed), and zero clusters.
+  head -c 60000 /dev/urandom | base64 > t.raw && truncate -s 512K t.raw
+  try "qcow2 v2" qemu-img convert -f raw -O qcow2 -o compat=0.10 t.raw q2.qcow2 && add q2.qcow2
+  try "qcow2 v3 compressed" qemu-img convert -c -f raw -O qcow2 -o cluster_size=4k t.raw \
+    q3c.qcow2 && add q3c.qcow2
+  if try "qcow2 zero clusters" qemu-img convert -f raw -O qcow2 t.raw q3z.qcow2 &&
+     command -v qemu-io > /dev/null 2>&1; then
+    qemu-io -c 'write -z 64k 128k' q3z.qcow2 > /dev/null && add q3z.qcow2
+  fi
+  try "vmdk sparse" qemu-img convert -f raw -O vmdk t.raw ms.vmdk && add ms.vmdk
+  try "vmdk stream" qemu-img convert -f raw -O vmdk -o subformat=streamOptimized t.raw \
+    so.vmdk && add so.vmdk
+  try "vdi dynamic" qemu-img convert -f raw -O vdi t.raw dyn.vdi && add dyn.vdi
 fi
 echo "make-corpus: $made seed images in $out"
 [ "$made" -gt 0 ]

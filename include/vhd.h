@@ -63,6 +63,9 @@ enum vhd_format {
   VHD_FORMAT_RAW = 1,
   VHD_FORMAT_VHD = 2,
   VHD_FORMAT_VHDX = 3,
+  VHD_FORMAT_QCOW2 = 4,  /* read only (open, convert from, serve) */
+  VHD_FORMAT_VMDK = 5,   /* read only: sparse and stream-optimized */
+  VHD_FORMAT_VDI = 6,    /* read only: fixed and dynamic */
 };
 
 enum vhd_disk_type {
@@ -72,7 +75,8 @@ enum vhd_disk_type {
   VHD_TYPE_DIFFERENCING = 4,
 };
 
-/* Names used on command lines and in JSON: "raw", "vhd", "vhdx";
+/* Names used on command lines and in JSON: "raw", "vhd", "vhdx", "qcow2",
+ * "vmdk", "vdi";
  * "fixed", "dynamic", "differencing". NULL for values out of range (and for
  * VHD_TYPE_NONE). */
 VHD_API const char *vhd_format_name(enum vhd_format format);

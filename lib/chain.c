@@ -14,6 +14,19 @@ void parent_candidates_free(struct parent_candidates *c)
   c->count = 0;
 }
 
+int parent_candidates_one(struct vhd_image *img, struct parent_candidates *c, const char *path,
+                          const char *kind)
+{
+  size_t n = strlen(path) + 1;
+  c->path[0] = vhd_malloc(n);
+  if (!c->path[0])
+    return vhd_error(ENOMEM, "%s: out of memory", img->path);
+  memcpy(c->path[0], path, n);
+  c->kind[0] = kind;
+  c->count = 1;
+  return 0;
+}
+
 void parent_roots_free(struct parent_roots *r)
 {
   if (!r)
@@ -238,7 +251,8 @@ int chain_open_parents(struct vhd_image *img, const struct chain_trail *trail,
   memset(&self, 0, sizeof self);
   img->drv->info(img, &self);
   static const uint8_t zero_id[16];
-  if (memcmp(self.parent_id, zero_id, 16) == 0 && !(img->flags & VHD_OPEN_RAW_PARENT))
+  if (!img->drv->parent_by_name_only && memcmp(self.parent_id, zero_id, 16) == 0 &&
+      !(img->flags & VHD_OPEN_RAW_PARENT))
     return vhd_error(EPERM, "%s: its parent link (%s) is all zeros, which names no image: "
                      "only a raw file can be such a parent, and raw parents are taken only "
                      "when allowed (vhdtool --raw-parent, nbdkit raw-parent=true)", img->path,

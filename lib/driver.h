@@ -1,4 +1,5 @@
-/* The format driver interface. raw, VHD and VHDX each implement it; the
+/* The format driver interface. raw, VHD, VHDX and (read only) qcow2,
+ * VMDK and VDI each implement it; the
  * image/chain layer (image.c, chain.c) is the only caller.
  *
  * Contract common to all callbacks:
@@ -40,6 +41,10 @@ struct parent_candidates {
   const char *kind[PARENT_MAX_CANDIDATES];  /* "W2ru", "relative_path", ... */
 };
 void parent_candidates_free(struct parent_candidates *c);
+/* c holds the one candidate path (copied), of kind; for formats that
+ * name their parent once (qcow2, VMDK). */
+int parent_candidates_one(struct vhd_image *img, struct parent_candidates *c, const char *path,
+                          const char *kind);
 
 /* The parent a new differencing image points at. */
 struct parent_link {
@@ -105,6 +110,9 @@ struct vhd_driver {
   /* 0 when candidate is this image's parent, else -EINVAL with a message
    * naming both files and the identity field that differs. */
   int (*parent_matches)(struct vhd_image *img, struct vhd_image *candidate);
+  /* The format links its parent by file name alone (qcow2): no identity
+   * to compare, so the all-zeros parent link rule (chain.c) is not its. */
+  bool parent_by_name_only;
 
   /* Extra whole-file checks run by vhd_check after open (leaks, overlaps
    * that open tolerates). May be NULL. */
@@ -139,6 +147,10 @@ struct vhd_driver {
 extern const struct vhd_driver vhd_driver_raw;
 extern const struct vhd_driver vhd_driver_vhd;
 extern const struct vhd_driver vhd_driver_vhdx;
+extern const struct vhd_driver vhd_driver_vdi;   /* read only */
+/* Hosted builds only (they need zlib). */
+extern const struct vhd_driver vhd_driver_qcow2;
+extern const struct vhd_driver vhd_driver_vmdk;
 
 /* The drivers in probing order, NULL-terminated. */
 extern const struct vhd_driver *const vhd_drivers[];

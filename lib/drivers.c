@@ -5,6 +5,11 @@
 const struct vhd_driver *const vhd_drivers[] = {
   &vhd_driver_vhdx,
   &vhd_driver_vhd,
+  &vhd_driver_vdi,
+#if __STDC_HOSTED__
+  &vhd_driver_qcow2,   /* these need zlib, which the freestanding loader lacks */
+  &vhd_driver_vmdk,
+#endif
   &vhd_driver_raw,
   NULL,
 };

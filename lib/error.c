@@ -48,6 +48,9 @@ const char *vhd_format_name(enum vhd_format format)
   case VHD_FORMAT_RAW: return "raw";
   case VHD_FORMAT_VHD: return "vhd";
   case VHD_FORMAT_VHDX: return "vhdx";
+  case VHD_FORMAT_QCOW2: return "qcow2";
+  case VHD_FORMAT_VMDK: return "vmdk";
+  case VHD_FORMAT_VDI: return "vdi";
   default: return NULL;
   }
 }

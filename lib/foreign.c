@@ -1,4 +1,6 @@
-/* Foreign formats. The signatures come from each format's specification
+/* Foreign formats: those no driver reads (VDI has a driver, qcow2 and
+ * VMDK sparse extents have drivers in hosted builds, so only their other
+ * forms get here there). The signatures come from each format's specification
  * (see shared/reference/vmdk-vdi-qcow2.md for qcow2, VMDK and VDI); only
  * the first 4 KiB are looked at, so a raw disk that happens to start with
  * one of them is read only when the raw format is asked for. */
@@ -9,9 +11,7 @@
 
 #define PROBE_BYTES 4096u
 
-/* A VMDK descriptor is a text file whose first line that is neither blank
- * nor a '#' comment is version=1, 2 or 3 (how qemu recognises it too). */
-static bool vmdk_descriptor(const uint8_t *p, size_t n)
+bool foreign_vmdk_descriptor(const uint8_t *p, size_t n)
 {
   size_t i = 0;
   while (i < n) {
@@ -36,7 +36,8 @@ static bool vmdk_descriptor(const uint8_t *p, size_t n)
 static const char *format_of(const uint8_t *p, size_t n)
 {
   if (n >= 8 && memcmp(p, "QFI\xfb", 4) == 0)
-    return get_be32(p + 4) == 1 ? "qcow (version 1)" : "qcow2";
+    return get_be32(p + 4) == 1 ? "qcow (version 1)" : "qcow2 (a version other than 2 or 3, "
+                                                      "or a build without the qcow2 reader)";
   if (n >= 4 && memcmp(p, "QED\0", 4) == 0)
     return "QED";
   if (n >= 68 && get_le32(p + 64) == 0xBEDA107Fu)
@@ -48,7 +49,7 @@ static const char *format_of(const uint8_t *p, size_t n)
   if (n >= 16 && (memcmp(p, "WithoutFreeSpace", 16) == 0 ||
                   memcmp(p, "WithouFreSpacExt", 16) == 0))
     return "Parallels";
-  if (vmdk_descriptor(p, n))
+  if (foreign_vmdk_descriptor(p, n))
     return "VMDK (descriptor)";
   return NULL;
 }
@@ -106,7 +107,7 @@ int foreign_refuse(vhd_io *io)
   const char *format = format_of(head, n);
   if (format)
     return vhd_error(EMEDIUMTYPE, "%s is a %s image, which this version cannot read (only VHD, "
-                     "VHDX and raw; open it as raw to read its bytes as they are)", io->name,
-                     format);
+                     "VHDX, qcow2, VMDK, VDI and raw; open it as raw to read its bytes as "
+                     "they are)", io->name, format);
   return foreign_refuse_split(io);
 }

@@ -16,4 +16,9 @@ int foreign_refuse(vhd_io *io);
  * this too; a file that probes as VHD by its footer copy needs it alone. */
 int foreign_refuse_split(vhd_io *io);
 
+/* Whether the first n bytes are a VMDK descriptor: a text file whose first
+ * line that is neither blank nor a '#' comment is version=1, 2 or 3 (how
+ * qemu recognises it too). The VMDK driver probes with it (hosted builds). */
+bool foreign_vmdk_descriptor(const uint8_t *p, size_t n);
+
 #endif

@@ -49,6 +49,13 @@ int io_pread(vhd_io *io, void *buf, size_t count, uint64_t offset)
   return 0;
 }
 
+int io_pread_upto(vhd_io *io, void *buf, size_t count, uint64_t offset, uint64_t end)
+{
+  size_t have = offset >= end ? 0 : end - offset < count ? (size_t)(end - offset) : count;
+  memset((uint8_t *)buf + have, 0, count - have);
+  return io_pread(io, buf, have, offset);
+}
+
 int io_pwrite(vhd_io *io, const void *buf, size_t count, uint64_t offset)
 {
   if (count == 0)

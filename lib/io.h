@@ -26,6 +26,9 @@ struct vhd_io {
 };
 
 int io_pread(vhd_io *io, void *buf, size_t count, uint64_t offset);
+/* io_pread where the bytes at or past end read as zeros: formats whose
+ * last cluster need not be written out in full (qcow2, VMDK). */
+int io_pread_upto(vhd_io *io, void *buf, size_t count, uint64_t offset, uint64_t end);
 int io_pwrite(vhd_io *io, const void *buf, size_t count, uint64_t offset);
 int io_flush(vhd_io *io);
 int io_get_size(vhd_io *io, uint64_t *size);

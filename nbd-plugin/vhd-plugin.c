@@ -106,8 +106,14 @@ parse_format (const char *value)
     format = VHD_FORMAT_VHD;
   else if (strcmp (value, "vhdx") == 0)
     format = VHD_FORMAT_VHDX;
+  else if (strcmp (value, "qcow2") == 0)
+    format = VHD_FORMAT_QCOW2;
+  else if (strcmp (value, "vmdk") == 0)
+    format = VHD_FORMAT_VMDK;
+  else if (strcmp (value, "vdi") == 0)
+    format = VHD_FORMAT_VDI;
   else {
-    nbdkit_error ("format=%s: expected auto, raw, vhd or vhdx", value);
+    nbdkit_error ("format=%s: expected auto, raw, vhd, vhdx, qcow2, vmdk or vdi", value);
     return -1;
   }
   return 0;
@@ -170,7 +176,7 @@ vhd_plugin_config_complete (void)
 
 #define vhd_plugin_config_help \
   "[file=]<IMAGE>      (required) VHD, VHDX or raw image to serve.\n" \
-  "format=auto|raw|vhd|vhdx  Take the image as this format (default: probe).\n" \
+  "format=auto|raw|vhd|vhdx|qcow2|vmdk|vdi  Take the image as this format (default: probe).\n" \
   "discard=true|false  Let trim and zero free blocks (default: true).\n" \
   "parents=none|beside|any  Where parents may be: none, the image's directory\n" \
   "                    and below (default), or wherever the locators say.\n" \
@@ -276,7 +282,7 @@ static void
 vhd_plugin_dump_plugin (void)
 {
   printf ("vhd_libvhd_version=%s\n", vhd_version ());
-  printf ("vhd_formats=raw,vhd,vhdx\n");
+  printf ("vhd_formats=raw,vhd,vhdx,qcow2,vmdk,vdi\n");
   printf ("vhd_types=fixed,dynamic,differencing\n");
 }
 

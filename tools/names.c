@@ -9,7 +9,9 @@
 
 bool parse_format(const char *name, enum vhd_format *out)
 {
-  static const enum vhd_format all[] = {VHD_FORMAT_RAW, VHD_FORMAT_VHD, VHD_FORMAT_VHDX};
+  static const enum vhd_format all[] = {VHD_FORMAT_RAW, VHD_FORMAT_VHD, VHD_FORMAT_VHDX,
+                                        VHD_FORMAT_QCOW2, VHD_FORMAT_VMDK,
+                                        VHD_FORMAT_VDI};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
     const char *n = vhd_format_name(all[i]);
     if (n && strcasecmp(n, name) == 0) {

@@ -38,7 +38,7 @@ consumer_runs() {
     not_ok "$desc: it does not build: $(head -c 400 "$WORK/cc.err")"
   fi
 }
-consumer_runs "a vhd.h-only program linked with libvhd.a runs" "$INC" "$AR" -luuid -lpthread
+consumer_runs "a vhd.h-only program linked with libvhd.a runs" "$INC" "$AR" -luuid -lz -lpthread
 consumer_runs "a vhd.h-only program linked with libvhd.so runs" "$INC" "$SO"
 # Built against the header of the previous version (tests/abi/previous,
 # a copy kept on purpose: it is what old programs were compiled with),

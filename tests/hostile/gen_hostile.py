@@ -502,13 +502,19 @@ def log_cases(c):
 
 FOREIGN_FORMATS = [
     # case, qemu-img format and options, name the message must carry
-    ('qcow2', ['-f', 'qcow2'], 'qcow2'),
-    ('vmdk-sparse', ['-f', 'vmdk'], 'vmdk'),
-    ('vmdk-descriptor', ['-f', 'vmdk', '-o', 'subformat=monolithicFlat'], 'vmdk'),
-    ('vdi', ['-f', 'vdi'], 'vdi'),
     ('qed', ['-f', 'qed'], 'qed'),
     ('parallels', ['-f', 'parallels'], 'parallels'),
 ]
+
+# Formats read as sources (issue 17): they read, and every command that
+# writes one is refused ("read-only format").
+READ_ONLY_FORMATS = [
+    ('qcow2', ['-f', 'qcow2']),
+    ('vmdk-sparse', ['-f', 'vmdk']),
+    ('vmdk-descriptor', ['-f', 'vmdk', '-o', 'subformat=monolithicFlat']),
+    ('vdi', ['-f', 'vdi']),
+]
+READ_ONLY = {'*': [0], 'write': [1], 'compact': [1], 'resize': [1]}
 
 def foreign_header(kind):
     """A minimal header when qemu-img is absent (probing needs the magic)."""
@@ -533,6 +539,16 @@ def foreign_header(kind):
 def foreign_cases(c):
     """Item 7: other formats are refused by name, never copied as raw."""
     have_qemu = shutil.which('qemu-img') is not None
+    for kind, qopts in READ_ONLY_FORMATS:
+        d = c.dir('readonly-' + kind)
+        f = os.path.join(d, 'disk.' + kind.split('-')[0])
+        if not have_qemu or subprocess.run(['qemu-img', 'create', '-q', *qopts, f, '4M'],
+                                           stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL).returncode != 0:
+            continue   # no hand-made stand-in: these must be real images
+        c.add('readonly-' + kind, f, '17', READ_ONLY, ['read-only'],
+              lib={'policy': ['beside'], 'expect': 'open'},
+              nbd={'params': [], 'expect': 'serve'})
     for kind, qopts, word in FOREIGN_FORMATS:
         d = c.dir('foreign-' + kind)
         f = os.path.join(d, 'disk.' + kind.split('-')[0])
