@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* bench-timer: run one command and report its wall time (CLOCK_MONOTONIC)
  * and the CPU time it and its children used.
  *

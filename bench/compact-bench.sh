@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # compact-bench.sh: vhdtool compact of a 2 GiB dynamic image whose blocks
 # are all allocated and half of them hold zeros (every other block), VHD
 # and VHDX, against the ceiling of a raw copy of the same file (cp and dd

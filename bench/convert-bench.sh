@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # convert-bench.sh: vhdtool convert against qemu-img convert, raw <-> dynamic
 # VHD (and VHDX when vhdtool supports it), on the 2 GiB half-data image made
 # by bench/make-dataset. See bench/README.md for what is measured and why.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # merge-bench.sh: vhdtool merge of a 2 GiB differencing child (every other
 # block written: 1 GiB of data) into its parent (whose first half holds
 # data), VHD and VHDX, timed, with the throughput of the bytes the merge

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # nbd-bench.sh: nbdkit-vhd-plugin against qemu-nbd 7.2 serving the same
 # dynamic VHD and VHDX files, and against nbdkit's file plugin on the raw
 # disk the images were made from (the ceiling: no format at all).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* nosync.so: LD_PRELOAD shim that turns fsync/fdatasync into no-ops.
  *
  * A diagnostic only: convert-bench.sh -n runs vhdtool under it to measure

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* random-write-bench: random 4 KiB writes that allocate into a fresh
  * dynamic image, through libvhd, with a pattern qemu-io can replay exactly.
  *

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # random-write-bench.sh: N random 4 KiB writes (fixed seed) into a fresh,
 # empty 2 GiB dynamic image, then one flush: libvhd (random-write-bench run)
 # against qemu-io replaying the very same writes from a command file

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # source-bench.sh: reading the foreign formats (issue 17). vhdtool convert
 # against qemu-img convert of the same file, in the same run: a
 # stream-optimized VMDK to a dynamic VHDX, and a compressed qcow2 to a

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # trim-space.sh: what trims give back, through nbdkit, for a dynamic VHD
 # (2 MiB blocks), a dynamic VHDX (32 MiB blocks) and a raw file served by
 # nbdkit's file plugin (the ceiling: its trim punches holes). Issue 19's

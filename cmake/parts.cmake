@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Optional parts of the build and the summary configure prints.
 #
 # vhd_part(<option> <description> <found> <missing> <debian-package>)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # bash completion for vhdtool(1).
 # Subcommands and their options come from the program's own help texts
 # (`vhdtool help`, `vhdtool help CMD`), so completion follows the installed

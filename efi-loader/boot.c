@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Finding and starting the boot program (see boot.h). */
 #include "boot.h"
 #include "console.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Starting the boot program inside the virtual disk. */
 #ifndef VHDBOOT_BOOT_H
 #define VHDBOOT_BOOT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Parsing the loader's settings (see config.h). */
 #include "config.h"
 #include "efi_io.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The loader's configuration: key=value settings from its load options
  * (a boot entry's optional data or shell arguments) or, when those name
  * no image, from vhdboot.cfg in the loader's own directory.

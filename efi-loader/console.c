@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Console output and the UTF-8 <-> UCS-2 conversions the firmware needs. */
 #include "console.h"
 #include "efi_env.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Text output on the firmware console (which OVMF and most firmware also
  * copy to the serial port). Formats with the core's vhd_snprintf, so the
  * same %s/%u/%llx directives work everywhere in the loader. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Device path helpers. */
 #include "devpath.h"
 #include "console.h"

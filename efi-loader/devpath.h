@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Device path helpers (gnu-efi's libefi has these, but the loader does not
  * link libefi; see efi_env.h). Paths returned are vhd_malloc'ed. */
 #ifndef VHDBOOT_DEVPATH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Storage for the firmware tables and the GUIDs declared in efi_env.h. */
 #include "efi_env.h"
 #include "platform.h"

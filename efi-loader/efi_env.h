@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The firmware's tables and the protocol GUIDs the loader uses. The loader
  * does not link gnu-efi's libefi (whose byte-at-a-time memcpy and global
  * state it does not want); it uses gnu-efi's headers and its relocation

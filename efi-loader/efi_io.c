@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The vhd_io backend over host files (see efi_io.h). */
 #include "efi_io.h"
 #include "error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The libvhd I/O backend (struct vhd_io_ops) of the loader: an image file
  * on the host partition.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Building and publishing the OS hand-off record (docs/efi-handoff.md). */
 #include "handoff.h"
 #include "util/crc32.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The record for the operating system: which host disk, partition and
  * file the virtual disk came from, and where every layer's bytes lie on
  * the host disk, published as volatile EFI variables (boot-service and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Finding and opening the host partition. */
 #include "host_volume.h"
 #include "devpath.h"

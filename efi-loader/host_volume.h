@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The host partition that holds the image files: its block device, the
  * extent mapper over it, and (when the firmware has a driver for its file
  * system) its EFI_SIMPLE_FILE_SYSTEM. */

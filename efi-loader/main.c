@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdboot.efi: boot the program inside a VHD or VHDX file.
  *
  * The flow: read the settings, open the host partition, open the image

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Opening the image (see open_image.h). */
 #include "open_image.h"
 #include "console.h"

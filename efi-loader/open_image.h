@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Opening the configured image with libvhd: choosing the backend (mapped
  * extents or memory), the mode, and in rw mode making room for growth. */
 #ifndef VHDBOOT_OPEN_IMAGE_H

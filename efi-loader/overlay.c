@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The copy-on-write overlay (see overlay.h). */
 #include "overlay.h"
 #include "platform.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* mode=cow: the blocks written to the virtual disk, kept in memory. Reads
  * see them first; the image is never written; everything is lost at
  * reset. A hash table of block number -> block contents. */

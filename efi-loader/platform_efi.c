@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* lib/platform.h over UEFI boot services: what the libvhd core needs from
  * its environment when it runs inside the loader.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The rw reserve (see reserve.h). */
 #include "reserve.h"
 #include "../lib/reserve.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Room for growth in rw mode (dynamic and differencing images).
  *
  * New blocks go at the end of the image file, but the file cannot grow

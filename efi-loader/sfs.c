@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* EFI_SIMPLE_FILE_SYSTEM helpers (see sfs.h for when they may be used). */
 #include "sfs.h"
 #include "console.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The host file system through the firmware's EFI_SIMPLE_FILE_SYSTEM.
  *
  * Only ever used BEFORE the virtual disk is installed: EDK2's FAT driver

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The virtual disk's BlockIo (see vdisk.h). */
 #include "vdisk.h"
 #include "console.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The virtual disk: an EFI_BLOCK_IO_PROTOCOL (revision 3) over an open
  * libvhd image, on a handle of its own whose device path is
  * VenHw(vhdboot GUID, instance)/VenMsg(disk GUID). The path is never a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer harness for the parent policy: a differencing chain held in
  * memory, opened the way the front ends open untrusted images, so the
  * fuzzer drives locators, identities and the policy together.

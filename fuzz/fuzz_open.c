@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer harness: open whatever the input is, read-only, the way every
  * front end does (probing, no parent chain), then read the virtual disk,
  * walk its allocation and run the checker over it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libFuzzer harness for the write path: the input chooses an image (VHD or
  * VHDX, fixed or dynamic, a block size, a disk size) and a sequence of
  * writes, zeroes, discards and flushes at any alignment. The same

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Seeds for fuzz_chain: small differencing chains made by vhdtool, packed
 # with fuzz/pack-chain.py under each policy the harness knows (beside the
 # top, raw parents allowed, confined to /f/a), including parents outside

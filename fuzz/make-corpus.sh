@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Seed corpus for the fuzz harnesses: small valid images of every kind,
 # made by vhdtool (and by qemu-img when it is installed), each in plain form
 # when small and always in the harness's sparse form (fuzz/sparsify.py).

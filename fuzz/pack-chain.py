@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Pack image files into one fuzz_chain input (fuzz/fuzz_chain.c says the
 form): pack-chain.py OUT FLAGS NAME=FILE [NAME=FILE ...], the first being
 the top image. Files over 64 KiB go in the sparse form of sparsify.py."""

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Build the fuzz harnesses with clang (own build directory) and run each for
 # a fixed short time; any crash, leak, timeout, model mismatch or broken
 # promise fails. Corpora live in fuzz/corpus/<harness> (git-ignored).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The fuzz harnesses' sparse input form, shared by fuzz_open and
  * fuzz_chain: "VHDFUZZS", a u64 LE file size, then records of u64 LE
  * offset, u32 LE length and that many bytes; the rest of the file reads as

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Write a disk image file in the fuzz harness's sparse input form:
 
   "VHDFUZZS", u64 LE file size, then records (u64 LE offset, u32 LE length,

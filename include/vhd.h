@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* libvhd - read, write and manage VHD and VHDX virtual disk images.
  *
  * This header is the whole public interface. It is also the manual: every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Differencing chains: find each parent through the locators the driver
  * lists, open it read-only, check its identity, refuse loops and chains
  * deeper than VHD_MAX_CHAIN_DEPTH. */

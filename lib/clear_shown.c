@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* image_clear_shown: zeros over whatever a layer shows in a range, for a
  * resize that grows the disk over bytes it held before (past an old end). */
 #include "driver.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Creating images: parameter defaults and checks shared by every format,
  * then the driver's create, then an ordinary open of the result. */
 #include "driver.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Findings of open and check (see diag.h). */
 #include "diag.h"
 #include "error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Findings while opening or checking an image.
  *
  * Format drivers validate every structure in one code path. When an image

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The format driver interface. raw, VHD, VHDX and (read only) qcow2,
  * VMDK and VDI each implement it; the
  * image/chain layer (image.c, chain.c) is the only caller.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The format drivers, in probing order: the most specific first; raw
  * accepts anything and comes last. */
 #include "driver.h"

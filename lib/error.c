@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The per-thread last error, and the public accessors for it. */
 #include "error.h"
 #include "util/strfmt.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Setting the per-thread last error. Every failing path of the core sets
  * one message that names the file and what is wrong, then returns -errno. */
 #ifndef LIBVHD_ERROR_H

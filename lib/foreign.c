@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Foreign formats: those no driver reads (VDI has a driver, qcow2 and
  * VMDK sparse extents have drivers in hosted builds, so only their other
  * forms get here there). The signatures come from each format's specification

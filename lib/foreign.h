@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Disk image formats this library cannot read, recognised by content so
  * that they are refused by name instead of being read as raw bytes. */
 #ifndef LIBVHD_FOREIGN_H

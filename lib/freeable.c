@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The compact rule. A block that reads as zeros through this layer can be
  * dropped only when what lies below reads as zeros too; otherwise its
  * zeros are hiding parent data and dropping it would show that data. */

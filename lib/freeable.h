@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Whether a block of one layer can give its space back without changing
  * what the image reads: the one rule compact applies, shared by the
  * format drivers so VHD and VHDX decide alike. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The image handle: probing, bounds, alignment, locking, and the public
  * I/O entry points. Drivers see only sector-aligned requests inside the
  * virtual size, under the lock discipline described in driver.h. */

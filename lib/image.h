@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The image handle and the chain below it. */
 #ifndef LIBVHD_IMAGE_H
 #define LIBVHD_IMAGE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Wrapping backends, and the checked helpers the core calls. */
 #include "error.h"
 #include "io.h"

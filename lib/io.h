@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Internal view of an I/O backend (the public side is in vhd.h).
  * Each helper sets the error message (naming the file) on failure. */
 #ifndef LIBVHD_IO_H

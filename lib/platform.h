@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The platform shim: everything the core needs from its environment.
  *
  * The read/write path of lib/ must also build freestanding (for the UEFI

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The raw driver: the file is the disk. */
 #include "driver.h"
 #include "error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdboot's reserve: room for new blocks kept after an image inside its
  * own file (docs/efi-handoff.md, "Reserve").
  *

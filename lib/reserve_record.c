@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The reserve record's encoding and the rules for trusting it (reserve.h). */
 #include "error.h"
 #include "reserve.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Free block slots (slots.h). */
 #include "slots.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Free block slots inside an image file: space that held a block and that
  * no BAT entry references any more, kept so that a new block fills the
  * lowest one before the file grows. Used by the VHD and VHDX drivers.

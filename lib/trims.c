@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Partial trims that add up (trims.h). */
 #include "trims.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Partial trims that add up. A file system trims what it frees, a few
  * KiB to a few MiB at a time, so a block is rarely trimmed whole in one
  * request; this log remembers, per block, which parts the trims of this

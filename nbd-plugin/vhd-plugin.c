@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* nbdkit-vhd-plugin: serve a VHD, VHDX or raw image over NBD through
  * libvhd. Everything about the formats lives in the library; this file
  * only translates between nbdkit's callbacks and include/vhd.h.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Builds libvhd with every compiler and build type a distribution may use,
 # warnings as errors: gcc and clang at Debug (-O0), RelWithDebInfo (-O2)
 # and Release (-O3), and gcc with Debian's dpkg-buildflags (hardening=+all,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Configures and builds libvhd into ./build (or $1), warnings as errors.
 set -eu
 cd "$(dirname "$0")/.."

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The main job in a minute: build, create a dynamic VHD, write into it,
 # convert it to VHDX and to raw, check it, and serve it over NBD.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs everything libvhd needs to build, test, benchmark and demo on
 # Debian 12. Run as root (CI does); uses sudo when run as another user.
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The smoke test of the installed Debian packages (scripts/test-packages.sh
 # runs it in an empty directory with the system's PATH): every program,
 # file and consumer path a user of the packages meets, nothing from the

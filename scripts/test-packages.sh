@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Builds the Debian packages from a clean tree (git archive of HEAD),
 # checks them with lintian (no errors), installs them with apt, runs a
 # smoke test against the installed system only (not the build tree), and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The whole test suite: the normal build, the same tests under
 # AddressSanitizer + UndefinedBehaviorSanitizer, a short fuzz run, the
 # build matrix (every compiler and build type, warnings as errors) and the

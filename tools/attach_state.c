@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* See attach_state.h. */
 #include "attach_state.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool attach/detach: what is attached, kept in a run directory so that
  * detach and attach --list in later processes find it. One directory per
  * device, RUN/nbdN, holding the nbdkit socket ("sock"), its pid file

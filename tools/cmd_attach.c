@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool attach: an image (its whole chain) as a local block device, the
  * way qemu-nbd -c does it: nbdkit serves it with the project's plugin on a
  * private Unix socket, the kernel's NBD client is connected to that socket

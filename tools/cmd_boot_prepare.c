@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool boot-prepare: make an image's file ready for vhdboot.efi's rw
  * mode on a host file system the firmware cannot write. The work is
  * vhd_boot_prepare(); this reports what it wrote. */

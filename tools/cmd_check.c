@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool check: validate every structure of an image (vhd_check) and
  * exit as qemu-img check does, so scripts written for it keep working. */
 #include <getopt.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool compact: give back the space of blocks that read as zeros, in
  * place. The work is vhd_compact(); this reports what it gained. */
 #include <getopt.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool compare: do two images read the same? The judging is
  * vhd_compare's; the tool prints what qemu-img compare prints, with its
  * exit statuses, so scripts written for one work with the other. */

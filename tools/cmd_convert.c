@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool convert: copy an image's virtual disk (through its whole chain)
  * into a new image of any format. The copy itself is vhd_convert(). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool create: make a new fixed, dynamic or differencing image. */
 #include <errno.h>
 #include <getopt.h>

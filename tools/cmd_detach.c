@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool detach: the end of an attach. The device is flushed and
  * disconnected (the kernel sends NBD_CMD_DISC, so nbdkit closes the image
  * and the plugin's close flushes it), then nbdkit is stopped and waited

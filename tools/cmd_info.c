@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool info: what an image is, as text or as one JSON object. */
 #include <getopt.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool map: where the virtual disk's bytes live (vhd_map), in the shape
  * of `qemu-img map`, so scripts and eyes used to it read ours too. */
 #include <getopt.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool measure: how large a file convert would make, as qemu-img
  * measure tells. The figures are vhd_measure's; the options are convert's
  * output options, so the same command line measures and converts. */

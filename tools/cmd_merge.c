@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool merge: fold a differencing chain into its parent or an ancestor
  * (vhd_merge), or flatten it into a new image (vhd_convert of the child).
  * The tool only names what will change; the library does the work. */

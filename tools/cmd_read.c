@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool read: the virtual disk's bytes on standard output. */
 #include <errno.h>
 #include <getopt.h>

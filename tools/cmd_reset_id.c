@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool reset-id: a new unique id for an image in place (vhd_reset_id),
  * for clones made with cp that Hyper-V or a VDI pool would take for one
  * disk. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool resize: change an image's virtual size. The work (and its crash
  * safety) is vhd_resize(); this parses the size, absolute or relative. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool set-parent: repoint a differencing image whose parent moved
  * (vhd_set_parent). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool snapshot: a new differencing image over an existing one. The
  * locators (relative and absolute) are the library's business (vhd_create);
  * the tool only picks the format and a layout that suits the parent. */

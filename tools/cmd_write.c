@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool write: standard input into the virtual disk. */
 #include <errno.h>
 #include <getopt.h>

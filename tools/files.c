@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The few host file operations the tool does itself: existence checks
  * before creating, host space for `info`, and robust reads and writes on
  * standard input and output. Image files are only touched through libvhd. */

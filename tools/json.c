@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A small streaming JSON writer for `info --json` and `check --json`.
  * Pretty-printed with two-space indents like qemu-img's JSON, keys in the
  * order the caller writes them, so the output is stable for scripts. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Names of formats and types on the command line, file-name extensions,
  * and the text of ids. The names themselves come from the library, so the
  * tool and the library can never disagree on spelling. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The options that say how images and their parents are opened. Every
  * command that opens an existing image takes the same set, parsed here and
  * turned into one struct vhd_open_params, so the policy reads the same

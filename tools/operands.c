@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What most subcommands do right after their options: take the one FILE
  * operand, open it, read its info. Kept in one place so every command
  * words its usage errors and open failures the same way. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* --json and --output=json|human: the one spelling rule of every command
  * that can print JSON (qemu-img's scripts say --output=json). */
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The choices about an output image that convert and measure share: what
  * a profile decides, and what a raw output cannot have. */
 #include <getopt.h>

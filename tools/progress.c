@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The progress bar of `convert -p`, and the interrupt flag that lets a
  * long operation stop through the library's cancel path (the progress
  * callback returning non-zero) instead of dying half-way. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Failure and warning lines. The contract with scripts: a failure is a
  * non-zero exit plus exactly one line on stderr naming the file and the
  * problem, so messages are flattened to one line here, in one place. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Sizes on the command line: plain bytes or a binary suffix. */
 #include <ctype.h>
 #include <stdio.h>

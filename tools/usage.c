@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Help texts, version, and the one-line usage errors. */
 #include <getopt.h>
 #include <stdarg.h>

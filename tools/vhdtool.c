@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool: entry point. Picks the subcommand and hands it the rest of the
  * command line; global options are only --help and --version. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdtool: the pieces the subcommands share.
  *
  * vhdtool is a thin command line over include/vhd.h. Nothing here knows the

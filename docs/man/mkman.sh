@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # mkman.sh VHDTOOL TEMPLATE VERSION OUTPUT
 # The manual page: TEMPLATE with @COMMANDS@ replaced by one subsection per
 # subcommand, taken from the program's own `vhdtool help COMMAND`, so the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # x86-64 rules for efi-app.cmake.
 #
 # GNU_EFI_USE_MS_ABI makes EFIAPI the Microsoft calling convention, so calls

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Building UEFI applications with GNU-EFI (Debian's gnu-efi package).
 #
 # Sources are compiled with the firmware's calling convention and no C

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The parts of the mapper shared by its modules: recognising the volume,
  * the FAT cache and directory iteration (FAT and exFAT), path walking and
  * extent lists. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Where a file lives on a FAT12/16/32, exFAT, ext2/3/4 or NTFS volume.
  *
  * A small read-only reader over a "read bytes of the volume" callback: it

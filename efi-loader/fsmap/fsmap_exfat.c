@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* exFAT: the main boot sector and directory entry sets (File, Stream
  * Extension, File Name), checked against their set checksums. Layouts
  * follow Microsoft's exFAT file system specification. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* ext2/ext3/ext4: the superblock, group descriptors (32- and 64-bit,
  * classic and meta_bg placement) and inodes; directories are in
  * fsmap_ext_dir.c, block mapping in fsmap_ext_map.c. Layouts follow the

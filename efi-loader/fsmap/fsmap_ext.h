@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared by the files of the ext2/3/4 module: fsmap_ext.c (superblock,
  * group descriptors, inodes), fsmap_ext_dir.c (directories) and
  * fsmap_ext_map.c (extent trees and the old block maps). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* ext2/3/4 directories: names looked up byte for byte (ext names are
  * case-sensitive raw bytes).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* ext2/3/4: an inode's blocks as extents, from its extent tree (ext4,
  * EXTENTS flag) or its block map (direct, single, double and triple
  * indirect blocks). Logical blocks no extent or pointer covers are holes;

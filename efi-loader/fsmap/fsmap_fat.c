@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* FAT12/16/32: the BIOS parameter block and directory entries with their
  * long-name (LFN) entries. Geometry follows Microsoft's FAT specification;
  * FAT12 and FAT16 are told apart by the cluster count. */

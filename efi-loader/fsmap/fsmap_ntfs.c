@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* NTFS: the boot sector, the $MFT's own run list, and a file's unnamed
  * $DATA turned into extents. Records, attributes and run lists are in
  * fsmap_ntfs_attr.c, directories in fsmap_ntfs_index.c.

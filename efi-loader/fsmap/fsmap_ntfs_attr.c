@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* NTFS MFT records, attribute records, attribute lists and run lists
  * (mapping pairs). Every length, offset and cluster number comes from a
  * volume a stranger may have prepared: each is checked against the record

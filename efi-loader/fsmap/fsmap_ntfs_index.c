@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* NTFS directories: the $I30 file name index ($INDEX_ROOT, and for large
  * directories the INDX blocks of $INDEX_ALLOCATION that $BITMAP marks in
  * use).

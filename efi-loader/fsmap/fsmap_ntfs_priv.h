@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared by the NTFS module's files: fsmap_ntfs.c (mount, map),
  * fsmap_ntfs_attr.c (MFT records, attributes, run lists) and
  * fsmap_ntfs_index.c (directory indexes). Layouts follow the on-disk NTFS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared between fsmap.c and the file system modules of the mapper. */
 #ifndef VHDBOOT_FSMAP_PRIV_H
 #define VHDBOOT_FSMAP_PRIV_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Decompression with zlib: one call per compressed cluster or grain. */
 #include "codec/inflate.h"
 

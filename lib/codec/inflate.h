@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Decompression for the read-only foreign drivers, with zlib (hosted
  * builds only: the freestanding core has no zlib, so the drivers that
  * need it are hosted too, see lib/CMakeLists.txt). */

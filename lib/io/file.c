@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 #define _GNU_SOURCE 1  /* SEEK_DATA, fallocate, sync_file_range */
 /* The POSIX file backend. I/O by offset only (pread/pwrite), so a handle
  * can serve parallel requests; every descriptor is O_CLOEXEC.

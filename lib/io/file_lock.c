@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 #define _GNU_SOURCE 1  /* F_OFD_SETLK, F_OFD_GETLK */
 /* Image locks between processes, in qemu's byte scheme so that qemu-img,
  * qemu-io, qemu-nbd and this library see each other's locks.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Image locks between processes (qemu's byte scheme, see file_lock.c). */
 #ifndef LIBVHD_IO_FILE_LOCK_H
 #define LIBVHD_IO_FILE_LOCK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The in-memory backend: a growable buffer. Used by tests and the fuzz
  * harnesses; freestanding-clean. */
 #include "error.h"

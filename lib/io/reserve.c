@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The reserve wrapper (reserve.h): the drivers see a file of the image's
  * logical size L that grows inside the reserve, and every durable state of
  * the file is valid twice over: with the record (the image at L) and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_boot_prepare: make an image's file ready for vhdboot.efi's rw mode
  * on a host file system the firmware cannot write (exFAT, ext4, NTFS).
  *

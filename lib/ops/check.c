@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_check: run the driver's open in collecting mode (diag.h), then its
  * whole-file checks, then the parent link, reporting every finding.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_compact: give back the space of blocks that read as zeros. The
  * format drivers decide block by block (freeable.h) and reorganise their
  * files; the raw driver punches holes over its zero ranges. */

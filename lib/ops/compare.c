@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_compare: do two virtual disks read the same, and where do they first
  * differ. qemu-img compare's rules, so the two tools agree: a disk's
  * extra length counts only where it holds something other than zeros,

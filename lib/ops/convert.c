@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_convert: copy a virtual disk, through its whole chain, into a new
  * image. Ranges the source reports as zero are never read; data that reads
  * as zeros is not written, so dynamic outputs stay thin and raw outputs

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* copy_disk: the data phase of vhd_convert.
  *
  * Cost model (bench/README.md, "Where vhdtool convert's time goes"): the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Copying one virtual disk into another (vhd_convert's data phase). */
 #ifndef LIBVHD_OPS_COPY_DISK_H
 #define LIBVHD_OPS_COPY_DISK_H

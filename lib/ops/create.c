@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_create: the host-file front of image creation. Resolves the parent's
  * absolute and relative paths for the locators, and removes a half-made
  * file on failure. */

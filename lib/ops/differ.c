@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* differ_walk: where two virtual disks read differently, found a piece at
  * a time with block status first, so holes are never read. */
 #include <string.h>

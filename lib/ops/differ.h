@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Walking two virtual disks side by side for the ranges where they read
  * differently: vhd_compare stops at the first, vhd_convert onto a base
  * copies each. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Which layer of a chain a file holds: one same-file rule for every
  * operation that must not write over what it reads (convert, merge) and
  * for the tools (vhd_chain_layer_of). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_get_layout: where an image's data lies, for `vhdtool info`. The
  * driver says where each block lies; fragmentation is judged here; the smallest
  * size a shrink could reach comes from block status through the chain, so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_map: the allocation of a virtual disk as extents, each the longest
  * run that block status reports alike (state, layer, and a host offset
  * that continues the previous one), so a 2 GiB image of contiguous blocks

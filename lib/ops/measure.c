@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_measure: how large a file vhd_convert would make. Rather than a
  * second copy of each driver's layout rules, the image is made for real
  * by the driver's own create, on a backend that keeps only the pages that

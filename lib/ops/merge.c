@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_merge: write the data a differencing chain holds above an ancestor
  * into that ancestor, then remove the merged images, as Hyper-V's
  * Merge-VHD does.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_open and vhd_open_with: the host-file front of the image layer.
  * When parents are confined, both the image's path and the allowed
  * directories become real absolute paths first, so that a locator is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Platform profiles: the rules Azure, Hyper-V and Virtual PC put on an
  * image beyond what the formats require, checked on an image (each broken
  * rule reported by its name, "profile.rule: what is wrong") or met by the

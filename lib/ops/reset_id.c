@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_reset_id: a new unique id for an image, in place. The format's part
  * (which fields, in which crash-safe order) is the driver's reset_id; here
  * the guard: differencing images beside this one whose parent link names

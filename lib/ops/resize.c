@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_resize: the checks every format shares (sector rounding, the shrink
  * flags, data past the new end, a writable image); the change itself is
  * the driver's resize, run under the image's exclusive lock. */

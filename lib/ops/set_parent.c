@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_set_parent: the host-file front of the drivers' set_parent. Opens
  * the child read-write without its (lost) parent, the new parent with its
  * whole chain, refuses a parent of another identity (unless told) or one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 #define _GNU_SOURCE 1  /* the GNU strerror_r */
 /* The platform shim on a hosted POSIX system: libc, libuuid, pthreads. */
 #include "platform.h"

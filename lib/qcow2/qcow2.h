@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* qcow2 (QEMU copy-on-write, versions 2 and 3), read only. Layout facts:
  * shared/reference/vmdk-vdi-qcow2.md section 4 (from QEMU's specification,
  * docs/interop/qcow2.rst). Hosted only: compressed clusters need zlib. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* qcow2: probe, header and extension validation, the L1 table, identity
  * and the backing file. Read only: the format is a source to convert. */
 #include "qcow2/qcow2.h"

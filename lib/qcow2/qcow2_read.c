@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* qcow2 reads: guest offset -> L1 -> L2 -> cluster, and the inflation of
  * compressed clusters. Every pointer is checked against the file where it
  * is used; nothing is cached, so parallel readers share no state. */

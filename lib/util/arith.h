@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Small arithmetic on sizes and offsets, one copy for the whole library. */
 #ifndef LIBVHD_ARITH_H
 #define LIBVHD_ARITH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Growable arrays: one rule for growing, shared by every list the library
  * keeps (free slots, the log overlay, pending bitmap sectors, BAT spans). */
 #ifndef LIBVHD_ARRAY_H

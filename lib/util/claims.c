@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The claimed-units bitmap of the overlap checks. */
 #include "util/claims.h"
 #include "platform.h"

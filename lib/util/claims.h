@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Which units of a file structures have claimed, for the checks that find
  * two structures (tables, clusters, grains, blocks) in one place. One bit
  * per unit of 2^shift bytes; bounded so a check's memory stays small. */

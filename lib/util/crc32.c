@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Bitwise CRC-32: the records it checks are a few KiB at most. */
 #include "util/crc32.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* CRC-32 (IEEE 802.3, as zlib's crc32 and UEFI's CalculateCrc32), for
  * vhdboot's records: the reserve record (lib/reserve.h) and the loader's
  * OS hand-off. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Explicit byte-order access to on-disk structures: VHD is big-endian,
  * VHDX little-endian. Never cast packed structs over buffers. */
 #ifndef LIBVHD_ENDIAN_H

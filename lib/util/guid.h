@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* UUIDs and GUIDs. VHD stores unique ids as 16 plain bytes (printed in RFC
  * 4122 order); VHDX stores GUIDs in Microsoft's mixed-endian layout. */
 #ifndef LIBVHD_GUID_H

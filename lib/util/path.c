@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Path strings for parent locators (no file system access here). */
 #include "path.h"
 #include "platform.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Path strings for parent locators. Pure string work, no file system. */
 #ifndef LIBVHD_PATH_H
 #define LIBVHD_PATH_H

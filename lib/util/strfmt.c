@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A freestanding subset of vsnprintf (see strfmt.h for what it supports).
  * The core formats error messages with it so it needs no stdio. */
 #include "strfmt.h"

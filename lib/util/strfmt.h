@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A small vsnprintf for the core, which must not depend on libc's stdio.
  * Supports %s %c %d %i %u %x %X %p %% with the l, ll, z length modifiers,
  * '-' and '0' flags, a field width and (for %s) a precision, including '*'.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* UTF-16 <-> UTF-8 for names stored inside images. */
 #include "utf16.h"
 #include "platform.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* UTF-16 <-> UTF-8 for names stored in images (VHD parent name: UTF-16BE;
  * VHD W2ru/W2ku locators and every VHDX string: UTF-16LE). Decoding is
  * lenient: unpaired surrogates become U+FFFD; a NUL ends the string. */

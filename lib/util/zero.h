@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 #ifndef LIBVHD_ZERO_H
 #define LIBVHD_ZERO_H
 

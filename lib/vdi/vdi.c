@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* VDI (VirtualBox) fixed and dynamic images, read only. Layout facts:
  * shared/reference/vmdk-vdi-qcow2.md section 3 (from VirtualBox's
  * VDICore.h). No compression, so this driver is part of the freestanding

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The block allocation table. */
 #include "vhd/bat.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The block allocation table of dynamic and differencing VHDs: loading,
  * validating the layout it describes, and writing back changed sectors. */
 #ifndef LIBVHD_VHD_BAT_H

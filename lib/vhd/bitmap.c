@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The sector bitmap cache. */
 #include "vhd/bitmap.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Cache of the per-block sector bitmaps of a VHD.
  *
  * Differencing reads need a block's bitmap on every request, and writes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The dynamic disk header and its parent locators. */
 #include "vhd/dyn_header.h"
 

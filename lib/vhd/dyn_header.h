@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The 1024-byte dynamic disk header of dynamic and differencing VHDs and
  * the eight parent locators inside it. */
 #ifndef LIBVHD_VHD_DYN_HEADER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The VHD footer: byte layout, checksum, geometry and the size rule. */
 #include "vhd/footer.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The VHD hard disk footer: the 512-byte structure at the end of every VHD
  * (and copied to offset 0 of dynamic and differencing files), its checksum,
  * the CHS geometry algorithm and the rule that picks the virtual size. */

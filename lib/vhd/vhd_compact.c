@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Compacting a dynamic or differencing VHD, and where its blocks lie.
  *
  * Compact runs in two phases, each leaving an image that opens after a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Writing a new, empty VHD: fixed, dynamic or differencing. */
 #include "vhd/vhd_priv.h"
 

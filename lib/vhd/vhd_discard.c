@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Trimming a VHD (vhd_discard): give back what a range holds without
  * writing data or allocating.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The VHD format driver: the whole interface at a glance. The pieces live
  * in the files of the structures they handle (footer.c, dyn_header.c,
  * bat.c, bitmap.c) and of the jobs that use them (vhd_open.c, vhd_rw.c,

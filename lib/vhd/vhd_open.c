@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Probing, opening and validating a VHD; info and the extra checks of
  * vhd_check. Open and check share this one validation path (diag.h). */
 #include "vhd/vhd_priv.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Where a differencing VHD's parent is, and whether a file is it. */
 #include "vhd/vhd_priv.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* State of an open VHD image, shared by the files of the VHD driver. */
 #ifndef LIBVHD_VHD_PRIV_H
 #define LIBVHD_VHD_PRIV_H

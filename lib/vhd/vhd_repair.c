@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_check --repair for VHD: what the collecting open found and can be
  * fixed without losing readable data.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A new unique_id for a VHD (vhd_reset_id). The footer holds it; the
  * children of this image name it in their parent_unique_id.
  *

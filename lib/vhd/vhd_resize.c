@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Changing the virtual size of a VHD.
  *
  * A crash at any point must leave the old or the new size and an image

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Reading, writing, zeroing and mapping the virtual disk of a VHD.
  *
  * Crash safety of a dynamic or differencing image rests on three rules:

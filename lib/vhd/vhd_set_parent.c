@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Pointing a differencing VHD at a new parent file: parent identity,
  * parent_unicode_name and the path locators rewritten.
  *

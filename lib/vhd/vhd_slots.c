@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Free block slots of a dynamic or differencing VHD (slots.h): finding
  * them at open and clearing one before a new block goes there; and the
  * footer put back at the end after a crash, the other thing a read-write

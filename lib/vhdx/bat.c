@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The block allocation table and the sector bitmaps it points at.
  *
  * The BAT interleaves payload entries with sector bitmap entries: after

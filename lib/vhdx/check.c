@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Whole-file checks beyond what open validates (open already reported
  * headers, region tables, metadata, the log and every BAT entry to the
  * collector). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Compacting a dynamic or differencing VHDX, and where its blocks lie.
  *
  * A present block that reads as zeros (freeable.h) becomes NOT_PRESENT

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of
  * every VHDX structure. x86-64 CPUs with SSE4.2 compute it with one
  * instruction per 8 bytes; elsewhere a slicing-by-8 table does it. The

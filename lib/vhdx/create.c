@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Creating a VHDX file. Layout, every part 1 MiB aligned:
  *   0        file identifier, two headers, two region tables
  *   1 MiB    log (1 MiB)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The GUIDs MS-VHDX defines, in their on-disk byte order (first three
  * fields little-endian), so they compare with memcmp. */
 #include "vhdx.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The file type identifier and the two 4 KiB headers: decoding, choosing
  * the current one, and updating them so that a crash at any moment leaves
  * one valid header. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Reading the log: validating entries, finding the active sequence (MS-VHDX
  * 2.3.3) and replaying it, onto the file for a read-write open or into the
  * in-memory overlay for a read-only one. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Writing metadata through the log. Allocations and bitmap changes collect
  * in memory; a flush first makes the payload data durable, then writes all
  * changed 4 KiB metadata sectors as log entries (each written, flushed,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The metadata region: a 64 KiB table of items, the five system items
  * every VHDX has (block size and flags, virtual size, disk id, sector
  * sizes) and, for differencing images, the parent locator. */

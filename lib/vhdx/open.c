@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Opening a VHDX file in the spec's order (identifier, headers, log
  * replay, region table, metadata, BAT) and the driver table. */
 #include "vhdx.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Metadata reads. The spec lets nobody read a VHDX with a pending log
  * before replaying it, and a read-only opener must not write: so the log
  * is replayed into this overlay, a list of file ranges in replay order,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Finding and recognising the parent of a differencing VHDX: the locator's
  * paths in the spec's order, and identity by the parent's data_write_guid,
  * which changes whenever the parent is written. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The region table (two 64 KiB copies at 192 and 256 KiB): where the BAT
  * and the metadata region are. Region tables change through the log, so
  * they are read with vhdx_meta_read after any replay. */

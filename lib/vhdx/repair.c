@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_check --repair for VHDX, after a read-write open in collecting mode
  * (which has already replayed a pending log onto the file):
  *  - an invalid header copy is rewritten from the current one (the spec's

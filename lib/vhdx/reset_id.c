@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A new identity for a VHDX (vhd_reset_id): the Virtual Disk ID item (the
  * SCSI page 83 id a guest sees, what Hyper-V's Set-VHD
  * -ResetDiskIdentifier changes) and the data_write_guid (what children's

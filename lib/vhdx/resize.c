@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Changing the virtual size of a VHDX.
  *
  * The size is one 8-byte metadata item; it changes in a log transaction of

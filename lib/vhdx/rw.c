@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Virtual disk I/O: translating guest offsets through the BAT (and, in
  * differencing files, the sector bitmaps), allocating blocks, zeroing and
  * trimming, and reporting allocation. Requests arrive sector-aligned and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Pointing a differencing VHDX at a new parent file: the parent locator
  * item is rewritten (parent_linkage from the new parent's data_write_guid,
  * relative_path, absolute_win32_path) through the log, so a crash leaves

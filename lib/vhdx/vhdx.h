@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The VHDX driver's internal interface (MS-VHDX; see
  * ../shared/reference/vhd-vhdx-format.md, part 2).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* VMDK, read only: a disk of extents, each a hosted sparse extent
  * ("KDMV", monolithicSparse and streamOptimized files, the pieces of
  * twoGbMaxExtentSparse), a flat extent (raw bytes at an offset) or a zero

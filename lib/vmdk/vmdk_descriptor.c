@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The VMDK text descriptor: header keys (CID, parentCID, createType,
  * parentFileNameHint) and extent lines ("RW 4194304 SPARSE "x-s001.vmdk"",
  * "RW 2048 FLAT "x-flat.vmdk" 0", "RW 2048 ZERO"). The disk database

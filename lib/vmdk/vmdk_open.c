@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* VMDK: probe, open (a monolithic sparse file, or a descriptor file and
  * the extent files it lists), identity and the parent. Read only. */
 #include "vmdk/vmdk.h"

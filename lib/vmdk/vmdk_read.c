@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* VMDK reads: the extent holding the offset (the descriptor's order), then
  * that extent's own mapping. */
 #include "vmdk/vmdk.h"

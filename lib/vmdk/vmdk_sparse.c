@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* One hosted sparse extent ("KDMV"): its header (or the footer a stream
  * keeps at its end), the grain directory, grain lookups and stream grains
  * (a marker, then a zlib stream). Nothing is cached: parallel readers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A program that uses the public API only, built against include/vhd.h
  * and linked with the installed kind of libvhd.a or libvhd.so: an image is
  * made in memory, written, read back and checked. */

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The ABI (issue 14): the shared library exports exactly the symbols listed
 # in tests/abi/libvhd.symbols, each in version node LIBVHD_1, and those are
 # exactly the VHD_API declarations of include/vhd.h; the installed static

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers of the vhdtool boot-prepare tests (sourced after
 # interop/common.sh, in the test's scratch directory).
 #

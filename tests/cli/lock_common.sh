@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the lock tests (sourced after ../interop/common.sh):
 # tests/cli/test_locking.sh and tests/nbd/test_nbd_locking.sh.
 

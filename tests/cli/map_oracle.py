@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Check `vhdtool map --json` against independent oracles, as sets of bytes.
 
   map_oracle.py qemu OURS.json QEMU.json CONTENT LAYER0 [LAYER1...]

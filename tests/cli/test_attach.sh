@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool attach/detach on a machine whose kernel has no NBD driver (the
 # test machines'): one clear line, no record left, nothing started. The
 # attach itself is tested in a guest with the driver

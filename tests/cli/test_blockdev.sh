@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Block devices (issue 11.4, 11.6), on loop devices: as an image (size and
 # sector size from the device), as a convert source (P2V) and as a convert
 # destination written in place (what `qemu-img convert -O raw img /dev/sdX`

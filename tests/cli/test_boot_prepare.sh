@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool boot-prepare (issue 13): written room for vhdboot.efi's rw mode,
 # on the scratch file system (tmpfs where there is one: holes, no
 # unwritten extents; test_boot_prepare_ext4.sh does those).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool boot-prepare on ext4 (issue 13): unwritten (fallocated) extents
 # read as zeros to Linux, and a block vhdboot.efi writes into one through
 # the host disk would stay unwritten (read back as zeros). boot-prepare

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool boot-prepare on NTFS through ntfs-3g (issue 13): NTFS keeps the
 # never-written parts of an image file as sparse runs, which vhdboot.efi's
 # NTFS mapper cannot write into, but ntfs-3g (a FUSE file system) answers

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool check of an image with a finding per BAT entry: a 16 MiB dynamic
 # VHD whose 4 Mi BAT entries are all 0 (each points into the footer copy).
 # The output and the memory must stay small (the first few findings of a

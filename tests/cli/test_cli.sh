@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Command-line tests of vhdtool: the contract scripts depend on (options,
 # exit statuses, one-line errors, JSON), checked end to end.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool compact, end to end, VHD and VHDX.
 #
 # Usage: tests/cli/test_compact.sh /path/to/vhdtool

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Configure says what it builds, and optional parts follow their
 # dependencies: with nbdkit's and gnu-efi's headers hidden
 # (CMAKE_IGNORE_PATH), an explicit -DVHD_NBD_PLUGIN=ON or

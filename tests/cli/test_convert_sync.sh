@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool convert's durability and cache use: by default the output is not
 # flushed (like qemu-img convert and cp), with --sync it is flushed before
 # vhdtool exits; the data goes around the page cache with --direct.

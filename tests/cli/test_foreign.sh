@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # Foreign disk formats (qcow, QED,
 # Parallels) are refused by name by every command that probes, instead of
 # being taken for raw disks of their container bytes; -f raw still reads the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installation honours the prefix and DESTDIR: `cmake --install --prefix P`
 # run as an unprivileged user (nobody, when the suite runs as root)
 # succeeds and writes nothing outside P, so a write to a system directory

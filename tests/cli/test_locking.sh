@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Image locks across processes (issue 11.5): a writer keeps every other
 # user out, readers coexist, -U/--force-share reads an image in use, and the
 # refusal is one line naming the file, exit status 1.

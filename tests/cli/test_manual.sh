@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Usability: every subcommand answers --help (status 0, its own synopsis);
 # the manual page vhdtool(1) built next to vhdtool renders without groff
 # warnings and has a section for every subcommand and the exit statuses;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool map: the extents against qemu-img map (VHD dynamic and fixed:
 # the same bytes are data, qemu's zeros are ours too) and against the
 # allocation the test made (VHDX dynamic, which qemu-img maps as all data,

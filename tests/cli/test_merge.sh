@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool merge: chains of two and three images (VHD, VHDX, a VHD child
 # over a VHDX parent) merged into the parent, into the base (--into), and
 # flattened into a new image (--output); then merges killed with SIGKILL at

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The options people bring from qemu-img and Hyper-V (issue 16):
 # create --physical-sector-size, --output=json|human wherever --json is,
 # info --backing-chain.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Where parents come from (issue 11, "host file disclosure through parent
 # locators"): a differencing image's locators are text its author chose,
 # so nothing of a host file may come out through them unless the user

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Platform profiles: convert --profile azure makes what Azure takes (its own
 # check passes, the file is N MiB + 512 bytes, qemu-img reads the exact
 # size), and images that break each rule are reported by the rule's name

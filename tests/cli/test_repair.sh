@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool check --repair: images broken on purpose (footer, footer copy,
 # checksums, header and region table copies, truncation, trailing space,
 # a BAT entry past the end, a VHDX log to replay), repaired, then checked.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdboot's rw reserve seen from the OS side: vhdtool on a file that
 # vhdboot.efi grew (tests/cli/vhdboot_reserve.py writes the trailer the
 # way docs/efi-handoff.md describes it), VHD and VHDX.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool reset-id (Set-VHD -ResetDiskIdentifier): a new id, the same
 # content, a clean image, and children beside it protected: refused unless
 # --force, after which the child's chain check fails until set-parent

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool resize: grow and shrink VHD and VHDX (fixed, dynamic,
 # differencing) and raw images, and the refusals.
 #

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool resize killed (SIGKILL) at random moments: afterwards the image
 # opens, has its old or its new size, checks without corruption (a block
 # copy interrupted before its BAT entry moved is leaked space, exit 3),

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool set-parent: a differencing image whose parent moved is repointed
 # and reads as before, from any directory; a parent of another identity is
 # refused unless --ignore-id-mismatch. VHD and VHDX.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool snapshot: a differencing image over VHD and VHDX parents (and a
 # VHD child over a VHDX parent), which must read as the parent, take
 # writes without touching it, and open from another working directory,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Files that are not images (issue 11.2, 11.6): a FIFO parent used to hang
 # info, check and read forever (the open of a FIFO waits for a writer);
 # pipes and character devices as images or convert sources. Each is

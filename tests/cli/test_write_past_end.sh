@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool write with input that runs past the end of the virtual disk.
 # From a regular file the length is known: nothing may be written (the
 # image file is byte-identical afterwards, cmp). From a pipe: what came

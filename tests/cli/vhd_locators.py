@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Rewrite the parent link of a differencing VHD, for tests of where
 parents may come from.
 

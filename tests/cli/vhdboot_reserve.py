@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Give an image file the reserve vhdboot.efi adds in rw mode (the layout
 of lib/reserve.h), written independently of the C code so tests compare
 two readings of the documentation.

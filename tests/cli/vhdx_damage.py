@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Damage a VHDX on purpose for the repair tests (tests/cli/test_repair.sh).
 
     python3 vhdx_damage.py ACTION FILE N

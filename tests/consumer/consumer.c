@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A program that uses an installed libvhd the way a user's would: the
  * header's version macros and vhd_version(), printed for the caller to
  * compare. Built by tests/cli/test_install.sh and scripts/packages-smoke.sh

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Measurements of vhdboot.efi under qemu TCG (not a test; run by hand).
 
 1. Boot time: the same inner disk booted directly (as qemu's disk) and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """Shared harness of the UEFI loader tests.
 
 Builds disks without root (sgdisk, mtools, mkfs.exfat + exfatput.py, a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Put files into an exFAT file system image without mounting it.
 
 mkfs.exfat (exfatprogs) makes the file system; nothing in Debian writes

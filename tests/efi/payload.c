@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The test payload: a tiny UEFI program the EFI tests put inside the
  * virtual disks (and, as the fallback boot option, on a disk of its own).
  *

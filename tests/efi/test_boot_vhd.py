@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """vhdboot.efi boots the payload from VHD images (and a raw one).
 
 One host disk (GPT: a FAT32 ESP with the loader and the images, and an

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """vhdboot.efi boots the payload from VHDX images.
 
 Fixed, dynamic, a 2-level differencing chain, one with 4096-byte logical

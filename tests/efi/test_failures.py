@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """vhdboot.efi fails cleanly: one clear line, then back to its caller.
 
 Boot option 0 is the host disk without any vhdboot.cfg: the loader must

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """vhdboot.efi boots images kept on ext4, NTFS and ext3 host partitions (issue 13).
 
 One host disk, built without root: partition 1 the FAT32 ESP with the

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """vhdboot.efi's write modes, checked on the host after the machine is off.
 
 The payload (args=write) creates \\WRITTEN.TXT and a 3 MiB \\WRITTEN.BIN on

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Write the hostile-image catalogue (issue 11) into a directory.
 
     python3 gen_hostile.py --vhdtool PATH OUT [--small]

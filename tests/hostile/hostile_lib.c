@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* hostile_lib: open one image of the hostile catalogue through the library
  * with a given parent policy, read its disk (bounded) and check it; the
  * catalogue runner (run_hostile.py) judges what this prints.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Run the hostile-image catalogue (gen_hostile.py) and judge every run.
 
     run_hostile.py MODE --manifest M --work DIR [options]

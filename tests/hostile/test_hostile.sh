@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The hostile-image catalogue of issue 11 against vhdtool (every command)
 # and the library (hostile_lib): gen_hostile.py writes the images and a
 # manifest of what each must do, run_hostile.py runs and judges them (exit

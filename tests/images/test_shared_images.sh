@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Real images made by other tools (../shared/images): vhdtool must read each
 # exactly as CATALOG.md says. The expected values are parsed from the
 # catalogue at run time, never copied here.

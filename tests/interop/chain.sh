@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Differencing-chain checks shared by test_chain_vhd.sh and test_chain_vhdx.sh
 # (sourced after common.sh).
 #

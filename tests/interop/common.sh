@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Shared helpers for the shell tests (sourced, not run).
 #
 # Environment (set by ctest, see tests/CMakeLists.txt):

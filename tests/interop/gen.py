@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Deterministic test data for the shell tests (fixed seeds, so every run
 and every failure is reproducible).
 

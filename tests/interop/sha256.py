@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """SHA-256 of a file, or of standard input, printed in hex.
 
     sha256.py [FILE]

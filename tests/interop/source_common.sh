@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the read-only source formats' tests (sourced after
 # common.sh; QFMT = the format's name for qemu-img: qcow2, vmdk, ...).
 ORACLE="$PYTHON $TESTS_DIR/cli/map_oracle.py"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Differencing VHDX chains, as test_chain_vhd.sh. Skipped (77) while the VHDX
 # driver cannot create differencing images yet.
 . "$(dirname "$0")/common.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool compare against qemu-img compare, the oracle: the same exit status
 # and the same lines (first differing offset, size warnings) for pairs that
 # are equal, differ in one sector (data against data, data against a hole),

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool convert round trips: every path through VHD/VHDX/raw gives back the
 # source bytes; all-zero blocks become holes in raw outputs and stay
 # unallocated in dynamic ones.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool convert -B BASE SRC DST: DST is a differencing image over BASE
 # that reads as SRC (oracle: libvhdi reading the chain; qemu-img 7.2 reads
 # a differencing VHD as if it had no parent, so it cannot judge), holds exactly the sectors where SRC differs

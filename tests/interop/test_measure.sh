@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # vhdtool measure against the file vhdtool convert then really makes, for
 # VHD and VHDX, fixed and dynamic, several block sizes: exact for fixed and
 # for the fully-allocated figure (a source with data in every block), exact

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # qcow2 as a source (issue 17): images qemu-img makes (versions 2 and 3,
 # compressed at several cluster sizes, backing chains, zero clusters) read
 # as qemu reads them, through convert to raw, VHD and VHDX (oracle:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Images made by qemu-img must read through vhdtool exactly as the raw data
 # they were made from (qemu-img is the independent writer here).
 . "$(dirname "$0")/common.sh"

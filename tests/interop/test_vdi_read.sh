@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # VDI as a source (issue 17): dynamic and static images qemu-img makes, a
 # sparse one and one whose block map holds a ZERO and a FREE entry read as
 # qemu reads them, through convert to raw, VHD and VHDX (oracle: qemu-img

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Images made by vhdtool (create + write, and convert from raw) must be read
 # by qemu-img and libvhdi as the raw data they were made from, with the exact
 # virtual size, and pass the checkers (qemu-img check for VHDX only: it does

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # VMDK sparse extents as a source (issue 17): monolithicSparse and
 # streamOptimized images qemu-img makes, zeroed grains and a child over a
 # parent read as qemu reads them, through convert to raw, VHD and VHDX

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """An independent VHD reader, written from the specification for the tests
 (libvhd must not share code with its oracle):
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdi_read: the libvhdi oracle. Writes the whole virtual disk of a VHD or
  * VHDX image to stdout, as libvhdi reads it, with the parent chain given on
  * the command line:

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # /init of test_linux_attach.py's initramfs (busybox): vhdtool attach and
 # detach with the kernel's NBD driver. The images live on an ext4 file
 # system on /dev/vda. Every result is a line "ATTACH-KEY: value" on the

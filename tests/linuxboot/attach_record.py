@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """vhdboot-attach's reading of the hand-off record and of the kernel
 command line, without a machine: records encoded here from
 docs/efi-handoff.md (an encoder independent of the loader's), written as

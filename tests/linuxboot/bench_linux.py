@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Benchmark (not a test; run by hand): the busybox root of linuxkit.py
 booted N times each (LINUXBOOT_REPEAT, default 3) from a raw partition,
 from a dynamic VHD through vhdboot.efi + nbdkit (NBD path) and from a

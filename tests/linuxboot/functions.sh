@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # A stand-in for initramfs-tools' /scripts/functions in the test
 # initramfs: what scripts/local-top/vhdboot uses of it. panic is where a
 # Debian initramfs drops to its shell; the test powers off instead (the

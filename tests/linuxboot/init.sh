@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # /init of the test initramfs (busybox): load the modules, attach the
 # virtual disk with vhdboot-attach, mount the root it names and switch to
 # it. Kernel command line: root= (a device, or PARTUUID= resolved through

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 """The Linux boot kit: a Debian cloud kernel, an initramfs with
 vhdboot-attach, nbdkit + the project's plugin, nbd-client and dmsetup, and
 a busybox root inside a GPT disk image, booted through vhdboot.efi under

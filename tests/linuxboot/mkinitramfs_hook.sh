@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # The project's initramfs-tools hook and local-top script run by the real
 # mkinitramfs (no boot): the initramfs it makes must hold vhdboot-attach,
 # nbdkit, the plugin, the cow filter, nbd-client, dmsetup, the nbd, dm-mod,

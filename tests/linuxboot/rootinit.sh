@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # /sbin/init of the busybox root inside the image: the marker, a file and
 # 8 MiB of random data with their hash, then the shutdown order of issue
 # 12: root read-only, the NBD device disconnected, the server stopped (its

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """vhdtool attach/detach (issue 16) with a kernel that has the NBD driver:
 the Debian cloud kernel booted directly under QEMU (TCG) with an
 initramfs whose /init (attach_init.sh) runs vhdtool, nbdkit, the plugin

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """rw on a server-sized disk (issue 12): a 16 GiB dynamic VHDX on a 2 GiB
 host ESP (far less free space than the virtual disk), booted rw twice
 through vhdboot.efi and vhdboot-attach; each boot writes 256 MiB of random

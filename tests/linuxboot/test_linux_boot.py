@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Boot a busybox Linux root from inside VHD images through vhdboot.efi and
 vhdboot-attach (OVMF, TCG, serial console), and check the images on the
 host afterwards (linuxkit.py). Cases:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """A real Debian 12 root (mmdebstrap --variant=minbase from the configured
 archive, systemd, udev, the cloud kernel, initramfs-tools) in a dynamic
 VHDX, booted in rw through vhdboot.efi with the initramfs Debian's own

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The failure paths of vhdboot-attach in a real initramfs (linuxkit.py):
 each boot must end with exactly one "vhdboot-attach: error:" line naming
 the problem and a non-zero exit, which the initramfs-tools boot script

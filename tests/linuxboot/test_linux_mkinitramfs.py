@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """The initramfs made by the real mkinitramfs with the project's hook and
 local-top script (mkinitramfs_hook.sh makes and checks it), booted once
 through vhdboot.efi: a dynamic VHD in rw, the root named by the PARTUUID

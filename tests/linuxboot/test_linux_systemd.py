@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """A Debian root with systemd as PID 1 in a dynamic VHDX, booted in rw
 through vhdboot.efi and vhdboot-attach (linuxkit.py): the test of the
 shutdown order of issue 12. The root is Debian 12's systemd and the

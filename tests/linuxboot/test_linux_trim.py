@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Thin provisioning under a real file system (issue 19), end to end: the
 Debian cloud kernel booted directly under QEMU (TCG), an initramfs whose
 /init (trim_init.sh) serves an image from an ext4 host disk with nbdkit

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Boot the busybox Linux root from VHDX images through vhdboot.efi and
 vhdboot-attach (linuxkit.py):
 

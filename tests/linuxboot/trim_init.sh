@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-3-Clause
 # /init of test_linux_trim.py's initramfs (busybox): the thin provisioning
 # run of issue 19 with the kernel's own NBD client. The image lives on an
 # ext4 file system on /dev/vda (so the guest's punch-hole works and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-3-Clause
 # Helpers for the nbdkit plugin tests (sourced after ../interop/common.sh).
 #
 # Environment (set by tests/nbd/CMakeLists.txt):

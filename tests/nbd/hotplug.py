@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Drive a running qemu over QMP for the hot-attach test (plain JSON over
 the socket, no extra packages):
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """Compare block-status maps for the extent tests.
 
   mapcheck.py nbdinfo MAPFILE

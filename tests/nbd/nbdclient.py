@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
 """A small NBD client for the plugin tests, in plain Python (no libnbd
 bindings needed), plus the test programs that need a client we control
 request by request: concurrent random writes, fast-zero, and the crash

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Whole-disk reads through the plugin, for every format and type: nbdcopy
 # the export to a file and compare it with `vhdtool convert -O raw` of the
 # same image and with the raw model the image was made from. Images come

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Crash: a client writes numbered records (unaligned, spread over the disk
 # so that blocks keep being allocated) and flushes every 10 writes,
 # logging after each flush how many writes that flush acknowledged (or,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # A fast zero over several blocks through the plugin (issue 14): NBD's
 # contract is "fail fast without modifying the disk", so a fast zero over
 # 2.5 allocated blocks (two that could be freed, half of one that only

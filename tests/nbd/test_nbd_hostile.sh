@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The hostile-image catalogue of issue 11 (tests/hostile) against the
 # nbdkit plugin with its default parameters (parents=beside, no raw
 # parent): each case must either stop nbdkit at startup with one error

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Hot-attach to a running qemu: nbdkit serves the image on a Unix socket;
 # a qemu (TCG, no guest OS, CPUs stopped) gets it over QMP with
 # blockdev-add (NBD) + device_add virtio-blk-pci; HMP qemu-io writes,

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The plugin and other users of the same image (issue 11.5, 11.2):
 #  - while nbdkit serves an image, vhdtool and qemu-io cannot write it;
 #    once a client has written through the plugin (which then holds the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Extents: `nbdinfo --map` through the plugin against the allocation the
 # test made. Blocks written whole must be data, blocks never written must
 # be hole+zero, a block written in part must be data where it was written;

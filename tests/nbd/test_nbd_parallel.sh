@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Two connections at once, each with several requests in flight: random
 # writes of random sizes at random offsets (unaligned ones included), mixed
 # with zero and trim requests. The connections own alternate 64 KiB

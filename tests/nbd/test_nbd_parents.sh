@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Where the plugin takes parents from (issue 11): a host that serves
 # uploaded images must not hand out its own files through their parent
 # locators.

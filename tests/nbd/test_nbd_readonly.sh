@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Read-only serving and start-up errors.
 #  - -r never writes the image (sha256 before/after) and refuses writes;
 #  - a VHDX with a pending log served with -r shows the post-replay

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The plugin on a file vhdboot.efi grew in rw mode (the case the OS side of
 # a VHD boot runs into): it must serve the image at the record's logical
 # size, put new blocks into the reserve (the file does not grow), keep the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # qcow2, VMDK and VDI served read-only (issue 17): with or without -r the export is
 # read-only and reads as qemu reads the image (oracle: qemu-img convert to
 # raw, compared with what nbdcopy copies out), a compressed image over a

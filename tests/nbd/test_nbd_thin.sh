@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Thin provisioning through the plugin (issue 19, host side): trims that
 # cover only parts of blocks give host space back without growing the
 # file or changing the block count, nothing outside them changes and the

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Trim, write-zeroes and fast-zero through the plugin. Whole blocks that
 # are trimmed or zeroed with may-trim must be freed (vhdtool counts fewer
 # allocated blocks; the file does not grow on the host), zero without

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Extents of a differencing VHD over a raw parent whose size is not a
 # multiple of 512 (made with vhdtool itself): the parent ends inside a
 # sector, and past its end the child reads zeros. The plugin advertises a

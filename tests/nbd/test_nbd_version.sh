@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
 # One version everywhere: the LIBVHD_VERSION_* macros of vhd.h are what
 # `vhdtool --version` prints for the tool and the library, what `nbdkit vhd
 # --version` prints for the plugin, what a new VHDX names as its creator,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Helpers for the bad-input catalogues (test_badinput_*.c): scratch
  * directories, whole-file I/O, big/little-endian fields, and the one
  * assertion every case ends with: the damaged image does not open, the

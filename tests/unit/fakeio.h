@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A test backend written independently of lib/io/memory.c: a growable byte
  * array that counts every call, can fail the Nth read or the Nth change
  * (pwrite, flush, set_size) with -EIO, and can log every change so a test

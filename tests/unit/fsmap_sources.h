@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The UEFI loader's extent mapper compiled into a host test: every module,
  * so the dispatch in fsmap.c links (see test_efi_extents.c). */
 #include "../../efi-loader/fsmap/fsmap.c"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* What the unit tests of the UEFI loader's extent mapper share (one
  * file system each: test_efi_extents.c for FAT/exFAT, test_efi_fsmap_*.c
  * for the others): the mapper's sources, a work directory with shell

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A scratch directory per test for the unit tests that need real files
  * (parents found by path, crash images, host holes): made under $TMPDIR
  * (tmpfs in ctest) by the suite's .init, removed with its contents by .fini. */

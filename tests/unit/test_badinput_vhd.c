@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Bad-input catalogue for VHD: images made by the library, then damaged one
  * field at a time the way real files go wrong (truncation, bad checksums,
  * BAT entries pointing where they must not, absurd sizes, broken parent

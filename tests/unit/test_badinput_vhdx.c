@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Bad-input catalogue for VHDX: images made by the library, then damaged
  * one structure at a time (file identifier, headers, region tables,
  * metadata items, BAT entries, log, parent chain). Each must fail to open

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_compact and vhd_get_layout through the public API, VHD and VHDX.
  *
  * The oracle is an in-memory model of the virtual disk: every write made

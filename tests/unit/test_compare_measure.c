@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_compare reads only what block status says may differ (issue 16:
  * holes are not read), and finds the first differing sector; vhd_measure
  * agrees with the VHD specification's layout of a dynamic image, worked

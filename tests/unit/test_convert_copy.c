@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_convert's copy (lib/ops/copy_disk.c): two workers, the caller's
  * thread and a helper, share the work, reads are clipped to the data runs block
  * status reports, and zeros are never written. Checked against an

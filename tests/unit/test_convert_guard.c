@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_convert refuses an output that is a layer of its source (issue 14
  * D): the source itself, its parent, a symbolic link to either and a hard
  * link to either, even with VHD_CREATE_OVERWRITE. It used to return 0

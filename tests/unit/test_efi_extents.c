@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The UEFI loader's extent mapper (efi-loader/fsmap/) on the host.
  *
  * The mapper is plain C over a "read bytes of the volume" callback, so the

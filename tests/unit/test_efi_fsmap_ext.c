@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The ext2/3/4 module of the UEFI loader's extent mapper
  * (efi-loader/fsmap/fsmap_ext*.c) on the host.
  *

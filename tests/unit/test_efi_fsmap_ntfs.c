@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The NTFS module of the UEFI loader's extent mapper (efi-loader/fsmap/
  * fsmap_ntfs*.c) on the host, the same way as test_efi_extents.c: the
  * mapper's sources are compiled in, the volumes are made by the real tools

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* One handle used from several threads at once: writers that allocate
  * blocks race with each other and with readers. The model is the bytes
  * each thread wrote into its own stripes; everything must read back

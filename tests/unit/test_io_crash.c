@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Crash consistency: "a crash at any moment leaves an image that opens"
  * (DESIGN.md, data safety rules). A logging backend (fakeio.h) records every
  * change a writing session makes; the file is then rebuilt as it stood after

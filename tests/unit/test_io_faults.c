@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Backend contract and I/O faults (SQLite-style): a backend written by the
  * test (fakeio.h) fails the Nth read or the Nth change with -EIO, for every
  * N a whole scenario reaches. The library must pass the error up (never

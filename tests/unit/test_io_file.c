@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The POSIX file backend through io.h and vhd.h: create/exclusive/truncate
  * flags, read-only enforcement, zeros past the end, holes (punch_hole,
  * find_data, allocated_size), and related files resolved relative to the

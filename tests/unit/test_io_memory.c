@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The in-memory backend through the checked helpers the core uses (io.h)
  * and the public functions (vhd.h): contents, growth, zeros past the end,
  * read-only enforcement, and offsets at the edge of the 64-bit range. The

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A caller's backend with every optional vhd_io_ops member NULL (flush,
  * punch_hole, find_data, allocated_size, open_related) goes through open,
  * read, write, check, check --repair, convert and compact (issue 14 B):

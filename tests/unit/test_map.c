@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_map and the profiles through the public API, in memory: extents
  * against the writes the test made (the model), each host offset checked
  * against the bytes of the image file; profile names, vhd_profile_apply's

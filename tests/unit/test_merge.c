@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_merge (lib/ops/merge.c) on real files: chains of two and three
  * images, VHD, VHDX and mixed, written at random with data, zeros and
  * trims while an in-memory model keeps what the top image reads. After a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A callback that calls back into the image it is called for (issue 14 C):
  * a progress callback reading the image being compacted or resized used to
  * make the operation return 0 and then hang vhd_close (the read took the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_check with VHD_CHECK_REPAIR, in memory: what is broken is fixed and
  * counted, the result describes the repaired image, the content read back
  * is the content written (the model), and what cannot be fixed safely is

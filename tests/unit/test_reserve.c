@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdboot's reserve (lib/reserve.h, docs/efi-handoff.md "Reserve") over a
  * test backend (fakeio.h): a file whose trailer record the test writes
  * itself, from the documented layout, with its own CRC-32.

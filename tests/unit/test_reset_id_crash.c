@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_reset_id's format part stopped by a crash after any prefix of its
  * changes (fakeio.h's log, replayed): every such file opens read-only,
  * checks without corruption, reads the content it had, and carries either

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_resize (lib/ops/resize.c and the drivers' resize) on real files:
  * every VHD and VHDX type and raw, grown and shrunk, read back against an
  * in-memory model (the bytes written, cut or zero-extended the same way)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* set-parent is crash-safe: the driver's set_parent runs on a recording
  * backend (fakeio.h), and the file as it stood after every prefix of its
  * writes must open and check without corruption, naming either the old

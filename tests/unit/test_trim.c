@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Trim is not zero (issue 19): a discard never writes data and never
  * allocates, partial trims add up to a freed block, and freed block slots
  * take new blocks before the file grows. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Unit tests of the core's string utilities: the freestanding formatter,
  * UTF-16 conversion, path handling and GUID text. libc's snprintf is the
  * oracle for the formatter. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The BAT and the layout it describes (lib/vhd/bat.c and the checks of
  * vhd_open.c): entries past the end of the file, over metadata or over
  * each other, tables too small for the disk or too large for the file;

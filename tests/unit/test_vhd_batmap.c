@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* blktap's batmap (a "tdbatmap" header and a bit map right after the BAT of
  * images whose creator is "tap"): libvhd never trusts it, but it must not
  * overwrite it, must not call it leaked space, and must disable it (zero

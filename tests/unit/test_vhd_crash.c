@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Crash safety of VHD writes (the ordering rules of lib/vhd/vhd_rw.c).
  *
  * A recording backend keeps the bytes that are durable (as of the last

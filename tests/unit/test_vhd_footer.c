@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The VHD footer: byte layout, checksum, geometry and the virtual-size
  * rule (lib/vhd/footer.c).
  *

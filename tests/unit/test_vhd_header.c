@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The dynamic disk header and parent locators (lib/vhd/dyn_header.c,
  * vhd_parent.c, the locator part of vhd_create.c).
  *

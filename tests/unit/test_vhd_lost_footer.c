@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A VHD killed while a block was being added can end without its footer
  * (the file grew, the footer's bytes never reached the disk). check must
  * not call that clean, and the next read-write open puts the footer back

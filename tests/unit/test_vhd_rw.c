@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Reading and writing VHDs through the public API (lib/vhd/vhd_rw.c),
  * checked against an in-memory model of the disk: random writes, zeroes
  * and trims of random sizes and alignments, for every disk type and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* One VHD used from several threads at once (the nbdkit plugin serves
  * parallel requests). Threads own interleaved 4 KiB stripes of the same
  * blocks, so they race to allocate blocks and to mark bitmap sectors,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhd_check on VHDX files: a clean image has no findings, space after the
  * last structure is a leak (not a corruption), and damaged BAT entries are
  * all reported in one run without stopping at the first. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Crash safety of VHDX writes. A recording backend logs every pwrite,
  * set_size and flush (and punch, as zeros) of a workload of rounds (random
  * writes and trims, then vhd_flush). Crash images are rebuilt from that log: every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* CRC-32C, both implementations, against published check values (the
  * catalogue check value and the iSCSI vectors of RFC 3720 B.4) and against
  * a bit-at-a-time reference on random buffers of every alignment. */

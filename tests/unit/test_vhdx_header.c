@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The two VHDX headers: which one is current, what happens when one or both
  * are damaged, and how a read-write session updates them (never the
  * current copy in place; sequence numbers grow; new GUIDs on the first

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* VHDX log replay over hand-built logs. The entries are written here from
  * the layout in MS-VHDX 2.3 (not with the library's writer); each test puts
  * payload data in the file that only a correct replay makes visible (the

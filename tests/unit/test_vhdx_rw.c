@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* VHDX reads and writes through the public API against an in-memory model:
  * random writes, zeros and trims of every alignment on dynamic and fixed
  * images with 512- and 4096-byte sectors and several block sizes, reopened

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Shared helpers of the VHDX unit tests (test_vhdx_*.c): an independent
  * bit-at-a-time CRC-32C, little-endian fields, and the on-disk layout of a
  * VHDX file read straight from MS-VHDX, so tests can damage or build

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Zeroing is one policy in the image layer (issue 14): a fast zero that
  * cannot be done cheaply over its whole range fails before any byte of the
  * file changes (no block freed, no VHDX data write GUID renewed), on every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* See nbd_common.h. */
 #define _GNU_SOURCE
 #include "nbd_common.h"

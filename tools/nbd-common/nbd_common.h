@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The pieces that put an image on a kernel NBD device and take it off
  * again, shared by vhdtool attach/detach and vhdboot-attach (the
  * initramfs): finding and running the helper programs, a free /dev/nbdN,

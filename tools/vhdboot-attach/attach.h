@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdboot-attach: what is to be attached, and the pieces that attach it.
  * The program runs in the initramfs of a system booted by vhdboot.efi (or
  * told on the kernel command line where its image is) and exposes the

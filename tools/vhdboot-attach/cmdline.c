@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Settings on the kernel command line (docs/linux-boot.md):
  *   vhdboot.image=PARTUUID=<guid>:<path>   the host partition by its GPT
  *   vhdboot.image=UUID=<fs uuid>:<path>    ... or by its file system's UUID

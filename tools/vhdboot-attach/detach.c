@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdboot-attach --detach: the end of a boot from an NBD-served image, in
  * the order issue 12 asks for, once the root file system is read-only
  * (systemd-shutdown runs it as a system-shutdown hook; a plain init runs

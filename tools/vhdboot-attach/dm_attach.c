@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Fixed VHD/VHDX and raw images: a device-mapper linear table from the
  * virtual disk straight to the host disk's sectors, so no process sits in
  * the I/O path. libvhd's map gives where each virtual range is in the file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Where a file's bytes lie on its disk: FIEMAP, or FIBMAP block by block
  * where the file system has no FIEMAP (vfat and exfat on Linux 6.1). Used
  * to map a fixed image with device-mapper when no record gave the extents,

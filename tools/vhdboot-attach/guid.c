@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* GUIDs as GPT stores them (first three fields little-endian) and as text. */
 #include "attach.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The hand-off record (docs/efi-handoff.md) from efivarfs: the chunks
  * VhdBootHandoff, VhdBootHandoff1, ... each behind a 4-byte attribute
  * word, concatenated, CRC-checked and decoded into a request. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Mount the host file system: the type the command line names, else the
  * one the record's fs byte says (ext2/3/4 by the ext4 driver, NTFS by
  * ntfs3), else vfat, exfat, ext4 and ntfs3 in turn.

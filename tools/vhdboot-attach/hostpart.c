@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* The host partition: looked for in every block device the kernel lists
  * in /sys/class/block, by GPT partition GUID, MBR signature + number or
  * file system UUID, and checked against the record's start and size (a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Stable names for the attached disk, made here because udev may not run
  * in the initramfs: /dev/disk/by-id/vhdboot-root and vhdboot-root-partN,
  * and /dev/disk/by-partuuid/<guid> for the partitions (device-mapper

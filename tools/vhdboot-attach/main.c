@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* vhdboot-attach: in the initramfs, find the image the system was booted
  * from (vhdboot.efi's hand-off record, or vhdboot.image= on the kernel
  * command line), mount the host file system under /run/vhdboot/host and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Dynamic and differencing images: nbdkit with the project's plugin on a
  * Unix socket, connected to the kernel's NBD client by nbd-client (netlink:
  * the kernel keeps the socket, nbd-client exits). nbdkit runs as a root

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* A disk's partition table, read from the device: GPT (primary header,
  * header and entry CRCs checked) or else MBR primary partitions. Used to
  * find the host partition by its GUID and to give the partitions of a

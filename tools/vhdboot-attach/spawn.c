@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /* Running the helpers (dmsetup, nbdkit, nbd-client, modprobe): the
  * shared runner (tools/nbd-common) with this program's failure lines. */
 #include "attach.h"
