@@ -27,7 +27,8 @@ for a in $(cat /proc/cmdline); do
     vhdtest.direct=1) direct=1 ;;
     vhdtest.attach=direct) how=direct ;;
     vhdtest.onfail=*) onfail=${a#*=} ;;
-    vhdtest.break=plugin) for f in /usr/lib/*/nbdkit/plugins/nbdkit-vhd-plugin.so; do : > "$f"; done ;;
+    # wherever the build put it (the prefix decides: /usr/local/lib/... by default)
+    vhdtest.break=plugin) find / -xdev -name nbdkit-vhd-plugin.so -type f | while read -r f; do : > "$f"; done ;;
   esac
 done
 failed() {
