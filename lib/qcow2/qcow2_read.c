@@ -85,7 +85,7 @@ int qcow2_lookup(struct vhd_image *img, uint64_t off, uint64_t len, struct qcow2
   /* Extend over the next clusters of the same kind (data only when the
    * file holds them contiguously); a compressed cluster stands alone. */
   for (uint64_t i = 1; i < count && run->kind != QCOW2_COMPRESSED; i++) {
-    struct qcow2_run next;
+    struct qcow2_run next = { 0 };
     uint64_t guest = (cluster + i) << q->cluster_bits;
     if ((r = classify(img, q, get_be64(raw + i * 8), guest, &next)) < 0)
       return r;
