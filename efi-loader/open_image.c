@@ -4,6 +4,7 @@
 #include "console.h"
 #include "error.h"
 #include "reserve.h"
+#include "../lib/reserve.h"
 
 static bool sparse(enum vhd_disk_type t)
 {
@@ -116,7 +117,7 @@ int boot_image_open(struct host_volume *vol, const struct config *cfg, struct bo
   /* Read-write: make room for new blocks, then reopen with a fresh map.
    * Parents stay read-only and never need room. */
   uint64_t want = !sparse(out->info.type) ? 0
-                  : cfg->reserve_auto     ? reserve_default(&out->info)
+                  : cfg->reserve_auto     ? reserve_default_bytes(&out->info)
                                           : cfg->reserve;
   if (firmware_can_grow(vol)) {
     uint32_t tail = out->info.format == VHD_FORMAT_VHD ? 512 : 0;

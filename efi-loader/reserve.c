@@ -7,11 +7,6 @@
 #include "error.h"
 #include "sfs.h"
 
-uint64_t reserve_default(const struct vhd_info *in)
-{
-  return reserve_default_bytes(in);   /* one rule, shared with vhd_boot_prepare */
-}
-
 int reserve_ensure(struct host_volume *vol, struct efi_file *f, vhd_image *img, uint64_t want,
                    uint32_t tail, uint64_t *grown)
 {
@@ -24,21 +19,14 @@ int reserve_ensure(struct host_volume *vol, struct efi_file *f, vhd_image *img, 
   }
   if (have >= want)
     return 0;
-  if (!vol->sfs)
-    return vhd_error(ENOSPC, "%s: mode=rw needs %llu MiB of room to allocate blocks, but the "
-                     "firmware cannot write %s to make it (set reserve=0 to allow writes "
-                     "into allocated blocks only)", f->path,
-                     (unsigned long long)((want + (1 << 20) - 1) >> 20), vol->name);
   /* New physical size: the logical image, the reserve, the record and the
    * trailer copy, rounded up to whole clusters. */
-  uint64_t cs = vol->mapped ? vol->map.cluster_size : 4096;
+  uint64_t cs = vol->map.cluster_size;
   uint64_t target = logical + want + RESERVE_RECORD_SIZE + tail;
   target = (target + cs - 1) / cs * cs;
   if (target < f->phys_size)
     target = f->phys_size;
-  uint64_t limit = (uint64_t)-1;
-  if (vol->mapped && vol->map.kind != FSMAP_EXFAT)
-    limit = 0xffffffffull / cs * cs;            /* FAT: 4 GiB - 1 per file */
+  uint64_t limit = 0xffffffffull / cs * cs;   /* FAT: 4 GiB - 1 per file */
   uint64_t free_bytes;
   if (sfs_free_space(vol->sfs, &free_bytes) == 0) {
     uint64_t margin = 1u << 20;
@@ -69,8 +57,7 @@ int reserve_ensure(struct host_volume *vol, struct efi_file *f, vhd_image *img, 
   }
   int r = sfs_grow(vol->sfs, f->path, target, end, end_len);
   /* The firmware's driver rewrote FAT entries the mapper may have cached. */
-  if (vol->mapped)
-    fsmap_invalidate(&vol->map);
+  fsmap_invalidate(&vol->map);
   if (r < 0)
     return r;
   *grown = target - f->phys_size;

@@ -21,13 +21,10 @@
 struct efi_file;
 struct host_volume;
 
-/* The default reserve: what boot programs write before the kernel runs
- * (a random seed, logs), not the whole disk: the operating system grows
- * the file through its own file system driver. */
-uint64_t reserve_default(const struct vhd_info *info);
-
 /* Make sure img's file f has `want` bytes of free reserve, growing it
- * through the firmware's file system if needed. img is open read-only and
+ * through the firmware's FAT driver if needed (open_image.c calls it only
+ * on a FAT volume the firmware can write; the default `want` is
+ * lib/reserve.h's reserve_default_bytes). img is open read-only and
  * must be closed and reopened afterwards (this changes the file's size and
  * clusters). tail: 512 for VHD (the footer copy), else 0. *grown gets the
  * bytes added. */
