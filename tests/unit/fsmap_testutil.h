@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fsmap_sources.h"
@@ -27,6 +28,7 @@ static inline void make_workdir_named(const char *prefix)
   snprintf(workdir, sizeof workdir, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
   cr_assert_not_null(mkdtemp(workdir), "mkdtemp: %s", strerror(errno));
   setenv("MTOOLS_SKIP_CHECK", "1", 1);   /* mtools on images without a geometry */
+  setenv("DEBUGFS_PAGER", "__none__", 1); /* debugfs output straight to the file */
 }
 
 /* The suite's .fini; a FUSE mount left on workdir/mnt by a failed test is
@@ -39,7 +41,7 @@ static inline void remove_workdir(void)
     cr_log_warn("could not remove %s", workdir);
 }
 
-/* The output of the last sh() (cmd.log in workdir). */
+/* What the last command printed on standard error (cmd.log in workdir). */
 static inline const char *last_log(void)
 {
   static char log[800];
@@ -54,38 +56,58 @@ static inline const char *last_log(void)
   return log;
 }
 
-/* Runs a shell command in workdir, its output to cmd.log; a failing
- * command fails the test with that output (a missing tool too: install
- * what scripts/install-deps.sh lists). */
-static inline void sh(const char *fmt, ...)
+/* Runs a shell command in workdir with no input (a tool that asks a
+ * question fails instead of waiting), and returns its standard output
+ * (caller frees). The test fails with what the command printed when its
+ * exit status is above max_status; a missing tool fails too (install what
+ * scripts/install-deps.sh lists). */
+static inline char *vrun(int max_status, const char *fmt, va_list ap)
 {
-  char cmd[4096], full[4400];
-  va_list ap;
-  va_start(ap, fmt);
+  char cmd[4096], full[4600], path[300];
   vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  snprintf(full, sizeof full, "cd '%s' && (%s) >cmd.log 2>&1", workdir, cmd);
+  snprintf(full, sizeof full, "cd '%s' && (%s) </dev/null >out.txt 2>cmd.log", workdir, cmd);
   int st = system(full);
-  cr_assert_eq(st, 0, "command failed (status %d): %s\n%s", st, cmd, last_log());
+  snprintf(path, sizeof path, "%s/out.txt", workdir);
+  FILE *f = fopen(path, "r");
+  cr_assert_not_null(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  rewind(f);
+  char *out = malloc((size_t)n + 1);
+  cr_assert_not_null(out);
+  out[fread(out, 1, (size_t)n, f)] = '\0';
+  fclose(f);
+  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+  cr_assert(code <= max_status, "command failed (status %d): %s\n%.1500s%s", code, cmd, out,
+            last_log());
+  return out;
 }
 
-/* The standard output of a command run in workdir (caller frees). */
-static inline char *sh_output(const char *fmt, ...)
+static inline char *run(int max_status, const char *fmt, ...)
 {
-  char cmd[1024], full[1400];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  char *out = vrun(max_status, fmt, ap);
   va_end(ap);
-  snprintf(full, sizeof full, "cd '%s' && %s", workdir, cmd);
-  FILE *p = popen(full, "r");
-  cr_assert_not_null(p);
-  size_t cap = 1 << 20, n = 0, got;
-  char *out = malloc(cap);
-  while ((got = fread(out + n, 1, cap - 1 - n, p)) > 0)
-    n += got;
-  out[n] = '\0';
-  cr_assert_eq(pclose(p), 0, "command failed: %s", cmd);
+  return out;
+}
+
+/* A command that must succeed; its output is not needed. */
+static inline void sh(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  free(vrun(0, fmt, ap));
+  va_end(ap);
+}
+
+/* The standard output of a command that must succeed (caller frees). */
+static inline char *sh_output(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *out = vrun(0, fmt, ap);
+  va_end(ap);
   return out;
 }
 

@@ -29,38 +29,6 @@ static void make_workdir(void) { make_workdir_named("efi-fsmap-ext"); }
 
 TestSuite(efi_fsmap_ext, .init = make_workdir, .fini = remove_workdir, .timeout = 60);
 
-/* Runs a shell command in workdir with its output in out.txt, and returns
- * that output (malloc'ed). The test fails with the command's output when
- * the exit status is above max_status (a missing tool is a failure:
- * install e2fsprogs). */
-static char *run(int max_status, const char *fmt, ...)
-{
-  char cmd[4096], full[4600], path[300];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  /* No input: a tool that asks a question fails instead of waiting. */
-  snprintf(full, sizeof full,
-           "cd '%s' && export DEBUGFS_PAGER=__none__ && (%s) </dev/null >out.txt 2>&1", workdir,
-           cmd);
-  int st = system(full);
-  snprintf(path, sizeof path, "%s/out.txt", workdir);
-  FILE *f = fopen(path, "r");
-  cr_assert_not_null(f);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  rewind(f);
-  char *out = malloc((size_t)n + 1);
-  out[fread(out, 1, (size_t)n, f)] = '\0';
-  fclose(f);
-  int code = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-  cr_assert(code <= max_status, "command failed (status %d): %s\n%.1500s", code, cmd, out);
-  return out;
-}
-
-#define sh(...) free(run(0, __VA_ARGS__))
-
 static char *path_in_workdir(const char *name)
 {
   static char path[512];
