@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* See attach_state.h. */
 #include "attach_state.h"
+#include "nbd_common.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -46,15 +47,7 @@ static int read_text(const char *device, const char *name, char *buf, size_t len
 {
   char path[4200];
   attach_state_path(device, name, path, sizeof path);
-  FILE *f = fopen(path, "re");
-  if (!f)
-    return -1;
-  bool ok = fgets(buf, (int)len, f) != NULL;
-  fclose(f);
-  if (!ok)
-    return -1;
-  buf[strcspn(buf, "\n")] = '\0';
-  return 0;
+  return nbd_read_line(path, buf, len);
 }
 
 int attach_state_write(const struct attachment *a)

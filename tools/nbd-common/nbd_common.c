@@ -76,6 +76,19 @@ int nbd_spawn_wait(const char *prog, char *const argv[], const char *stdin_text,
   return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
+int nbd_read_line(const char *path, char *buf, size_t len)
+{
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return -1;
+  bool ok = fgets(buf, (int)len, f) != NULL;
+  fclose(f);
+  if (!ok)
+    return -1;
+  buf[strcspn(buf, "\n")] = '\0';
+  return 0;
+}
+
 bool nbd_connected(const char *name)
 {
   char path[96];

@@ -39,6 +39,10 @@ bool nbd_wait_for(const char *path, int ms);
  * NBD_CMD_DISC, so the server closes the image). -1 with errno. */
 int nbd_disconnect(const char *name);
 
+/* The first line of a small state file (a pid file, a sysfs attribute),
+ * without its newline. -1 when it cannot be read or is empty. */
+int nbd_read_line(const char *path, char *buf, size_t len);
+
 /* Gone, or a zombie nobody reaps (a shell as PID 1 may not). */
 bool nbd_process_gone(pid_t pid);
 

@@ -32,19 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int read_line(const char *path, char *buf, size_t len)
-{
-  FILE *f = fopen(path, "re");
-  if (!f)
-    return -1;
-  int ok = fgets(buf, (int)len, f) != NULL;
-  fclose(f);
-  if (!ok)
-    return -1;
-  buf[strcspn(buf, "\n")] = '\0';
-  return 0;
-}
-
 /* No waiting for the device afterwards: nbdkit answers the disconnect
  * after the requests before it, and stop_server waits for nbdkit itself
  * (waiting for the device's sysfs "pid" to go cost 10 s per shutdown: it
@@ -59,7 +46,7 @@ static int disconnect(const char *dev)
 static int stop_server(const char *pidfile)
 {
   char buf[32];
-  if (read_line(pidfile, buf, sizeof buf) < 0)
+  if (nbd_read_line(pidfile, buf, sizeof buf) < 0)
     return 0;
   pid_t pid = (pid_t)atoi(buf);
   if (nbd_stop_server(pid, 20000) < 0)
@@ -71,7 +58,7 @@ static void prepare_next_boot(const char *run_dir)
 {
   char path[300], image[1500];
   snprintf(path, sizeof path, "%s/" RUN_PREPARE, run_dir);
-  if (read_line(path, image, sizeof image) < 0)
+  if (nbd_read_line(path, image, sizeof image) < 0)
     return;
   struct vhd_open_params op;
   vhd_open_params_init(&op);
@@ -104,7 +91,7 @@ int detach(const char *run_dir)
   if (mlockall(MCL_CURRENT | MCL_FUTURE) < 0)
     note("mlockall: %s", strerror(errno));
   snprintf(path, sizeof path, "%s/device", run_dir);
-  bool nbd = read_line(path, dev, sizeof dev) == 0 && strncmp(dev, "nbd", 3) == 0;
+  bool nbd = nbd_read_line(path, dev, sizeof dev) == 0 && strncmp(dev, "nbd", 3) == 0;
   if (nbd)
     rc |= disconnect(dev);
   snprintf(path, sizeof path, "%s/nbdkit.pid", run_dir);
