@@ -128,7 +128,7 @@ static const char *type_text(const struct vhd_info *info)
   return t ? t : "disk";
 }
 
-static EFI_STATUS run(void)
+static EFI_STATUS run(const struct sb_check *sb)
 {
   EFI_LOADED_IMAGE *li;
   if (efi_bs->HandleProtocol(efi_image, &guid_loaded_image, (void **)&li) != EFI_SUCCESS) {
@@ -156,13 +156,11 @@ static EFI_STATUS run(void)
                                    vol.has_hd ? 16 : 0);
   struct vdisk *vd = NULL;
   struct boot_program prog = { .path = cfg.path, .image = cfg.image };
-  struct sb_check sb;
-  secure_boot_check(&sb);
   EFI_HANDLE child;
   EFI_STATUS status;
   if (vdisk_create(bi.img, bi.mode, instance, &vd) < 0 || vdisk_install(vd) < 0 ||
       boot_find(vd, cfg.path, cfg.image, &prog.fs, &prog.file_dp) < 0 ||
-      boot_load(&prog, &sb, &child) < 0) {
+      boot_load(&prog, sb, &child) < 0) {
     status = fail();
   } else {
     /* The one line of a successful start, once the program passed Secure
@@ -172,7 +170,7 @@ static EFI_STATUS run(void)
                type_text(&bi.info), (unsigned long long)(bi.info.virtual_size >> 20),
                bi.info.logical_sector_size, bi.info.chain_depth + 1,
                bi.info.chain_depth ? "s" : "", config_mode_name(bi.mode),
-               bi.ram ? " (in memory)" : "", vol.name, cfg.path, sb_verifier_text(sb.how));
+               bi.ram ? " (in memory)" : "", vol.name, cfg.path, sb_verifier_text(sb->how));
     if (bi.grown)
       con_printf("vhdboot: %s grew by %llu MiB of reserve for new blocks\n", cfg.image,
                  (unsigned long long)(bi.grown >> 20));
@@ -201,5 +199,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
   efi_st = st;
   efi_bs = st->BootServices;
   efi_rt = st->RuntimeServices;
-  return run();
+  struct sb_check sb;
+  secure_boot_check(&sb);
+  return (EFI_STATUS)sb_exit_status(sb.shim_present, run(&sb));
 }

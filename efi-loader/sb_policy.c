@@ -69,3 +69,11 @@ int sb_explain_load_failure(enum sb_verifier how, uint64_t status, const char *p
   return vhd_error(EACCES, "%s in %s: refused by Secure Boot (not signed by a key in db, "
                    "or revoked by dbx)", path, image);
 }
+
+uint64_t sb_exit_status(bool shim_present, uint64_t status)
+{
+  if (shim_present && (is_refusal(status) || status == SB_EFI_NOT_FOUND ||
+                       status == SB_EFI_INVALID_PARAMETER))
+    return SB_EFI_LOAD_ERROR;
+  return status;
+}

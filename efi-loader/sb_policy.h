@@ -22,6 +22,9 @@
 
 /* EFI_STATUS values the decisions need (UEFI spec, appendix D). */
 #define SB_EFI_ERROR(code) ((UINT64_C(1) << 63) | (code))
+#define SB_EFI_LOAD_ERROR SB_EFI_ERROR(1)
+#define SB_EFI_INVALID_PARAMETER SB_EFI_ERROR(2)
+#define SB_EFI_NOT_FOUND SB_EFI_ERROR(14)
 #define SB_EFI_ACCESS_DENIED SB_EFI_ERROR(15)
 #define SB_EFI_SECURITY_VIOLATION SB_EFI_ERROR(26)
 
@@ -47,6 +50,7 @@ typedef uint64_t (*sb_verify_fn)(void *ctx, const void *buffer, uint32_t size);
 
 struct sb_check {
   enum sb_verifier how;
+  bool shim_present;        /* shim started the loader, Secure Boot or not */
   sb_verify_fn shim_verify; /* required when how == SB_SHIM */
   void *ctx;
 };
@@ -71,5 +75,14 @@ int sb_check_program(const struct sb_check *c, const void *buf, size_t size,
  * reports the failure as it always did). */
 int sb_explain_load_failure(enum sb_verifier how, uint64_t status, const char *path,
                             const char *image);
+
+/* The status the loader returns to whoever started it. shim reads a
+ * second stage's EFI_ACCESS_DENIED and EFI_SECURITY_VIOLATION as "that
+ * binary is not trusted" and starts MokManager (a person at the console),
+ * and EFI_NOT_FOUND and EFI_INVALID_PARAMETER as "no such second stage"
+ * and starts its default loader, which may be this loader again. Under
+ * shim those become EFI_LOAD_ERROR, after which shim returns to the
+ * firmware and the firmware tries its next boot option. */
+uint64_t sb_exit_status(bool shim_present, uint64_t status);
 
 #endif

@@ -44,6 +44,7 @@ void secure_boot_check(struct sb_check *out)
   f.shim_present = efi_bs->LocateProtocol(&guid_shim_lock, NULL, (void **)&shim) ==
                        EFI_SUCCESS && shim && shim->verify;
   out->how = sb_choose(&f);
+  out->shim_present = f.shim_present;
   out->shim_verify = f.shim_present ? call_shim : NULL;
   out->ctx = shim;
 }

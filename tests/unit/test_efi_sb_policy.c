@@ -76,7 +76,7 @@ Test(sb_policy, shim_verifies_when_it_started_the_loader)
 Test(sb_policy, shim_is_asked_with_the_exact_bytes_and_accepts_signed)
 {
   struct fake_shim shim = { .refusal = SB_EFI_SECURITY_VIOLATION };
-  struct sb_check c = { SB_SHIM, fake_verify, &shim };
+  struct sb_check c = { SB_SHIM, true, fake_verify, &shim };
   static const char prog[] = "SIGNED program bytes";
   cr_assert_eq(sb_check_program(&c, prog, sizeof prog, "\\EFI\\BOOT\\BOOTX64.EFI",
                                 "\\VHD\\d.vhdx"), 0);
@@ -88,7 +88,7 @@ Test(sb_policy, shim_is_asked_with_the_exact_bytes_and_accepts_signed)
 Test(sb_policy, shim_refusal_is_one_line_naming_program_image_and_reason)
 {
   struct fake_shim shim = { .refusal = SB_EFI_SECURITY_VIOLATION };
-  struct sb_check c = { SB_SHIM, fake_verify, &shim };
+  struct sb_check c = { SB_SHIM, true, fake_verify, &shim };
   static const char prog[] = "MZ unsigned";
   int r = sb_check_program(&c, prog, sizeof prog, "\\EFI\\BOOT\\BOOTX64.EFI",
                            "\\VHD\\d.vhdx");
@@ -109,7 +109,7 @@ Test(sb_policy, any_other_shim_error_refuses_too)
   /* EFI_UNSUPPORTED: shim could not parse the PE header. Not "refused by
    * a key", but never a reason to start the program. */
   struct fake_shim shim = { .refusal = SB_EFI_ERROR(3) };
-  struct sb_check c = { SB_SHIM, fake_verify, &shim };
+  struct sb_check c = { SB_SHIM, true, fake_verify, &shim };
   cr_assert_eq(sb_check_program(&c, "junk", 4, "\\A.EFI", "i.vhd"), -EACCES);
   const char *msg = vhd_last_error();
   cr_expect(strstr(msg, "\\A.EFI in i.vhd: refused by Secure Boot (shim cannot verify it: "
@@ -121,18 +121,18 @@ Test(sb_policy, too_big_for_shim_is_refused_unread)
   if (sizeof(size_t) <= 4)
     cr_skip_test("size_t cannot exceed Verify's 32-bit size here");
   struct fake_shim shim = { .refusal = SB_EFI_SECURITY_VIOLATION };
-  struct sb_check c = { SB_SHIM, fake_verify, &shim };
+  struct sb_check c = { SB_SHIM, true, fake_verify, &shim };
   size_t huge = (size_t)UINT32_MAX + 1;
   cr_expect_eq(sb_check_program(&c, "SIGNED", huge, "\\A.EFI", "i.vhd"), -EACCES);
   cr_expect_eq(shim.calls, 0, "a truncated size must never reach Verify");
-  struct sb_check no_fn = { SB_SHIM, NULL, NULL };
+  struct sb_check no_fn = { SB_SHIM, true, NULL, NULL };
   cr_expect_eq(sb_check_program(&no_fn, "SIGNED", 6, "\\A.EFI", "i.vhd"), -EACCES);
 }
 
 Test(sb_policy, firmware_or_off_leaves_the_decision_to_load_image)
 {
   struct fake_shim shim = { .refusal = SB_EFI_SECURITY_VIOLATION };
-  struct sb_check c = { SB_FIRMWARE, fake_verify, &shim };
+  struct sb_check c = { SB_FIRMWARE, false, fake_verify, &shim };
   cr_expect_eq(sb_check_program(&c, "MZ", 2, "\\A.EFI", "i.vhd"), 0);
   c.how = SB_OFF;
   cr_expect_eq(sb_check_program(&c, "MZ", 2, "\\A.EFI", "i.vhd"), 0);
@@ -157,4 +157,19 @@ Test(sb_policy, load_image_refusal_says_secure_boot_only_when_it_was)
   cr_expect_eq(sb_explain_load_failure(SB_OFF, SB_EFI_ACCESS_DENIED, "\\A.EFI", "i"), 0);
   cr_expect_eq(sb_explain_load_failure(SB_FIRMWARE, SB_EFI_ERROR(14), "\\A.EFI", "i"), 0);
   cr_expect_eq(sb_explain_load_failure(SB_FIRMWARE, SB_EFI_ERROR(1), "\\A.EFI", "i"), 0);
+}
+
+Test(sb_policy, under_shim_no_status_that_makes_shim_start_something_else)
+{
+  /* These would make shim start MokManager or its default loader. */
+  uint64_t diverted[] = { SB_EFI_ACCESS_DENIED, SB_EFI_SECURITY_VIOLATION, SB_EFI_NOT_FOUND,
+                          SB_EFI_INVALID_PARAMETER };
+  for (size_t i = 0; i < sizeof diverted / sizeof diverted[0]; i++) {
+    cr_expect_eq(sb_exit_status(true, diverted[i]), SB_EFI_LOAD_ERROR, "status %zu", i);
+    cr_expect_eq(sb_exit_status(false, diverted[i]), diverted[i], "without shim: as it was");
+  }
+  /* Everything else passes through: success, and errors shim ignores. */
+  cr_expect_eq(sb_exit_status(true, 0), 0);
+  cr_expect_eq(sb_exit_status(true, SB_EFI_ERROR(27)), SB_EFI_ERROR(27));
+  cr_expect_eq(sb_exit_status(true, SB_EFI_ERROR(9)), SB_EFI_ERROR(9));
 }
