@@ -68,6 +68,41 @@ def sbverify(signed, cert):
     return p.returncode == 0
 
 
+def make_keys(env):
+    """The snakeoil key without its passphrase (sbsign cannot ask for one
+    here), and a key pair the firmware never saw: (key, other_key,
+    other_cert)."""
+    key = env.path("snakeoil.key")
+    T.run(["openssl", "rsa", "-passin", "pass:snakeoil", "-in", SNAKEOIL_KEY, "-out", key])
+    other_key, other_cert = env.path("other.key"), env.path("other.pem")
+    T.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+           "-subj", "/CN=vhdboot test key the firmware does not know",
+           "-keyout", other_key, "-out", other_cert])
+    return key, other_key, other_cert
+
+
+def boot_secure(env, disks, **kw):
+    """T.boot with the Secure Boot firmware and its enrolled snakeoil keys."""
+    code, vars_ = env.code, env.vars
+    env.code, env.vars = SB_CODE, SB_VARS
+    try:
+        return T.boot(env, disks, snapshot=True, **kw)
+    finally:
+        env.code, env.vars = code, vars_
+
+
+def secure_start_problems(said, payload_boot, verifier):
+    """The loader's start line names Secure Boot and the verifier, and the
+    payload read SecureBoot=1 from the firmware itself."""
+    problems = []
+    start = [l for l in said if "starting" in l]
+    if not start or f"under Secure Boot (verified by {verifier}" not in start[0]:
+        problems.append(f"the start line does not say Secure Boot ({verifier}): {start}")
+    if payload_boot.value("PAYLOAD-SECUREBOOT") != "1":
+        problems.append(f"the payload reads SecureBoot={payload_boot.value('PAYLOAD-SECUREBOOT')!r}")
+    return problems
+
+
 def check_artifacts(env, res, signed_loader, other_cert):
     """sbverify and the .sbat section, the offline half of the story."""
     problems = []
@@ -101,13 +136,7 @@ def body(env, res):
     if not env.vhdx_supported():
         raise T.Skip("vhdtool cannot create VHDX images")
 
-    # Keys: the firmware's (passphrase-protected) and one it never saw.
-    key = env.path("snakeoil.key")
-    T.run(["openssl", "rsa", "-passin", "pass:snakeoil", "-in", SNAKEOIL_KEY, "-out", key])
-    other_key, other_cert = env.path("other.key"), env.path("other.pem")
-    T.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-           "-subj", "/CN=vhdboot test key the firmware does not know",
-           "-keyout", other_key, "-out", other_cert])
+    key, other_key, other_cert = make_keys(env)
 
     # The loader through the project's script (encrypted key + passphrase).
     signed_loader = env.path("vhdboot.efi.signed")
@@ -149,12 +178,7 @@ def body(env, res):
                          payload=payload_signed,
                          extra={"/CHAIN.TXT": "".join(l + "\n" for l in chain).encode()})
 
-    code, vars_ = env.code, env.vars
-    env.code, env.vars = SB_CODE, SB_VARS
-    try:
-        b = T.boot(env, [unsigned_host.path, host.path, fb], snapshot=True)
-    finally:
-        env.code, env.vars = code, vars_
+    b = boot_secure(env, [unsigned_host.path, host.path, fb])
     check_secure_boot(b, res, data)
 
     # Secure Boot off: the unsigned payload boots from the same image.
@@ -204,11 +228,7 @@ def check_secure_boot(b, res, data):
               T.chain_failure(runs[1], f"\\EFI\\BOOT\\UNSIGNED.EFI in {IMAGE}: {REFUSED}"), b)
     problems = T.chain_payload(runs[2], "SB-INNER", data)
     _, said, _, _, inner = runs[2]
-    start = [l for l in said if "starting" in l]
-    if not start or "under Secure Boot (verified by the firmware" not in start[0]:
-        problems.append(f"the start line does not say Secure Boot: {start}")
-    if inner.value("PAYLOAD-SECUREBOOT") != "1":
-        problems.append(f"the inner payload reads SecureBoot={inner.value('PAYLOAD-SECUREBOOT')!r}")
+    problems += secure_start_problems(said, inner, "the firmware")
     res.check("Secure Boot: the signed payload boots from the dynamic VHDX and says so",
               problems, b)
 
