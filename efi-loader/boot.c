@@ -5,6 +5,7 @@
 #include "devpath.h"
 #include "error.h"
 #include "platform.h"
+#include "sfs.h"
 
 /* Partition number of the HD() node right after the disk's own path, or
  * a large number when there is none (a file system on the whole disk). */
@@ -35,7 +36,8 @@ static bool has_file(EFI_HANDLE h, const char *path)
   return st == EFI_SUCCESS;
 }
 
-int boot_find(struct vdisk *vd, const char *path, const char *image, EFI_DEVICE_PATH **file_dp)
+int boot_find(struct vdisk *vd, const char *path, const char *image, EFI_HANDLE *fs,
+              EFI_DEVICE_PATH **file_dp)
 {
   UINTN count = 0;
   EFI_HANDLE *handles = NULL;
@@ -68,23 +70,56 @@ int boot_find(struct vdisk *vd, const char *path, const char *image, EFI_DEVICE_
   if (!best)
     return vhd_error(ENOENT, "%s: %s not found on the virtual disk (%u file system%s "
                      "searched)", image, path, searched, searched == 1 ? "" : "s");
+  *fs = best;
   *file_dp = dp_append_file(best_dp, path);
   if (!*file_dp)
     return vhd_error(ENOMEM, "out of memory");
   return 0;
 }
 
-EFI_STATUS boot_start(EFI_DEVICE_PATH *file_dp, const char *args, const char *path,
-                      bool *loaded)
+/* The program's bytes, read through the virtual disk's file system (its
+ * reads end in the loader's BlockIo, never in the host's file system
+ * driver), so that what is verified is exactly what LoadImage gets. */
+static int read_program(EFI_HANDLE fs, const char *path, const char *image, uint8_t **buf,
+                        uint64_t *size)
 {
-  *loaded = false;
-  EFI_HANDLE child = NULL;
-  EFI_STATUS st = efi_bs->LoadImage(FALSE, efi_image, file_dp, NULL, 0, &child);
-  if (st != EFI_SUCCESS) {
-    vhd_error(efi_errno(st), "%s: the firmware cannot load it: %s", path, efi_status_text(st));
-    return st;
+  EFI_FILE_IO_INTERFACE *sfs;
+  if (efi_bs->HandleProtocol(fs, &guid_simple_fs, (void **)&sfs) != EFI_SUCCESS)
+    return vhd_error(EIO, "%s: the virtual disk's file system went away", image);
+  int r = sfs_read_all(sfs, path, buf, size);
+  if (r < 0)
+    vhd_error_prefix(image);
+  return r;
+}
+
+int boot_load(const struct boot_program *prog, const struct sb_check *sb, EFI_HANDLE *child)
+{
+  *child = NULL;
+  uint8_t *buf = NULL;
+  uint64_t size = 0;
+  if (read_program(prog->fs, prog->path, prog->image, &buf, &size) < 0 ||
+      sb_check_program(sb, buf, (size_t)size, prog->path, prog->image) < 0) {
+    vhd_free(buf);
+    return -vhd_last_errno();
   }
-  *loaded = true;
+  EFI_STATUS st = efi_bs->LoadImage(FALSE, efi_image, prog->file_dp, buf, (UINTN)size, child);
+  vhd_free(buf);
+  if (st == EFI_SUCCESS)
+    return 0;
+  /* EFI_SECURITY_VIOLATION leaves a loaded image behind (UEFI spec,
+   * LoadImage), which must never run. */
+  if (st == EFI_SECURITY_VIOLATION && *child)
+    efi_bs->UnloadImage(*child);
+  *child = NULL;
+  int r = sb_explain_load_failure(sb->how, st, prog->path, prog->image);
+  if (r < 0)
+    return r;
+  return vhd_error(efi_errno(st), "%s: the firmware cannot load it: %s", prog->path,
+                   efi_status_text(st));
+}
+
+EFI_STATUS boot_run(EFI_HANDLE child, const char *args)
+{
   uint16_t *options = NULL;
   if (args && *args) {
     size_t n = strlen(args) + 1;
@@ -98,7 +133,7 @@ EFI_STATUS boot_start(EFI_DEVICE_PATH *file_dp, const char *args, const char *pa
   }
   UINTN exit_size = 0;
   CHAR16 *exit_data = NULL;
-  st = efi_bs->StartImage(child, &exit_size, &exit_data);
+  EFI_STATUS st = efi_bs->StartImage(child, &exit_size, &exit_data);
   if (exit_data)
     efi_bs->FreePool(exit_data);
   vhd_free(options);

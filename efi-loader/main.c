@@ -18,6 +18,7 @@
 #include "handoff.h"
 #include "host_volume.h"
 #include "open_image.h"
+#include "secure_boot.h"
 #include "sfs.h"
 #include "util/strfmt.h"
 #include "vdisk.h"
@@ -127,7 +128,7 @@ static const char *type_text(const struct vhd_info *info)
   return t ? t : "disk";
 }
 
-static EFI_STATUS run(void)
+static EFI_STATUS run(const struct sb_check *sb)
 {
   EFI_LOADED_IMAGE *li;
   if (efi_bs->HandleProtocol(efi_image, &guid_loaded_image, (void **)&li) != EFI_SUCCESS) {
@@ -154,20 +155,22 @@ static EFI_STATUS run(void)
                                    vol.has_hd ? vol.hd.Signature : NULL,
                                    vol.has_hd ? 16 : 0);
   struct vdisk *vd = NULL;
-  EFI_DEVICE_PATH *file_dp = NULL;
+  struct boot_program prog = { .path = cfg.path, .image = cfg.image };
+  EFI_HANDLE child;
   EFI_STATUS status;
-  bool loaded = false;
   if (vdisk_create(bi.img, bi.mode, instance, &vd) < 0 || vdisk_install(vd) < 0 ||
-      boot_find(vd, cfg.path, cfg.image, &file_dp) < 0) {
+      boot_find(vd, cfg.path, cfg.image, &prog.fs, &prog.file_dp) < 0 ||
+      boot_load(&prog, sb, &child) < 0) {
     status = fail();
   } else {
-    /* The one line of a successful start (failures say only what failed). */
+    /* The one line of a successful start, once the program passed Secure
+     * Boot (failures say only what failed). */
     con_printf("vhdboot: %s: %s %s, %llu MiB, %u-byte sectors, %u layer%s, mode %s%s on %s; "
-               "starting %s\n", cfg.image, vhd_format_name(bi.info.format),
+               "starting %s%s\n", cfg.image, vhd_format_name(bi.info.format),
                type_text(&bi.info), (unsigned long long)(bi.info.virtual_size >> 20),
                bi.info.logical_sector_size, bi.info.chain_depth + 1,
                bi.info.chain_depth ? "s" : "", config_mode_name(bi.mode),
-               bi.ram ? " (in memory)" : "", vol.name, cfg.path);
+               bi.ram ? " (in memory)" : "", vol.name, cfg.path, sb_verifier_text(sb->how));
     if (bi.grown)
       con_printf("vhdboot: %s grew by %llu MiB of reserve for new blocks\n", cfg.image,
                  (unsigned long long)(bi.grown >> 20));
@@ -176,14 +179,11 @@ static EFI_STATUS run(void)
     EFI_TPL tpl = efi_current_tpl();
     if (tpl != TPL_APPLICATION)
       con_printf("vhdboot: warning: starting %s at TPL %u\n", cfg.path, (unsigned)tpl);
-    status = boot_start(file_dp, cfg.args, cfg.path, &loaded);
-    if (!loaded)
-      status = fail();
-    else
-      con_printf("vhdboot: %s returned: %s\n", cfg.path, efi_status_text(status));
+    status = boot_run(child, cfg.args);
+    con_printf("vhdboot: %s returned: %s\n", cfg.path, efi_status_text(status));
     handoff_withdraw();
   }
-  vhd_free(file_dp);
+  vhd_free(prog.file_dp);
   /* Tear down. If a driver still holds the disk, it must stay alive. */
   if (!vd || vdisk_uninstall(vd)) {
     vdisk_free(vd);
@@ -199,5 +199,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
   efi_st = st;
   efi_bs = st->BootServices;
   efi_rt = st->RuntimeServices;
-  return run();
+  struct sb_check sb;
+  secure_boot_check(&sb);
+  return (EFI_STATUS)sb_exit_status(sb.shim_present, run(&sb));
 }

@@ -16,12 +16,16 @@ $SUDO apt-get update -q
 # ntfs-3g (mkntfs, ntfscp, ntfsinfo, ntfsfix) and attr (setfattr) build
 # the NTFS host partitions the loader's mapper is tested on. debhelper and
 # lintian build and check the Debian packages (scripts/test-packages.sh).
+# sbsigntool (sbsign, sbverify) and openssl sign the loader for the Secure
+# Boot tests (tests/efi/test_secure_boot.py, with ovmf's snakeoil keys);
+# shim-unsigned gives tests/efi/test_secure_boot_shim.py a real shim.
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang libclang-rt-14-dev \
   zlib1g-dev uuid-dev libcriterion-dev \
   nbdkit nbdkit-plugin-dev libnbd-bin \
   qemu-utils libvhdi-dev libvhdi-utils \
   gnu-efi ovmf qemu-system-x86 mtools gdisk dosfstools exfatprogs \
+  sbsigntool openssl shim-unsigned \
   python3 bzip2 gzip coreutils strace groff-base man-db \
   e2fsprogs dmsetup binutils dpkg initramfs-tools mmdebstrap ntfs-3g attr \
   debhelper lintian

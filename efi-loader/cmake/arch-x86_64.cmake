@@ -20,6 +20,9 @@ set(EFI_LIBEFI ${GNU_EFI_LIB_DIR}/libefi.a)
 set(EFI_LDFLAGS "")
 set(EFI_OBJCOPY_SECTIONS -j .text -j .sdata -j .data -j .dynamic -j .dynsym
     -j .rel -j .rela -j .rel.* -j .rela.* -j .reloc)
+# objcopy's names for the ELF objects (the .sbat object is made from a file).
+set(EFI_ELF_FORMAT elf64-x86-64)
+set(EFI_ELF_ARCH i386:x86-64)
 set(EFI_OBJCOPY_APP --target efi-app-x86_64 --subsystem=10)
 set(EFI_OBJCOPY_BSDRV --target efi-bsdrv-x86_64 --subsystem=11)
 set(EFI_BOOT_FILE BOOTX64.EFI)

@@ -13,7 +13,9 @@
 #   EFI_TOOLCHAIN_OK    TRUE when headers, crt0, linker script and library exist
 #   efi_target_flags(<target>)   compile flags for UEFI code on any target
 #   efi_add_image(<target> OUTPUT <file> OBJECT_LIBRARIES <lib>...
-#                 [SUBSYSTEM application|bsdriver] [LIBEFI])
+#                 [SUBSYSTEM application|bsdriver] [LIBEFI] [SBAT <csv>])
+#                 SBAT: the file becomes the image's .sbat section (shim
+#                 reads it to decide whether the binary is revoked)
 
 string(TOLOWER "${CMAKE_SYSTEM_PROCESSOR}" _efi_cpu)
 if(_efi_cpu MATCHES "^(x86_64|amd64)$")
@@ -77,7 +79,7 @@ function(efi_target_flags target)
 endfunction()
 
 function(efi_add_image target)
-  cmake_parse_arguments(A "LIBEFI" "OUTPUT;SUBSYSTEM" "OBJECT_LIBRARIES" ${ARGN})
+  cmake_parse_arguments(A "LIBEFI" "OUTPUT;SUBSYSTEM;SBAT" "OBJECT_LIBRARIES" ${ARGN})
   if(NOT A_SUBSYSTEM OR A_SUBSYSTEM STREQUAL "application")
     set(kind ${EFI_OBJCOPY_APP})
   else()
@@ -92,13 +94,34 @@ function(efi_add_image target)
     list(PREPEND libs ${EFI_LIBEFI})
   endif()
   get_filename_component(so ${A_OUTPUT} NAME_WE)
+  set(sections ${EFI_OBJCOPY_SECTIONS})
+  if(A_SBAT)
+    # The CSV as an object of its own with a page-aligned .sbat section,
+    # which the linker places as an orphan between .reloc and .data: the
+    # PE image then has it as a section of its own, as shim wants.
+    set(sbat_obj ${CMAKE_CURRENT_BINARY_DIR}/${so}-sbat.o)
+    add_custom_command(OUTPUT ${sbat_obj}
+      COMMAND ${EFI_OBJCOPY} -I binary -O ${EFI_ELF_FORMAT} -B ${EFI_ELF_ARCH}
+              --rename-section .data=.sbat,contents,alloc,load,readonly,data
+              ${A_SBAT} ${sbat_obj}.tmp
+      COMMAND ${EFI_OBJCOPY} --set-section-alignment .sbat=4096 --strip-all
+              --add-section .note.GNU-stack=/dev/null
+              --set-section-flags .note.GNU-stack=contents,readonly
+              ${sbat_obj}.tmp ${sbat_obj}
+      COMMAND ${CMAKE_COMMAND} -E rm -f ${sbat_obj}.tmp
+      DEPENDS ${A_SBAT}
+      COMMENT "SBAT section for ${A_OUTPUT}"
+      VERBATIM)
+    list(APPEND objs ${sbat_obj})
+    list(APPEND sections -j .sbat)
+  endif()
   set(so ${CMAKE_CURRENT_BINARY_DIR}/${so}.so)
   # --no-undefined: a shared object may otherwise keep unresolved symbols,
   # which the firmware would only discover as a crash.
   add_custom_command(OUTPUT ${A_OUTPUT}
     COMMAND ${EFI_LD} -nostdlib -znocombreloc -T ${EFI_LDS} -shared
             -Bsymbolic --no-undefined ${EFI_LDFLAGS} -o ${so} ${EFI_CRT0} ${objs} ${libs}
-    COMMAND ${EFI_OBJCOPY} ${EFI_OBJCOPY_SECTIONS} ${kind} ${so} ${A_OUTPUT}
+    COMMAND ${EFI_OBJCOPY} ${sections} ${kind} ${so} ${A_OUTPUT}
     DEPENDS ${objs} ${EFI_CRT0} ${EFI_LDS}
     COMMENT "Linking UEFI image ${A_OUTPUT}"
     VERBATIM COMMAND_EXPAND_LISTS)

@@ -6,6 +6,7 @@
  *   PAYLOAD-MARKER: <contents of \MARKER.TXT on its own volume>
  *   PAYLOAD-TPL: <the TPL it runs at; 4 = TPL_APPLICATION>
  *   PAYLOAD-DEVICE: <the device path of the volume it was loaded from>
+ *   PAYLOAD-SECUREBOOT: <0|1|absent>           (the SecureBoot variable)
  *   PAYLOAD-BLOCK-SIZE: <that volume's BlockIo block size>
  *   PAYLOAD-DATA: size=<bytes> crc32=<CRC-32 of \DATA.BIN, 8 hex digits>
  *   PAYLOAD-HANDOFF <i>: <hex of the loader's hand-off variable chunk i>
@@ -290,6 +291,17 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
   Print(L"PAYLOAD-TPL: %d\n", (int)tpl);
   CHAR16 *dev = DevicePathToStr(DevicePathFromHandle(li->DeviceHandle));
   Print(L"PAYLOAD-DEVICE: %s\n", dev ? dev : L"(unknown)");
+
+  /* The firmware's own word on Secure Boot (the SecureBoot variable), the
+   * oracle for the loader's claim that it booted under Secure Boot. */
+  EFI_GUID global = EFI_GLOBAL_VARIABLE;
+  UINT8 secure_boot;
+  UINTN sb_size = 1;
+  if (RT->GetVariable(L"SecureBoot", &global, NULL, &sb_size, &secure_boot) == EFI_SUCCESS &&
+      sb_size == 1)
+    Print(L"PAYLOAD-SECUREBOOT: %d\n", (int)secure_boot);
+  else
+    Print(L"PAYLOAD-SECUREBOOT: absent\n");
 
   EFI_BLOCK_IO *bio;
   if (BS->HandleProtocol(li->DeviceHandle, &BlockIoProtocol, (void **)&bio) == EFI_SUCCESS)
