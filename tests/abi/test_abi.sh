@@ -12,7 +12,7 @@
 # with): the consumer built against the current SONAME's baseline must run
 # with this library, and one built against an older SONAME's baseline is
 # shown not to (its ABI is gone, which is why the SONAME changed). A change
-# that breaks the current baseline bumps SOVERSION (lib/CMakeLists.txt),
+# that breaks the current baseline bumps VHD_SOVERSION (lib/CMakeLists.txt),
 # renames the Debian runtime package and adds the new SONAME's baseline.
 # Usage: test_abi.sh LIBVHD_SO LIBVHD_A
 . "$(dirname "$0")/../interop/common.sh"
