@@ -67,7 +67,7 @@ extern "C" {
 #define LIBVHD_VERSION_STRING LIBVHD_STRINGIFY(LIBVHD_VERSION_MAJOR) "." \
   LIBVHD_STRINGIFY(LIBVHD_VERSION_MINOR) "." LIBVHD_STRINGIFY(LIBVHD_VERSION_PATCH)
 
-/* Returns the library version as "MAJOR.MINOR.PATCH". */
+/* Returns the library version as "MAJOR.MINOR.PATCH" (a static string). */
 VHD_API const char *vhd_version(void);
 
 /* ------------------------------------------------------------------ */
@@ -682,6 +682,8 @@ enum vhd_profile {
   VHD_PROFILE_HYPERV = 2,      /* alignment, block sizes */
   VHD_PROFILE_VIRTUALPC = 3,   /* VHD with a CHS-exact size */
 };
+/* "azure", "hyperv", "virtualpc"; an unknown or NULL name is -EINVAL, an
+ * unknown profile's name NULL. The strings are static. */
 VHD_API int vhd_profile_from_name(const char *name, enum vhd_profile *out);
 VHD_API const char *vhd_profile_name(enum vhd_profile profile);
 /* Each broken rule goes to report (named; may be NULL); *violations counts
