@@ -25,8 +25,10 @@
  *    call back into the image their call is for: that fails with -EDEADLK.
  *
  * Sized structs (the ABI of libvhd.so.1, docs/ARCHITECTURE.md "Public
- * API"). Members are only ever added at the end of a struct, and the
- * library learns how large the caller's struct is: a parameter struct
+ * API"). Members are only ever added at the end of a struct, past the
+ * previous layout's sizeof (never into its trailing padding, which an old
+ * program may leave as anything), and the library learns how large the
+ * caller's struct is: a parameter struct
  * (vhd_open_params, vhd_create_params) from its struct_size member, which
  * its init function sets; vhd_io_ops and every struct the library fills
  * from the size the call's macro passes (vhd_get_info(img, &info) is

@@ -15,7 +15,10 @@
   (offsetof(type, member) + sizeof(((type *)0)->member))
 
 /* The first layouts: a member added later goes after these, and these
- * lines never change. */
+ * lines never change. It starts at or past the previous layout's sizeof
+ * (explicit padding first where needed: vhd_create_params, vhd_reserve,
+ * vhd_extent and vhd_layout end in padding), since an old program passes
+ * its sizeof and its padding bytes may be anything after a struct copy. */
 #define IO_OPS_SIZE_1          SIZE_THROUGH(struct vhd_io_ops, close)
 #define OPEN_PARAMS_SIZE_1     SIZE_THROUGH(struct vhd_open_params, parent_dir)
 #define CREATE_PARAMS_SIZE_1   SIZE_THROUGH(struct vhd_create_params, flags)
