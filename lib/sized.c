@@ -15,7 +15,7 @@ static int size_error(const char *what, size_t size, size_t first_size)
 {
   if (size < first_size)
     return vhd_error(EINVAL, "%s: size %zu is below the first layout (%zu bytes); "
-                     "a parameter struct gets its struct_size from its init function",
+                     "vhd.h's init functions and call macros pass the right one",
                      what, size, first_size);
   return vhd_error(EINVAL, "%s: size %zu is not the size of a %s (at most %d bytes)",
                    what, size, what, SIZED_MAX);
