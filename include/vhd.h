@@ -5,7 +5,8 @@
  * function states its contract where it is declared.
  *
  * Conventions (as in libnbd and zlib):
- *  - Handles are opaque. Whoever opens or creates a handle closes it.
+ *  - Handles are opaque. Whoever opens or creates a handle closes it
+ *    (vhd_close, vhd_io_close); a call that fails leaves *out NULL.
  *  - Every function that can fail returns 0 (or a non-negative count) on
  *    success and a negative errno value on failure. After a failure,
  *    vhd_last_error() returns a one-line message that names the file and
@@ -16,6 +17,31 @@
  *  - One vhd_image may be used from several threads at once: reads of
  *    allocated data run in parallel, allocation and metadata updates are
  *    serialised inside the library.
+ *  - Pointer arguments must not be NULL unless their comment says so.
+ *    Strings and structs passed in are only read during the call (the
+ *    library keeps copies); pointers the library hands out (names, paths,
+ *    parents) belong to the handle they came from and live as long as it.
+ *  - Callbacks (vhd_io_ops, progress, check reports, map extents) must not
+ *    call back into the image their call is for: that fails with -EDEADLK.
+ *
+ * Sized structs (the ABI of libvhd.so.1, docs/ARCHITECTURE.md "Public
+ * API"). Members are only ever added at the end of a struct, past the
+ * previous layout's sizeof (never into its trailing padding, which an old
+ * program may leave as anything), and the library learns how large the
+ * caller's struct is: a parameter struct
+ * (vhd_open_params, vhd_create_params) from its struct_size member, which
+ * its init function sets; vhd_io_ops and every struct the library fills
+ * from the size the call's macro passes (vhd_get_info(img, &info) is
+ * vhd_get_info_sized(img, &info, sizeof(struct vhd_info))), so source
+ * written against one 1.x header builds against every later one.
+ *  - A size below the struct's first libvhd.so.1 layout is -EINVAL.
+ *  - A struct the caller fills that is shorter than this library's (an
+ *    older program) gets the defaults for the members it lacks; a longer
+ *    one (a newer program) is taken when the bytes this library does not
+ *    know are zero (options left unused), else -EINVAL.
+ *  - A struct the library fills is written up to the caller's size and no
+ *    further; one longer than this library's is -EINVAL (the library
+ *    cannot fill what it does not know).
  */
 #ifndef LIBVHD_VHD_H
 #define LIBVHD_VHD_H
@@ -43,7 +69,7 @@ extern "C" {
 #define LIBVHD_VERSION_STRING LIBVHD_STRINGIFY(LIBVHD_VERSION_MAJOR) "." \
   LIBVHD_STRINGIFY(LIBVHD_VERSION_MINOR) "." LIBVHD_STRINGIFY(LIBVHD_VERSION_PATCH)
 
-/* Returns the library version as "MAJOR.MINOR.PATCH". */
+/* Returns the library version as "MAJOR.MINOR.PATCH" (a static string). */
 VHD_API const char *vhd_version(void);
 
 /* ------------------------------------------------------------------ */
@@ -95,7 +121,10 @@ typedef struct vhd_io vhd_io;
  * and the library then never calls it (what that means is said at each).
  * Members may be called from several threads at once (reads, and writes
  * to different ranges, run in parallel): a backend that cannot take that
- * must serialise itself. Each returns 0 or -errno. */
+ * must serialise itself. They must not call into a vhd_image that uses
+ * this backend. Each returns 0 or -errno. The table is sized (above):
+ * vhd_io_new passes sizeof(struct vhd_io_ops), and members a shorter
+ * (older) table lacks are NULL. */
 struct vhd_io_ops {
   /* Read exactly count bytes at offset. Bytes past the end of the file
    * read as zeros. 0 or -errno. */
@@ -135,16 +164,20 @@ struct vhd_io_ops {
 #define VHD_IO_TRUNC  0x4u  /* with CREATE: replace an existing file */
 #define VHD_IO_NOLOCK 0x8u  /* take no lock on the file (see VHD_OPEN_FORCE_SHARE) */
 
-/* Wrap a backend. name is used in error messages (copied). On success the
- * vhd_io owns opaque: closing it calls ops->close(opaque). */
-VHD_API int vhd_io_new(const struct vhd_io_ops *ops, void *opaque, const char *name,
-               unsigned flags, vhd_io **out);
+/* Wrap a backend. name is used in error messages (copied; NULL: "(unnamed)").
+ * ops is read at every call: it must outlive the vhd_io (a static table).
+ * On success the vhd_io owns opaque: closing it calls ops->close(opaque);
+ * on failure nothing is called and the caller still owns opaque. */
+VHD_API int vhd_io_new_sized(const struct vhd_io_ops *ops, size_t ops_size, void *opaque,
+                             const char *name, unsigned flags, vhd_io **out);
+#define vhd_io_new(ops, opaque, name, flags, out) \
+  vhd_io_new_sized((ops), sizeof(struct vhd_io_ops), (opaque), (name), (flags), (out))
 
 /* A file on the host, opened with O_CLOEXEC. */
 VHD_API int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out);
 
 /* A growable in-memory file, initialised with a copy of data[0..size).
- * data may be NULL when size is 0. */
+ * data may be NULL when size is 0; name may be NULL ("memory"). */
 VHD_API int vhd_io_new_memory(const void *data, size_t size, const char *name,
                       unsigned flags, vhd_io **out);
 
@@ -152,7 +185,8 @@ VHD_API int vhd_io_new_memory(const void *data, size_t size, const char *name,
  * with malloc() and owned by the caller. -EINVAL for other backends. */
 VHD_API int vhd_io_memory_contents(vhd_io *io, void **data, size_t *size);
 
-/* The name given at creation (the path for files). */
+/* The name given at creation (the path for files), owned by io; NULL
+ * when io is NULL. */
 VHD_API const char *vhd_io_name(const vhd_io *io);
 
 /* Close the backend. NULL is allowed. */
@@ -183,12 +217,13 @@ typedef struct vhd_image vhd_image;
                                       vhd_open_params.parent_dir) */
 
 /* Open the image at path, probing its format by content. A differencing
- * image opens its whole chain (parents read-only). Errors name the file
- * and the field at fault. */
+ * image opens its whole chain (parents read-only, owned by the image).
+ * Errors name the file and the field at fault. */
 VHD_API int vhd_open(const char *path, unsigned flags, vhd_image **out);
 
 /* Open an image over an I/O backend with a given format (or
- * VHD_FORMAT_AUTO). On success the image owns io; on failure io is closed. */
+ * VHD_FORMAT_AUTO). On success the image owns io; on failure io is closed.
+ * Its parents are opened through io's open_related. */
 VHD_API int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags,
                 vhd_image **out);
 
@@ -214,14 +249,18 @@ VHD_API int vhd_open_io(vhd_io *io, enum vhd_format format, unsigned flags,
  * symbolic link cannot lead out. Without either, parents may be anywhere
  * the locators say. */
 struct vhd_open_params {
+  size_t struct_size;          /* set by vhd_open_params_init (sized, above) */
   unsigned flags;              /* VHD_OPEN_* */
   enum vhd_format format;      /* VHD_FORMAT_AUTO: probe */
   const char *parent_dir;      /* NULL: no directory confinement */
 };
 
 /* Fill p with defaults: read-only, probe the format, parents anywhere the
- * locators say (no raw parents). */
-VHD_API void vhd_open_params_init(struct vhd_open_params *p);
+ * locators say (no raw parents), and struct_size. 0, or -EINVAL for a size
+ * below the first layout. */
+VHD_API int vhd_open_params_init_sized(struct vhd_open_params *p, size_t size);
+#define vhd_open_params_init(p) \
+  vhd_open_params_init_sized((p), sizeof(struct vhd_open_params))
 
 /* vhd_open and vhd_open_io with parameters. */
 VHD_API int vhd_open_with(const char *path, const struct vhd_open_params *p,
@@ -237,6 +276,7 @@ VHD_API int vhd_close(vhd_image *img);
 /* Creating images                                                     */
 
 struct vhd_create_params {
+  size_t struct_size;          /* set by vhd_create_params_init (sized, above) */
   enum vhd_format format;      /* VHD_FORMAT_VHD, VHDX or RAW */
   enum vhd_disk_type type;     /* default DYNAMIC; DIFFERENCING needs parent */
   uint64_t size;               /* virtual size in bytes, rounded up to the
@@ -244,23 +284,24 @@ struct vhd_create_params {
   uint32_t block_size;         /* 0 = format default (VHD 2 MiB, VHDX 32 MiB) */
   uint32_t logical_sector_size;  /* 0 = 512; VHDX may use 4096 */
   uint32_t physical_sector_size; /* 0 = 4096 for VHDX; VHD ignores it */
-  const char *parent;          /* differencing: path of the parent image */
+  const char *parent;          /* differencing: path of the parent image
+                                  (NULL otherwise) */
   unsigned flags;              /* VHD_CREATE_* */
 };
 
 #define VHD_CREATE_OVERWRITE   0x1u  /* replace an existing file */
 #define VHD_CREATE_CHS_ROUND   0x2u  /* VHD: round the size up to a CHS product
                                         (Virtual PC compatible) */
-#define VHD_CREATE_SYNC        0x100u /* vhd_convert: make the output durable
-                                         before returning (see vhd_convert) */
-#define VHD_CREATE_DIRECT      0x200u /* vhd_convert: write the data around the
-                                         host's page cache (see vhd_convert) */
 
-/* Fill p with defaults: format VHD, type dynamic, everything else 0. */
-VHD_API void vhd_create_params_init(struct vhd_create_params *p);
+/* Fill p with defaults: format VHD, type dynamic, everything else 0, and
+ * struct_size. 0, or -EINVAL for a size below the first layout. */
+VHD_API int vhd_create_params_init_sized(struct vhd_create_params *p, size_t size);
+#define vhd_create_params_init(p) \
+  vhd_create_params_init_sized((p), sizeof(struct vhd_create_params))
 
 /* Create a new image. When out is non-NULL the image is returned open
- * read-write; otherwise it is closed. */
+ * read-write (the caller closes it); otherwise it is closed. Unknown
+ * p->flags are -EINVAL. */
 VHD_API int vhd_create(const char *path, const struct vhd_create_params *p,
                vhd_image **out);
 
@@ -343,7 +384,9 @@ struct vhd_info {
                                   vhd_compact */
 };
 
-VHD_API int vhd_get_info(vhd_image *img, struct vhd_info *info);
+/* Fill info (sized, above); its strings belong to img. */
+VHD_API int vhd_get_info_sized(vhd_image *img, struct vhd_info *info, size_t info_size);
+#define vhd_get_info(img, info) vhd_get_info_sized((img), (info), sizeof(struct vhd_info))
 
 /* The room vhdboot.efi's rw mode keeps after the image inside its file
  * (docs/efi-handoff.md, "Reserve"). Such a file is read and written as the
@@ -355,11 +398,14 @@ struct vhd_reserve {
   uint64_t free_bytes;     /* unused reserve, between the image and the record */
   uint32_t trailer_bytes;  /* after the record: 512 (the VHD footer's copy) or 0 */
 };
-/* 0 and *out set when img's file has a reserve; -ENOENT (no message) when
- * it has none. */
-VHD_API int vhd_get_reserve(vhd_image *img, struct vhd_reserve *out);
+/* 0 and *out set (sized, above) when img's file has a reserve; -ENOENT (no
+ * message) when it has none or img is NULL. */
+VHD_API int vhd_get_reserve_sized(vhd_image *img, struct vhd_reserve *out, size_t out_size);
+#define vhd_get_reserve(img, out) \
+  vhd_get_reserve_sized((img), (out), sizeof(struct vhd_reserve))
 
-/* The parent of a differencing image (owned by the child), NULL otherwise. */
+/* The parent of a differencing image (owned by the child: never closed by
+ * the caller), NULL otherwise or when img is NULL. */
 VHD_API vhd_image *vhd_get_parent(vhd_image *img);
 
 /* Which layer of img's chain is stored in the file at path: 0 for img, 1
@@ -373,7 +419,8 @@ VHD_API int vhd_chain_layer_of(vhd_image *img, const char *path);
 /* Operations                                                          */
 
 /* Progress callbacks get the work done and the total in the same unit;
- * returning non-zero cancels the operation (-ECANCELED).
+ * returning non-zero cancels the operation (-ECANCELED). A NULL callback
+ * is no progress report.
  * Callbacks (progress, check reports, map extents) must not call back into
  * the image they are called for: the operation holds the image's lock, so
  * such a call fails with -EDEADLK (and a message) rather than wait for
@@ -386,9 +433,9 @@ typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
  * the output file is removed. The output is written data before metadata
  * but not flushed (like `qemu-img convert`, whose default is cache=unsafe):
  * when the call returns it may still be in the host's cache, and a host
- * crash soon after can lose it. With VHD_CREATE_SYNC in p->flags it is
+ * crash soon after can lose it. With VHD_CONVERT_SYNC in flags it is
  * flushed to stable storage (data, then metadata) before the call returns.
- * With VHD_CREATE_DIRECT the data is written around the host's page cache
+ * With VHD_CONVERT_DIRECT the data is written around the host's page cache
  * (O_DIRECT) where the file system allows; metadata, unaligned tails and a
  * dynamic VHD's data (512 bytes into each block) still go through it. That
  * wins where new page-cache pages are expensive (a loaded VM that returns
@@ -400,9 +447,12 @@ typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
  * base's when 0 and the formats agree) holding only
  * the sectors where src reads differently from the base, zeros included;
  * ranges both report as zeros are not read. Such an output is always
- * flushed before the call returns. */
+ * flushed before the call returns. src stays the caller's (it is only
+ * read); progress may be NULL. Unknown flags are -EINVAL. */
+#define VHD_CONVERT_SYNC   0x1u  /* the output is durable when the call returns */
+#define VHD_CONVERT_DIRECT 0x2u  /* write the data around the host's page cache */
 VHD_API int vhd_convert(vhd_image *src, const char *dst_path,
-                const struct vhd_create_params *p,
+                const struct vhd_create_params *p, unsigned flags,
                 vhd_progress_fn progress, void *opaque);
 
 enum vhd_check_severity {
@@ -412,6 +462,7 @@ enum vhd_check_severity {
   VHD_CHECK_CORRUPTION = 3,  /* a structure is wrong */
 };
 
+/* message is valid during the call only. */
 typedef void (*vhd_check_report_fn)(void *opaque, enum vhd_check_severity sev,
                                     const char *message);
 
@@ -434,26 +485,39 @@ struct vhd_check_result {
  * Each finding goes to report (may be NULL), except that of each kind
  * (one message template) only the first 10 do; the rest are counted in
  * *result, and one VHD_CHECK_INFO finding per kind at the end says how many
- * were left out. Returns 0 when the check ran (look at *result), negative
- * when it could not run at all. */
-VHD_API int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
-              void *opaque, struct vhd_check_result *result);
+ * were left out. Returns 0 when the check ran (look at *result, sized,
+ * above), negative when it could not run at all. */
+VHD_API int vhd_check_sized(const char *path, unsigned flags, vhd_check_report_fn report,
+                            void *opaque, struct vhd_check_result *result,
+                            size_t result_size);
+#define vhd_check(path, flags, report, opaque, result) \
+  vhd_check_sized((path), (flags), (report), (opaque), (result), \
+                  sizeof(struct vhd_check_result))
 
 /* vhd_check with open parameters (where parents may come from, locking);
  * p->flags' read-write bit is ignored (VHD_CHECK_REPAIR decides). */
-VHD_API int vhd_check_with(const char *path, const struct vhd_open_params *p,
-                           unsigned flags, vhd_check_report_fn report, void *opaque,
-                           struct vhd_check_result *result);
+VHD_API int vhd_check_with_sized(const char *path, const struct vhd_open_params *p,
+                                 unsigned flags, vhd_check_report_fn report, void *opaque,
+                                 struct vhd_check_result *result, size_t result_size);
+#define vhd_check_with(path, p, flags, report, opaque, result) \
+  vhd_check_with_sized((path), (p), (flags), (report), (opaque), (result), \
+                       sizeof(struct vhd_check_result))
 
-/* Same over a backend (does not take ownership of io). */
-VHD_API int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
-                 void *opaque, struct vhd_check_result *result);
+/* Same over a backend (does not take ownership of io: the caller closes
+ * it, also on failure). */
+VHD_API int vhd_check_io_sized(vhd_io *io, unsigned flags, vhd_check_report_fn report,
+                               void *opaque, struct vhd_check_result *result,
+                               size_t result_size);
+#define vhd_check_io(io, flags, report, opaque, result) \
+  vhd_check_io_sized((io), (flags), (report), (opaque), (result), \
+                     sizeof(struct vhd_check_result))
 
 /* ------------------------------------------------------------------ */
 /* Maintenance operations. Each runs on an image opened read-write (or on
  * paths, where several files change) and takes an optional progress
- * callback; returning non-zero from it cancels with -ECANCELED, leaving a
- * valid image. */
+ * callback (NULL: none); returning non-zero from it cancels with
+ * -ECANCELED, leaving a valid image. An image passed in stays open and the
+ * caller's, also on failure. */
 
 /* Change the virtual size. Growing always works; shrinking needs
  * VHD_RESIZE_SHRINK, and is refused (-ENOTEMPTY) when data lies past the
@@ -474,9 +538,13 @@ struct vhd_compact_result {
   uint64_t host_bytes_before;  /* allocated on the host (holes excluded) */
   uint64_t host_bytes_after;
 };
-VHD_API int vhd_compact(vhd_image *img, unsigned flags,
-                        vhd_progress_fn progress, void *opaque,
-                        struct vhd_compact_result *result);
+/* result may be NULL; else it is filled (sized, above). */
+VHD_API int vhd_compact_sized(vhd_image *img, unsigned flags,
+                              vhd_progress_fn progress, void *opaque,
+                              struct vhd_compact_result *result, size_t result_size);
+#define vhd_compact(img, flags, progress, opaque, result) \
+  vhd_compact_sized((img), (flags), (progress), (opaque), (result), \
+                    sizeof(struct vhd_compact_result))
 
 /* Make img's file ready for vhdboot.efi's rw mode on a host file system
  * the firmware cannot write (exFAT, ext4, NTFS; docs/efi-loader.md): the
@@ -497,9 +565,14 @@ struct vhd_boot_prepare_result {
   uint64_t holes_filled;         /* bytes of holes and unwritten ranges written */
   uint64_t bytes_written;        /* zeros written in all, holes and reserve */
 };
-VHD_API int vhd_boot_prepare(vhd_image *img, uint64_t reserve_bytes,
-                             vhd_progress_fn progress, void *opaque,
-                             struct vhd_boot_prepare_result *result);
+/* result may be NULL; else it is filled (sized, above). */
+VHD_API int vhd_boot_prepare_sized(vhd_image *img, uint64_t reserve_bytes,
+                                   vhd_progress_fn progress, void *opaque,
+                                   struct vhd_boot_prepare_result *result,
+                                   size_t result_size);
+#define vhd_boot_prepare(img, reserve_bytes, progress, opaque, result) \
+  vhd_boot_prepare_sized((img), (reserve_bytes), (progress), (opaque), (result), \
+                         sizeof(struct vhd_boot_prepare_result))
 
 /* Write the data of child_path's layers into ancestor_path (NULL: its
  * parent), so the ancestor reads as the child did. Crash-safe: every image
@@ -542,10 +615,15 @@ struct vhd_extent {
                             when layer >= 0): qemu-img map's "depth" */
 };
 /* fn returns 0 to go on; anything else stops the map, which then returns
- * that value when negative and -ECANCELED otherwise. */
+ * that value when negative and -ECANCELED otherwise. extent is the
+ * library's, valid during the call; the caller's sizeof(struct vhd_extent)
+ * is passed (sized, above) so that it is never shorter than the caller
+ * reads. */
 typedef int (*vhd_extent_fn)(void *opaque, const struct vhd_extent *extent);
-VHD_API int vhd_map(vhd_image *img, uint64_t offset, uint64_t length,
-                    vhd_extent_fn fn, void *opaque);
+VHD_API int vhd_map_sized(vhd_image *img, uint64_t offset, uint64_t length,
+                          vhd_extent_fn fn, void *opaque, size_t extent_size);
+#define vhd_map(img, offset, length, fn, opaque) \
+  vhd_map_sized((img), (offset), (length), (fn), (opaque), sizeof(struct vhd_extent))
 
 /* Whether a and b read the same, as `qemu-img compare` judges it: where
  * one disk is longer, its extra part must read as zeros, unless
@@ -561,9 +639,12 @@ struct vhd_compare_result {
                             UINT64_MAX when none does (equal, or strict and
                             only the sizes differ) */
 };
-VHD_API int vhd_compare(vhd_image *a, vhd_image *b, unsigned flags,
-                        vhd_progress_fn progress, void *opaque,
-                        struct vhd_compare_result *result);
+VHD_API int vhd_compare_sized(vhd_image *a, vhd_image *b, unsigned flags,
+                              vhd_progress_fn progress, void *opaque,
+                              struct vhd_compare_result *result, size_t result_size);
+#define vhd_compare(a, b, flags, progress, opaque, result) \
+  vhd_compare_sized((a), (b), (flags), (progress), (opaque), (result), \
+                    sizeof(struct vhd_compare_result))
 
 /* How large a file vhd_convert(src, ..., p) would make, as `qemu-img
  * measure` tells: fully_allocated with every block present, required for
@@ -578,8 +659,10 @@ struct vhd_measure_result {
   uint64_t required;
   uint64_t fully_allocated;
 };
-VHD_API int vhd_measure(vhd_image *src, const struct vhd_create_params *p,
-                        struct vhd_measure_result *result);
+VHD_API int vhd_measure_sized(vhd_image *src, const struct vhd_create_params *p,
+                              struct vhd_measure_result *result, size_t result_size);
+#define vhd_measure(src, p, result) \
+  vhd_measure_sized((src), (p), (result), sizeof(struct vhd_measure_result))
 
 /* Figures about the layout of one image, for `vhdtool info`. */
 struct vhd_layout {
@@ -589,7 +672,10 @@ struct vhd_layout {
                                   previous block in virtual order */
   unsigned fragmentation_pct;  /* fragmented_blocks * 100 / data_blocks */
 };
-VHD_API int vhd_get_layout(vhd_image *img, struct vhd_layout *layout);
+VHD_API int vhd_get_layout_sized(vhd_image *img, struct vhd_layout *layout,
+                                 size_t layout_size);
+#define vhd_get_layout(img, layout) \
+  vhd_get_layout_sized((img), (layout), sizeof(struct vhd_layout))
 
 /* Platform rules: checked on an image, or met by the parameters of a new
  * one (vhd_profile_apply adjusts p for a copy of an image of src_size). */
@@ -598,9 +684,12 @@ enum vhd_profile {
   VHD_PROFILE_HYPERV = 2,      /* alignment, block sizes */
   VHD_PROFILE_VIRTUALPC = 3,   /* VHD with a CHS-exact size */
 };
+/* "azure", "hyperv", "virtualpc"; an unknown or NULL name is -EINVAL, an
+ * unknown profile's name NULL. The strings are static. */
 VHD_API int vhd_profile_from_name(const char *name, enum vhd_profile *out);
 VHD_API const char *vhd_profile_name(enum vhd_profile profile);
-/* Each broken rule goes to report (named); *violations counts them. */
+/* Each broken rule goes to report (named; may be NULL); *violations counts
+ * them. vhd_profile_apply changes only members within p->struct_size. */
 VHD_API int vhd_profile_check(vhd_image *img, enum vhd_profile profile,
                               vhd_check_report_fn report, void *opaque,
                               unsigned *violations);

@@ -4,13 +4,10 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 
-void vhd_create_params_init(struct vhd_create_params *p)
-{
-  memset(p, 0, sizeof *p);
-  p->format = VHD_FORMAT_VHD;
-  p->type = VHD_TYPE_DYNAMIC;
-}
+/* The flags vhd_create knows (vhd_convert has its own). */
+#define CREATE_FLAGS (VHD_CREATE_OVERWRITE | VHD_CREATE_CHS_ROUND)
 
 static int prepare(const char *name, const struct vhd_create_params *in,
                    const struct parent_link *link,
@@ -21,6 +18,8 @@ static int prepare(const char *name, const struct vhd_create_params *in,
   if (!*drv || !(*drv)->create)
     return vhd_error(ENOTSUP, "%s: cannot create images of format %s", name,
                      vhd_format_name(p->format) ? vhd_format_name(p->format) : "(unknown)");
+  if (p->flags & ~CREATE_FLAGS)
+    return vhd_error(EINVAL, "%s: unknown create flags 0x%x", name, p->flags & ~CREATE_FLAGS);
   if (p->format == VHD_FORMAT_RAW)
     p->type = VHD_TYPE_NONE;
   else if (p->type != VHD_TYPE_FIXED && p->type != VHD_TYPE_DYNAMIC &&
@@ -105,11 +104,18 @@ int create_on_io(vhd_io *io, const struct vhd_create_params *in,
   return r;
 }
 
-int vhd_create_io(vhd_io *io, const struct vhd_create_params *p, vhd_image **out)
+int vhd_create_io(vhd_io *io, const struct vhd_create_params *in, vhd_image **out)
 {
   vhd_error_clear();
   if (out)
     *out = NULL;
+  struct vhd_create_params params;
+  const struct vhd_create_params *p = &params;
+  int taken = create_params_take(in, &params);
+  if (taken < 0) {
+    vhd_io_close(io);
+    return taken;
+  }
   struct parent_link link = { NULL, p->parent, p->parent };
   if (p->parent) {
     vhd_io *pio;

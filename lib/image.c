@@ -7,6 +7,7 @@
 #include "foreign.h"
 #include "image.h"
 #include "reserve.h"
+#include "sized.h"
 #include "trims.h"
 #include "util/strfmt.h"
 
@@ -135,11 +136,6 @@ void image_free(struct vhd_image *img)
   }
 }
 
-void vhd_open_params_init(struct vhd_open_params *p)
-{
-  memset(p, 0, sizeof *p);
-}
-
 /* Flags a caller may pass: the public ones, and the library's own that its
  * operations pass through vhd_open (merge keeps or renews a VHDX data id). */
 #define OPEN_PUBLIC_FLAGS (VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | VHD_OPEN_RAW | \
@@ -190,12 +186,16 @@ int image_open_chain(vhd_io *io, const struct vhd_open_params *p,
   return 0;
 }
 
-int vhd_open_io_with(vhd_io *io, const struct vhd_open_params *p, vhd_image **out)
+int vhd_open_io_with(vhd_io *io, const struct vhd_open_params *in, vhd_image **out)
 {
   vhd_error_clear();
   *out = NULL;
-  struct parent_roots *roots;
-  int r = parent_roots_new(p, io->name, &roots);
+  struct vhd_open_params params;
+  const struct vhd_open_params *p = &params;
+  struct parent_roots *roots = NULL;
+  int r = open_params_take(in, &params);
+  if (r == 0)
+    r = parent_roots_new(p, io->name, &roots);
   if (r < 0) {
     vhd_io_close(io);
     return r;
@@ -702,7 +702,7 @@ int vhd_block_status(vhd_image *img, uint64_t offset, uint64_t length,
   return 0;
 }
 
-int vhd_get_info(vhd_image *img, struct vhd_info *info)
+int image_get_info(vhd_image *img, struct vhd_info *info)
 {
   memset(info, 0, sizeof *info);
   info->format = img->drv->format;

@@ -2,13 +2,21 @@
 /* Wrapping backends, and the checked helpers the core calls. */
 #include "error.h"
 #include "io.h"
+#include "sized.h"
 #include "util/strfmt.h"
 
-int vhd_io_new(const struct vhd_io_ops *ops, void *opaque, const char *name,
-               unsigned flags, vhd_io **out)
+int vhd_io_new_sized(const struct vhd_io_ops *caller_ops, size_t ops_size, void *opaque,
+                     const char *name, unsigned flags, vhd_io **out)
 {
   *out = NULL;
-  if (!ops || !ops->pread || !ops->get_size || !ops->close)
+  struct vhd_io_ops table = { 0 };
+  if (!caller_ops)
+    return vhd_error(EINVAL, "vhd_io_new: no vhd_io_ops");
+  int r = sized_in("vhd_io_ops", &table, sizeof table, IO_OPS_SIZE_1, caller_ops, ops_size);
+  if (r < 0)
+    return r;
+  const struct vhd_io_ops *ops = ops_size == sizeof table ? caller_ops : &table;
+  if (!ops->pread || !ops->get_size || !ops->close)
     return vhd_error(EINVAL, "vhd_io_new: pread, get_size and close are required");
   vhd_io *io = vhd_calloc(1, sizeof *io);
   char *copy = vhd_strdup(name ? name : "(unnamed)");
@@ -17,7 +25,10 @@ int vhd_io_new(const struct vhd_io_ops *ops, void *opaque, const char *name,
     vhd_free(copy);
     return vhd_error(ENOMEM, "%s: out of memory", name ? name : "(unnamed)");
   }
-  io->ops = ops;
+  /* The library's own backends compare io->ops with their table, so a
+   * table of this library's size is kept as it is. */
+  io->own_ops = table;
+  io->ops = ops == caller_ops ? caller_ops : &io->own_ops;
   io->opaque = opaque;
   io->name = copy;
   io->flags = flags & VHD_IO_RDWR;

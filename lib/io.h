@@ -8,7 +8,11 @@
 #include "platform.h"
 
 struct vhd_io {
-  const struct vhd_io_ops *ops;
+  const struct vhd_io_ops *ops;   /* the backend's table, or own_ops */
+  /* A caller's table of another size than this library's, completed with
+   * NULLs (vhd_io_new_sized); ops then points here. The reserve wrapper's
+   * copy of a vhd_io points here too, and lives no longer than this one. */
+  struct vhd_io_ops own_ops;
   void *opaque;
   char *name;
   unsigned flags;           /* VHD_IO_RDWR if writable */

@@ -40,7 +40,7 @@ ok "pkg-config --cflags --libs libvhd: a consumer builds and runs"
 cmake -S "$CONSUMER" -B cm/build > cm.log 2>&1 && cmake --build cm/build >> cm.log 2>&1 ||
   { cat cm.log; fail "find_package(libvhd) consumers"; }
 [ "$(cm/build/shared)" = "$VERSION" ] || fail "CMake shared consumer output"
-ldd cm/build/shared | grep -Eq "libvhd.so.0 => (/usr)?/lib/$multiarch/" || fail "shared consumer uses the packaged libvhd.so.0"
+ldd cm/build/shared | grep -Eq "libvhd.so.1 => (/usr)?/lib/$multiarch/" || fail "shared consumer uses the packaged libvhd.so.1"
 [ "$(cm/build/static)" = "$VERSION" ] || fail "CMake static consumer output"
 ! ldd cm/build/static | grep -q libvhd || fail "the static consumer needs libvhd.so"
 ok "find_package(libvhd): libvhd::vhd and libvhd::vhd_static consumers build and run"

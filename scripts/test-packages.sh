@@ -18,7 +18,7 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 start=$(date +%s)
 elapsed() { echo "($(($(date +%s) - start)) s)"; }
-packages="libvhd0 libvhd-dev vhdtool nbdkit-plugin-vhd vhdboot"
+packages="libvhd1 libvhd-dev vhdtool nbdkit-plugin-vhd vhdboot"
 for p in $packages; do
   if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
     echo "$p is already installed: not touching a machine that has it"; exit 1

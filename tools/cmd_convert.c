@@ -45,6 +45,7 @@ static int run(int argc, char **argv)
   const char *me = "convert";
   struct output_choice o;
   bool progress_wanted = false, force = false;
+  unsigned convert_flags = 0;   /* VHD_CONVERT_* */
   const char *base = NULL;
   int c;
 
@@ -58,10 +59,10 @@ static int run(int argc, char **argv)
       force = true;
       break;
     case OPT_SYNC:
-      o.p.flags |= VHD_CREATE_SYNC;
+      convert_flags |= VHD_CONVERT_SYNC;
       break;
     case OPT_DIRECT:
-      o.p.flags |= VHD_CREATE_DIRECT;
+      convert_flags |= VHD_CONVERT_DIRECT;
       break;
     case 'B':
       base = optarg;
@@ -148,7 +149,7 @@ static int run(int argc, char **argv)
   struct progress prog;
   install_interrupt_handler();
   progress_init(&prog, progress_wanted, src_info.virtual_size);
-  r = vhd_convert(src, dst_path, &p, progress_update, &prog);
+  r = vhd_convert(src, dst_path, &p, convert_flags, progress_update, &prog);
   progress_finish(&prog, r == 0);
 
   int st = EXIT_OK;

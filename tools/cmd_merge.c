@@ -67,7 +67,7 @@ static int flatten(vhd_image *child, const char *out, bool have_format,
     p.block_size = info.block_size;
     p.logical_sector_size = info.logical_sector_size;
   }
-  r = vhd_convert(child, out, &p, progress_update, prog);
+  r = vhd_convert(child, out, &p, 0, progress_update, prog);
   progress_finish(prog, r == 0);
   if (r == -ECANCELED && interrupted())
     return fail("%s: flattening interrupted", out);

@@ -484,7 +484,7 @@ int reserve_io_release(vhd_io *io, uint64_t *freed)
   return 0;
 }
 
-int vhd_get_reserve(vhd_image *img, struct vhd_reserve *out)
+int image_get_reserve(vhd_image *img, struct vhd_reserve *out)
 {
   struct reserve_record r;
   memset(out, 0, sizeof *out);

@@ -12,6 +12,7 @@
  * fallocated. */
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 #include "reserve.h"
 #include "util/zero.h"
 
@@ -183,8 +184,8 @@ static int prepare(struct zero_writer *w, const struct vhd_info *info, uint64_t 
   return e;
 }
 
-int vhd_boot_prepare(vhd_image *img, uint64_t reserve_bytes, vhd_progress_fn progress,
-                     void *opaque, struct vhd_boot_prepare_result *result)
+int boot_prepare_image(vhd_image *img, uint64_t reserve_bytes, vhd_progress_fn progress,
+                       void *opaque, struct vhd_boot_prepare_result *result)
 {
   struct vhd_boot_prepare_result res;
   struct vhd_info info;

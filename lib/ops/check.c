@@ -10,6 +10,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 #include "reserve.h"
 #include "util/strfmt.h"
 
@@ -203,15 +204,15 @@ static int check_io(vhd_io *io, unsigned open_flags, const struct parent_roots *
   return r;
 }
 
-int vhd_check_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
-                 void *opaque, struct vhd_check_result *result)
+int check_on_io(vhd_io *io, unsigned flags, vhd_check_report_fn report,
+                void *opaque, struct vhd_check_result *result)
 {
   return check_io(io, 0, NULL, flags, report, opaque, result);
 }
 
-int vhd_check_with(const char *path, const struct vhd_open_params *p, unsigned flags,
-                   vhd_check_report_fn report, void *opaque,
-                   struct vhd_check_result *result)
+int check_on_path(const char *path, const struct vhd_open_params *p, unsigned flags,
+                  vhd_check_report_fn report, void *opaque,
+                  struct vhd_check_result *result)
 {
   vhd_error_clear();
   memset(result, 0, sizeof *result);
@@ -229,12 +230,4 @@ int vhd_check_with(const char *path, const struct vhd_open_params *p, unsigned f
   parent_roots_free(roots);
   vhd_io_close(io);
   return r;
-}
-
-int vhd_check(const char *path, unsigned flags, vhd_check_report_fn report,
-              void *opaque, struct vhd_check_result *result)
-{
-  struct vhd_open_params p;
-  vhd_open_params_init(&p);
-  return vhd_check_with(path, &p, flags, report, opaque, result);
 }

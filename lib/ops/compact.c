@@ -5,6 +5,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 #include "reserve.h"
 #include "util/arith.h"
 
@@ -26,8 +27,8 @@ static int host_bytes(vhd_io *io, uint64_t *out)
   return io_allocated_size(io, out) == 0 ? 0 : io_get_size(io, out);
 }
 
-int vhd_compact(vhd_image *img, unsigned flags, vhd_progress_fn progress, void *opaque,
-                struct vhd_compact_result *result)
+int compact_image(vhd_image *img, unsigned flags, vhd_progress_fn progress, void *opaque,
+                  struct vhd_compact_result *result)
 {
   struct vhd_compact_result res;
   int r;

@@ -6,10 +6,11 @@
 #include "differ.h"
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 #include "util/arith.h"
 
-int vhd_compare(vhd_image *a, vhd_image *b, unsigned flags, vhd_progress_fn progress,
-                void *opaque, struct vhd_compare_result *result)
+int compare_images(vhd_image *a, vhd_image *b, unsigned flags, vhd_progress_fn progress,
+                   void *opaque, struct vhd_compare_result *result)
 {
   vhd_error_clear();
   *result = (struct vhd_compare_result){ .offset = UINT64_MAX };

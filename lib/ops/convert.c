@@ -12,10 +12,10 @@
  * (cache=unsafe), cp and dd: the drivers still write data before the
  * metadata that points at it, but no flush waits for the disk, so the
  * kernel writes back in its own time. Waiting costs about as much as the
- * copy itself on this kind of host (bench/README.md). VHD_CREATE_SYNC asks
+ * copy itself on this kind of host (bench/README.md). VHD_CONVERT_SYNC asks
  * for every flush the drivers make.
  *
- * Page cache. With VHD_CREATE_DIRECT the data pieces are written with
+ * Page cache. With VHD_CONVERT_DIRECT the data pieces are written with
  * O_DIRECT: the kernel's copy into freshly allocated cache pages is most of
  * a buffered conversion's CPU time, and on a loaded VM whose free memory goes
  * back to the host it cost 3-5 times the wall time of direct writes. On a
@@ -28,6 +28,9 @@
 #include "differ.h"
 #include "error.h"
 #include "image.h"
+#include "sized.h"
+
+#define CONVERT_FLAGS (VHD_CONVERT_SYNC | VHD_CONVERT_DIRECT)
 #include "io.h"
 
 /* The output file, seen through a wrapper (io_wrap) whose flush does
@@ -98,9 +101,10 @@ static const struct io_overrides output_overrides = {
   .close = out_close,
 };
 
-/* Create the output file and the new image on it (returned read-write). */
+/* Create the output file and the new image on it (returned read-write);
+ * flags: VHD_CONVERT_*. */
 static int create_output(const char *path, const struct vhd_create_params *p,
-                         vhd_image **dst)
+                         unsigned flags, vhd_image **dst)
 {
   vhd_io *file;
   unsigned ioflags = VHD_IO_RDWR | VHD_IO_CREATE |
@@ -113,12 +117,12 @@ static int create_output(const char *path, const struct vhd_create_params *p,
     vhd_io_close(file);
     return vhd_error(ENOMEM, "%s: out of memory", path);
   }
-  out->sync = (p->flags & VHD_CREATE_SYNC) != 0;
+  out->sync = (flags & VHD_CONVERT_SYNC) != 0;
   /* Not for dynamic VHD: a block's data starts 512 bytes in, right after
    * its bitmap in the same page, and direct writes next to cached pages
    * made ext4 fall back to synchronous writes (raw -> VHD 40 times slower,
    * bench/README.md); buffered misaligned writes are the cheap case there. */
-  out->direct = (p->flags & VHD_CREATE_DIRECT) &&
+  out->direct = (flags & VHD_CONVERT_DIRECT) &&
                 !(p->format == VHD_FORMAT_VHD && p->type != VHD_TYPE_FIXED);
   out->writeback_hint = out->sync;
   vhd_io *io;
@@ -175,7 +179,7 @@ static int write_difference(void *opaque, uint64_t offset, uint32_t length,
 
 /* The new child reads as its base; the sectors where src reads otherwise
  * are written into it, and nothing else. The child's own file backend
- * flushes at close, so VHD_CREATE_SYNC is met and VHD_CREATE_DIRECT not
+ * flushes at close, so VHD_CONVERT_SYNC is met and VHD_CONVERT_DIRECT not
  * needed (a child holds the differences, not a disk's worth of data). */
 static int convert_onto_base(vhd_image *src, const char *dst_path,
                              struct vhd_create_params *p, vhd_progress_fn progress,
@@ -196,11 +200,16 @@ static int convert_onto_base(vhd_image *src, const char *dst_path,
 }
 
 int vhd_convert(vhd_image *src, const char *dst_path,
-                const struct vhd_create_params *params,
+                const struct vhd_create_params *params, unsigned flags,
                 vhd_progress_fn progress, void *opaque)
 {
   vhd_error_clear();
-  struct vhd_create_params p = *params;
+  struct vhd_create_params p;
+  int r = create_params_take(params, &p);
+  if (r < 0)
+    return r;
+  if (flags & ~CONVERT_FLAGS)
+    return vhd_error(EINVAL, "%s: unknown convert flags 0x%x", dst_path, flags & ~CONVERT_FLAGS);
   if (p.type == VHD_TYPE_DIFFERENCING && !p.parent)
     return vhd_error(EINVAL, "%s: a differencing output needs a base (parent)", dst_path);
   if (p.parent && p.type == VHD_TYPE_FIXED)
@@ -222,7 +231,7 @@ int vhd_convert(vhd_image *src, const char *dst_path,
   if (p.parent)
     return convert_onto_base(src, dst_path, &p, progress, opaque);
   vhd_image *dst;
-  int r = create_output(dst_path, &p, &dst);
+  r = create_output(dst_path, &p, flags, &dst);
   if (r < 0)
     return r;
   r = copy_disk(src, dst, src->virtual_size, progress, opaque);

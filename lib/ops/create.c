@@ -9,6 +9,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 #include "io.h"
 #include "util/path.h"
 #include "util/strfmt.h"
@@ -25,14 +26,18 @@ static char *absolute_path(const char *path)
   return r;
 }
 
-int vhd_create(const char *path, const struct vhd_create_params *p, vhd_image **out)
+int vhd_create(const char *path, const struct vhd_create_params *in, vhd_image **out)
 {
   vhd_error_clear();
   if (out)
     *out = NULL;
+  struct vhd_create_params params;
+  const struct vhd_create_params *p = &params;
   struct parent_link link = { NULL, NULL, NULL };
   char *abs_parent = NULL, *abs_child = NULL, *child_dir = NULL, *rel = NULL;
-  int r = 0;
+  int r = create_params_take(in, &params);
+  if (r < 0)
+    return r;
   if (p->parent) {
     r = vhd_open(p->parent, VHD_OPEN_RDONLY, &link.image);
     if (r < 0) {

@@ -6,6 +6,7 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 
 /* A block's data may start a little after the previous block's end
  * (padding that aligns it, as VHD compact leaves it) and still count as
@@ -36,7 +37,7 @@ static int count_blocks(struct vhd_image *img, struct vhd_layout *layout)
   }
 }
 
-int vhd_get_layout(vhd_image *img, struct vhd_layout *layout)
+int image_get_layout(vhd_image *img, struct vhd_layout *layout)
 {
   int r = 0;
 

@@ -5,6 +5,7 @@
  * is one extent, not a thousand. */
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 
 static bool continues(const struct vhd_extent *e, const struct image_status *st,
                       uint64_t off)
@@ -17,8 +18,8 @@ static bool continues(const struct vhd_extent *e, const struct image_status *st,
   return e->host_offset == UINT64_MAX || e->host_offset + e->length == st->host;
 }
 
-int vhd_map(vhd_image *img, uint64_t offset, uint64_t length, vhd_extent_fn fn,
-            void *opaque)
+int map_image(vhd_image *img, uint64_t offset, uint64_t length, vhd_extent_fn fn,
+              void *opaque)
 {
   vhd_error_clear();
   if (offset > img->virtual_size)

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 #include "util/arith.h"
 #include "util/zero.h"
 
@@ -224,8 +225,8 @@ static int data_blocks(vhd_image *src, uint64_t bs, uint64_t blocks, uint64_t *c
   return 0;
 }
 
-int vhd_measure(vhd_image *src, const struct vhd_create_params *params,
-                struct vhd_measure_result *result)
+int measure_image(vhd_image *src, const struct vhd_create_params *params,
+                  struct vhd_measure_result *result)
 {
   vhd_error_clear();
   const char *name = src ? src->path : "measure";
@@ -241,7 +242,7 @@ int vhd_measure(vhd_image *src, const struct vhd_create_params *params,
   if (src && p.size < src->virtual_size)
     return vhd_error(EINVAL, "%s: the size %llu is smaller than the source's %llu", name,
                      (unsigned long long)p.size, (unsigned long long)src->virtual_size);
-  p.flags &= ~(VHD_CREATE_SYNC | VHD_CREATE_DIRECT | VHD_CREATE_OVERWRITE);
+  p.flags &= ~VHD_CREATE_OVERWRITE;
   struct costs c = { 0 };
   int r = measure_costs(name, &p, &c);
   if (r < 0)

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 #include "util/strfmt.h"
 
 static bool confined(const struct vhd_open_params *p)
@@ -62,13 +63,17 @@ int open_top_file(const char *path, const struct vhd_open_params *p, unsigned io
   return r;
 }
 
-int vhd_open_with(const char *path, const struct vhd_open_params *p, vhd_image **out)
+int vhd_open_with(const char *path, const struct vhd_open_params *in, vhd_image **out)
 {
   vhd_error_clear();
   *out = NULL;
+  struct vhd_open_params params;
+  const struct vhd_open_params *p = &params;
   vhd_io *io;
   struct parent_roots *roots;
-  int r = open_top_file(path, p, io_flags_for(p->flags), &io, &roots);
+  int r = open_params_take(in, &params);
+  if (r == 0)
+    r = open_top_file(path, p, io_flags_for(p->flags), &io, &roots);
   if (r < 0)
     return r;
   r = image_open_chain(io, p, roots, out);

@@ -8,6 +8,7 @@
  * profile sees what any program would. */
 #include "error.h"
 #include "image.h"
+#include "sized.h"
 #include "util/strfmt.h"
 #include "vhd/footer.h"
 
@@ -257,8 +258,8 @@ int vhd_profile_check(vhd_image *img, enum vhd_profile profile, vhd_check_report
 /* ------------------------------------------------------------------ */
 /* Meeting the rules on a new image                                    */
 
-int vhd_profile_apply(enum vhd_profile profile, uint64_t src_size,
-                      struct vhd_create_params *p)
+int profile_apply(enum vhd_profile profile, uint64_t src_size,
+                  struct vhd_create_params *p)
 {
   vhd_error_clear();
   uint64_t size = p->size ? p->size : src_size;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* A program that uses the public API only, built against include/vhd.h
- * and linked with the installed kind of libvhd.a or libvhd.so: an image is
- * made in memory, written, read back and checked. */
+ * (or a baseline header of tests/abi/baseline) and linked with the
+ * installed kind of libvhd.a or libvhd.so: an image is made in memory,
+ * written, read back, and its info (a struct the library fills) checked. */
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,12 @@ int main(void)
   if (vhd_pwrite(img, buf, sizeof buf, 4096) < 0 || vhd_pread(img, back, sizeof back, 4096) < 0 ||
       memcmp(buf, back, sizeof buf) != 0) {
     fprintf(stderr, "write/read: %s\n", vhd_last_error());
+    return 1;
+  }
+  struct vhd_info info;
+  if (vhd_get_info(img, &info) < 0 || info.format != VHD_FORMAT_VHDX ||
+      info.virtual_size != p.size || info.logical_sector_size != 512) {
+    fprintf(stderr, "info: %s\n", vhd_last_error());
     return 1;
   }
   printf("libvhd %s\n", vhd_version());

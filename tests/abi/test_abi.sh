@@ -5,12 +5,18 @@
 # exactly the VHD_API declarations of include/vhd.h; the installed static
 # library defines no other global name (the library's internal io_pread,
 # path_join, copy_disk stay its own); a consumer that uses only vhd.h links
-# with either and runs, also when built against the previous version's
-# header (tests/abi/previous/vhd.h). A change to the public API changes the list in the
-# same commit (and a removal or change of a function, the SONAME).
+# with either and runs.
+# The SONAME rule: a program built against an older header still runs, or
+# the SONAME changed. tests/abi/baseline/libvhd.so.N/vhd.h is the first
+# header of SONAME N, kept as it was (it is what old programs were compiled
+# with): the consumer built against the current SONAME's baseline must run
+# with this library, and one built against an older SONAME's baseline is
+# shown not to (its ABI is gone, which is why the SONAME changed). A change
+# that breaks the current baseline bumps VHD_SOVERSION (lib/CMakeLists.txt),
+# renames the Debian runtime package and adds the new SONAME's baseline.
 # Usage: test_abi.sh LIBVHD_SO LIBVHD_A
 . "$(dirname "$0")/../interop/common.sh"
-need_cmd nm "${CC:-cc}"
+need_cmd nm readelf "${CC:-cc}"
 SO=$1 AR=$2
 DIR=$(cd "$(dirname "$0")" && pwd)
 INC=$DIR/../../include
@@ -41,10 +47,31 @@ consumer_runs() {
 }
 consumer_runs "a vhd.h-only program linked with libvhd.a runs" "$INC" "$AR" -luuid -lz -lpthread
 consumer_runs "a vhd.h-only program linked with libvhd.so runs" "$INC" "$SO"
-# Built against the header of the previous version (tests/abi/previous,
-# a copy kept on purpose: it is what old programs were compiled with),
-# the consumer still runs with this library.
-consumer_runs "a program built against the previous vhd.h runs with this libvhd.so" \
-  "$DIR/previous" "$SO"
+
+SONAME=$(readelf -d "$SO" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+N=${SONAME#libvhd.so.}
+check "the SONAME is libvhd.so.N ($SONAME)" test -n "$SONAME" -a "$N" != "$SONAME"
+check "the Debian runtime package is named after $SONAME (libvhd$N)" \
+  grep -qx "Package: libvhd$N" "$DIR/../../debian/control"
+check "debian/libvhd$N.symbols is for $SONAME" \
+  grep -q "^$SONAME libvhd$N " "$DIR/../../debian/libvhd$N.symbols"
+if [ -f "$DIR/baseline/$SONAME/vhd.h" ]; then
+  consumer_runs "a program built against $SONAME's first header runs with this libvhd.so" \
+    "$DIR/baseline/$SONAME" "$SO"
+else
+  not_ok "no baseline header for $SONAME: copy include/vhd.h to tests/abi/baseline/$SONAME/"
+fi
+for base in "$DIR"/baseline/libvhd.so.*; do
+  old=$(basename "$base")
+  [ "$old" = "$SONAME" ] && continue
+  check "$old is older than $SONAME" test "${old#libvhd.so.}" -lt "$N"
+  if "${CC:-cc}" "${FLAGS[@]}" -I"$base" "$DIR/consumer.c" "$SO" -o "$WORK/old-consumer" \
+       2> "$WORK/cc.err" &&
+     env LD_LIBRARY_PATH="$(dirname "$SO")" "$WORK/old-consumer" > /dev/null 2>&1; then
+    not_ok "a program built against $old's header still runs: its ABI did not break, so the SONAME need not have changed"
+  else
+    ok "a program built against $old's header cannot run with this library, whose SONAME ($SONAME) says so"
+  fi
+done
 
 finish

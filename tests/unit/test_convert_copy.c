@@ -185,11 +185,10 @@ static void convert_to(enum vhd_format fmt, enum vhd_disk_type type, uint32_t bl
   p.type = type;
   p.block_size = block;
   p.logical_sector_size = sector;
-  p.flags = flags;
   struct progress_log log = { 0 };
   vhd_image *src = open_source();
   model.read_in_holes = 0;
-  cr_assert_eq(vhd_convert(src, path, &p, progress, &log), 0, "%s: %s", name, vhd_last_error());
+  cr_assert_eq(vhd_convert(src, path, &p, flags, progress, &log), 0, "%s: %s", name, vhd_last_error());
   vhd_close(src);
   cr_assert_eq(model.read_in_holes, 0, "%s: %llu reads touched host holes", name,
                (unsigned long long)model.read_in_holes);
@@ -207,15 +206,15 @@ Test(convert_copy, every_format_reads_back_the_source)
   convert_to(VHD_FORMAT_RAW, VHD_TYPE_NONE, 0, 0, 0, "out.raw");
   convert_to(VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC, 0, 0, 0, "dyn.vhd");
   convert_to(VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC, 512 * KiB, 0, 0, "dyn512k.vhd");
-  convert_to(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 0, 0, VHD_CREATE_SYNC, "fixed.vhd");
+  convert_to(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 0, 0, VHD_CONVERT_SYNC, "fixed.vhd");
   convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, MiB, 0, 0, "dyn.vhdx");
-  convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 0, 4096, VHD_CREATE_SYNC, "dyn4k.vhdx");
+  convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 0, 4096, VHD_CONVERT_SYNC, "dyn4k.vhdx");
   convert_to(VHD_FORMAT_VHDX, VHD_TYPE_FIXED, 0, 0, 0, "fixed.vhdx");
   /* the same with the data written around the page cache (O_DIRECT) */
-  convert_to(VHD_FORMAT_RAW, VHD_TYPE_NONE, 0, 0, VHD_CREATE_DIRECT, "direct.raw");
-  convert_to(VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC, 0, 0, VHD_CREATE_DIRECT, "direct.vhd");
-  convert_to(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 0, 0, VHD_CREATE_DIRECT, "direct-fixed.vhd");
-  convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 0, 0, VHD_CREATE_DIRECT | VHD_CREATE_SYNC,
+  convert_to(VHD_FORMAT_RAW, VHD_TYPE_NONE, 0, 0, VHD_CONVERT_DIRECT, "direct.raw");
+  convert_to(VHD_FORMAT_VHD, VHD_TYPE_DYNAMIC, 0, 0, VHD_CONVERT_DIRECT, "direct.vhd");
+  convert_to(VHD_FORMAT_VHD, VHD_TYPE_FIXED, 0, 0, VHD_CONVERT_DIRECT, "direct-fixed.vhd");
+  convert_to(VHD_FORMAT_VHDX, VHD_TYPE_DYNAMIC, 0, 0, VHD_CONVERT_DIRECT | VHD_CONVERT_SYNC,
              "direct.vhdx");
 }
 
@@ -259,7 +258,7 @@ Test(convert_copy, a_read_error_in_either_worker_reaches_the_caller)
     vhd_image *src = open_source();
     model.bytes_read = 0;
     model.fail_after = after;
-    int r = vhd_convert(src, path, &p, NULL, NULL);
+    int r = vhd_convert(src, path, &p, 0, NULL, NULL);
     model.fail_after = 0;
     vhd_close(src);
     cr_assert_eq(r, -EIO, "failing after %llu bytes: %d", (unsigned long long)after, r);
@@ -278,7 +277,7 @@ Test(convert_copy, cancel_removes_the_output)
   p.type = VHD_TYPE_NONE;
   struct progress_log log = { .cancel_at = 2 };
   vhd_image *src = open_source();
-  int r = vhd_convert(src, path, &p, progress, &log);
+  int r = vhd_convert(src, path, &p, 0, progress, &log);
   vhd_close(src);
   cr_assert_eq(r, -ECANCELED);
   cr_assert_not_null(strstr(vhd_last_error(), "cancel.raw"), "message: %s", vhd_last_error());

@@ -66,7 +66,7 @@ static void refused_onto(enum vhd_format fmt)
     p.format = VHD_FORMAT_RAW;
     p.type = VHD_TYPE_NONE;
     p.flags = VHD_CREATE_OVERWRITE;
-    int r = vhd_convert(src, targets[i], &p, NULL, NULL);
+    int r = vhd_convert(src, targets[i], &p, 0, NULL, NULL);
     cr_assert_eq(r, -EINVAL, "convert onto %s returned %d (%s)", targets[i], r,
                  vhd_last_error());
     cr_assert(strstr(vhd_last_error(), "source"), "message: %s", vhd_last_error());
@@ -91,7 +91,7 @@ static void refused_onto(enum vhd_format fmt)
   vhd_create_params_init(&p);
   p.format = VHD_FORMAT_RAW;
   p.type = VHD_TYPE_NONE;
-  cr_assert_eq(vhd_convert(src, spath("out.raw"), &p, NULL, NULL), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_convert(src, spath("out.raw"), &p, 0, NULL, NULL), 0, "%s", vhd_last_error());
   cr_assert_eq(vhd_close(src), 0);
   free(b0);
   free(b1);

@@ -62,7 +62,7 @@ static void through_every_operation(enum vhd_format fmt)
   cr_assert_eq(memcmp(back, data, 2 * MiB), 0, "read back differs");
   pattern(data, MiB, 9);
   cr_assert_eq(vhd_pwrite(img, data, MiB, 8 * MiB), 0, "%s", vhd_last_error());
-  cr_assert_eq(vhd_convert(img, spath("out.vhdx"), &p, NULL, NULL), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_convert(img, spath("out.vhdx"), &p, 0, NULL, NULL), 0, "%s", vhd_last_error());
   struct vhd_compact_result cres;
   cr_assert_eq(vhd_compact(img, 0, NULL, NULL, &cres), 0, "%s", vhd_last_error());
   cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());

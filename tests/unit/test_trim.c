@@ -17,7 +17,7 @@ static void teardown(void) { scratch_remove(); fake_free_all(); }
 static vhd_image *make(const char *name, enum vhd_format fmt, uint32_t bs, const char *parent)
 {
   struct vhd_create_params p;
-  memset(&p, 0, sizeof p);
+  vhd_create_params_init(&p);
   p.format = fmt;
   p.type = parent ? VHD_TYPE_DIFFERENCING : VHD_TYPE_DYNAMIC;
   p.size = parent ? 0 : 128 * MiB;
@@ -57,7 +57,7 @@ static vhd_image *make_fake(struct fake *f, enum vhd_format fmt, uint32_t bs)
 {
   memset(f, 0, sizeof *f);
   struct vhd_create_params p;
-  memset(&p, 0, sizeof p);
+  vhd_create_params_init(&p);
   p.format = fmt;
   p.type = VHD_TYPE_DYNAMIC;
   p.size = 64 * MiB;

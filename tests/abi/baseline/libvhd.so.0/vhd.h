@@ -33,9 +33,15 @@ extern "C" {
 #define VHD_API
 #endif
 
+/* The version, in this one place: the build (CMakeLists.txt) reads it
+ * from here. */
 #define LIBVHD_VERSION_MAJOR 0
 #define LIBVHD_VERSION_MINOR 1
 #define LIBVHD_VERSION_PATCH 0
+#define LIBVHD_STRINGIFY_(x) #x
+#define LIBVHD_STRINGIFY(x) LIBVHD_STRINGIFY_(x)
+#define LIBVHD_VERSION_STRING LIBVHD_STRINGIFY(LIBVHD_VERSION_MAJOR) "." \
+  LIBVHD_STRINGIFY(LIBVHD_VERSION_MINOR) "." LIBVHD_STRINGIFY(LIBVHD_VERSION_PATCH)
 
 /* Returns the library version as "MAJOR.MINOR.PATCH". */
 VHD_API const char *vhd_version(void);
@@ -58,6 +64,9 @@ enum vhd_format {
   VHD_FORMAT_RAW = 1,
   VHD_FORMAT_VHD = 2,
   VHD_FORMAT_VHDX = 3,
+  VHD_FORMAT_QCOW2 = 4,  /* read only (open, convert from, serve) */
+  VHD_FORMAT_VMDK = 5,   /* read only: sparse and stream-optimized */
+  VHD_FORMAT_VDI = 6,    /* read only: fixed and dynamic */
 };
 
 enum vhd_disk_type {
@@ -67,7 +76,8 @@ enum vhd_disk_type {
   VHD_TYPE_DIFFERENCING = 4,
 };
 
-/* Names used on command lines and in JSON: "raw", "vhd", "vhdx";
+/* Names used on command lines and in JSON: "raw", "vhd", "vhdx", "qcow2",
+ * "vmdk", "vdi";
  * "fixed", "dynamic", "differencing". NULL for values out of range (and for
  * VHD_TYPE_NONE). */
 VHD_API const char *vhd_format_name(enum vhd_format format);
@@ -81,20 +91,29 @@ VHD_API const char *vhd_type_name(enum vhd_disk_type type);
  * a test) may bring its own by filling in vhd_io_ops. */
 typedef struct vhd_io vhd_io;
 
+/* pread, get_size and close are required; every other member may be NULL
+ * and the library then never calls it (what that means is said at each).
+ * Members may be called from several threads at once (reads, and writes
+ * to different ranges, run in parallel): a backend that cannot take that
+ * must serialise itself. Each returns 0 or -errno. */
 struct vhd_io_ops {
   /* Read exactly count bytes at offset. Bytes past the end of the file
    * read as zeros. 0 or -errno. */
   int (*pread)(void *opaque, void *buf, size_t count, uint64_t offset);
-  /* Write exactly count bytes at offset, growing the file if needed. */
+  /* Write exactly count bytes at offset, growing the file if needed.
+   * Optional (NULL: a read-only file; writes fail with -EROFS). */
   int (*pwrite)(void *opaque, const void *buf, size_t count, uint64_t offset);
-  /* Make every completed write durable. */
+  /* Make every completed write durable. Optional (NULL: writes are
+   * durable when they return, flush succeeds). */
   int (*flush)(void *opaque);
   /* Current length of the file in bytes. */
   int (*get_size)(void *opaque, uint64_t *size);
-  /* Set the length of the file (grow with zeros or cut). */
+  /* Set the length of the file (grow with zeros or cut). Optional (NULL:
+   * the length cannot change; what needs it fails with -EROFS). */
   int (*set_size)(void *opaque, uint64_t size);
   /* Optional (NULL): give back the host space of a range, which then reads
-   * as zeros. -EOPNOTSUPP when the host cannot. */
+   * as zeros. -ENOTSUP (or -EOPNOTSUPP, the same on Linux) when the host
+   * cannot; the library itself only ever says -ENOTSUP. */
   int (*punch_hole)(void *opaque, uint64_t offset, uint64_t length);
   /* Optional (NULL): find the next data at or after offset: *data is set to
    * the first data byte (or the file size when none) and *hole to the first
@@ -343,11 +362,22 @@ VHD_API int vhd_get_reserve(vhd_image *img, struct vhd_reserve *out);
 /* The parent of a differencing image (owned by the child), NULL otherwise. */
 VHD_API vhd_image *vhd_get_parent(vhd_image *img);
 
+/* Which layer of img's chain is stored in the file at path: 0 for img, 1
+ * for its parent, ...; the same file, not the same name, so a symbolic or
+ * hard link to a layer counts. -ENOENT when none is (or path cannot be
+ * looked at). The rule vhd_convert and vhd_merge use to refuse an output
+ * that is a layer of their source. */
+VHD_API int vhd_chain_layer_of(vhd_image *img, const char *path);
+
 /* ------------------------------------------------------------------ */
 /* Operations                                                          */
 
 /* Progress callbacks get the work done and the total in the same unit;
- * returning non-zero cancels the operation (-ECANCELED). */
+ * returning non-zero cancels the operation (-ECANCELED).
+ * Callbacks (progress, check reports, map extents) must not call back into
+ * the image they are called for: the operation holds the image's lock, so
+ * such a call fails with -EDEADLK (and a message) rather than wait for
+ * itself. Other images may be used freely. */
 typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 /* Copy src's virtual disk (through its whole chain) into a new image at
@@ -362,7 +392,15 @@ typedef int (*vhd_progress_fn)(void *opaque, uint64_t done, uint64_t total);
  * (O_DIRECT) where the file system allows; metadata, unaligned tails and a
  * dynamic VHD's data (512 bytes into each block) still go through it. That
  * wins where new page-cache pages are expensive (a loaded VM that returns
- * free memory to its host) and loses where the disk is the slower part. */
+ * free memory to its host) and loses where the disk is the slower part.
+ * With p->parent set (convert onto a base, `qemu-img convert -B`), dst is
+ * a new differencing image over that base (p->type DIFFERENCING or left
+ * at its default; locators and identity as vhd_create makes them; format
+ * VHD_FORMAT_AUTO: the base's, VHD over raw; block and sector sizes the
+ * base's when 0 and the formats agree) holding only
+ * the sectors where src reads differently from the base, zeros included;
+ * ranges both report as zeros are not read. Such an output is always
+ * flushed before the call returns. */
 VHD_API int vhd_convert(vhd_image *src, const char *dst_path,
                 const struct vhd_create_params *p,
                 vhd_progress_fn progress, void *opaque);
@@ -440,6 +478,29 @@ VHD_API int vhd_compact(vhd_image *img, unsigned flags,
                         vhd_progress_fn progress, void *opaque,
                         struct vhd_compact_result *result);
 
+/* Make img's file ready for vhdboot.efi's rw mode on a host file system
+ * the firmware cannot write (exFAT, ext4, NTFS; docs/efi-loader.md): the
+ * loader writes through the host disk, so it needs written blocks, not
+ * holes or preallocated ones. Every hole and unwritten (preallocated)
+ * range of the file is written with zeros (content unchanged), and a
+ * dynamic or differencing image's file gets a reserve (vhd_get_reserve)
+ * with at least reserve_bytes free (0: the loader's default rule), written
+ * with zeros; an existing reserve that is big enough is kept, a smaller
+ * one grows. The record is written last: the file is a valid image at
+ * every step. Parents are never written; on a block device there is
+ * nothing to do. img must be open read-write; progress counts bytes
+ * written. */
+struct vhd_boot_prepare_result {
+  int uses_reserve;              /* 1: dynamic or differencing (else no reserve) */
+  uint64_t reserve_free_before;  /* 0 when there was no reserve */
+  uint64_t reserve_free_after;
+  uint64_t holes_filled;         /* bytes of holes and unwritten ranges written */
+  uint64_t bytes_written;        /* zeros written in all, holes and reserve */
+};
+VHD_API int vhd_boot_prepare(vhd_image *img, uint64_t reserve_bytes,
+                             vhd_progress_fn progress, void *opaque,
+                             struct vhd_boot_prepare_result *result);
+
 /* Write the data of child_path's layers into ancestor_path (NULL: its
  * parent), so the ancestor reads as the child did. Crash-safe: every image
  * stays readable and a rerun finishes the job. */
@@ -452,6 +513,14 @@ VHD_API int vhd_merge(const char *child_path, const char *ancestor_path,
 #define VHD_SET_PARENT_IGNORE_ID 0x1u
 VHD_API int vhd_set_parent(const char *child_path, const char *parent_path,
                            unsigned flags);
+
+/* Give an image a new random unique id in place (Hyper-V's Set-VHD
+ * -ResetDiskIdentifier): VHD the footer's unique_id, VHDX the Virtual Disk
+ * ID and the data_write_guid. Differencing images whose parent link names
+ * the old id break, so when such children lie in the image's directory it
+ * is refused (-EBUSY, the message naming them) unless VHD_RESET_ID_FORCE. */
+#define VHD_RESET_ID_FORCE 0x1u
+VHD_API int vhd_reset_id(const char *path, unsigned flags);
 
 /* The extents of [offset, offset+length) in order, each a maximal run
  * with one state, one layer and (when known) one contiguous place in that
@@ -477,6 +546,40 @@ struct vhd_extent {
 typedef int (*vhd_extent_fn)(void *opaque, const struct vhd_extent *extent);
 VHD_API int vhd_map(vhd_image *img, uint64_t offset, uint64_t length,
                     vhd_extent_fn fn, void *opaque);
+
+/* Whether a and b read the same, as `qemu-img compare` judges it: where
+ * one disk is longer, its extra part must read as zeros, unless
+ * VHD_COMPARE_STRICT, which makes any size difference a difference (sizes
+ * in whole 512-byte sectors, as qemu-img counts a raw file's). Ranges
+ * block status reports as zeros are not read. progress counts bytes. */
+#define VHD_COMPARE_STRICT 0x1u
+struct vhd_compare_result {
+  int differ;            /* 1: the disks differ, 0: they read the same */
+  int size_differs;      /* the virtual sizes differ (a difference only
+                            when strict or where the extra part is not zeros) */
+  uint64_t offset;       /* start of the first 512-byte sector that differs,
+                            UINT64_MAX when none does (equal, or strict and
+                            only the sizes differ) */
+};
+VHD_API int vhd_compare(vhd_image *a, vhd_image *b, unsigned flags,
+                        vhd_progress_fn progress, void *opaque,
+                        struct vhd_compare_result *result);
+
+/* How large a file vhd_convert(src, ..., p) would make, as `qemu-img
+ * measure` tells: fully_allocated with every block present, required for
+ * src's current data (every output block that src's block status says
+ * holds data counted whole, so an upper bound where that data reads as
+ * zeros; with src NULL, an empty image of p->size). Exact for the layout
+ * this library writes: the image is made by the driver's own create in
+ * memory that holds only metadata. Fixed and raw: both are the file's
+ * length (a raw file's holes are not subtracted, as qemu-img does not).
+ * p->size 0 is src's size. */
+struct vhd_measure_result {
+  uint64_t required;
+  uint64_t fully_allocated;
+};
+VHD_API int vhd_measure(vhd_image *src, const struct vhd_create_params *p,
+                        struct vhd_measure_result *result);
 
 /* Figures about the layout of one image, for `vhdtool info`. */
 struct vhd_layout {
