@@ -184,10 +184,43 @@ struct worker {
   char msg[sizeof ((struct vhd_error_slot *)0)->message];   /* a helper's error */
 };
 
-/* One worker's loop; the caller's worker also reports progress. */
+static int cancelled(struct copy *c)
+{
+  stop_copy(c);
+  return vhd_error(ECANCELED, "%s: conversion cancelled", c->dst->path);
+}
+
+/* The walk is exhausted; the helpers may still be copying the last
+ * pieces. The caller's thread goes on reporting each of them, so progress
+ * and a cancel keep pace however the pieces were shared out (on a busy
+ * machine the helpers can take every piece). */
+static int report_rest(struct copy *c, uint64_t shown, vhd_progress_fn progress, void *opaque)
+{
+  pthread_mutex_lock(&c->lock);
+  while (!c->stop) {
+    uint64_t done = c->done_to;
+    if (done > shown) {
+      shown = done;
+      pthread_mutex_unlock(&c->lock);
+      if (progress(opaque, done, c->size))
+        return cancelled(c);
+      pthread_mutex_lock(&c->lock);
+      continue;
+    }
+    if (c->write_turn == c->next_seq)
+      break;
+    pthread_cond_wait(&c->turn_cv, &c->lock);
+  }
+  pthread_mutex_unlock(&c->lock);
+  return 0;
+}
+
+/* One worker's loop; the caller's worker (the one given progress) also
+ * reports progress, from the caller's thread only. */
 static int work(struct copy *c, struct piece *pc, vhd_progress_fn progress, void *opaque)
 {
   int r;
+  uint64_t shown = 0;
   while ((r = take_piece(c, pc)) > 0) {
     r = copy_piece(c, pc);
     if (r == 0)
@@ -195,13 +228,16 @@ static int work(struct copy *c, struct piece *pc, vhd_progress_fn progress, void
     uint64_t done = finish_piece(c, pc, r);
     if (r < 0)
       return r;
-    if (progress && progress(opaque, done, c->size)) {
-      stop_copy(c);
-      return vhd_error(ECANCELED, "%s: conversion cancelled", c->dst->path);
+    if (progress) {
+      shown = done;
+      if (progress(opaque, done, c->size))
+        return cancelled(c);
     }
   }
   if (r < 0)
     stop_copy(c);
+  else if (progress)
+    r = report_rest(c, shown, progress, opaque);
   return r;
 }
 
