@@ -465,8 +465,9 @@ VHD_API int vhd_resize(vhd_image *img, uint64_t new_size, unsigned flags,
                        vhd_progress_fn progress, void *opaque);
 
 /* Free blocks that read as zeros and give the space back to the host
- * (VHD: later blocks move down and the file is truncated; VHDX: blocks
- * become ZERO/UNMAPPED and their space is punched). Content is unchanged. */
+ * (VHD and VHDX: later blocks move down into the gaps and the file is
+ * truncated; a VHDX block becomes NOT_PRESENT or ZERO). Content is
+ * unchanged. */
 struct vhd_compact_result {
   uint64_t blocks_freed;
   uint64_t file_size_before;

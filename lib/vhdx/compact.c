@@ -1,13 +1,23 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Compacting a dynamic or differencing VHDX, and where its blocks lie.
  *
- * A present block that reads as zeros (freeable.h) becomes NOT_PRESENT
- * when the layers below read as zeros there too, else ZERO (which hides
- * them); its space is punched at once, which is safe before the BAT change
- * is durable because the old block reads as zeros either way. The BAT
- * change goes through the log like every metadata change. Once it is
- * durable and the log is empty, free space at the end of the file is cut
- * off. Blocks are not moved: the holes already give the space back.
+ * Two phases, each leaving a file that opens after a crash at any point
+ * (at worst with leaked space, which a rerun gives back):
+ *  1. Free: a present block that reads as zeros (freeable.h) becomes
+ *     NOT_PRESENT when the layers below read as zeros there too, else ZERO
+ *     (which hides them); its space is punched at once, which is safe
+ *     before the BAT change is durable because the old block reads as
+ *     zeros either way. The change is committed through the log.
+ *  2. Pack: the block that lies highest in the file is copied into the
+ *     lowest free slot below it, until no free slot lies below any block.
+ *     A free slot is one no durable BAT entry references, so a copy never
+ *     overwrites anything a crash could show; the log commit of each batch
+ *     flushes the copies before it repoints their BAT entries, and a
+ *     source becomes free only once that commit is durable. Sources always
+ *     lie above every remaining block, so no source is ever a target. Sector
+ *     bitmap blocks (differencing files) stay where they are.
+ * Once the last commit is durable and the log is empty, free space at the
+ * end of the file is cut off.
  *
  * Content is unchanged, so the data write GUID stays (children of this
  * file keep their link); the file write GUID changes as for any write. */
@@ -46,66 +56,179 @@ int vhdx_cut_tail(struct vhdx *s)
   return 0;
 }
 
+/* Moves per log commit: each batch costs one data flush and one log
+ * transaction; a bound keeps the transaction small and the work a crash
+ * loses short. */
+#define PACK_BATCH 64
+
+struct compact_run {
+  struct vhd_image *img;
+  struct vhdx *s;
+  vhd_progress_fn progress;
+  void *opaque;
+  uint64_t done, total;
+  bool header_done;   /* the file write GUID is renewed */
+  uint8_t *buf;       /* SCAN_CHUNK bytes */
+};
+
+/* One unit of work done; true when the caller cancelled. */
+static bool step(struct compact_run *c)
+{
+  c->done++;
+  return c->progress && c->progress(c->opaque, c->done, c->total) != 0;
+}
+
+/* Before the first change: a new file write GUID, the data write GUID
+ * kept (the content stays the same). */
+static int begin(struct compact_run *c)
+{
+  if (c->header_done || c->s->guids_updated)
+    return 0;
+  int r = vhdx_header_update(c->s, VHDX_NEW_FILE_GUID, NULL);
+  c->header_done = r == 0;
+  return r;
+}
+
+/* Phase 1: zero-reading blocks lose their space. */
+static int free_zero_blocks(struct compact_run *c, uint64_t *freed, bool *cancelled)
+{
+  struct vhdx *s = c->s;
+  int r = 0;
+  for (uint64_t b = 0; b < s->payload_blocks && r == 0; b++) {
+    if (!is_present(vhdx_block_state(s, b)))
+      continue;
+    uint64_t off = b * s->block_size;
+    enum freeable f;
+    r = block_freeable(c->img, off, min_u64(s->block_size, s->virtual_size - off), c->buf,
+                       SCAN_CHUNK, &f);
+    if (r == 0 && f != FREEABLE_NO && (r = begin(c)) == 0) {
+      uint64_t idx = vhdx_payload_index(s, b);
+      uint64_t old = VHDX_BAT_OFFSET(vhdx_bat_get(s, idx));
+      unsigned state = f == FREEABLE_ABSENT && s->has_parent ? VHDX_BAT_NOT_PRESENT
+                                                             : VHDX_BAT_ZERO;
+      vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(state, 0));
+      (*freed)++;
+      int p = io_punch_hole(s->io, old, s->block_size);
+      vhdx_slot_freed(s, old);
+      if (p < 0 && p != -ENOTSUP)
+        r = p;
+    }
+    if (r == 0 && step(c)) {
+      *cancelled = true;
+      break;
+    }
+  }
+  return r;
+}
+
+/* Copy a block's bytes to a slot no durable BAT entry references (slots
+ * and blocks are whole MiB and never overlap). */
+static int copy_block(struct compact_run *c, uint64_t from, uint64_t to)
+{
+  for (uint64_t done = 0; done < c->s->block_size; done += SCAN_CHUNK) {
+    int r = io_pread(c->s->io, c->buf, SCAN_CHUNK, from + done);
+    if (r == 0)
+      r = io_pwrite(c->s->io, c->buf, SCAN_CHUNK, to + done);
+    if (r < 0)
+      return r;
+  }
+  return 0;
+}
+
+/* The present payload blocks as span keys sorted by offset. */
+static int blocks_by_offset(struct vhdx *s, uint64_t **out, size_t *n)
+{
+  uint64_t *keys = vhd_malloc((size_t)(s->payload_blocks + 1) * sizeof *keys);
+  if (!keys)
+    return vhd_error(ENOMEM, "%s: out of memory compacting", s->path);
+  *n = 0;
+  for (uint64_t b = 0; b < s->payload_blocks; b++) {
+    uint64_t idx = vhdx_payload_index(s, b);
+    if (is_present(vhdx_block_state(s, b)))
+      keys[(*n)++] = vhdx_span_key(VHDX_BAT_OFFSET(vhdx_bat_get(s, idx)), idx);
+  }
+  vhdx_sort_spans(keys, *n);
+  *out = keys;
+  return 0;
+}
+
+/* Phase 2, on a file whose free slots are all reusable (committed). */
+static int pack_blocks(struct compact_run *c, bool *cancelled)
+{
+  struct vhdx *s = c->s;
+  uint64_t *keys = NULL, to;
+  size_t n = 0, batch = 0;
+  int r = blocks_by_offset(s, &keys, &n);
+  while (r == 0 && n > 0 && slots_take_lowest(&s->slots, &to)) {
+    uint64_t from = vhdx_span_offset(keys[n - 1]);
+    if (to > from) {
+      (void)slots_push(&s->slots.reusable, to);   /* nothing lies above it */
+      break;
+    }
+    uint64_t idx = vhdx_span_index(keys[--n]);
+    if ((r = begin(c)) < 0 || (r = copy_block(c, from, to)) < 0)
+      break;
+    vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_STATE(vhdx_bat_get(s, idx)), to));
+    vhdx_slot_freed(s, from);
+    if (++batch == PACK_BATCH) {
+      r = vhdx_log_commit(s);
+      batch = 0;
+    }
+    if (r == 0 && step(c)) {
+      *cancelled = true;
+      break;
+    }
+  }
+  vhd_free(keys);
+  return r;
+}
+
 int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                  struct vhd_compact_result *result)
 {
   struct vhdx *s = vhdx_of(img);
-  uint64_t total = 0, done = 0;
-  bool cancelled = false, header_done = false;
-  int r = 0;
+  struct compact_run c = { .img = img, .s = s, .progress = progress, .opaque = opaque };
+  bool cancelled = false;
+  uint64_t punched;
+  int r;
 
   if (s->leave_allocated && !s->has_parent)
     return 0;   /* a fixed file keeps every block (MS-VHDX 2.5.1.1) */
   if (s->broken)
     return vhd_error(EIO, "%s: an earlier metadata update failed; close and reopen the "
                      "image", s->path);
+  /* Start from a durable file: every freed slot reusable. */
+  if ((r = vhdx_log_commit(s)) < 0)
+    return r;
+  /* Work: each present block looked at, then each placed (at most). */
   for (uint64_t b = 0; b < s->payload_blocks; b++)
-    total += is_present(vhdx_block_state(s, b));
-  uint8_t *buf = vhd_malloc(SCAN_CHUNK);
-  if (!buf)
+    c.total += 2 * is_present(vhdx_block_state(s, b));
+  c.buf = vhd_malloc(SCAN_CHUNK);
+  if (!c.buf)
     return vhd_error(ENOMEM, "%s: out of memory compacting", s->path);
 
-  for (uint64_t b = 0; b < s->payload_blocks && r == 0 && !cancelled; b++) {
-    if (!is_present(vhdx_block_state(s, b)))
-      continue;
-    uint64_t off = b * s->block_size;
-    uint64_t len = s->virtual_size - off < s->block_size ? s->virtual_size - off
-                                                          : s->block_size;
-    enum freeable f;
-    r = block_freeable(img, off, len, buf, SCAN_CHUNK, &f);
-    if (r == 0 && f != FREEABLE_NO) {
-      if (!header_done && !s->guids_updated)
-        r = vhdx_header_update(s, VHDX_NEW_FILE_GUID, NULL);
-      header_done = true;
-      uint64_t idx = vhdx_payload_index(s, b);
-      uint64_t old = VHDX_BAT_OFFSET(vhdx_bat_get(s, idx));
-      unsigned state = f == FREEABLE_ABSENT && s->has_parent ? VHDX_BAT_NOT_PRESENT
-                                                             : VHDX_BAT_ZERO;
-      if (r == 0) {
-        vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(state, 0));
-        result->blocks_freed++;
-        int p = io_punch_hole(s->io, old, s->block_size);
-        vhdx_slot_freed(s, old);
-        if (p < 0 && p != -ENOTSUP)
-          r = p;
-      }
-    }
-    done++;
-    if (r == 0 && progress && progress(opaque, done, total))
-      cancelled = true;
-  }
-  vhd_free(buf);
+  r = free_zero_blocks(&c, &result->blocks_freed, &cancelled);
   /* Free slots found at open may still hold old bytes; no durable BAT
    * entry references them, so their space can go back at once. */
-  uint64_t punched;
   if (r == 0)
     r = slots_punch_reusable(&s->slots, s->io, s->block_size, &punched);
   /* What was changed is committed even when cancelled. */
   int r2 = vhdx_log_commit(s);
   if (r == 0)
     r = r2;
+  if (r == 0 && !cancelled)
+    r = pack_blocks(&c, &cancelled);
+  r2 = vhdx_log_commit(s);
+  if (r == 0)
+    r = r2;
   if (r == 0)
     r = vhdx_cut_tail(s);
+  /* Sources left below the new end (under a sector bitmap block). */
+  if (r == 0)
+    r = slots_punch_reusable(&s->slots, s->io, s->block_size, &punched);
+  vhd_free(c.buf);
+  if (r == 0 && !cancelled && progress)
+    progress(opaque, c.total, c.total);
   if (r == 0 && cancelled)
     r = vhd_error(ECANCELED, "%s: compact cancelled", s->path);
   return r;
