@@ -507,6 +507,20 @@ VHD_API int vhd_boot_prepare(vhd_image *img, uint64_t reserve_bytes,
  * stays readable and a rerun finishes the job. */
 VHD_API int vhd_merge(const char *child_path, const char *ancestor_path,
                       unsigned flags, vhd_progress_fn progress, void *opaque);
+/* What vhd_merge(child_path, ancestor_path) would do, decided as it
+ * decides: the ancestor it writes into and the images it then removes, the
+ * child first (paths as the chain opened them). A merge killed while
+ * removing them leaves a record beside the child (child_path + ".merging")
+ * until the removal is done; with the child gone the plan is what that
+ * record still names (absolute paths), which vhd_merge then finishes. The
+ * strings belong to the plan; vhd_merge_plan_removed returns NULL past the
+ * last image. */
+typedef struct vhd_merge_plan vhd_merge_plan;
+VHD_API int vhd_merge_plan_get(const char *child_path, const char *ancestor_path,
+                               vhd_merge_plan **plan);
+VHD_API const char *vhd_merge_plan_ancestor(const vhd_merge_plan *plan);
+VHD_API const char *vhd_merge_plan_removed(const vhd_merge_plan *plan, unsigned i);
+VHD_API void vhd_merge_plan_free(vhd_merge_plan *plan);
 
 /* Point a differencing image at a new parent file (locators and identity
  * rewritten). A parent with another identity is refused unless
