@@ -117,6 +117,19 @@ unsigned vhdx_block_state(const struct vhdx *s, uint64_t block)
 
 /* --- overlap checks ------------------------------------------------------ */
 
+/* One allocated block in one 64-bit key, its file offset in MiB above its
+ * BAT index, so that sorting the keys sorts by offset and the table of
+ * keys costs 8 bytes an allocated block (the BAT has at most
+ * VHDX_MAX_BAT_ENTRIES < 2^24 entries; 40 bits of MiB reach 2^60 bytes). */
+#define SPAN_INDEX_BITS 24
+_Static_assert(VHDX_MAX_BAT_ENTRIES <= 1u << SPAN_INDEX_BITS, "span keys hold a BAT index");
+static uint64_t span_key(uint64_t offset, uint64_t index)
+{
+  return offset / VHDX_MIB << SPAN_INDEX_BITS | index;
+}
+static uint64_t span_offset(uint64_t key) { return (key >> SPAN_INDEX_BITS) * VHDX_MIB; }
+static uint64_t span_index(uint64_t key) { return key & ((1u << SPAN_INDEX_BITS) - 1); }
+
 static void sift_down(uint64_t *a, size_t start, size_t n)
 {
   size_t root = start;
@@ -136,7 +149,7 @@ static void sift_down(uint64_t *a, size_t start, size_t n)
 }
 
 /* Heapsort: no extra memory, no recursion, O(n log n) whatever the input. */
-void vhdx_sort_spans(uint64_t *a, size_t n)
+static void sort_spans(uint64_t *a, size_t n)
 {
   for (size_t i = 1; i < n; i++)
     if (a[i] < a[i - 1])
@@ -180,7 +193,7 @@ static const char *span_kind(const struct vhdx *s, uint64_t index, uint64_t *num
  * not present. */
 static int check_overlaps(struct vhdx *s, struct vhd_diag *d, uint64_t *sp, size_t n)
 {
-  vhdx_sort_spans(sp, n);
+  sort_spans(sp, n);
   struct {
     const char *name;
     uint64_t offset, length;
@@ -191,29 +204,29 @@ static int check_overlaps(struct vhdx *s, struct vhd_diag *d, uint64_t *sp, size
     { "the metadata region", s->reg.meta_offset, s->reg.meta_length },
   };
   for (size_t i = 0; i < n; i++) {
-    uint64_t len = span_length(s, vhdx_span_index(sp[i])), num;
-    const char *kind = span_kind(s, vhdx_span_index(sp[i]), &num);
+    uint64_t len = span_length(s, span_index(sp[i])), num;
+    const char *kind = span_kind(s, span_index(sp[i]), &num);
     for (size_t f = 0; f < sizeof fixed / sizeof fixed[0]; f++) {
-      if (fixed[f].length && vhdx_span_offset(sp[i]) < fixed[f].offset + fixed[f].length &&
-          fixed[f].offset < vhdx_span_offset(sp[i]) + len) {
+      if (fixed[f].length && span_offset(sp[i]) < fixed[f].offset + fixed[f].length &&
+          fixed[f].offset < span_offset(sp[i]) + len) {
         int r = diag_corrupt(d, "%s: %s %llu at offset %llu overlaps %s", s->path, kind,
-                             (unsigned long long)num, (unsigned long long)vhdx_span_offset(sp[i]),
+                             (unsigned long long)num, (unsigned long long)span_offset(sp[i]),
                              fixed[f].name);
         if (r < 0)
           return r;
-        s->bat[vhdx_span_index(sp[i])] = 0;
+        s->bat[span_index(sp[i])] = 0;
       }
     }
-    if (i + 1 < n && vhdx_span_offset(sp[i + 1]) < vhdx_span_offset(sp[i]) + len) {
+    if (i + 1 < n && span_offset(sp[i + 1]) < span_offset(sp[i]) + len) {
       uint64_t num2;
-      const char *kind2 = span_kind(s, vhdx_span_index(sp[i + 1]), &num2);
+      const char *kind2 = span_kind(s, span_index(sp[i + 1]), &num2);
       int r = diag_corrupt(d, "%s: %s %llu at offset %llu overlaps %s %llu at offset %llu",
                            s->path, kind2, (unsigned long long)num2,
-                           (unsigned long long)vhdx_span_offset(sp[i + 1]), kind,
-                           (unsigned long long)num, (unsigned long long)vhdx_span_offset(sp[i]));
+                           (unsigned long long)span_offset(sp[i + 1]), kind,
+                           (unsigned long long)num, (unsigned long long)span_offset(sp[i]));
       if (r < 0)
         return r;
-      s->bat[vhdx_span_index(sp[i + 1])] = 0;
+      s->bat[span_index(sp[i + 1])] = 0;
     }
   }
   return 0;
@@ -240,7 +253,7 @@ static int find_free_slots(struct vhdx *s, const uint64_t *sp, size_t n)
   uint64_t cap = s->payload_blocks + s->bitmap_blocks;
   uint64_t pos = VHDX_MIB;
   for (size_t i = 0; i < n && s->slots.reusable.count < cap; i++) {
-    uint64_t next = vhdx_span_offset(sp[i]);
+    uint64_t next = span_offset(sp[i]);
     while (pos + s->block_size <= next && s->slots.reusable.count < cap) {
       bool moved = false;
       for (size_t f = 0; f < sizeof fixed / sizeof fixed[0] && !moved; f++)
@@ -254,8 +267,8 @@ static int find_free_slots(struct vhdx *s, const uint64_t *sp, size_t n)
         return vhd_error(ENOMEM, "%s: out of memory listing free block slots", s->path);
       pos += s->block_size;
     }
-    if (next + span_length(s, vhdx_span_index(sp[i])) > pos)
-      pos = next + span_length(s, vhdx_span_index(sp[i]));
+    if (next + span_length(s, span_index(sp[i])) > pos)
+      pos = next + span_length(s, span_index(sp[i]));
   }
   return 0;
 }
@@ -310,7 +323,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
       continue;
     }
     uint64_t len = bitmap ? VHDX_BITMAP_BLOCK : s->block_size;
-    if (off < VHDX_MIB || off >= s->file_size || off >> 60) {   /* >> 60: see vhdx_span_key */
+    if (off < VHDX_MIB || off >= s->file_size || off >> 60) {   /* >> 60: see span_key */
       if (off < VHDX_MIB)
         r = diag_corrupt(d, "%s: %s %llu is at offset %llu, inside the header section "
                          "(the first MiB), where no block can be", s->path, kind,
@@ -334,7 +347,7 @@ int vhdx_validate_bat(struct vhdx *s, struct vhd_diag *d)
       goto out;
     }
     sp = n;
-    sp[nspan++] = vhdx_span_key(off, i);
+    sp[nspan++] = span_key(off, i);
   }
 
   /* A partially present block needs its chunk's sector bitmap. */

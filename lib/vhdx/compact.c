@@ -8,14 +8,12 @@
  *     (which hides them); its space is punched at once, which is safe
  *     before the BAT change is durable because the old block reads as
  *     zeros either way. The change is committed through the log.
- *  2. Pack: the block that lies highest in the file is copied into the
- *     lowest free slot below it, until no free slot lies below any block.
- *     A free slot is one no durable BAT entry references, so a copy never
- *     overwrites anything a crash could show; the log commit of each batch
- *     flushes the copies before it repoints their BAT entries, and a
- *     source becomes free only once that commit is durable. Sources always
- *     lie above every remaining block, so no source is ever a target. Sector
- *     bitmap blocks (differencing files) stay where they are.
+ *  2. Pack (the moves decided by lib/ops/pack_plan.c, which keeps each
+ *     copy off space the durable BAT references): a batch of blocks is
+ *     copied, then one log commit flushes the copies and repoints their
+ *     BAT entries; an old place is reused only after that commit. Blocks
+ *     move down past the log and the regions; sector bitmap blocks
+ *     (differencing files) stay where they are.
  * Once the last commit is durable and the log is empty, free space at the
  * end of the file is cut off.
  *
@@ -55,11 +53,6 @@ int vhdx_cut_tail(struct vhdx *s)
   slots_drop_from(&s->slots, end);
   return 0;
 }
-
-/* Moves per log commit: each batch costs one data flush and one log
- * transaction; a bound keeps the transaction small and the work a crash
- * loses short. */
-#define PACK_BATCH 64
 
 struct compact_run {
   struct vhd_image *img;
@@ -121,8 +114,7 @@ static int free_zero_blocks(struct compact_run *c, uint64_t *freed, bool *cancel
   return r;
 }
 
-/* Copy a block's bytes to a slot no durable BAT entry references (slots
- * and blocks are whole MiB and never overlap). */
+/* Copy a block's bytes to a place no durable BAT entry references. */
 static int copy_block(struct compact_run *c, uint64_t from, uint64_t to)
 {
   for (uint64_t done = 0; done < c->s->block_size; done += SCAN_CHUNK) {
@@ -135,51 +127,75 @@ static int copy_block(struct compact_run *c, uint64_t from, uint64_t to)
   return 0;
 }
 
-/* The present payload blocks as span keys sorted by offset. */
-static int blocks_by_offset(struct vhdx *s, uint64_t **out, size_t *n)
+/* Blocks go past the first MiB in whole MiB, off the log, the regions and
+ * the sector bitmap blocks. A fixed file keeps every block where it is. */
+int vhdx_pack_rules(struct vhd_image *img, struct pack_rules *rules)
 {
-  uint64_t *keys = vhd_malloc((size_t)(s->payload_blocks + 1) * sizeof *keys);
-  if (!keys)
+  struct vhdx *s = vhdx_of(img);
+  if (s->leave_allocated && !s->has_parent)
+    return -ENOTSUP;
+  size_t cap = 4 + (s->has_parent ? (size_t)s->bitmap_blocks : 0);
+  struct pack_range *f = rules->fixed = vhd_malloc(cap * sizeof *f);
+  if (!f)
     return vhd_error(ENOMEM, "%s: out of memory compacting", s->path);
-  *n = 0;
-  for (uint64_t b = 0; b < s->payload_blocks; b++) {
-    uint64_t idx = vhdx_payload_index(s, b);
-    if (is_present(vhdx_block_state(s, b)))
-      keys[(*n)++] = vhdx_span_key(VHDX_BAT_OFFSET(vhdx_bat_get(s, idx)), idx);
+  f[0] = (struct pack_range){ s->hdr.log_offset, s->hdr.log_length };
+  f[1] = (struct pack_range){ s->reg.bat_offset, s->reg.bat_length };
+  f[2] = (struct pack_range){ s->reg.meta_offset, s->reg.meta_length };
+  f[3] = (struct pack_range){ s->reg.other_start, s->reg.other_end - s->reg.other_start };
+  rules->nfixed = 4;
+  for (uint64_t chunk = 0; chunk < s->bitmap_blocks && s->has_parent; chunk++) {
+    uint64_t e = vhdx_bat_get(s, vhdx_bitmap_index(s, chunk));
+    if (VHDX_BAT_STATE(e) == VHDX_SB_PRESENT)
+      f[rules->nfixed++] = (struct pack_range){ VHDX_BAT_OFFSET(e), VHDX_BITMAP_BLOCK };
   }
-  vhdx_sort_spans(keys, *n);
-  *out = keys;
+  rules->start = VHDX_MIB;
+  rules->align = VHDX_MIB;
+  rules->skew = 0;
   return 0;
 }
 
-/* Phase 2, on a file whose free slots are all reusable (committed). */
-static int pack_blocks(struct compact_run *c, bool *cancelled)
+int vhdx_move_blocks(struct vhd_image *img, const struct pack_plan *plan,
+                     vhd_progress_fn progress, void *opaque)
 {
-  struct vhdx *s = c->s;
-  uint64_t *keys = NULL, to;
-  size_t n = 0, batch = 0;
-  int r = blocks_by_offset(s, &keys, &n);
-  while (r == 0 && n > 0 && slots_take_lowest(&s->slots, &to)) {
-    uint64_t from = vhdx_span_offset(keys[n - 1]);
-    if (to > from) {
-      (void)slots_push(&s->slots.reusable, to);   /* nothing lies above it */
-      break;
-    }
-    uint64_t idx = vhdx_span_index(keys[--n]);
-    if ((r = begin(c)) < 0 || (r = copy_block(c, from, to)) < 0)
-      break;
-    vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_STATE(vhdx_bat_get(s, idx)), to));
-    vhdx_slot_freed(s, from);
-    if (++batch == PACK_BATCH) {
+  struct vhdx *s = vhdx_of(img);
+  struct compact_run c = { .img = img, .s = s, .progress = progress, .opaque = opaque,
+                           .total = plan->n };
+  bool cancelled = false;
+  int r = 0;
+  if (plan->n == 0)
+    return 0;
+  c.buf = vhd_malloc(SCAN_CHUNK);
+  if (!c.buf)
+    return vhd_error(ENOMEM, "%s: out of memory compacting", s->path);
+  /* The plan places blocks in free space itself; the list would go stale. */
+  slots_clear(&s->slots);
+  size_t released = 0;   /* of the moves made */
+  for (size_t k = 0; k < plan->n && r == 0 && !cancelled; k++) {
+    const struct pack_move *m = &plan->move[k];
+    uint64_t idx = vhdx_payload_index(s, m->blk);
+    if (m->commit_first)
       r = vhdx_log_commit(s);
-      batch = 0;
-    }
-    if (r == 0 && step(c)) {
-      *cancelled = true;
+    if (r == 0)
+      r = begin(&c);
+    if (r == 0)
+      r = copy_block(&c, m->from, m->to);
+    if (r < 0)
       break;
-    }
+    vhdx_bat_set(s, idx, VHDX_BAT_ENTRY(VHDX_BAT_STATE(vhdx_bat_get(s, idx)), m->to));
+    released = m->released_end;
+    cancelled = step(&c);
   }
-  vhd_free(keys);
+  vhd_free(c.buf);
+  int r2 = vhdx_log_commit(s);
+  if (r == 0)
+    r = r2;
+  if (r == 0)
+    r = vhdx_cut_tail(s);
+  /* Old places the cut left (below a block that stayed) hold old copies. */
+  if (r == 0)
+    r = slots_punch_released(s->io, plan->released, released);
+  if (r == 0 && cancelled)
+    r = vhd_error(ECANCELED, "%s: compact cancelled", s->path);
   return r;
 }
 
@@ -200,9 +216,9 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
   /* Start from a durable file: every freed slot reusable. */
   if ((r = vhdx_log_commit(s)) < 0)
     return r;
-  /* Work: each present block looked at, then each placed (at most). */
+  /* Work: each present block looked at. */
   for (uint64_t b = 0; b < s->payload_blocks; b++)
-    c.total += 2 * is_present(vhdx_block_state(s, b));
+    c.total += is_present(vhdx_block_state(s, b));
   c.buf = vhd_malloc(SCAN_CHUNK);
   if (!c.buf)
     return vhd_error(ENOMEM, "%s: out of memory compacting", s->path);
@@ -216,19 +232,9 @@ int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
   int r2 = vhdx_log_commit(s);
   if (r == 0)
     r = r2;
-  if (r == 0 && !cancelled)
-    r = pack_blocks(&c, &cancelled);
-  r2 = vhdx_log_commit(s);
-  if (r == 0)
-    r = r2;
   if (r == 0)
     r = vhdx_cut_tail(s);
-  /* Sources left below the new end (under a sector bitmap block). */
-  if (r == 0)
-    r = slots_punch_reusable(&s->slots, s->io, s->block_size, &punched);
   vhd_free(c.buf);
-  if (r == 0 && !cancelled && progress)
-    progress(opaque, c.total, c.total);
   if (r == 0 && cancelled)
     r = vhd_error(ECANCELED, "%s: compact cancelled", s->path);
   return r;

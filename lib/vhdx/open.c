@@ -133,5 +133,7 @@ const struct vhd_driver vhd_driver_vhdx = {
   .reset_id = vhdx_reset_id,
   .compact = vhdx_compact,
   .block_slot = vhdx_block_slot,
+  .pack_rules = vhdx_pack_rules,
+  .move_blocks = vhdx_move_blocks,
   .structures_end = vhdx_image_end,
 };

@@ -330,27 +330,6 @@ static inline uint64_t vhdx_bitmap_index(const struct vhdx *s, uint64_t chunk)
 {
   return chunk * (s->chunk_ratio + 1) + s->chunk_ratio;
 }
-/* One allocated block in one 64-bit key, its file offset in MiB above its
- * BAT index, so that sorting the keys sorts by offset and a table of keys
- * costs 8 bytes an allocated block (the BAT has at most
- * VHDX_MAX_BAT_ENTRIES < 2^24 entries; 40 bits of MiB reach 2^60 bytes,
- * and open refuses block offsets past that). */
-#define VHDX_SPAN_INDEX_BITS 24
-_Static_assert(VHDX_MAX_BAT_ENTRIES <= 1u << VHDX_SPAN_INDEX_BITS, "span keys hold a BAT index");
-static inline uint64_t vhdx_span_key(uint64_t offset, uint64_t index)
-{
-  return offset / VHDX_MIB << VHDX_SPAN_INDEX_BITS | index;
-}
-static inline uint64_t vhdx_span_offset(uint64_t key)
-{
-  return (key >> VHDX_SPAN_INDEX_BITS) * VHDX_MIB;
-}
-static inline uint64_t vhdx_span_index(uint64_t key)
-{
-  return key & ((1u << VHDX_SPAN_INDEX_BITS) - 1);
-}
-/* Sort span keys (by offset); no extra memory, O(n log n). */
-void vhdx_sort_spans(uint64_t *a, size_t n);
 uint64_t vhdx_bat_get(const struct vhdx *s, uint64_t index);
 void vhdx_bat_set(struct vhdx *s, uint64_t index, uint64_t entry);
 /* Payload block state with 5 folded into UNMAPPED. */
@@ -465,6 +444,9 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
 int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                  struct vhd_compact_result *result);
 int vhdx_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
+int vhdx_pack_rules(struct vhd_image *img, struct pack_rules *rules);
+int vhdx_move_blocks(struct vhd_image *img, const struct pack_plan *plan,
+                     vhd_progress_fn progress, void *opaque);
 uint64_t vhdx_image_end(struct vhd_image *img);
 /* After a commit that left the log empty: cut free space off the end. */
 int vhdx_cut_tail(struct vhdx *s);
