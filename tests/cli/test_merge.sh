@@ -299,6 +299,31 @@ unlink_window() {
   done
   rm -rf k pristine
 }
+# A record that is not a merge's, beside a missing child: refused with one
+# line naming the record, and nothing removed.
+bad_record() {
+  local desc=$1 st
+  V merge rec/gone.vhd > merge.out 2>&1
+  st=$?
+  if [ $st -ne 0 ] && [ "$(wc -l < merge.out)" -eq 1 ] && grep -q "$2" merge.out &&
+     [ -e rec/base.vhd ] && [ -e rec/other.vhd ]; then
+    ok "a merge record $desc is refused, nothing removed"
+  else
+    not_ok "a merge record $desc is refused, nothing removed (status $st): $(cat merge.out)"
+  fi
+}
+rm -rf rec && mkdir rec
+V create -s 1M rec/base.vhd > /dev/null && V create -s 1M rec/other.vhd > /dev/null
+printf 'hello\n' > rec/gone.vhd.merging
+bad_record "that is not one" "gone.vhd.merging: line 1"
+printf 'libvhd merge record 1\nancestor\t%s\nremove\trelative.vhd\n' "$PWD/rec/base.vhd" \
+  > rec/gone.vhd.merging
+bad_record "with a relative path" "gone.vhd.merging: line 3"
+printf 'libvhd merge record 1\nancestor\t%s\nrenew\t0\nremove\t%s\n' "$PWD/rec/base.vhd" \
+  "$PWD/rec/other.vhd" > rec/gone.vhd.merging
+bad_record "naming an image not above the ancestor" "other.vhd, whose chain does not hold"
+rm -rf rec
+
 if [ -n "${KILL_AT_UNLINK_SO:-}" ] && [ -e "$KILL_AT_UNLINK_SO" ]; then
   SIZE=8M
   unlink_window vhd 64K
