@@ -181,6 +181,17 @@ typedef struct vhd_image vhd_image;
 #define VHD_OPEN_PARENTS_BESIDE 0x20u /* parents only in the image's own
                                       directory and below (see
                                       vhd_open_params.parent_dir) */
+/* The identity a differencing child's parent link names (VHDX: the data
+ * write GUID, which a writer renews at its first change; a VHD's unique id
+ * never changes by writing), for a read-write open; vhd_merge uses both. */
+#define VHD_OPEN_KEEP_LINK_ID 0x40u  /* this session's writes keep it, so the
+                                      children linked to the image go on
+                                      opening (a merge writes their own data
+                                      into it); any other child is then stale
+                                      and not told */
+#define VHD_OPEN_RENEW_LINK_ID 0x80u /* the open gives the image a new one, so
+                                      every child linked to the old one is
+                                      refused from now on */
 
 /* Open the image at path, probing its format by content. A differencing
  * image opens its whole chain (parents read-only). Errors name the file

@@ -16,7 +16,7 @@
  * parent by the parent's data_write_guid, which a writer must renew before
  * its first change. Renewed at the start, the child would stop opening the
  * moment the merge began. So the ancestor is opened with
- * IMAGE_OPEN_KEEP_DATA_ID (the copy keeps the GUID), and the GUID is
+ * VHD_OPEN_KEEP_LINK_ID (the copy keeps the GUID), and the GUID is
  * renewed only at the very end, once the merged images are gone: then any
  * other child of the ancestor (a sibling snapshot, which the merge has
  * made stale) is refused at open instead of reading wrong data. A kill
@@ -271,7 +271,7 @@ static int finish(const char *jpath, const struct merge_record *m)
   int r = remove_merged(m);
   if (r == 0 && m->renew) {
     vhd_image *anc;
-    r = vhd_open(m->ancestor, VHD_OPEN_RDWR | IMAGE_OPEN_RENEW_DATA_ID, &anc);
+    r = vhd_open(m->ancestor, VHD_OPEN_RDWR | VHD_OPEN_RENEW_LINK_ID, &anc);
     if (r == 0)
       r = vhd_close(anc);
   }
@@ -293,7 +293,7 @@ static int merge_copy(vhd_image *child, const struct vhd_merge_plan *p,
    * user's; the writer's lock keeps others out of the ancestor from here. */
   io_file_release_lock(a->io);
   vhd_image *anc;
-  int r = vhd_open(p->rec.ancestor, VHD_OPEN_RDWR | IMAGE_OPEN_KEEP_DATA_ID, &anc);
+  int r = vhd_open(p->rec.ancestor, VHD_OPEN_RDWR | VHD_OPEN_KEEP_LINK_ID, &anc);
   if (r < 0)
     return r;
   r = copy_down(child, anc, p->depth, progress, opaque);
