@@ -616,6 +616,10 @@ struct vhd_layout {
   unsigned fragmentation_pct;  /* fragmented_blocks * 100 / data_blocks */
 };
 VHD_API int vhd_get_layout(vhd_image *img, struct vhd_layout *layout);
+/* Bytes img's own file occupies on the host file system, holes excluded
+ * (st_blocks, as `du` counts them); -ENOTSUP (no message) when there is no
+ * such figure: a block device, or a backend that cannot tell. */
+VHD_API int vhd_get_host_bytes(vhd_image *img, uint64_t *bytes);
 
 /* Platform rules: checked on an image, or met by the parameters of a new
  * one (vhd_profile_apply adjusts p for a copy of an image of src_size). */
