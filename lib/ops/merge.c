@@ -21,7 +21,7 @@
  * other child of the ancestor (a sibling snapshot, which the merge has
  * made stale) is refused at open instead of reading wrong data. A kill
  * between removing the child and renewing the GUID leaves the ancestor
- * merged and valid, only without that protection for siblings.
+ * merged and valid, and the record below makes a rerun renew it.
  *
  * Why the merged images are removed. The child would still read correctly
  * over the changed ancestor, but an intermediate image would not (the
@@ -35,7 +35,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "driver.h"
