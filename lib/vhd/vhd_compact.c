@@ -127,6 +127,19 @@ int vhd_fmt_pack_rules(struct vhd_image *img, struct pack_rules *rules)
   rules->start = align_up(s->meta_end, SECTOR);
   rules->align = aligned ? DATA_ALIGN : SECTOR;
   rules->skew = aligned ? s->bitmap_bytes : 0;
+  /* Entries past the disk's last block (a table longer than the disk
+   * needs) are no blocks to move, but what they point at stays theirs. */
+  uint32_t extra = vhd_bat_count_used(&s->bat, s->bat.count) -
+                   vhd_bat_count_used(&s->bat, s->total_blocks);
+  if (extra == 0)
+    return 0;
+  rules->fixed = vhd_malloc((size_t)extra * sizeof *rules->fixed);
+  if (!rules->fixed)
+    return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
+  for (uint32_t i = s->total_blocks; i < s->bat.count; i++)
+    if (s->bat.entry[i] != VHD_BAT_UNUSED)
+      rules->fixed[rules->nfixed++] = (struct pack_range){ vhd_block_offset(s, i),
+                                                           block_bytes(s) };
   return 0;
 }
 
