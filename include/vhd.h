@@ -215,6 +215,17 @@ typedef struct vhd_image vhd_image;
 #define VHD_OPEN_PARENTS_BESIDE 0x20u /* parents only in the image's own
                                       directory and below (see
                                       vhd_open_params.parent_dir) */
+/* The identity a differencing child's parent link names (VHDX: the data
+ * write GUID, which a writer renews at its first change; a VHD's unique id
+ * never changes by writing), for a read-write open; vhd_merge uses both. */
+#define VHD_OPEN_KEEP_LINK_ID 0x40u  /* this session's writes keep it, so the
+                                      children linked to the image go on
+                                      opening (a merge writes their own data
+                                      into it); any other child is then stale
+                                      and not told */
+#define VHD_OPEN_RENEW_LINK_ID 0x80u /* the open gives the image a new one, so
+                                      every child linked to the old one is
+                                      refused from now on */
 
 /* Open the image at path, probing its format by content. A differencing
  * image opens its whole chain (parents read-only, owned by the image).
@@ -529,8 +540,9 @@ VHD_API int vhd_resize(vhd_image *img, uint64_t new_size, unsigned flags,
                        vhd_progress_fn progress, void *opaque);
 
 /* Free blocks that read as zeros and give the space back to the host
- * (VHD: later blocks move down and the file is truncated; VHDX: blocks
- * become ZERO/UNMAPPED and their space is punched). Content is unchanged. */
+ * (VHD and VHDX: later blocks move down into the gaps and the file is
+ * truncated; a VHDX block becomes NOT_PRESENT or ZERO). Content is
+ * unchanged. */
 struct vhd_compact_result {
   uint64_t blocks_freed;
   uint64_t file_size_before;
@@ -579,6 +591,20 @@ VHD_API int vhd_boot_prepare_sized(vhd_image *img, uint64_t reserve_bytes,
  * stays readable and a rerun finishes the job. */
 VHD_API int vhd_merge(const char *child_path, const char *ancestor_path,
                       unsigned flags, vhd_progress_fn progress, void *opaque);
+/* What vhd_merge(child_path, ancestor_path) would do, decided as it
+ * decides: the ancestor it writes into and the images it then removes, the
+ * child first (paths as the chain opened them). A merge killed while
+ * removing them leaves a record beside the child (child_path + ".merging")
+ * until the removal is done; with the child gone the plan is what that
+ * record still names (absolute paths), which vhd_merge then finishes. The
+ * strings belong to the plan; vhd_merge_plan_removed returns NULL past the
+ * last image. */
+typedef struct vhd_merge_plan vhd_merge_plan;
+VHD_API int vhd_merge_plan_get(const char *child_path, const char *ancestor_path,
+                               vhd_merge_plan **plan);
+VHD_API const char *vhd_merge_plan_ancestor(const vhd_merge_plan *plan);
+VHD_API const char *vhd_merge_plan_removed(const vhd_merge_plan *plan, unsigned i);
+VHD_API void vhd_merge_plan_free(vhd_merge_plan *plan);
 
 /* Point a differencing image at a new parent file (locators and identity
  * rewritten). A parent with another identity is refused unless
@@ -676,6 +702,10 @@ VHD_API int vhd_get_layout_sized(vhd_image *img, struct vhd_layout *layout,
                                  size_t layout_size);
 #define vhd_get_layout(img, layout) \
   vhd_get_layout_sized((img), (layout), sizeof(struct vhd_layout))
+/* Bytes img's own file occupies on the host file system, holes excluded
+ * (st_blocks, as `du` counts them); -ENOTSUP (no message) when there is no
+ * such figure: a block device, or a backend that cannot tell. */
+VHD_API int vhd_get_host_bytes(vhd_image *img, uint64_t *bytes);
 
 /* Platform rules: checked on an image, or met by the parameters of a new
  * one (vhd_profile_apply adjusts p for a copy of an image of src_size). */

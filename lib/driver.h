@@ -54,6 +54,39 @@ struct parent_link {
   const char *absolute;     /* absolute host path, '/' separators */
 };
 
+/* Compact's packing: the plan is made once for every format in lib/ops/
+ * (pack_plan.c) from block_slot and pack_rules; the driver's move_blocks
+ * carries it out. */
+struct pack_range {
+  uint64_t offset, length;
+};
+struct pack_rules {
+  uint64_t start;              /* the first byte a block may move to */
+  uint64_t align, skew;        /* a block moves to where (offset + skew) % align
+                                  is 0 (skew: a VHD sector bitmap before the
+                                  data that is aligned) */
+  struct pack_range *fixed;    /* structures past start no block may move
+                                  onto, in any order (vhd_malloc'd; the
+                                  caller frees it) */
+  size_t nfixed;
+};
+struct pack_move {
+  uint64_t blk, from, to;      /* block_slot's block, old and new place */
+  bool commit_first;           /* the copy may land where the durable table
+                                  still points: commit the moves before it
+                                  first */
+  size_t released_end;         /* the released places of this move and the
+                                  ones before it: released[0..released_end) */
+};
+struct pack_plan {
+  struct pack_move *move;      /* in plan order: to and from increase */
+  size_t n;
+  struct pack_range *released; /* old places no move's new place covers, in
+                                  move order: to give back once the moves
+                                  made are durable */
+  size_t nreleased;
+};
+
 struct vhd_driver {
   const char *name;
   enum vhd_format format;
@@ -136,6 +169,16 @@ struct vhd_driver {
    * slot, a VHD sector bitmap included) when the layer stores the block,
    * 0 when it does not, -ERANGE (no message) past the last block. */
   int (*block_slot)(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
+  /* Optional, both or neither (NULL: compact never moves blocks): where
+   * compact may put blocks (-ENOTSUP with no message: nowhere, the blocks
+   * stay), and the moves of a plan made from it (pack_plan.h): each block's
+   * whole slot copied and its table entry repointed, a commit (data durable
+   * first, then the table) before every move marked commit_first and after
+   * the last, then the released places given back and the file cut after
+   * its last structure. Run after compact, under the same lock. */
+  int (*pack_rules)(struct vhd_image *img, struct pack_rules *rules);
+  int (*move_blocks)(struct vhd_image *img, const struct pack_plan *plan,
+                     vhd_progress_fn progress, void *opaque);
   /* Optional (NULL: the format never has a vhdboot reserve): the end of
    * the last structure the open image references in its file. A reserve
    * record is trusted only when it lies past this (lib/reserve.h). */

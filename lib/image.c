@@ -136,12 +136,11 @@ void image_free(struct vhd_image *img)
   }
 }
 
-/* Flags a caller may pass: the public ones, and the library's own that its
- * operations pass through vhd_open (merge keeps or renews a VHDX data id). */
+/* Flags a caller may pass (include/vhd.h). */
 #define OPEN_PUBLIC_FLAGS (VHD_OPEN_RDWR | VHD_OPEN_NO_PARENT | VHD_OPEN_RAW | \
                            VHD_OPEN_RAW_PARENT | VHD_OPEN_FORCE_SHARE | \
-                           VHD_OPEN_PARENTS_BESIDE | IMAGE_OPEN_KEEP_DATA_ID | \
-                           IMAGE_OPEN_RENEW_DATA_ID)
+                           VHD_OPEN_PARENTS_BESIDE | VHD_OPEN_KEEP_LINK_ID | \
+                           VHD_OPEN_RENEW_LINK_ID)
 
 int image_open_chain(vhd_io *io, const struct vhd_open_params *p,
                      const struct parent_roots *roots, vhd_image **out)

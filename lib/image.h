@@ -76,15 +76,6 @@ struct image_status {
 int image_block_status(struct vhd_image *img, uint64_t offset, uint64_t length,
                        unsigned flags, struct image_status *st);
 
-/* Internal open flags, above the public VHD_OPEN_* bits, for vhd_merge
- * (lib/ops/merge.c says why). Only a read-write VHDX image heeds them.
- * KEEP_DATA_ID: this session's writes leave the data_write_guid as it is,
- * so the children linked to it keep opening while a merge copies their
- * data down. RENEW_DATA_ID: the open itself gives the image a fresh
- * data_write_guid, the change a merge deferred to its end. */
-#define IMAGE_OPEN_KEEP_DATA_ID  0x100u
-#define IMAGE_OPEN_RENEW_DATA_ID 0x200u
-
 /* vhd_zero's work on a sector-aligned range, for a caller that holds the
  * image's exclusive lock; the range may lie past the virtual size but
  * inside the driver's tables (a resize). */

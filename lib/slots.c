@@ -2,6 +2,7 @@
 /* Free block slots (slots.h). */
 #include "slots.h"
 
+#include "driver.h"
 #include "io.h"
 #include "util/array.h"
 #include "util/zero.h"
@@ -86,6 +87,18 @@ int slots_punch_reusable(const struct free_slots *f, struct vhd_io *io, uint64_t
     if (r < 0)
       return r;
     (*n)++;
+  }
+  return 0;
+}
+
+int slots_punch_released(struct vhd_io *io, const struct pack_range *places, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    int r = io_punch_hole(io, places[i].offset, places[i].length);
+    if (r == -ENOTSUP)
+      return 0;
+    if (r < 0)
+      return r;
   }
   return 0;
 }

@@ -42,6 +42,11 @@ size_t slots_count(const struct free_slots *f);
 struct vhd_io;
 int slots_punch_reusable(const struct free_slots *f, struct vhd_io *io, uint64_t bytes,
                          uint64_t *n);
+/* Punch the n places compact's moves left (driver.h's pack_plan): no
+ * durable table entry references them. A host that cannot punch is not an
+ * error. */
+struct pack_range;
+int slots_punch_released(struct vhd_io *io, const struct pack_range *places, size_t n);
 /* How many slots of `bytes` each still hold data in their whole 4 KiB
  * host pages (space the host spends on nothing: check calls that a leak)
  * and how many are holes there (only file size, which new blocks and

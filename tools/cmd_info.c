@@ -59,7 +59,7 @@ static void print_text(const char *path, vhd_image *img, const struct vhd_info *
     printf("disk type: %s\n", vhd_type_name(in->type));
   print_size_line("virtual size", in->virtual_size);
   print_size_line("file size", in->file_size);
-  if (host_allocated_size(path, &actual))
+  if (vhd_get_host_bytes(img, &actual) == 0)
     print_size_line("disk size", actual);
   struct vhd_reserve rs;
   if (vhd_get_reserve(img, &rs) == 0) {
@@ -134,7 +134,7 @@ static void print_json(const char *path, vhd_image *img, const struct vhd_info *
   json_member_string(&w, "type", raw ? NULL : vhd_type_name(in->type));
   json_member_uint(&w, "virtual-size", in->virtual_size);
   json_member_uint(&w, "file-size", in->file_size);
-  if (host_allocated_size(path, &actual))
+  if (vhd_get_host_bytes(img, &actual) == 0)
     json_member_uint(&w, "actual-size", actual);
   else
     json_member_null(&w, "actual-size");

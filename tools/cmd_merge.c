@@ -23,27 +23,46 @@ static const struct option long_options[] = {
   {NULL, 0, NULL, 0},
 };
 
-/* The images a merge into ancestor (NULL: the parent) removes, the child
- * first, as a comma-separated list; and the ancestor's path. */
-static int describe_merge(vhd_image *child, const char *ancestor, char *removed, size_t len,
-                          char *into, size_t into_len)
+/* The images the library's plan removes, the child first, as a
+ * comma-separated list. */
+static void list_removed(const vhd_merge_plan *plan, char *out, size_t len)
 {
-  removed[0] = '\0';
-  int anc = ancestor ? vhd_chain_layer_of(child, ancestor) : 1;
-  int depth = 0;
-  for (vhd_image *l = child; l; l = vhd_get_parent(l), depth++) {
-    struct vhd_info in;
-    int r = vhd_get_info(l, &in);
-    if (r < 0)
-      return r;
-    if (depth > 0 && depth == anc) {
-      snprintf(into, into_len, "%s", in.path);
-      return 0;
-    }
-    size_t used = strlen(removed);
-    snprintf(removed + used, len - used, "%s%s", used ? ", " : "", in.path);
+  out[0] = '\0';
+  const char *path;
+  for (unsigned i = 0; (path = vhd_merge_plan_removed(plan, i)); i++) {
+    size_t used = strlen(out);
+    snprintf(out + used, len - used, "%s%s", i ? ", " : "", path);
   }
-  return 1;   /* not in the chain: vhd_merge gives the reason */
+}
+
+/* Merge into ancestor (NULL: the parent); total: the child's virtual size
+ * for the progress bar (0 when only an interrupted merge's removal is
+ * left). */
+static int merge(const char *child_path, const char *into, bool progress_wanted,
+                 uint64_t total)
+{
+  vhd_merge_plan *plan;
+  int r = vhd_merge_plan_get(child_path, into, &plan);
+  if (r < 0)
+    return fail_lib(child_path, r);
+  struct progress prog;
+  install_interrupt_handler();
+  progress_init(&prog, progress_wanted, total);
+  r = vhd_merge(child_path, into, 0, progress_update, &prog);
+  progress_finish(&prog, r == 0);
+  int st = EXIT_OK;
+  if (r == -ECANCELED && interrupted())
+    st = fail("%s: merge interrupted; every image is intact, run the same merge again "
+              "to finish it", child_path);
+  else if (r < 0)
+    st = fail_lib(child_path, r);
+  if (st == EXIT_OK) {
+    char removed[4096];
+    list_removed(plan, removed, sizeof removed);
+    printf("Merged into %s; removed %s.\n", vhd_merge_plan_ancestor(plan), removed);
+  }
+  vhd_merge_plan_free(plan);
+  return st;
 }
 
 static int flatten(vhd_image *child, const char *out, bool have_format,
@@ -121,6 +140,10 @@ static int run(int argc, char **argv)
                        "ancestor's format");
   const char *child_path = argv[optind];
 
+  /* A merge interrupted once its child was removed is finished from the
+   * record the library keeps beside the child (vhd_merge_plan_get). */
+  if (!output && !path_exists(child_path))
+    return merge(child_path, into, progress_wanted, 0);
   vhd_image *child;
   int r = open_with_options(child_path, VHD_OPEN_RDONLY, &child);
   if (r < 0)
@@ -132,27 +155,16 @@ static int run(int argc, char **argv)
     vhd_close(child);
     return st;
   }
+  if (!output) {
+    vhd_close(child);
+    return merge(child_path, into, progress_wanted, info.virtual_size);
+  }
   struct progress prog;
   install_interrupt_handler();
   progress_init(&prog, progress_wanted, info.virtual_size);
-  if (output) {
-    int st = flatten(child, output, have_format, format, &prog);
-    vhd_close(child);
-    return st;
-  }
-
-  char removed[4096], target[4096] = "";
-  describe_merge(child, into, removed, sizeof removed, target, sizeof target);
+  int st = flatten(child, output, have_format, format, &prog);
   vhd_close(child);
-  r = vhd_merge(child_path, into, 0, progress_update, &prog);
-  progress_finish(&prog, r == 0);
-  if (r == -ECANCELED && interrupted())
-    return fail("%s: merge interrupted; every image is intact, run the same merge again "
-                "to finish it", child_path);
-  if (r < 0)
-    return fail_lib(child_path, r);
-  printf("Merged into %s; removed %s.\n", target, removed);
-  return EXIT_OK;
+  return st;
 }
 
 const struct command cmd_merge = {

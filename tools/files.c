@@ -14,17 +14,6 @@ bool path_exists(const char *path)
   return lstat(path, &st) == 0;
 }
 
-bool host_allocated_size(const char *path, uint64_t *out)
-{
-  struct stat st;
-  /* A block device occupies no space of a file system (st_blocks is 0):
-   * there is no such figure to show. */
-  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-    return false;
-  *out = (uint64_t)st.st_blocks * 512u;
-  return true;
-}
-
 int write_all(int fd, const void *buf, size_t len)
 {
   const char *p = buf;

@@ -228,9 +228,6 @@ int settle_output_type(const char *me, struct vhd_create_params *p, bool have_ty
  * symlink: creating over it would write through or fail). */
 bool path_exists(const char *path);
 
-/* Bytes the file occupies on the host (st_blocks * 512); false on error. */
-bool host_allocated_size(const char *path, uint64_t *out);
-
 /* Write all of buf to fd, retrying short writes and EINTR. 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* vhd_get_layout: where an image's data lies, for `vhdtool info`. The
+/* vhd_get_layout and vhd_get_host_bytes: where an image's data lies and
+ * what its file costs the host, for `vhdtool info`. The
  * driver says where each block lies; fragmentation is judged here; the smallest
  * size a shrink could reach comes from block status through the chain, so
  * data a parent holds counts too. */
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "io.h"
 #include "sized.h"
 
 /* A block's data may start a little after the previous block's end
@@ -74,4 +76,14 @@ int image_get_layout(vhd_image *img, struct vhd_layout *layout)
   end = (end + sector - 1) / sector * sector;
   layout->min_size = end < img->virtual_size ? end : img->virtual_size;
   return 0;
+}
+
+int vhd_get_host_bytes(vhd_image *img, uint64_t *bytes)
+{
+  vhd_error_clear();
+  /* A device's blocks are not a file system's: the backend counts all of
+   * it (compact's host bytes), which is no figure to show here. */
+  if (img->io->fixed_size)
+    return -ENOTSUP;
+  return io_allocated_size(img->io, bytes);
 }

@@ -16,31 +16,32 @@
  * parent by the parent's data_write_guid, which a writer must renew before
  * its first change. Renewed at the start, the child would stop opening the
  * moment the merge began. So the ancestor is opened with
- * IMAGE_OPEN_KEEP_DATA_ID (the copy keeps the GUID), and the GUID is
+ * VHD_OPEN_KEEP_LINK_ID (the copy keeps the GUID), and the GUID is
  * renewed only at the very end, once the merged images are gone: then any
  * other child of the ancestor (a sibling snapshot, which the merge has
  * made stale) is refused at open instead of reading wrong data. A kill
  * between removing the child and renewing the GUID leaves the ancestor
- * merged and valid, only without that protection for siblings.
+ * merged and valid, and the record below makes a rerun renew it.
  *
  * Why the merged images are removed. The child would still read correctly
  * over the changed ancestor, but an intermediate image would not (the
  * ancestor now holds the child's data under it), so they no longer are
- * valid differences; Hyper-V deletes them for that reason. The child goes
- * first: while it exists, the whole chain under it is intact and a rerun
- * can finish. An intermediate is left behind only by a kill between two
- * unlink() calls, which remove names only (see remove_merged). */
+ * valid differences; Hyper-V deletes them for that reason. Before the
+ * first name goes, a record of what to remove is made durable beside the
+ * child (merge_journal.h); it goes last. So at every moment the child or
+ * the record names every image still to remove, and a rerun of the same
+ * merge finishes the removal from the record when the child is gone. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "driver.h"
 #include "error.h"
 #include "image.h"
 #include "io.h"
+#include "merge_journal.h"
 #include "util/path.h"
 #include "util/strfmt.h"
 
@@ -132,62 +133,171 @@ static int copy_down(vhd_image *child, vhd_image *anc, unsigned anc_depth,
   return r;
 }
 
-/* Make the removal of path durable: fsync its directory. */
-static int sync_dir_of(const char *path)
-{
-  char *dir = path_dirname(path);
-  if (!dir)
-    return vhd_error(ENOMEM, "%s: out of memory", path);
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int r = 0;
-  if (fd < 0 || fsync(fd) != 0)
-    r = vhd_error(errno, "%s: cannot sync the directory %s: %s", path, dir, strerror(errno));
-  if (fd >= 0)
-    close(fd);
-  vhd_free(dir);
-  return r;
-}
-
-/* The paths of the images above the ancestor, the child first. */
-struct merged {
-  char *path[VHD_MAX_CHAIN_DEPTH];
-  unsigned count;
-};
-
-static void merged_free(struct merged *m)
-{
-  for (unsigned i = 0; i < m->count; i++)
-    vhd_free(m->path[i]);
-  m->count = 0;
-}
-
-/* The child first, so that while it exists a rerun finds its whole chain.
- * Every file is held open while the names go, so each unlink() only
- * removes a name and the files' space is freed at the close after the
- * last one: freeing tens of MiB (of tmpfs pages, say) inside the first
- * unlink() kept a window of milliseconds in which a kill left an orphan
- * intermediate and no child to rerun from (cli/test_merge hit it under
- * load). The directories are synced after the last unlink. If a power cut
- * kept the child but lost the others' removal, nothing is lost: the
- * ancestor already holds every merged byte. */
-static int remove_merged(const struct merged *m)
+/* The child first. Every file is held open while the names go, so each
+ * unlink() only removes a name and the files' space is freed at the close
+ * after the last one (freeing tens of MiB inside an unlink() made the
+ * window between two of them long). The directories are synced after the
+ * last unlink, before the record goes. */
+static int remove_merged(const struct merge_record *m)
 {
   int fd[VHD_MAX_CHAIN_DEPTH];
   for (unsigned i = 0; i < m->count; i++)
-    fd[i] = open(m->path[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    fd[i] = open(m->removed[i], O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   int r = 0;
   for (unsigned i = 0; i < m->count && r == 0; i++)
-    if (unlink(m->path[i]) != 0 && errno != ENOENT)
-      r = vhd_error(errno, "%s: merged, but cannot remove it: %s", m->path[i],
+    if (unlink(m->removed[i]) != 0 && errno != ENOENT)
+      r = vhd_error(errno, "%s: merged, but cannot remove it: %s", m->removed[i],
                     strerror(errno));
   for (unsigned i = 0; i < m->count; i++)
     if (fd[i] >= 0)
       close(fd[i]);
+  for (unsigned i = 0; i < m->count && r == 0; i++)
+    r = merge_sync_dir_of(m->removed[i]);
+  return r;
+}
+
+struct vhd_merge_plan {
+  struct merge_record rec;   /* paths as opened; absolute from a record */
+  unsigned depth;            /* of the ancestor below the child */
+  bool resume;               /* only the removal is left (from a record) */
+};
+
+/* The plan of an interrupted merge whose child is gone: its record, when
+ * there is one (-ENOENT with no message otherwise). */
+static int plan_from_record(const char *child_path, const char *ancestor_path,
+                            struct vhd_merge_plan *p)
+{
+  char *jpath = merge_journal_path(child_path);
+  if (!jpath)
+    return vhd_error(ENOMEM, "%s: out of memory", child_path);
+  int r = merge_journal_read(jpath, &p->rec);
+  if (r == 0 && ancestor_path && !path_same_file(ancestor_path, p->rec.ancestor))
+    r = vhd_error(EINVAL, "%s: the interrupted merge recorded in %s was into %s, not %s",
+                  child_path, jpath, p->rec.ancestor, ancestor_path);
+  p->resume = r == 0;
+  vhd_free(jpath);
+  return r;
+}
+
+/* The plan of a merge of child (open) into ancestor_path (NULL: its
+ * parent): the ancestor, and the images above it, which go. */
+static int plan_from_chain(vhd_image *child, const char *ancestor_path,
+                           struct vhd_merge_plan *p)
+{
+  int r = find_ancestor(child, ancestor_path, &p->depth);
+  vhd_image *a = child;
+  for (unsigned i = 0; r == 0 && i < p->depth; i++, a = a->parent)
+    if (!(p->rec.removed[p->rec.count++] = vhd_strdup(a->path)))
+      r = vhd_error(ENOMEM, "%s: out of memory", child->path);
+  if (r == 0 && !(p->rec.ancestor = vhd_strdup(a->path)))
+    r = vhd_error(ENOMEM, "%s: out of memory", child->path);
+  if (r == 0 && a->virtual_size < child->virtual_size)
+    r = vhd_error(ENOSPC, "%s: the ancestor %s is smaller (%llu bytes) than this image "
+                  "(%llu bytes); resize it first", child->path, a->path,
+                  (unsigned long long)a->virtual_size,
+                  (unsigned long long)child->virtual_size);
+  /* Only VHDX links a child to data that changes (see the top). */
+  p->rec.renew = r == 0 && a->drv->format == VHD_FORMAT_VHDX;
+  return r;
+}
+
+/* The plan, and the child's chain open read-only when the copy is still to
+ * do (*child NULL when only the removal is left). */
+static int make_plan(const char *child_path, const char *ancestor_path,
+                     struct vhd_merge_plan *p, vhd_image **child)
+{
+  memset(p, 0, sizeof *p);
+  *child = NULL;
+  if (access(child_path, F_OK) != 0 && errno == ENOENT) {
+    int r = plan_from_record(child_path, ancestor_path, p);
+    if (r != -ENOENT)
+      return r;
+  }
+  int r = vhd_open(child_path, VHD_OPEN_RDONLY, child);
+  if (r == 0)
+    r = plan_from_chain(*child, ancestor_path, p);
+  if (r < 0) {
+    vhd_close(*child);
+    *child = NULL;
+    merge_record_free(&p->rec);
+  }
+  return r;
+}
+
+/* The record of p with every path made real and absolute, so a rerun from
+ * anywhere finds the same files. */
+static int absolute_record(const struct vhd_merge_plan *p, struct merge_record *out)
+{
+  memset(out, 0, sizeof *out);
+  out->renew = p->rec.renew;
+  const char *bad = (out->ancestor = realpath(p->rec.ancestor, NULL)) ? NULL : p->rec.ancestor;
+  for (unsigned i = 0; !bad && i < p->rec.count; i++, out->count++)
+    if (!(out->removed[i] = realpath(p->rec.removed[i], NULL)))
+      bad = p->rec.removed[i];
+  if (!bad)
+    return 0;
+  int r = vhd_error(errno, "%s: cannot find the real path: %s", bad, strerror(errno));
+  merge_record_free(out);
+  return r;
+}
+
+/* Resuming from a record: each image it names that is still there must
+ * lie above the ancestor in its own chain, or the record is not this
+ * merge's (nothing is removed then). */
+static int check_record(const char *child_path, const struct merge_record *m)
+{
+  for (unsigned i = 0; i < m->count; i++) {
+    if (access(m->removed[i], F_OK) != 0 && errno == ENOENT)
+      continue;
+    vhd_image *img;
+    int r = vhd_open(m->removed[i], VHD_OPEN_RDONLY, &img);
+    if (r < 0)
+      return r;
+    int depth = vhd_chain_layer_of(img, m->ancestor);
+    vhd_close(img);
+    if (depth <= 0)
+      return vhd_error(EINVAL, "%s: the interrupted merge's record names %s, whose chain "
+                       "does not hold %s; nothing removed", child_path, m->removed[i],
+                       m->ancestor);
+  }
+  return 0;
+}
+
+/* Remove the merged images and their record, then renew the ancestor's
+ * data id; every step may be repeated by a rerun. */
+static int finish(const char *jpath, const struct merge_record *m)
+{
+  int r = remove_merged(m);
+  if (r == 0 && m->renew) {
+    vhd_image *anc;
+    r = vhd_open(m->ancestor, VHD_OPEN_RDWR | VHD_OPEN_RENEW_LINK_ID, &anc);
+    if (r == 0)
+      r = vhd_close(anc);
+  }
+  if (r == 0)
+    r = merge_journal_remove(jpath);
+  return r;
+}
+
+/* The copy (see the top): the ancestor opened read-write beside the
+ * child's read-only chain; durable before anything is removed. */
+static int merge_copy(vhd_image *child, const struct vhd_merge_plan *p,
+                      vhd_progress_fn progress, void *opaque)
+{
+  vhd_image *a = child;
+  for (unsigned i = 0; i < p->depth; i++)
+    a = a->parent;
+  /* The chain's read-only handle of the ancestor holds a reader's lock,
+   * which the writer's lock of the second handle would meet as another
+   * user's; the writer's lock keeps others out of the ancestor from here. */
+  io_file_release_lock(a->io);
+  vhd_image *anc;
+  int r = vhd_open(p->rec.ancestor, VHD_OPEN_RDWR | VHD_OPEN_KEEP_LINK_ID, &anc);
   if (r < 0)
     return r;
-  for (unsigned i = 0; i < m->count && r == 0; i++)
-    r = sync_dir_of(m->path[i]);
-  return r;
+  r = copy_down(child, anc, p->depth, progress, opaque);
+  int r2 = vhd_close(anc);   /* flushes */
+  return r < 0 ? r : r2;
 }
 
 int vhd_merge(const char *child_path, const char *ancestor_path, unsigned flags,
@@ -196,52 +306,64 @@ int vhd_merge(const char *child_path, const char *ancestor_path, unsigned flags,
   vhd_error_clear();
   if (flags)
     return vhd_error(EINVAL, "%s: unknown merge flags 0x%x", child_path, flags);
+  struct vhd_merge_plan p;
+  struct merge_record abs = { 0 };
   vhd_image *child;
-  int r = vhd_open(child_path, VHD_OPEN_RDONLY, &child);
-  if (r < 0)
+  char *jpath = merge_journal_path(child_path);
+  int r = jpath ? make_plan(child_path, ancestor_path, &p, &child)
+                : vhd_error(ENOMEM, "%s: out of memory", child_path);
+  if (r < 0) {
+    vhd_free(jpath);
     return r;
-  unsigned depth = 0;
-  struct merged m = { { NULL }, 0 };
-  char *anc_path = NULL;
-  vhd_image *anc = NULL;
-  r = find_ancestor(child, ancestor_path, &depth);
-  vhd_image *a = child;
-  for (unsigned i = 0; r == 0 && i < depth; i++, a = a->parent) {
-    m.path[m.count] = vhd_strdup(a->path);
-    if (!m.path[m.count++])
-      r = vhd_error(ENOMEM, "%s: out of memory", child_path);
   }
-  if (r == 0 && !(anc_path = vhd_strdup(a->path)))
-    r = vhd_error(ENOMEM, "%s: out of memory", child_path);
-  if (r == 0 && a->virtual_size < child->virtual_size)
-    r = vhd_error(ENOSPC, "%s: the ancestor %s is smaller (%llu bytes) than this image "
-                  "(%llu bytes); resize it first", child_path, a->path,
-                  (unsigned long long)a->virtual_size,
-                  (unsigned long long)child->virtual_size);
-  /* Only VHDX links a child to data that changes (see the top). */
-  bool renew = r == 0 && a->drv->format == VHD_FORMAT_VHDX;
-  /* The chain's read-only handle of the ancestor holds a reader's lock,
-   * which the writer's lock of the second handle would meet as another
-   * user's; the writer's lock keeps others out of the ancestor from here. */
-  if (r == 0)
-    io_file_release_lock(a->io);
-  if (r == 0)
-    r = vhd_open(anc_path, VHD_OPEN_RDWR | IMAGE_OPEN_KEEP_DATA_ID, &anc);
-  if (r == 0)
-    r = copy_down(child, anc, depth, progress, opaque);
-  /* Durable before anything is removed: vhd_close flushes. */
-  int r2 = vhd_close(anc);
-  if (r == 0)
-    r = r2;
-  vhd_close(child);
-  if (r == 0)
-    r = remove_merged(&m);
-  if (r == 0 && renew) {
-    r = vhd_open(anc_path, VHD_OPEN_RDWR | IMAGE_OPEN_RENEW_DATA_ID, &anc);
+  if (p.resume) {
+    r = check_record(child_path, &p.rec);
     if (r == 0)
-      r = vhd_close(anc);
+      r = finish(jpath, &p.rec);
+  } else {
+    r = merge_copy(child, &p, progress, opaque);
+    if (r == 0)
+      r = absolute_record(&p, &abs);
+    vhd_close(child);
+    if (r == 0)
+      r = merge_journal_write(jpath, &abs);
+    if (r == 0)
+      r = finish(jpath, &abs);
+    merge_record_free(&abs);
   }
-  merged_free(&m);
-  vhd_free(anc_path);
+  merge_record_free(&p.rec);
+  vhd_free(jpath);
   return r;
+}
+
+int vhd_merge_plan_get(const char *child_path, const char *ancestor_path,
+                       vhd_merge_plan **plan)
+{
+  vhd_error_clear();
+  *plan = vhd_malloc(sizeof **plan);
+  if (!*plan)
+    return vhd_error(ENOMEM, "%s: out of memory", child_path);
+  vhd_image *child;
+  int r = make_plan(child_path, ancestor_path, *plan, &child);
+  vhd_close(child);
+  if (r < 0) {
+    vhd_free(*plan);
+    *plan = NULL;
+  }
+  return r;
+}
+
+const char *vhd_merge_plan_ancestor(const vhd_merge_plan *plan) { return plan->rec.ancestor; }
+
+const char *vhd_merge_plan_removed(const vhd_merge_plan *plan, unsigned i)
+{
+  return i < plan->rec.count ? plan->rec.removed[i] : NULL;
+}
+
+void vhd_merge_plan_free(vhd_merge_plan *plan)
+{
+  if (!plan)
+    return;
+  merge_record_free(&plan->rec);
+  vhd_free(plan);
 }

@@ -6,13 +6,11 @@
  *  1. Free: every block that reads as zeros, with zeros below it too
  *     (freeable.h), loses its BAT entry; the table is made durable, then
  *     the block's space is punched.
- *  2. Pack: blocks after a gap move down into it, in file order. A block is
- *     copied to space no durable BAT entry references, the copy is flushed,
- *     then its BAT entry is repointed and flushed; only after that may its
- *     old place be reused. A block moves only to a place that does not
- *     overlap where it is, so the old copy stays whole until the BAT
- *     stops pointing at it. Finally the footer goes to the new end and the
- *     file is cut (vhd_fmt_flush's tail shrink: footer first, then the cut).
+ *  2. Pack (the moves decided by lib/ops/pack_plan.c): a block is copied
+ *     to space no durable BAT entry references, the copy is flushed, then
+ *     its BAT entry is repointed and flushed; only after that may its old
+ *     place be reused. Finally the footer goes to the new end and the file
+ *     is cut (vhd_fmt_flush's tail shrink: footer first, then the cut).
  */
 #include "vhd/vhd_priv.h"
 
@@ -114,74 +112,77 @@ static int copy_block(struct compact_run *c, uint64_t from, uint64_t to)
   return 0;
 }
 
-/* Where a block moving down to the first free byte `cursor` goes. In a
- * file whose blocks all have their data on 4 KiB boundaries (Hyper-V's
- * aligned layout) the moved blocks keep that alignment. */
-static uint64_t target_for(const struct vhd_state *s, uint64_t cursor, bool aligned)
+/* Blocks go after the header, BAT and locators (meta_end). In a file
+ * whose blocks all have their data on 4 KiB boundaries (Hyper-V's aligned
+ * layout) the moved blocks keep that alignment. */
+int vhd_fmt_pack_rules(struct vhd_image *img, struct pack_rules *rules)
 {
-  if (aligned)
-    return align_up(cursor + s->bitmap_bytes, DATA_ALIGN) - s->bitmap_bytes;
-  return align_up(cursor, SECTOR);
+  struct vhd_state *s = vhd_state(img);
+  if (!vhd_is_sparse(s))
+    return -ENOTSUP;
+  bool aligned = true;
+  for (uint32_t i = 0; i < s->bat.count && aligned; i++)
+    if (s->bat.entry[i] != VHD_BAT_UNUSED)
+      aligned = (vhd_block_offset(s, i) + s->bitmap_bytes) % DATA_ALIGN == 0;
+  rules->start = align_up(s->meta_end, SECTOR);
+  rules->align = aligned ? DATA_ALIGN : SECTOR;
+  rules->skew = aligned ? s->bitmap_bytes : 0;
+  /* Entries past the disk's last block (a table longer than the disk
+   * needs) are no blocks to move, but what they point at stays theirs. */
+  uint32_t extra = vhd_bat_count_used(&s->bat, s->bat.count) -
+                   vhd_bat_count_used(&s->bat, s->total_blocks);
+  if (extra == 0)
+    return 0;
+  rules->fixed = vhd_malloc((size_t)extra * sizeof *rules->fixed);
+  if (!rules->fixed)
+    return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
+  for (uint32_t i = s->total_blocks; i < s->bat.count; i++)
+    if (s->bat.entry[i] != VHD_BAT_UNUSED)
+      rules->fixed[rules->nfixed++] = (struct pack_range){ vhd_block_offset(s, i),
+                                                           block_bytes(s) };
+  return 0;
 }
 
-/* Phase 2. Blocks are visited in file order. Copies are batched while
- * every copy lands below the oldest place of the batch, so a whole batch
- * needs one data flush and one BAT flush. */
-static int pack_blocks(struct compact_run *c, bool *cancelled)
+int vhd_fmt_move_blocks(struct vhd_image *img, const struct pack_plan *plan,
+                        vhd_progress_fn progress, void *opaque)
 {
-  struct vhd_image *img = c->img;
-  struct vhd_state *s = c->s;
-  uint64_t len = block_bytes(s);
-  size_t n = 0;
-  uint64_t *keys = vhd_malloc(((size_t)s->bat.count + 1) * sizeof *keys);
+  struct vhd_state *s = vhd_state(img);
+  struct compact_run c = { img, s, progress, opaque, 0, plan->n, NULL };
+  bool cancelled = false;
   int r = 0;
-
-  if (!keys)
+  c.buf = vhd_malloc(COPY_CHUNK);
+  if (!c.buf)
     return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
-  bool aligned = true;
-  for (uint32_t i = 0; i < s->bat.count; i++)
-    if (s->bat.entry[i] != VHD_BAT_UNUSED) {
-      keys[n++] = (uint64_t)s->bat.entry[i] << 32 | i;
-      aligned = aligned && (vhd_block_offset(s, i) + s->bitmap_bytes) % DATA_ALIGN == 0;
-    }
-  vhd_sort_u64(keys, n);
-
-  /* Everything that is not a block (header, BAT, locators) ends at
-   * meta_end; a block lying below it stays where it is. */
-  uint64_t cursor = align_up(s->meta_end, SECTOR);
-  uint64_t batch_low = UINT64_MAX;   /* lowest old place in the batch */
-  for (size_t k = 0; k < n && r == 0; k++) {
-    uint32_t blk = (uint32_t)keys[k];
-    uint64_t old = (keys[k] >> 32) * SECTOR;
-    uint64_t to = target_for(s, cursor, aligned);
-    if (to + len > old) {
-      /* No room below without overlapping itself: it stays. */
-      cursor = cursor > old + len ? cursor : old + len;
-    } else {
-      if (to + len > batch_low) {
-        /* This copy would land on a place the BAT still references. */
-        r = vhd_fmt_flush(img);
-        batch_low = UINT64_MAX;
-      }
-      if (r == 0)
-        r = copy_block(c, old, to);
-      if (r < 0)
-        break;
-      vhd_bat_set(&s->bat, blk, (uint32_t)(to / SECTOR));
-      s->meta_dirty = true;
-      batch_low = min_u64(batch_low, old);
-      cursor = to + len;
-    }
-    if (step(c)) {
-      *cancelled = true;
+  size_t released = 0;   /* of the moves made */
+  for (size_t k = 0; k < plan->n && r == 0 && !cancelled; k++) {
+    const struct pack_move *m = &plan->move[k];
+    if (m->commit_first)
+      r = vhd_fmt_flush(img);
+    if (r == 0)
+      r = copy_block(&c, m->from, m->to);
+    if (r < 0)
       break;
-    }
+    vhd_bat_set(&s->bat, (uint32_t)m->blk, (uint32_t)(m->to / SECTOR));
+    s->meta_dirty = true;
+    released = m->released_end;
+    cancelled = step(&c);
   }
-  vhd_free(keys);
-  /* The last batch, then the footer at the new end and the cut. */
-  s->trimmed = true;
+  vhd_free(c.buf);
+  /* The last batch; then the old places (no durable entry points there
+   * now) give back their space; then the footer goes to the new end and
+   * the file is cut, so no punch can reach the footer. */
   int r2 = vhd_fmt_flush(img);
-  return r < 0 ? r : r2;
+  if (r == 0)
+    r = r2;
+  if (r == 0 && s->can_punch)
+    r = slots_punch_released(img->io, plan->released, released);
+  s->trimmed = true;
+  r2 = vhd_fmt_flush(img);
+  if (r == 0)
+    r = r2;
+  if (r == 0 && cancelled)
+    r = vhd_error(ECANCELED, "%s: compact cancelled", img->path);
+  return r;
 }
 
 int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
@@ -189,7 +190,7 @@ int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaqu
 {
   struct vhd_state *s = vhd_state(img);
   struct compact_run c = { img, s, progress, opaque, 0, 0, NULL };
-  /* Packing fills the free slots itself. */
+  /* Packing (move_blocks, next) fills the free slots itself. */
   slots_clear(&s->slots);
   bool cancelled = false;
   uint64_t freed = 0;
@@ -200,18 +201,13 @@ int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaqu
   /* Start from a durable, consistent file. */
   if ((r = vhd_fmt_flush(img)) < 0)
     return r;
-  /* Work: each block of the disk looked at, then each block placed. */
-  c.total = vhd_bat_count_used(&s->bat, s->total_blocks) +
-            vhd_bat_count_used(&s->bat, s->bat.count);
+  /* Work: each block of the disk looked at. */
+  c.total = vhd_bat_count_used(&s->bat, s->total_blocks);
   c.buf = vhd_malloc(COPY_CHUNK);
   if (!c.buf)
     return vhd_error(ENOMEM, "%s: out of memory compacting", img->path);
   r = free_zero_blocks(&c, &freed, &cancelled);
   result->blocks_freed = freed;
-  if (r == 0 && !cancelled)
-    r = pack_blocks(&c, &cancelled);
-  if (r == 0 && !cancelled && progress)
-    progress(opaque, c.total, c.total);
   vhd_free(c.buf);
   if (r == 0 && cancelled)
     r = vhd_error(ECANCELED, "%s: compact cancelled", img->path);

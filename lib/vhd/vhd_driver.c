@@ -28,6 +28,8 @@ const struct vhd_driver vhd_driver_vhd = {
   .repair = vhd_fmt_repair,
   .compact = vhd_fmt_compact,
   .block_slot = vhd_fmt_block_slot,
+  .pack_rules = vhd_fmt_pack_rules,
+  .move_blocks = vhd_fmt_move_blocks,
   .structures_end = vhd_fmt_structures_end,
   .reset_id = vhd_fmt_reset_id,
 };

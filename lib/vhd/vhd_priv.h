@@ -144,6 +144,9 @@ int vhd_write_footer_at(struct vhd_image *img, struct vhd_state *s, uint64_t pos
 int vhd_fmt_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                     struct vhd_compact_result *result);
 int vhd_fmt_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
+int vhd_fmt_pack_rules(struct vhd_image *img, struct pack_rules *rules);
+int vhd_fmt_move_blocks(struct vhd_image *img, const struct pack_plan *plan,
+                        vhd_progress_fn progress, void *opaque);
 uint64_t vhd_fmt_structures_end(struct vhd_image *img);
 
 /* vhd_resize.c */

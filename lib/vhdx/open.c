@@ -63,7 +63,7 @@ static int vhdx_open(struct vhd_image *img, struct vhd_diag *d)
     s->parent_hint = s->loc.relative_path ? s->loc.relative_path
                      : s->loc.absolute_win32_path ? s->loc.absolute_win32_path
                      : s->loc.volume_path;
-  if (img->writable && (img->flags & IMAGE_OPEN_RENEW_DATA_ID)) {
+  if (img->writable && (img->flags & VHD_OPEN_RENEW_LINK_ID)) {
     r = vhdx_header_update(s, VHDX_NEW_FILE_GUID | VHDX_NEW_DATA_GUID, NULL);
     s->guids_updated = r == 0;
   }
@@ -133,5 +133,7 @@ const struct vhd_driver vhd_driver_vhdx = {
   .reset_id = vhdx_reset_id,
   .compact = vhdx_compact,
   .block_slot = vhdx_block_slot,
+  .pack_rules = vhdx_pack_rules,
+  .move_blocks = vhdx_move_blocks,
   .structures_end = vhdx_image_end,
 };

@@ -168,7 +168,7 @@ static int begin_change(struct vhdx *s)
                      "image", s->path);
   if (s->guids_updated)
     return 0;
-  bool keep = (s->img->flags & IMAGE_OPEN_KEEP_DATA_ID) != 0;
+  bool keep = (s->img->flags & VHD_OPEN_KEEP_LINK_ID) != 0;
   int r = vhdx_header_update(s, VHDX_NEW_FILE_GUID | (keep ? 0 : VHDX_NEW_DATA_GUID), NULL);
   if (r == 0)
     s->guids_updated = true;

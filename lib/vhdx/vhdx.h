@@ -444,6 +444,9 @@ int vhdx_check(struct vhd_image *img, struct vhd_diag *d);
 int vhdx_compact(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                  struct vhd_compact_result *result);
 int vhdx_block_slot(struct vhd_image *img, uint64_t blk, uint64_t *host, uint64_t *bytes);
+int vhdx_pack_rules(struct vhd_image *img, struct pack_rules *rules);
+int vhdx_move_blocks(struct vhd_image *img, const struct pack_plan *plan,
+                     vhd_progress_fn progress, void *opaque);
 uint64_t vhdx_image_end(struct vhd_image *img);
 /* After a commit that left the log empty: cut free space off the end. */
 int vhdx_cut_tail(struct vhdx *s);

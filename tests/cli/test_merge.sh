@@ -259,4 +259,77 @@ killed vhd 64K $KILLS
 killed vhdx 1M $KILLS
 echo "# $LEAKED image checks after a kill found leaked space (allowed)"
 
+# --- kills inside the removal -------------------------------------------------
+# A merge of a three-level chain into its base unlinks the child, then the
+# intermediate, then its record of the removal. kill_at_unlink.so (built
+# with the tests, preloaded) kills it with SIGKILL right after its Nth
+# unlink, so every point of that window is hit, not only those a random
+# kill happens to find. After each: every image left checks without
+# corruption, nothing but the images and the record is there, the same
+# merge command run again succeeds (unless the kill came after the last
+# unlink: then the merge was complete), and then only the base is left,
+# reading as the child did, clean after check --repair.
+unlink_window() {
+  local ext=$1 bs=$2 n st left
+  build pristine "$ext" "$bs" 3 || { not_ok "$ext: build for the removal kills"; return; }
+  for n in 1 2 3; do
+    rm -rf k && cp -r pristine k
+    { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+      KILL_AT_UNLINK=$n LD_PRELOAD="$KILL_AT_UNLINK_SO" \
+      "$VHDTOOL" merge k/l2.$ext --into k/base.$ext > /dev/null 2>&1; } 2> /dev/null
+    st=$?
+    check "$ext: merge killed right after unlink $n (status $st)" [ "$st" -eq 137 ]
+    left=$(cd k && ls | grep -v model.raw | tr '\n' ' ')
+    every_image_fine "$ext: killed after unlink $n (left: $left)" k l2.$ext pristine/model.raw
+    if [ ! -e k/l2.$ext ] && [ ! -e k/l2.$ext.merging ]; then
+      ok "$ext: after unlink $n the merge was complete (no child, no record: nothing to rerun)"
+    elif V merge k/l2.$ext --into k/base.$ext > merge.out 2>&1; then
+      ok "$ext: after unlink $n the same merge command finishes"
+    else
+      not_ok "$ext: after unlink $n the same merge command finishes: $(cat merge.out)"
+    fi
+    left=$(cd k && ls | grep -v model.raw | tr '\n' ' ')
+    check "$ext: after unlink $n and the rerun only the base is left (left: $left)" \
+      [ "$left" = "base.$ext " ]
+    reads_model "$ext: after unlink $n and the rerun the base reads as the child did" \
+      k/base.$ext pristine/model.raw
+    V check --repair k/base.$ext > check.out 2>&1 &&
+      ok "$ext: after unlink $n check --repair leaves the base clean" ||
+      not_ok "$ext: after unlink $n check --repair (status $?): $(tr '\n' ' ' < check.out)"
+  done
+  rm -rf k pristine
+}
+# A record that is not a merge's, beside a missing child: refused with one
+# line naming the record, and nothing removed.
+bad_record() {
+  local desc=$1 st
+  V merge rec/gone.vhd > merge.out 2>&1
+  st=$?
+  if [ $st -ne 0 ] && [ "$(wc -l < merge.out)" -eq 1 ] && grep -q "$2" merge.out &&
+     [ -e rec/base.vhd ] && [ -e rec/other.vhd ]; then
+    ok "a merge record $desc is refused, nothing removed"
+  else
+    not_ok "a merge record $desc is refused, nothing removed (status $st): $(cat merge.out)"
+  fi
+}
+rm -rf rec && mkdir rec
+V create -s 1M rec/base.vhd > /dev/null && V create -s 1M rec/other.vhd > /dev/null
+printf 'hello\n' > rec/gone.vhd.merging
+bad_record "that is not one" "gone.vhd.merging: line 1"
+printf 'libvhd merge record 1\nancestor\t%s\nremove\trelative.vhd\n' "$PWD/rec/base.vhd" \
+  > rec/gone.vhd.merging
+bad_record "with a relative path" "gone.vhd.merging: line 3"
+printf 'libvhd merge record 1\nancestor\t%s\nrenew\t0\nremove\t%s\n' "$PWD/rec/base.vhd" \
+  "$PWD/rec/other.vhd" > rec/gone.vhd.merging
+bad_record "naming an image not above the ancestor" "other.vhd, whose chain does not hold"
+rm -rf rec
+
+if [ -n "${KILL_AT_UNLINK_SO:-}" ] && [ -e "$KILL_AT_UNLINK_SO" ]; then
+  SIZE=8M
+  unlink_window vhd 64K
+  unlink_window vhdx 1M
+else
+  echo "# kill_at_unlink.so not built: the kills inside the removal are not run"
+fi
+
 finish

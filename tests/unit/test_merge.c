@@ -327,3 +327,65 @@ Test(merge, refuses_what_it_cannot_do)
   cr_expect(exists(spath("child")));
   expect_reads_model("child");
 }
+
+/* --- The plan and the link-id open flags ------------------------------------- */
+
+static bool same_path(const char *a, const char *b)
+{
+  char *ra = a ? realpath(a, NULL) : NULL, *rb = b ? realpath(b, NULL) : NULL;
+  bool same = ra && rb && strcmp(ra, rb) == 0;
+  free(ra);
+  free(rb);
+  return same;
+}
+
+/* What vhd_merge_plan_get says is what vhd_merge then does. */
+Test(merge, plan_is_what_merge_does)
+{
+  const char *names[] = { "base", "mid", "top" };
+  enum vhd_format f[] = { VHDX, VHD, VHD };
+  uint32_t bs[] = { MiB, 64 * KiB, 64 * KiB };
+  chain(3, names, f, bs);
+  vhd_merge_plan *plan;
+  cr_assert_eq(vhd_merge_plan_get(spath("top"), NULL, &plan), 0, "%s", vhd_last_error());
+  cr_expect(same_path(vhd_merge_plan_ancestor(plan), spath("mid")));
+  cr_expect(same_path(vhd_merge_plan_removed(plan, 0), spath("top")));
+  cr_expect_null(vhd_merge_plan_removed(plan, 1));
+  vhd_merge_plan_free(plan);
+  cr_assert_eq(vhd_merge_plan_get(spath("top"), spath("base"), &plan), 0, "%s",
+               vhd_last_error());
+  cr_expect(same_path(vhd_merge_plan_ancestor(plan), spath("base")));
+  cr_expect(same_path(vhd_merge_plan_removed(plan, 0), spath("top")));
+  cr_expect(same_path(vhd_merge_plan_removed(plan, 1), spath("mid")));
+  cr_expect_null(vhd_merge_plan_removed(plan, 2));
+  vhd_merge_plan_free(plan);
+  cr_expect_eq(vhd_merge_plan_get(spath("top"), spath("top"), &plan), -EINVAL);
+  cr_expect_null(plan);
+  merge_ok("top", "base");
+  cr_expect(!exists(spath("top")) && !exists(spath("mid")) && exists(spath("base")));
+  expect_reads_model("base");
+}
+
+/* VHD_OPEN_KEEP_LINK_ID: writing a VHDX parent keeps its child linked;
+ * VHD_OPEN_RENEW_LINK_ID: the open alone unlinks every child. */
+Test(merge, link_id_open_flags)
+{
+  const char *names[] = { "base", "child" };
+  enum vhd_format f[] = { VHDX, VHDX };
+  uint32_t bs[] = { MiB, MiB };
+  chain(2, names, f, bs);
+  vhd_image *img;
+  uint8_t sector[512] = { 1 };
+  cr_assert_eq(vhd_open(spath("base"), VHD_OPEN_RDWR | VHD_OPEN_KEEP_LINK_ID, &img), 0, "%s",
+               vhd_last_error());
+  cr_assert_eq(vhd_pwrite(img, sector, sizeof sector, 0), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  cr_assert_eq(vhd_open(spath("child"), VHD_OPEN_RDONLY, &img), 0,
+               "the child of a parent written with KEEP_LINK_ID: %s", vhd_last_error());
+  vhd_close(img);
+  cr_assert_eq(vhd_open(spath("base"), VHD_OPEN_RDWR | VHD_OPEN_RENEW_LINK_ID, &img), 0, "%s",
+               vhd_last_error());
+  cr_assert_eq(vhd_close(img), 0, "%s", vhd_last_error());
+  cr_expect_eq(vhd_open(spath("child"), VHD_OPEN_RDONLY, &img), -EINVAL,
+               "the child of a parent opened with RENEW_LINK_ID still opens");
+}
