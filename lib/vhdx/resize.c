@@ -20,9 +20,8 @@
  *  frees, and a tail that a later grow clears before it shows. The file is
  *  cut behind its last structure.
  *
- * The BAT region is never moved: a size whose entries do not fit in it is
- * refused with ENOSPC (images libvhd creates have room for at least
- * 128 GiB, Hyper-V's for far more). */
+ * A size whose entries do not fit in the BAT region first gets a larger
+ * region (bat_move.c), a step of its own that keeps the old size. */
 #include "vhdx.h"
 #include "error.h"
 #include "image.h"
@@ -76,11 +75,13 @@ static int commit_size(struct vhdx *s, uint64_t size)
   return vhdx_log_commit(s);
 }
 
-/* Geometry for a new size (chunk_ratio and bat_count follow). Restores
- * the old one and fails when the BAT region cannot hold the entries. */
+/* Geometry for a new size (chunk_ratio and bat_count follow), with a BAT
+ * region large enough for it. Restores the old one on failure. */
 static int set_geometry(struct vhdx *s, uint64_t size)
 {
   int r = vhdx_bat_limit(s->path, size, s->block_size, s->lss);
+  if (r == 0)
+    r = vhdx_bat_make_room(s, vhdx_bat_entries(size, s->block_size, s->lss));
   if (r < 0)
     return r;
   uint64_t old = s->virtual_size;
@@ -90,8 +91,8 @@ static int set_geometry(struct vhdx *s, uint64_t size)
     s->virtual_size = old;
     vhdx_compute_geometry(s, NULL);
     return vhd_error(ENOSPC, "%s: a disk of %llu bytes needs more BAT entries than the BAT "
-                     "region (%u bytes) holds, and moving the BAT region is not supported",
-                     s->path, (unsigned long long)size, s->reg.bat_length);
+                     "region (%u bytes) holds", s->path, (unsigned long long)size,
+                     s->reg.bat_length);
   }
   return 0;
 }
@@ -273,7 +274,12 @@ int vhdx_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progre
   if (new_size > VHDX_MAX_VIRTUAL_SIZE)
     return vhd_error(EFBIG, "%s: new size %llu exceeds the VHDX limit of 64 TiB", img->path,
                      (unsigned long long)new_size);
-  int r = vhdx_flush(img);
+  /* A size the in-memory BAT cannot hold is refused before the file is
+   * touched (trim_tail would cut a writer's slack). */
+  int r = new_size > s->virtual_size ? vhdx_bat_limit(s->path, new_size, s->block_size, s->lss)
+                                     : 0;
+  if (r == 0)
+    r = vhdx_flush(img);
   if (r < 0)
     return r;
   if (new_size == s->virtual_size) {
