@@ -166,7 +166,9 @@ static int move_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk, 
 {
   uint64_t len = (uint64_t)s->bitmap_bytes + s->block_size, dest = 0;
   uint64_t old = vhd_block_offset(s, blk);
-  int r = reserve_tail(img, s, len, floor, &dest);
+  /* Where a new block would go: its data 4 KiB-aligned. */
+  int r = reserve_tail(img, s, len, vhd_block_start_after(s, max_u64(s->data_end, floor)),
+                       &dest);
   if (r == 0)
     r = copy_range(img, vhd_block_offset(s, blk), dest, len);
   if (r == 0)
