@@ -160,6 +160,8 @@ uint64_t vhd_fmt_structures_end(struct vhd_image *img);
 /* vhd_resize.c */
 int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
                    void *opaque);
+int vhd_fmt_resize_room(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                        void *opaque, uint64_t *stale_end);
 
 /* vhd_parent.c */
 int vhd_fmt_parent_candidates(struct vhd_image *img, struct parent_candidates *c);

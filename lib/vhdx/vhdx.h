@@ -452,6 +452,8 @@ int vhdx_cut_tail(struct vhdx *s);
 /* resize.c */
 int vhdx_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
                 void *opaque);
+int vhdx_resize_room(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                     void *opaque, uint64_t *stale_end);
 /* End of the last structure (log, regions, located blocks). */
 uint64_t vhdx_structures_end(const struct vhdx *s);
 
