@@ -157,6 +157,15 @@ struct vhd_driver {
    * (lib/ops/) has checked the arguments. */
   int (*resize)(struct vhd_image *img, uint64_t new_size,
                 vhd_progress_fn progress, void *opaque);
+  /* Optional first step of a grow, for formats whose new area can show
+   * bytes from before (a block's tail past the old end, a parent): make
+   * room for new_size without changing the size the file records, let
+   * writes reach it, and set *stale_end to where such bytes can end.
+   * lib/ops/resize.c then zeros what [old size, *stale_end) shows
+   * (image_clear_shown) and calls resize with new_size to commit it, or
+   * with the old size to give the room up. */
+  int (*resize_room)(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                     void *opaque, uint64_t *stale_end);
   int (*compact)(struct vhd_image *img, vhd_progress_fn progress, void *opaque,
                  struct vhd_compact_result *result);
   int (*set_parent)(struct vhd_image *img, const struct parent_link *parent);

@@ -3,7 +3,7 @@
  * second copy of each driver's layout rules, the image is made for real
  * by the driver's own create, on a backend that keeps only the pages that
  * are not zeros (a fixed image's data area is a length, not bytes), and
- * one block is allocated to see what a block costs; the rest is counting
+ * a few blocks are allocated to see what a block costs; the rest is counting
  * the output blocks the source's block status says hold data. */
 #include <string.h>
 
@@ -141,10 +141,12 @@ static const struct vhd_io_ops sparse_ops = {
   .close = sparse_close,
 };
 
-/* What the output's file costs: empty, and what its first block and its
- * last block add (a partial last block may cost less). */
+/* What the output's file costs: empty, and what its first block, each
+ * block after it and its last block add (the first may cost more: a VHD
+ * pads the first to a 4 KiB boundary from the end of its header; a
+ * partial last block may cost less). */
 struct costs {
-  uint64_t empty, first, last;
+  uint64_t empty, first, next, last;
   uint64_t block_size, blocks;
   bool fixed;   /* fixed or raw: the file is all there from the start */
 };
@@ -187,7 +189,14 @@ static int measure_costs(const char *name, const struct vhd_create_params *p,
   if ((r = grow_by_block(img, s, 0, c->block_size, &with_first)) < 0)
     goto out;
   c->first = with_first - c->empty;
-  c->last = c->first;
+  c->next = c->last = c->first;
+  if (c->blocks > 2) {
+    uint64_t with_second;
+    if ((r = grow_by_block(img, s, 1, c->block_size, &with_second)) < 0)
+      goto out;
+    c->next = with_second - with_first;
+    with_first = with_second;
+  }
   if (c->blocks > 1 &&
       (r = grow_by_block(img, s, c->blocks - 1, c->block_size, &with_last)) == 0)
     c->last = with_last - with_first;
@@ -255,7 +264,13 @@ int measure_image(vhd_image *src, const struct vhd_create_params *params,
   bool last = false;
   if (src && (r = data_blocks(src, c.block_size, c.blocks, &count, &last)) < 0)
     return r;
-  result->fully_allocated = c.empty + (c.blocks - 1) * c.first + c.last;
-  result->required = c.empty + (count - last) * c.first + (last ? c.last : 0);
+  /* Blocks go in file order: the first one, then the others at the
+   * cost of the next, the last one at its own (c.last <= c.next). */
+  result->fully_allocated = c.empty + c.first;
+  if (c.blocks > 1)
+    result->fully_allocated += (c.blocks - 2) * c.next + c.last;
+  result->required = c.empty;
+  if (count)
+    result->required += c.first + (count - 1) * c.next - (last ? c.next - c.last : 0);
   return 0;
 }

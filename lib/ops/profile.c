@@ -286,13 +286,9 @@ int profile_apply(enum vhd_profile profile, uint64_t src_size,
       if (p->block_size && p->block_size != HYPERV_VHD_BLOCK)
         return vhd_error(EINVAL, "profile hyperv: a VHD's block size must be 2 MiB, not %u",
                          p->block_size);
-      /* The VHD writer appends blocks right after the previous structure,
-       * so their data is not 4 KiB-aligned as Hyper-V's are: only a fixed
-       * VHD can meet the rules today. */
-      if (p->type != VHD_TYPE_FIXED)
-        return vhd_error(ENOTSUP, "profile hyperv: libvhd does not write 4 KiB-aligned "
-                         "VHD blocks yet; make a fixed VHD or a VHDX");
-      p->block_size = 0;
+      /* The VHD writer puts every new block's data on a 4 KiB boundary,
+       * as Hyper-V does. */
+      p->block_size = p->type == VHD_TYPE_FIXED ? 0 : HYPERV_VHD_BLOCK;
     } else if (p->format == VHD_FORMAT_VHDX) {
       uint32_t bs = p->block_size;
       if (bs && (bs < MiB || bs > 256 * MiB || (bs & (bs - 1))))

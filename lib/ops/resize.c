@@ -5,6 +5,8 @@
 #include "driver.h"
 #include "error.h"
 #include "image.h"
+#include "util/arith.h"
+#include "util/strfmt.h"
 
 /* The first byte at or after from that some layer of img holds as data,
  * or UINT64_MAX when [from, end) holds none. *layer gets its depth. */
@@ -27,6 +29,27 @@ static int find_data_after(vhd_image *img, uint64_t from, uint64_t end, uint64_t
     from += run;
   }
   return 0;
+}
+
+/* A grow's new area shows zeros before the size takes it in: whatever a
+ * layer held past the old end (the tail of its last block, a parent's
+ * data) is cleared in the room the driver made. If that fails, the room
+ * is given up and the disk keeps its old size. */
+static int grow_over_stale(vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                           void *opaque)
+{
+  uint64_t old_size = img->virtual_size, stale_end = old_size;
+  int r = img->drv->resize_room(img, new_size, progress, opaque, &stale_end);
+  if (r < 0)
+    return r;
+  r = image_clear_shown(img, old_size, min_u64(stale_end, new_size));
+  if (r < 0) {
+    char why[512];
+    vhd_snprintf(why, sizeof why, "%s", vhd_last_error());
+    img->drv->resize(img, old_size, NULL, NULL);
+    r = vhd_error(-r, "%s", why);
+  }
+  return r;
 }
 
 int vhd_resize(vhd_image *img, uint64_t new_size, unsigned flags, vhd_progress_fn progress,
@@ -73,7 +96,11 @@ int vhd_resize(vhd_image *img, uint64_t new_size, unsigned flags, vhd_progress_f
   int r = image_lock(img, true);
   if (r < 0)
     return r;
+  if (new_size > old_size && img->drv->resize_room)
+    r = grow_over_stale(img, new_size, progress, opaque);
   /* The same size too: the driver may finish what an interrupted resize
    * left undone. */
-  return image_unlock(img, img->drv->resize(img, new_size, progress, opaque));
+  if (r == 0)
+    r = img->drv->resize(img, new_size, progress, opaque);
+  return image_unlock(img, r);
 }

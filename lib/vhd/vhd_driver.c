@@ -24,6 +24,7 @@ const struct vhd_driver vhd_driver_vhd = {
   .parent_matches = vhd_fmt_parent_matches,
   .check = vhd_fmt_check,
   .resize = vhd_fmt_resize,
+  .resize_room = vhd_fmt_resize_room,
   .set_parent = vhd_fmt_set_parent,
   .repair = vhd_fmt_repair,
   .compact = vhd_fmt_compact,

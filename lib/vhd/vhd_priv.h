@@ -105,6 +105,17 @@ static inline uint64_t vhd_slot_bytes(const struct vhd_state *s)
 {
   return (uint64_t)s->bitmap_bytes + s->block_size;
 }
+/* Where a block appended at or after pos starts. Its data goes on a 4 KiB
+ * boundary (4 KiB-sector disks, O_DIRECT) the way Windows lays out its own
+ * VHDs: the padding comes before the sector bitmap, whose last byte ends
+ * on the boundary. Any sector would do for readers: the BAT entry names
+ * the bitmap's sector, so old layouts read and write as before. */
+#define VHD_DATA_ALIGN 4096u
+static inline uint64_t vhd_block_start_after(const struct vhd_state *s, uint64_t pos)
+{
+  uint64_t data = (pos + s->bitmap_bytes + VHD_DATA_ALIGN - 1) / VHD_DATA_ALIGN * VHD_DATA_ALIGN;
+  return data - s->bitmap_bytes;
+}
 /* At open: every slot between the end of the header, BAT and locators
  * and the last block that no BAT entry and none of the meta ranges use. */
 int vhd_find_free_slots(struct vhd_image *img, struct vhd_state *s,
@@ -152,6 +163,8 @@ uint64_t vhd_fmt_structures_end(struct vhd_image *img);
 /* vhd_resize.c */
 int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
                    void *opaque);
+int vhd_fmt_resize_room(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                        void *opaque, uint64_t *stale_end);
 
 /* vhd_parent.c */
 int vhd_fmt_parent_candidates(struct vhd_image *img, struct parent_candidates *c);

@@ -166,7 +166,9 @@ static int move_block(struct vhd_image *img, struct vhd_state *s, uint32_t blk, 
 {
   uint64_t len = (uint64_t)s->bitmap_bytes + s->block_size, dest = 0;
   uint64_t old = vhd_block_offset(s, blk);
-  int r = reserve_tail(img, s, len, floor, &dest);
+  /* Where a new block would go: its data 4 KiB-aligned. */
+  int r = reserve_tail(img, s, len, vhd_block_start_after(s, max_u64(s->data_end, floor)),
+                       &dest);
   if (r == 0)
     r = copy_range(img, vhd_block_offset(s, blk), dest, len);
   if (r == 0)
@@ -387,46 +389,11 @@ static int finish_interrupted(struct vhd_image *img, struct vhd_state *s)
   return 0;
 }
 
-static int resize_sparse(struct vhd_image *img, struct vhd_state *s, uint64_t new_size,
-                         vhd_progress_fn progress, void *opaque)
+/* The checks and rounding every step of a resize applies: the size the
+ * footer will record for new_size. */
+static int footer_target(struct vhd_image *img, struct vhd_state *s, uint64_t new_size,
+                         uint64_t *out)
 {
-  uint64_t old_size = img->virtual_size;
-  uint64_t blocks = (new_size + s->block_size - 1) / s->block_size;
-  int r;
-
-  if (blocks > VHD_MAX_BAT_ENTRIES)
-    return vhd_error(EFBIG, "%s: %llu blocks of %u bytes are more than the %u a VHD BAT may "
-                     "hold", img->path, (unsigned long long)blocks, s->block_size,
-                     VHD_MAX_BAT_ENTRIES);
-  /* Start from a clean state: every pending change durable. A blktap
-   * batmap (a bit per block, right after the BAT) would neither cover the
-   * new blocks nor survive a longer table: disabled first, as blktap does. */
-  if ((r = vhd_fmt_flush(img)) < 0 || (r = vhd_batmap_invalidate(img, s)) < 0 ||
-      (r = io_flush(img->io)) < 0)
-    return r;
-  if (new_size < old_size) {
-    if ((r = commit_size(img, s, new_size)) < 0)
-      return r;
-    return free_past_end(img, s, new_size);
-  }
-  if (blocks > s->bat.count &&
-      (r = grow_bat(img, s, (uint32_t)blocks, progress, opaque)) < 0)
-    return r;
-  /* Up to the end of the old last block, this layer may hold stale bytes;
-   * beyond it only a differencing layer's parent can show through. */
-  if ((r = image_clear_shown(img, old_size, new_size)) < 0 || (r = vhd_fmt_flush(img)) < 0)
-    return r;
-  return commit_size(img, s, new_size);
-}
-
-int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
-                   void *opaque)
-{
-  struct vhd_state *s = vhd_state(img);
-
-  /* A longer BAT may grow over free slots; they are found again at the
-   * next open. */
-  slots_clear(&s->slots);
   if (new_size > VHD_MAX_VIRTUAL_SIZE)
     return vhd_error(EFBIG, "%s: new size %llu exceeds the VHD limit of 2040 GiB", img->path,
                      (unsigned long long)new_size);
@@ -435,13 +402,78 @@ int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn pro
     return vhd_error(EFBIG, "%s: new size %llu (rounded to a CHS geometry, as creator of "
                      "this file needs) exceeds the VHD limit of 2040 GiB", img->path,
                      (unsigned long long)new_size);
+  uint64_t blocks = vhd_is_sparse(s) ? (new_size + s->block_size - 1) / s->block_size : 0;
+  if (blocks > VHD_MAX_BAT_ENTRIES)
+    return vhd_error(EFBIG, "%s: %llu blocks of %u bytes are more than the %u a VHD BAT may "
+                     "hold", img->path, (unsigned long long)blocks, s->block_size,
+                     VHD_MAX_BAT_ENTRIES);
+  *out = new_size;
+  return 0;
+}
+
+int vhd_fmt_resize_room(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                        void *opaque, uint64_t *stale_end)
+{
+  struct vhd_state *s = vhd_state(img);
+  *stale_end = img->virtual_size;
+  /* A longer BAT may grow over free slots; they are found again at the
+   * next open. */
+  slots_clear(&s->slots);
+  int r = footer_target(img, s, new_size, &new_size);
+  if (r < 0 || !vhd_is_sparse(s) || new_size <= img->virtual_size)
+    return r;   /* a fixed VHD zeroes its own padding as it grows */
+  uint32_t blocks = (uint32_t)((new_size + s->block_size - 1) / s->block_size);
+  /* Start from a clean state: every pending change durable. A blktap
+   * batmap (a bit per block, right after the BAT) would neither cover the
+   * new blocks nor survive a longer table: disabled first, as blktap does. */
+  if ((r = vhd_fmt_flush(img)) < 0 || (r = vhd_batmap_invalidate(img, s)) < 0 ||
+      (r = io_flush(img->io)) < 0)
+    return r;
+  if (blocks > s->bat.count && (r = grow_bat(img, s, blocks, progress, opaque)) < 0)
+    return r;
+  /* Up to the end of the old last block, this layer may hold stale bytes;
+   * beyond it only a differencing layer's parent can show through. */
+  *stale_end = new_size;
+  return 0;
+}
+
+static int resize_sparse(struct vhd_image *img, struct vhd_state *s, uint64_t new_size)
+{
+  uint64_t blocks = (new_size + s->block_size - 1) / s->block_size;
+  int r;
+
+  /* The cleared area (and everything else) durable before the size. */
+  if ((r = vhd_fmt_flush(img)) < 0 || (r = vhd_batmap_invalidate(img, s)) < 0 ||
+      (r = io_flush(img->io)) < 0)
+    return r;
+  if (new_size < img->virtual_size) {
+    if ((r = commit_size(img, s, new_size)) < 0)
+      return r;
+    return free_past_end(img, s, new_size);
+  }
+  if (blocks > s->bat.count)
+    return vhd_error(EINVAL, "%s: growing to %llu bytes needs resize_room first", img->path,
+                     (unsigned long long)new_size);
+  return commit_size(img, s, new_size);
+}
+
+int vhd_fmt_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                   void *opaque)
+{
+  struct vhd_state *s = vhd_state(img);
+  (void)progress;
+  (void)opaque;
+  slots_clear(&s->slots);
+  int r = footer_target(img, s, new_size, &new_size);
+  if (r < 0)
+    return r;
   if (new_size == img->virtual_size)
     return vhd_is_sparse(s) ? finish_interrupted(img, s) : 0;
   if (!vhd_is_sparse(s)) {
-    int r = resize_fixed(img, s, new_size);
+    r = resize_fixed(img, s, new_size);
     if (r == 0)
       img->virtual_size = new_size;
     return r;
   }
-  return resize_sparse(img, s, new_size, progress, opaque);
+  return resize_sparse(img, s, new_size);
 }

@@ -142,7 +142,7 @@ static int beyond_bat(struct vhd_image *img, struct vhd_state *s, uint32_t blk)
 static int allocate_block(struct vhd_image *img, struct vhd_state *s, struct seg g,
                           const uint8_t *p)
 {
-  uint64_t start = align_up(s->data_end > s->footer_pos ? s->data_end : s->footer_pos, SECTOR);
+  uint64_t start = vhd_block_start_after(s, max_u64(s->data_end, s->footer_pos));
   uint64_t new_end = start + s->bitmap_bytes + s->block_size;
   uint32_t first = g.inblk / SECTOR, count = (uint32_t)(g.len / SECTOR);
   bool with_data = !buffer_is_zero(p, g.len);

@@ -52,6 +52,10 @@ int vhd_find_free_slots(struct vhd_image *img, struct vhd_state *s,
         pos = align_up(m->end, SECTOR);
         continue;
       }
+      /* Inside a gap, where a new block would go (data 4 KiB-aligned). */
+      uint64_t at = vhd_block_start_after(s, pos);
+      if (at + bytes <= start[i] && !meta_in(meta, nmeta, at, at + bytes))
+        pos = at;
       if (slots_push(&s->slots.reusable, pos) < 0) {
         r = vhd_error(ENOMEM, "%s: out of memory listing free block slots", img->path);
         break;

@@ -128,6 +128,7 @@ const struct vhd_driver vhd_driver_vhdx = {
   .parent_matches = vhdx_parent_matches,
   .check = vhdx_check,
   .resize = vhdx_resize,
+  .resize_room = vhdx_resize_room,
   .set_parent = vhdx_set_parent,
   .repair = vhdx_repair,
   .reset_id = vhdx_reset_id,

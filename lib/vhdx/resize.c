@@ -7,9 +7,9 @@
  * leaves the old disk unchanged and a crash after it the new one:
  *
  *  growing: BAT entries for the new blocks (NOT_PRESENT, or new space for a
- *  fixed file) and zeros over whatever the last block or a parent holds
- *  past the old end are committed first - all of it past the old end, so
- *  invisible - then the size;
+ *  fixed file) are committed first (resize_room), then lib/ops/resize.c
+ *  writes zeros over whatever the last block or a parent holds past the old
+ *  end - all of it past the old end, so invisible - and then the size;
  *
  *  shrinking: the size first - from then on the blocks past the new end
  *  cannot be seen - then zeros over the rest of the last block, and whole
@@ -20,9 +20,8 @@
  *  frees, and a tail that a later grow clears before it shows. The file is
  *  cut behind its last structure.
  *
- * The BAT region is never moved: a size whose entries do not fit in it is
- * refused with ENOSPC (images libvhd creates have room for at least
- * 128 GiB, Hyper-V's for far more). */
+ * A size whose entries do not fit in the BAT region first gets a larger
+ * region (bat_move.c), a step of its own that keeps the old size. */
 #include "vhdx.h"
 #include "error.h"
 #include "image.h"
@@ -76,11 +75,13 @@ static int commit_size(struct vhdx *s, uint64_t size)
   return vhdx_log_commit(s);
 }
 
-/* Geometry for a new size (chunk_ratio and bat_count follow). Restores
- * the old one and fails when the BAT region cannot hold the entries. */
+/* Geometry for a new size (chunk_ratio and bat_count follow), with a BAT
+ * region large enough for it. Restores the old one on failure. */
 static int set_geometry(struct vhdx *s, uint64_t size)
 {
   int r = vhdx_bat_limit(s->path, size, s->block_size, s->lss);
+  if (r == 0)
+    r = vhdx_bat_make_room(s, vhdx_bat_entries(size, s->block_size, s->lss));
   if (r < 0)
     return r;
   uint64_t old = s->virtual_size;
@@ -90,8 +91,8 @@ static int set_geometry(struct vhdx *s, uint64_t size)
     s->virtual_size = old;
     vhdx_compute_geometry(s, NULL);
     return vhd_error(ENOSPC, "%s: a disk of %llu bytes needs more BAT entries than the BAT "
-                     "region (%u bytes) holds, and moving the BAT region is not supported",
-                     s->path, (unsigned long long)size, s->reg.bat_length);
+                     "region (%u bytes) holds", s->path, (unsigned long long)size,
+                     s->reg.bat_length);
   }
   return 0;
 }
@@ -149,7 +150,12 @@ static int trim_tail(struct vhdx *s)
   return 0;
 }
 
-static int grow(struct vhd_image *img, struct vhdx *s, uint64_t size)
+/* The first step of a grow (resize_room): the BAT region and the entries
+ * of the new blocks (NOT_PRESENT, or new space for a fixed file) are
+ * committed - all of it past the old end, so invisible - and the view
+ * reaches size. The operation layer then clears what the new area shows
+ * from before; vhdx_resize commits the size. */
+static int grow_room(struct vhdx *s, uint64_t size, uint64_t *stale_end)
 {
   uint64_t old_size = s->virtual_size, old_count = s->bat_count;
   uint64_t old_blocks = s->payload_blocks, old_chunks = s->bitmap_blocks;
@@ -180,14 +186,11 @@ static int grow(struct vhd_image *img, struct vhdx *s, uint64_t size)
       goto undo;
     s->alloc_end = s->file_size = space;
   }
+  if ((r = vhdx_log_commit(s)) < 0)
+    goto undo;
   /* The old last block may hold bytes past the old end, and a parent may
    * hold some anywhere; new blocks of this file are empty. */
-  uint64_t clear_to = s->has_parent ? size : min_u64(size, align_up(old_size, s->block_size));
-  if ((r = image_clear_shown(img, old_size, clear_to)) < 0 || (r = vhdx_log_commit(s)) < 0)
-    goto undo;
-  if ((r = commit_size(s, size)) < 0)
-    goto undo;
-  img->virtual_size = size;
+  *stale_end = s->has_parent ? size : min_u64(size, align_up(old_size, s->block_size));
   return 0;
 undo:
   /* The file still has the old size; so must the view of it. */
@@ -264,28 +267,69 @@ static int shrink(struct vhd_image *img, struct vhdx *s, uint64_t size)
   return trim_tail(s);
 }
 
+/* The size limits every step checks; a size the in-memory BAT cannot
+ * hold is refused before the file is touched (trim_tail would cut a
+ * writer's slack). */
+static int size_allowed(struct vhdx *s, uint64_t new_size)
+{
+  if (new_size > VHDX_MAX_VIRTUAL_SIZE)
+    return vhd_error(EFBIG, "%s: new size %llu exceeds the VHDX limit of 64 TiB", s->path,
+                     (unsigned long long)new_size);
+  return new_size > s->virtual_size ? vhdx_bat_limit(s->path, new_size, s->block_size, s->lss)
+                                    : 0;
+}
+
+int vhdx_resize_room(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                     void *opaque, uint64_t *stale_end)
+{
+  struct vhdx *s = vhdx_of(img);
+  (void)progress;
+  (void)opaque;
+  *stale_end = img->virtual_size;
+  int r = size_allowed(s, new_size);
+  if (r < 0 || new_size <= s->virtual_size)
+    return r;
+  /* Space an interrupted grow left at the end is reused. */
+  if ((r = vhdx_flush(img)) < 0 || (r = trim_tail(s)) < 0)
+    return r;
+  return grow_room(s, new_size, stale_end);
+}
+
 int vhdx_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
                 void *opaque)
 {
   struct vhdx *s = vhdx_of(img);
   (void)progress;
   (void)opaque;
-  if (new_size > VHDX_MAX_VIRTUAL_SIZE)
-    return vhd_error(EFBIG, "%s: new size %llu exceeds the VHDX limit of 64 TiB", img->path,
-                     (unsigned long long)new_size);
-  int r = vhdx_flush(img);
+  int r = size_allowed(s, new_size);
+  if (r == 0)
+    r = vhdx_flush(img);   /* the cleared new area durable before the size */
   if (r < 0)
     return r;
-  if (new_size == s->virtual_size) {
-    /* Finish what an interrupted shrink left: blocks past the end, a
-     * tail belonging to nothing. */
+  if (new_size > img->virtual_size) {
+    if (new_size != s->virtual_size)
+      return vhd_error(EINVAL, "%s: growing to %llu bytes needs resize_room first", s->path,
+                       (unsigned long long)new_size);
+    if ((r = commit_size(s, new_size)) < 0)
+      return r;
+    img->virtual_size = new_size;
+    return 0;
+  }
+  if (new_size == img->virtual_size) {
+    /* A room given up (the view back to the file's size), or what an
+     * interrupted shrink left: blocks past the end, a tail belonging to
+     * nothing. */
+    if (s->virtual_size != new_size) {
+      s->virtual_size = new_size;
+      if ((r = vhdx_compute_geometry(s, NULL)) < 0)
+        return r;
+    }
     uint64_t chunks = (s->payload_blocks + s->chunk_ratio - 1) / s->chunk_ratio;
     r = free_past(s, s->payload_blocks, chunks, s->has_parent ? VHDX_BAT_ZERO
                                                               : VHDX_BAT_NOT_PRESENT);
     return r < 0 ? r : trim_tail(s);
   }
-  /* Space an interrupted grow left at the end is reused. */
   if ((r = trim_tail(s)) < 0)
     return r;
-  return new_size > s->virtual_size ? grow(img, s, new_size) : shrink(img, s, new_size);
+  return shrink(img, s, new_size);
 }

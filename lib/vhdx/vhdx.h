@@ -9,7 +9,8 @@
  * transactions through the log), overlay.c (metadata reads that see a log
  * replayed in memory), guids.c (the GUIDs the format names), rw.c (virtual
  * disk I/O), create.c, parent.c, set_parent.c, check.c, repair.c,
- * compact.c, resize.c and open.c (the driver table).
+ * compact.c, resize.c, bat_move.c (a larger BAT region for resize) and
+ * open.c (the driver table).
  *
  * All metadata is read through vhdx_meta_read() so that a read-only open
  * of a file with a pending log sees the replayed state without writing a
@@ -454,8 +455,16 @@ int vhdx_cut_tail(struct vhdx *s);
 /* resize.c */
 int vhdx_resize(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
                 void *opaque);
+int vhdx_resize_room(struct vhd_image *img, uint64_t new_size, vhd_progress_fn progress,
+                     void *opaque, uint64_t *stale_end);
 /* End of the last structure (log, regions, located blocks). */
 uint64_t vhdx_structures_end(const struct vhdx *s);
+
+/* bat_move.c */
+/* Make the BAT region hold at least entries entries: grown in place when
+ * it is the last structure, else moved behind the last one (crash-safe,
+ * the disk's size unchanged). */
+int vhdx_bat_make_room(struct vhdx *s, uint64_t entries);
 
 /* set_parent.c, repair.c */
 int vhdx_set_parent(struct vhd_image *img, const struct parent_link *parent);

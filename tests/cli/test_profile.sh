@@ -71,7 +71,13 @@ expect_rule "fixed VHD with 1024 bytes more" azure.footer-at-end-only "$WORK/tai
 "$VHDTOOL" create -f vhd -t dynamic -s 32M -b 512K "$WORK/b512.vhd"
 expect_rule "VHD with 512 KiB blocks" hyperv.vhd-block-size "$WORK/b512.vhd" hyperv
 printf 'x' | "$VHDTOOL" write --offset 0 "$WORK/dyn.vhd"
-expect_rule "VHD whose block data is not 4 KiB-aligned" hyperv.vhd-block-aligned "$WORK/dyn.vhd" hyperv
+"$VHDTOOL" check --profile hyperv "$WORK/dyn.vhd" > "$WORK/out"
+check "hyperv: a vhdtool dynamic VHD with a block passes (data 4 KiB-aligned)" test $? -eq 0
+# qemu puts a block's sector bitmap right after the previous structure
+# (data at 512 mod 4096), the layout libvhd wrote before.
+head -c 4194304 /dev/urandom > "$WORK/x4m.raw"
+qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$WORK/x4m.raw" "$WORK/qdyn.vhd"
+expect_rule "VHD whose block data is not 4 KiB-aligned" hyperv.vhd-block-aligned "$WORK/qdyn.vhd" hyperv
 "$VHDTOOL" check --profile hyperv "$WORK/dyn.vhdx" > "$WORK/out"
 check "hyperv: a vhdtool VHDX passes" test $? -eq 0
 "$VHDTOOL" check --profile hyperv "$WORK/azure.vhd" > "$WORK/out"

@@ -134,13 +134,17 @@ Test(compare, vhdx_against_vhd_reads_only_data, .fini = teardown)
 
 /* Dynamic VHD (specification: footer copy 512, dynamic header 1024, BAT
  * of 4-byte entries in whole sectors, each block a sector bitmap in whole
- * sectors then the data, the footer 512). */
+ * sectors then the data, the footer 512), each block's data on a 4 KiB
+ * boundary with the padding before its bitmap, as Windows lays it out. */
 static uint64_t vhd_spec_size(uint64_t size, uint64_t bs, uint64_t blocks_present)
 {
   uint64_t entries = (size + bs - 1) / bs;
   uint64_t bat = (entries * 4 + 511) / 512 * 512;
   uint64_t bitmap = (bs / 512 / 8 + 511) / 512 * 512;
-  return 512 + 1024 + bat + blocks_present * (bitmap + bs) + 512;
+  uint64_t end = 512 + 1024 + bat;
+  for (uint64_t b = 0; b < blocks_present; b++)
+    end = (end + bitmap + 4095) / 4096 * 4096 + bs;
+  return end + 512;
 }
 
 Test(measure, dynamic_vhd_as_the_specification_lays_it_out, .fini = teardown)

@@ -180,8 +180,11 @@ Test(profile, apply)
   vhd_create_params_init(&p);
   cr_assert_eq(vhd_profile_apply(VHD_PROFILE_VIRTUALPC, 200ull << 30, &p), -EFBIG);
 
-  vhd_create_params_init(&p);   /* VHD dynamic: blocks not aligned yet */
-  cr_assert_eq(vhd_profile_apply(VHD_PROFILE_HYPERV, 10 * MiB, &p), -ENOTSUP);
+  vhd_create_params_init(&p);   /* VHD dynamic: 2 MiB blocks, data aligned */
+  p.format = VHD_FORMAT_VHD;
+  p.type = VHD_TYPE_DYNAMIC;
+  cr_assert_eq(vhd_profile_apply(VHD_PROFILE_HYPERV, 10 * MiB, &p), 0);
+  cr_assert_eq(p.block_size, 2 * MiB);
   p.format = VHD_FORMAT_VHDX;
   p.block_size = 3 * MiB;
   cr_assert_eq(vhd_profile_apply(VHD_PROFILE_HYPERV, 10 * MiB, &p), -EINVAL);
