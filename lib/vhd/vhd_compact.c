@@ -20,7 +20,6 @@
 
 #define SECTOR VHD_SECTOR_SIZE
 #define COPY_CHUNK (1u << 20)
-#define DATA_ALIGN 4096u
 
 struct compact_run {
   struct vhd_image *img;
@@ -123,9 +122,9 @@ int vhd_fmt_pack_rules(struct vhd_image *img, struct pack_rules *rules)
   bool aligned = true;
   for (uint32_t i = 0; i < s->bat.count && aligned; i++)
     if (s->bat.entry[i] != VHD_BAT_UNUSED)
-      aligned = (vhd_block_offset(s, i) + s->bitmap_bytes) % DATA_ALIGN == 0;
+      aligned = (vhd_block_offset(s, i) + s->bitmap_bytes) % VHD_DATA_ALIGN == 0;
   rules->start = align_up(s->meta_end, SECTOR);
-  rules->align = aligned ? DATA_ALIGN : SECTOR;
+  rules->align = aligned ? VHD_DATA_ALIGN : SECTOR;
   rules->skew = aligned ? s->bitmap_bytes : 0;
   /* Entries past the disk's last block (a table longer than the disk
    * needs) are no blocks to move, but what they point at stays theirs. */
