@@ -176,6 +176,16 @@ VHD_API int vhd_io_new_sized(const struct vhd_io_ops *ops, size_t ops_size, void
 /* A file on the host, opened with O_CLOEXEC. */
 VHD_API int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out);
 
+/* An export of an NBD server, by libnbd URI (nbd://host:port/export,
+ * nbd+unix:///export?socket=PATH), read through a block cache (64 MiB).
+ * The export's size is fixed: a write past its end fails with -ENOSPC.
+ * A differencing image's parents are taken only from parent_uris (NULL
+ * or a NULL-terminated list: parent, grandparent, ...), and checked by
+ * identity; without one its open fails naming the locator. -ENOTSUP when
+ * libvhd was built without libnbd. */
+VHD_API int vhd_io_open_nbd(const char *uri, const char *const *parent_uris,
+                            unsigned flags, vhd_io **out);
+
 /* A growable in-memory file, initialised with a copy of data[0..size).
  * data may be NULL when size is 0; name may be NULL ("memory"). */
 VHD_API int vhd_io_new_memory(const void *data, size_t size, const char *name,

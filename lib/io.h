@@ -91,6 +91,27 @@ void io_file_release_lock(vhd_io *io);
 /* Remove a failed output at path, when it is a regular file: a block
  * device (or a link to one) written in place is never removed. */
 int io_remove_output(const char *path);
+/* io/cache.c: a read cache over inner (which the wrapper then owns), for
+ * backends where each request is a round trip. Memory: capacity bytes of
+ * blocks plus one fetch (at most IO_CACHE_MAX_FETCH) per reading thread. */
+#define IO_CACHE_MAX_BLOCK (16u << 20)
+#define IO_CACHE_MAX_SLOTS 8192u
+#define IO_CACHE_MAX_FETCH ((size_t)32 << 20)
+struct io_cache_params {
+  uint64_t capacity;   /* bytes kept */
+  uint32_t block;      /* bytes per cached block, a power of two */
+};
+struct io_cache_stats {
+  uint64_t hits, misses, fetches, fetched_bytes;
+};
+#define IO_CACHE_DEFAULT_CAPACITY ((uint64_t)64 << 20)
+#define IO_CACHE_DEFAULT_BLOCK (1u << 20)
+int io_cache_wrap(vhd_io *inner, const struct io_cache_params *p, vhd_io **out);
+/* Zeros for a backend that is not a cache. */
+void io_cache_get_stats(vhd_io *io, struct io_cache_stats *stats);
+/* io/nbd.c: -EREMOTE with the message for a differencing image whose
+ * parent, named by locator, would have to be a file beside a remote one. */
+int io_refuse_remote_parent(const char *locator);
 static inline bool io_writable(const vhd_io *io) { return (io->flags & VHD_IO_RDWR) != 0; }
 
 #endif
