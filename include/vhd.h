@@ -185,6 +185,10 @@ VHD_API int vhd_io_open_file(const char *path, unsigned flags, vhd_io **out);
  * libvhd was built without libnbd. */
 VHD_API int vhd_io_open_nbd(const char *uri, const char *const *parent_uris,
                             unsigned flags, vhd_io **out);
+/* 1 when s is an NBD URI (nbd://, nbds://, nbd+unix://, ...), which
+ * vhd_convert then writes over as a fixed-size target (raw output only,
+ * with VHD_CREATE_OVERWRITE), as it does a block device. */
+VHD_API int vhd_is_nbd_uri(const char *s);
 
 /* A growable in-memory file, initialised with a copy of data[0..size).
  * data may be NULL when size is 0; name may be NULL ("memory"). */

@@ -60,11 +60,11 @@ int create_on_io(vhd_io *io, const struct vhd_create_params *in,
   const struct vhd_driver *drv;
   struct vhd_create_params p;
   int r = prepare(io->name, in, link, &drv, &p);
-  /* A device's size is fixed: VHD wants its footer at the very end and
+  /* A device's (an export's) size is fixed: VHD wants its footer at the very end and
    * VHDX grows its file, so only a raw image fits a device of any size. */
   if (r == 0 && io->fixed_size && drv != &vhd_driver_raw)
-    r = vhd_error(EINVAL, "%s: is a block device: only raw images are written onto "
-                  "devices (use -O raw)", io->name);
+    r = vhd_error(EINVAL, "%s: has a fixed size (a block device or an NBD export): only "
+                  "raw images are written onto it (use -O raw)", io->name);
   if (r == 0 && link && p.size == 0)
     p.size = link->image->virtual_size;
   if (r == 0 && p.size == 0)

@@ -273,7 +273,7 @@ serve_connect (bool readonly, bool writable_below)
                     "this connection is read-only too");
   }
   if (image == NULL) {
-    nbdkit_error ("%s: not open since a failed reopen (see above)", source_name);
+    nbdkit_error ("%s: not open since a failed open (see above)", source_name);
     pthread_mutex_unlock (&lock);
     free (h);
     return NULL;

@@ -279,9 +279,13 @@ vhd_filter_config_complete (nbdkit_next_config_complete *next, nbdkit_backend *n
   SERVE_CONFIG_HELP
 
 /* The plugin below is only reachable after the fork: the image is
- * validated and opened here (a bad one stops nbdkit with its message). */
+ * validated and opened here. A failure is reported (one line naming the
+ * field) but does not stop nbdkit: with --run, the command nbdkit started
+ * holds the listening socket, and its client would wait forever on a
+ * server that is gone. Every connection is refused instead, as the plugin
+ * does after a failed reopen. */
 static int
-vhd_filter_after_fork (nbdkit_backend *backend)
+open_below (nbdkit_backend *backend)
 {
   shared_next = nbdkit_next_context_open (backend, 0, "", 1);
   if (shared_next == NULL)
@@ -294,6 +298,14 @@ vhd_filter_after_fork (nbdkit_backend *backend)
   next_writable = shared_next->can_write (shared_next) == 1;
   if (serve_validate () < 0 || serve_start () < 0)
     return -1;
+  return 0;
+}
+
+static int
+vhd_filter_after_fork (nbdkit_backend *backend)
+{
+  if (open_below (backend) < 0)
+    nbdkit_error ("%s: not served: every connection is refused", EXPORT_NAME);
   return 0;
 }
 

@@ -161,6 +161,24 @@ static int check_profile(const char *path, enum vhd_profile profile, struct find
   return r;
 }
 
+/* A file by path (with the open options), an NBD URI through its backend. */
+static int check_any(const char *path, unsigned check_flags, struct findings *f,
+                     struct vhd_check_result *result)
+{
+  if (!vhd_is_nbd_uri(path)) {
+    struct vhd_open_params op = open_params(0);
+    return vhd_check_with(path, &op, check_flags, on_finding, f, result);
+  }
+  vhd_io *io;
+  unsigned io_flags = (check_flags & VHD_CHECK_REPAIR) ? VHD_IO_RDWR : VHD_IO_RDONLY;
+  int r = open_nbd_io(path, io_flags, &io);
+  if (r < 0)
+    return r;
+  r = vhd_check_io(io, check_flags, on_finding, f, result);
+  vhd_io_close(io);
+  return r;
+}
+
 enum { OPT_REPAIR = 256, OPT_PROFILE };
 
 static const struct option long_options[] = {
@@ -212,8 +230,7 @@ static int run(int argc, char **argv)
 
   struct vhd_check_result result;
   memset(&result, 0, sizeof result);
-  struct vhd_open_params op = open_params(0);
-  int r = vhd_check_with(path, &op, check_flags, on_finding, &f, &result);
+  int r = check_any(path, check_flags, &f, &result);
   if (r == 0 && profile)
     r = check_profile(path, profile, &f, &result);
 

@@ -154,12 +154,14 @@ enum {
   OPT_NO_PARENT = 0x1000,
   OPT_PARENT_DIR,
   OPT_RAW_PARENT,
+  OPT_PARENT_URI,
   OPT_FORCE_SHARE = 'U',
 };
 #define OPEN_LONG_OPTIONS                                       \
   {"no-parent", no_argument, NULL, OPT_NO_PARENT},              \
   {"parent-dir", required_argument, NULL, OPT_PARENT_DIR},      \
   {"raw-parent", no_argument, NULL, OPT_RAW_PARENT},            \
+  {"parent-uri", required_argument, NULL, OPT_PARENT_URI},      \
   {"force-share", no_argument, NULL, OPT_FORCE_SHARE}
 
 /* For the default case of a command's option switch: true when c was one
@@ -170,8 +172,11 @@ bool open_option_or_error(const char *cmd, int c, char **argv,
 /* The parameters those options set, with flags added. */
 struct vhd_open_params open_params(unsigned flags);
 bool force_share_requested(void);
-/* vhd_open_with(path, open_params(flags), img). */
+/* vhd_open_with(path, open_params(flags), img); an NBD URI (is_nbd_uri)
+ * (vhd_is_nbd_uri) is opened through libnbd, its parents from --parent-uri. */
 int open_with_options(const char *path, unsigned flags, vhd_image **img);
+/* The backend of an NBD URI with the --parent-uri list (flags VHD_IO_*). */
+int open_nbd_io(const char *uri, unsigned io_flags, vhd_io **io);
 /* Their help text, appended to the help of each command that takes them. */
 extern const char open_options_help[];
 

@@ -16,6 +16,7 @@
 #ifdef VHD_HAVE_LIBNBD
 #include <libnbd.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* NBD servers refuse larger requests (nbdkit's limit is 64 MiB). */
 #define NBD_MAX_REQUEST ((size_t)32 << 20)
@@ -26,6 +27,8 @@ struct nbd_file {
   struct nbd_handle *h;
   int64_t size;
   bool can_flush, can_zero;
+  bool replace;         /* opened to be written over: the first set_size zeroes */
+  char *uri;
   char **parent_uris;   /* NULL-terminated, owned */
 };
 
@@ -79,25 +82,45 @@ static int nbdio_get_size(void *opaque, uint64_t *size)
   return 0;
 }
 
-/* Only the length it has: what needs more room says so. */
+/* An export's size is fixed, like a block device's: an image written
+ * over it (replace) may be smaller and has its range zeroed first;
+ * otherwise only the length it has. */
+static int zero_range(struct nbd_file *f, uint64_t offset, uint64_t length)
+{
+  for (uint64_t done = 0; done < length; ) {
+    uint64_t n = min_u64(length - done, NBD_MAX_REQUEST);
+    if (nbd_zero(f->h, n, offset + done, 0) < 0)   /* no NO_HOLE: may trim */
+      return nbd_failure();
+    done += n;
+  }
+  return 0;
+}
+
 static int nbdio_set_size(void *opaque, uint64_t size)
 {
   struct nbd_file *f = opaque;
-  return size == (uint64_t)f->size ? 0 : size > (uint64_t)f->size ? -ENOSPC : -ENOTSUP;
+  uint64_t have = (uint64_t)f->size;
+  if (size > have)
+    return vhd_error(ENOSPC, "%s: the image needs %llu bytes, but the NBD export holds "
+                     "only %llu", f->uri, (unsigned long long)size, (unsigned long long)have);
+  if (!f->replace && size != have)
+    return vhd_error(EINVAL, "%s: is an NBD export of %llu bytes, whose size does not "
+                     "change (to %llu bytes)", f->uri, (unsigned long long)have,
+                     (unsigned long long)size);
+  if (!f->replace)
+    return 0;
+  f->replace = false;
+  int r = f->can_zero ? zero_range(f, 0, size) : -ENOTSUP;
+  if (r < 0)
+    return vhd_error(-r, "%s: cannot zero the export's first %llu bytes: %s", f->uri,
+                     (unsigned long long)size, strerror(-r));
+  return 0;
 }
 
 static int nbdio_punch_hole(void *opaque, uint64_t offset, uint64_t length)
 {
   struct nbd_file *f = opaque;
-  if (!f->can_zero)
-    return -ENOTSUP;
-  for (uint64_t done = 0; done < length; ) {
-    uint64_t n = min_u64(length - done, NBD_MAX_REQUEST);
-    if (nbd_zero(f->h, n, offset + done, 0)   /* no NO_HOLE: may trim */ < 0)
-      return nbd_failure();
-    done += n;
-  }
-  return 0;
+  return f->can_zero ? zero_range(f, offset, length) : -ENOTSUP;
 }
 
 static int nbdio_open_related(void *opaque, const char *path, unsigned flags, vhd_io **out)
@@ -125,6 +148,7 @@ static void nbdio_close(void *opaque)
     nbd_close(f->h);
   }
   free_uris(f->parent_uris);
+  vhd_free(f->uri);
   vhd_free(f);
 }
 
@@ -187,11 +211,17 @@ int vhd_io_open_nbd(const char *uri, const char *const *parent_uris, unsigned fl
   *out = NULL;
   if (!uri)
     return vhd_error(EINVAL, "vhd_io_open_nbd: no URI");
-  if (flags & (VHD_IO_CREATE | VHD_IO_TRUNC))
-    return vhd_error(EINVAL, "%s: an NBD export cannot be created, only written over", uri);
+  if ((flags & VHD_IO_CREATE) && !(flags & VHD_IO_TRUNC))
+    return vhd_error(EEXIST, "%s: an NBD export always exists: it is written over only "
+                     "when replacing is asked for (vhdtool convert --force)", uri);
   struct nbd_file *f = vhd_calloc(1, sizeof *f);
-  if (!f)
+  if (!f || !(f->uri = vhd_strdup(uri))) {
+    vhd_free(f);
     return vhd_error(ENOMEM, "%s: out of memory", uri);
+  }
+  f->replace = (flags & VHD_IO_CREATE) != 0;
+  if (f->replace)
+    flags = VHD_IO_RDWR;
   int r = copy_uris(parent_uris, &f->parent_uris);
   if (r < 0) {
     nbdio_close(f);
@@ -206,6 +236,7 @@ int vhd_io_open_nbd(const char *uri, const char *const *parent_uris, unsigned fl
     nbdio_close(f);
     return r;
   }
+  raw->fixed_size = true;
   struct io_cache_params cp = { IO_CACHE_DEFAULT_CAPACITY, IO_CACHE_DEFAULT_BLOCK };
   r = io_cache_wrap(raw, &cp, out);
   if (r < 0)
@@ -227,9 +258,20 @@ int vhd_io_open_nbd(const char *uri, const char *const *parent_uris, unsigned fl
 
 #endif
 
+int vhd_is_nbd_uri(const char *s)
+{
+  static const char *const schemes[] = {
+    "nbd://", "nbds://", "nbd+unix://", "nbds+unix://", "nbd+vsock://", "nbds+vsock://",
+  };
+  for (size_t i = 0; s && i < sizeof schemes / sizeof schemes[0]; i++)
+    if (strncmp(s, schemes[i], strlen(schemes[i])) == 0)
+      return 1;
+  return 0;
+}
+
 int io_refuse_remote_parent(const char *locator)
 {
   return vhd_error(EREMOTE, "parent locator %s names no file on this host: give the "
-                   "parent's NBD URI (vhdtool --parent URI, nbdkit-vhd-filter parent=URI)",
+                   "parent's NBD URI (vhdtool --parent-uri URI, nbdkit-vhd-filter parent=URI)",
                    locator);
 }

@@ -109,7 +109,8 @@ static int create_output(const char *path, const struct vhd_create_params *p,
   vhd_io *file;
   unsigned ioflags = VHD_IO_RDWR | VHD_IO_CREATE |
                      ((p->flags & VHD_CREATE_OVERWRITE) ? VHD_IO_TRUNC : 0);
-  int r = vhd_io_open_file(path, ioflags, &file);
+  int r = vhd_is_nbd_uri(path) ? vhd_io_open_nbd(path, NULL, ioflags, &file)
+                                : vhd_io_open_file(path, ioflags, &file);
   if (r < 0)
     return r;
   struct output *out = vhd_calloc(1, sizeof *out);
