@@ -141,6 +141,61 @@ next_punch_hole (void *opaque, uint64_t offset, uint64_t length)
   return -err;
 }
 
+/* The holes of the layer below (a sparse file under nbdkit file), so
+ * that ranges a dynamic image stores but the host never wrote report as
+ * zeros, as the plugin reports them from SEEK_DATA. One extents request
+ * covers at most EXTENTS_SPAN bytes; a plugin without extents has no
+ * holes to tell (-ENOTSUP: all data). */
+#define EXTENTS_SPAN (1u << 30)
+
+static int
+next_find_data (void *opaque, uint64_t offset, uint64_t *data, uint64_t *hole)
+{
+  (void) opaque;
+  uint64_t size = (uint64_t) next_size;
+  int err = 0;
+  bool in_data = false;
+  *data = *hole = size;
+  pthread_mutex_lock (&next_lock);
+  if (shared_next->can_extents (shared_next) <= 0)
+    err = ENOTSUP;
+  while (err == 0 && offset < size) {
+    uint32_t count = size - offset < EXTENTS_SPAN ? size - offset : EXTENTS_SPAN;
+    struct nbdkit_extents *list = nbdkit_extents_new (offset, offset + count);
+    if (list == NULL) {
+      err = ENOMEM;
+      break;
+    }
+    if (shared_next->extents (shared_next, count, offset, 0, list, &err) < 0) {
+      nbdkit_extents_free (list);
+      err = err ? err : EIO;
+      break;
+    }
+    uint64_t reached = offset;
+    for (size_t i = 0; i < nbdkit_extents_count (list); i++) {
+      struct nbdkit_extent e = nbdkit_get_extent (list, i);
+      bool is_hole = (e.type & NBDKIT_EXTENT_HOLE) != 0;
+      if (!in_data && !is_hole) {
+        *data = e.offset > offset ? e.offset : offset;
+        in_data = true;
+      }
+      else if (in_data && is_hole) {
+        *hole = e.offset;
+        nbdkit_extents_free (list);
+        goto done;
+      }
+      reached = e.offset + e.length;
+    }
+    nbdkit_extents_free (list);
+    if (reached <= offset)
+      err = EIO;   /* a plugin that answers nothing would loop forever */
+    offset = reached;
+  }
+done:
+  pthread_mutex_unlock (&next_lock);
+  return -err;
+}
+
 static int
 next_open_related (void *opaque, const char *path, unsigned flags, vhd_io **out)
 {
@@ -166,6 +221,7 @@ static const struct vhd_io_ops next_ops = {
   .get_size = next_get_size,
   .set_size = next_set_size,
   .punch_hole = next_punch_hole,
+  .find_data = next_find_data,
   .open_related = next_open_related,
   .close = next_close,
 };

@@ -108,3 +108,49 @@ check_clean() {
   esac
   return 0
 }
+
+# --- nbdkit-vhd-filter -------------------------------------------------------
+# NBD_FILTER: path of nbdkit-vhd-filter.so (tests/nbd/CMakeLists.txt).
+NBD_FILTER=${NBD_FILTER:-}
+
+need_filter() {
+  need_nbd
+  [ -n "$NBD_FILTER" ] && [ -f "$NBD_FILTER" ] ||
+    { echo "FAIL - filter not built (NBD_FILTER='$NBD_FILTER')"; echo "0 passed, 1 failed"; exit 1; }
+}
+
+# filtered [NBDKIT-OPTIONS...] PLUGIN [PARAMS...] -- SCRIPT
+# Like captive, with the vhd filter over PLUGIN (file, nbd, curl, ...);
+# PARAMS are the plugin's and the filter's.
+filtered() {
+  local opts=() args=()
+  while [ $# -gt 0 ] && [ "${1#-}" != "$1" ]; do opts+=("$1"); shift; done
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  shift
+  "${NBDKIT[@]}" -U - "${opts[@]}" --filter="$NBD_FILTER" "${args[@]}" \
+    --run "unset LD_PRELOAD; $1"
+}
+
+# serve_plain SOCKET [NBDKIT-OPTIONS...] PLUGIN [PARAMS...]
+# A background nbdkit with any plugin (no filter) on SOCKET, ended with
+# the test (--exit-with-parent); its pid is appended to PLAIN_PIDS.
+PLAIN_PIDS=()
+serve_plain() {
+  local sock=$1; shift
+  rm -f "$sock" "$sock.pid"
+  nbdkit -f --exit-with-parent -U "$sock" -P "$sock.pid" "$@" &
+  PLAIN_PIDS+=($!)
+  local i
+  for i in $(seq 100); do
+    [ -s "$sock.pid" ] && [ -S "$sock" ] && return 0
+    kill -0 $! 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_plain() {
+  local p
+  for p in "${PLAIN_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  PLAIN_PIDS=()
+}
