@@ -19,13 +19,17 @@ $SUDO apt-get update -q
 # sbsigntool (sbsign, sbverify) and openssl sign the loader for the Secure
 # Boot tests (tests/efi/test_secure_boot.py, with ovmf's snakeoil keys);
 # shim-unsigned gives tests/efi/test_secure_boot_shim.py a real shim.
+# libnbd-dev lets vhdtool and the library read NBD URIs; lighttpd is the
+# HTTP server of the filter's curl test (nbdkit itself holds the curl
+# plugin on Debian 12); qemu-block-extra gives qemu-img its curl driver
+# (bench/remote-bench.sh).
 $SUDO apt-get install -y -q --no-install-recommends \
   build-essential cmake pkg-config clang libclang-rt-14-dev \
   zlib1g-dev uuid-dev libcriterion-dev \
-  nbdkit nbdkit-plugin-dev libnbd-bin \
+  nbdkit nbdkit-plugin-dev libnbd-bin libnbd-dev lighttpd \
   qemu-utils libvhdi-dev libvhdi-utils \
   gnu-efi ovmf qemu-system-x86 mtools gdisk dosfstools exfatprogs \
   sbsigntool openssl shim-unsigned \
   python3 bzip2 gzip coreutils strace groff-base man-db \
   e2fsprogs dmsetup binutils dpkg initramfs-tools mmdebstrap ntfs-3g attr \
-  debhelper lintian
+  debhelper lintian qemu-block-extra
