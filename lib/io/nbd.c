@@ -26,7 +26,7 @@
 struct nbd_file {
   struct nbd_handle *h;
   int64_t size;
-  bool can_flush, can_zero;
+  bool can_flush, can_zero, can_status;
   bool replace;         /* opened to be written over: the first set_size zeroes */
   char *uri;
   char **parent_uris;   /* NULL-terminated, owned */
@@ -123,6 +123,63 @@ static int nbdio_punch_hole(void *opaque, uint64_t offset, uint64_t length)
   return f->can_zero ? zero_range(f, offset, length) : -ENOTSUP;
 }
 
+/* The export's holes (base:allocation), so that ranges an image stores
+ * but the server's file never wrote report as zeros, as they do on a
+ * local file (SEEK_DATA). The server may answer for less than asked:
+ * then the next request goes on from where it stopped. */
+#define STATUS_SPAN ((uint64_t)1 << 30)
+
+struct hole_search {
+  uint64_t pos;        /* where the next entry starts */
+  bool in_data;
+  bool found_hole;
+  uint64_t data, hole;
+};
+
+static int on_extents(void *user, const char *context, uint64_t offset, uint32_t *entries,
+                      size_t n, int *error)
+{
+  struct hole_search *hs = user;
+  (void)error;
+  if (strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0)
+    return 0;
+  hs->pos = offset;
+  for (size_t i = 0; i + 1 < n && !hs->found_hole; i += 2) {
+    bool is_hole = (entries[i + 1] & LIBNBD_STATE_HOLE) != 0;
+    if (!hs->in_data && !is_hole) {
+      hs->data = hs->pos;
+      hs->in_data = true;
+    } else if (hs->in_data && is_hole) {
+      hs->hole = hs->pos;
+      hs->found_hole = true;
+    }
+    hs->pos += entries[i];
+  }
+  return 0;
+}
+
+static int nbdio_find_data(void *opaque, uint64_t offset, uint64_t *data, uint64_t *hole)
+{
+  struct nbd_file *f = opaque;
+  uint64_t size = (uint64_t)f->size;
+  if (!f->can_status)
+    return -ENOTSUP;
+  struct hole_search hs = { .data = size, .hole = size };
+  uint64_t at = offset;
+  while (at < size && !hs.found_hole) {
+    hs.pos = at;
+    nbd_extent_callback cb = { .callback = on_extents, .user_data = &hs };
+    if (nbd_block_status(f->h, min_u64(size - at, STATUS_SPAN), at, cb, 0) < 0)
+      return nbd_failure();
+    if (hs.pos <= at)
+      return -EIO;   /* no progress: a server that answers nothing */
+    at = hs.pos;
+  }
+  *data = hs.in_data ? max_u64(hs.data, offset) : size;
+  *hole = hs.found_hole ? hs.hole : size;
+  return 0;
+}
+
 static int nbdio_open_related(void *opaque, const char *path, unsigned flags, vhd_io **out)
 {
   struct nbd_file *f = opaque;
@@ -159,6 +216,7 @@ static const struct vhd_io_ops nbd_ops = {
   .get_size = nbdio_get_size,
   .set_size = nbdio_set_size,
   .punch_hole = nbdio_punch_hole,
+  .find_data = nbdio_find_data,
   .open_related = nbdio_open_related,
   .close = nbdio_close,
 };
@@ -192,6 +250,7 @@ static int connect_export(struct nbd_file *f, const char *uri, unsigned flags)
   /* A URI may come from whoever uploaded an image's description: it must
    * not make libnbd read a local file (?tls-psk-file=/etc/...). */
   nbd_set_uri_allow_local_file(f->h, false);
+  nbd_add_meta_context(f->h, LIBNBD_CONTEXT_BASE_ALLOCATION);
   if (nbd_connect_uri(f->h, uri) < 0)
     return vhd_error(-nbd_failure(), "%s: cannot connect: %s", uri, nbd_get_error());
   f->size = nbd_get_size(f->h);
@@ -202,6 +261,7 @@ static int connect_export(struct nbd_file *f, const char *uri, unsigned flags)
     return vhd_error(EROFS, "%s: the NBD server serves this export read-only", uri);
   f->can_flush = nbd_can_flush(f->h) == 1;
   f->can_zero = nbd_can_zero(f->h) == 1;
+  f->can_status = nbd_can_meta_context(f->h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
   return 0;
 }
 
