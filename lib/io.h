@@ -96,7 +96,7 @@ int io_remove_output(const char *path);
  * blocks plus one fetch (at most IO_CACHE_MAX_FETCH) per reading thread. */
 #define IO_CACHE_MAX_BLOCK (16u << 20)
 #define IO_CACHE_MAX_SLOTS 8192u
-#define IO_CACHE_MAX_FETCH ((size_t)32 << 20)
+#define IO_CACHE_MAX_FETCH ((size_t)8 << 20)
 struct io_cache_params {
   uint64_t capacity;   /* bytes kept */
   uint32_t block;      /* bytes per cached block, a power of two */

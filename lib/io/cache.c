@@ -9,7 +9,10 @@
  * whatever the image says. A miss fetches every missing block of the
  * request in one read; when misses follow each other in file order the
  * fetch grows (read-ahead, doubling up to max_fetch), so a sequential
- * reader pays one round trip per few MiB. Writes go straight through and
+ * reader pays one round trip per few MiB. Several readers (nbdcopy's
+ * connections, each with requests in flight that arrive out of order)
+ * are told apart as streams: a miss at or a little past where a stream's
+ * last fetch ended continues that stream. Writes go straight through and
  * update the cached copies; a fetch that raced with a write is returned to
  * its reader but not kept (generation counter), so a stale block is never
  * cached. */
@@ -24,6 +27,14 @@ struct cache_slot {
   uint8_t *data;
 };
 
+#define CACHE_STREAMS 8
+
+struct cache_stream {
+  uint64_t next;       /* block after the stream's last fetch */
+  size_t readahead;    /* bytes */
+  uint64_t last_use;
+};
+
 struct io_cache {
   vhd_io *inner;
   vhd_mutex lock;
@@ -33,8 +44,7 @@ struct io_cache {
   struct cache_slot *slots;
   uint64_t clock;
   uint64_t generation;           /* bumped by every change of the file */
-  uint64_t next_sequential;      /* block after the last miss's fetch */
-  size_t readahead;              /* current read-ahead, bytes */
+  struct cache_stream streams[CACHE_STREAMS];
   struct io_cache_stats stats;
 };
 
@@ -95,22 +105,40 @@ static void keep_blocks(struct io_cache *c, uint64_t first, unsigned nblocks,
   vhd_mutex_unlock(&c->lock);
 }
 
+/* The stream a miss at index continues (at or a little past where its
+ * last fetch ended: requests in flight arrive out of order), else a new
+ * one in place of the least recently used. */
+static struct cache_stream *stream_for(struct io_cache *c, uint64_t index)
+{
+  struct cache_stream *oldest = &c->streams[0];
+  for (unsigned i = 0; i < CACHE_STREAMS; i++) {
+    struct cache_stream *s = &c->streams[i];
+    uint64_t slack = max_u64(2, s->readahead / c->block);
+    if (s->readahead && index >= s->next && index - s->next <= slack)
+      return s;
+    if (s->last_use < oldest->last_use)
+      oldest = s;
+  }
+  oldest->readahead = 0;
+  return oldest;
+}
+
 /* How many blocks to fetch for a miss at `index`: the missing run the
- * request covers, grown by read-ahead when misses come in file order. */
+ * request covers, grown by its stream's read-ahead. A new stream starts
+ * with two blocks, so one isolated miss costs little more than itself. */
 static unsigned fetch_blocks(struct io_cache *c, uint64_t index, uint64_t last, uint64_t size)
 {
   uint64_t end_block = (size + c->block - 1) / c->block;
   vhd_mutex_lock(&c->lock);
-  if (index == c->next_sequential)
-    c->readahead = c->readahead ? (size_t)min_u64(c->readahead * 2, c->max_fetch) : c->block * 2;
-  else
-    c->readahead = 0;
-  uint64_t want = max_u64(last - index + 1, c->readahead / c->block);
+  struct cache_stream *s = stream_for(c, index);
+  s->readahead = s->readahead ? (size_t)min_u64(s->readahead * 2, c->max_fetch) : c->block * 2;
+  s->last_use = ++c->clock;
+  uint64_t want = max_u64(last - index + 1, s->readahead / c->block);
   unsigned n = 1;
   while (n < want && n < c->max_fetch / c->block && index + n < end_block &&
          (index + n <= last || !find_slot(c, index + n)))
     n++;
-  c->next_sequential = index + n;
+  s->next = index + n;
   vhd_mutex_unlock(&c->lock);
   return n;
 }
@@ -279,7 +307,6 @@ int io_cache_wrap(vhd_io *inner, const struct io_cache_params *p, vhd_io **out)
   c->slots = slots;
   /* A fetch may not push out more than a quarter of what is kept. */
   c->max_fetch = (size_t)max_u64(block, min_u64(IO_CACHE_MAX_FETCH, nslots / 4 * block));
-  c->next_sequential = UINT64_MAX;
   vhd_mutex_init(&c->lock);
   int r = vhd_io_new(&cache_ops, c, inner->name, inner->flags, out);
   if (r < 0) {
