@@ -8,6 +8,7 @@ MODE cli: every vhdtool command on every case (--vhdtool).
 MODE lib: hostile_lib on every case (--lib).
 MODE nbd: nbdkit with the plugin on every case (--plugin; --nbdkit is the
           command line that starts nbdkit, default "nbdkit").
+MODE filter: nbdkit file with nbdkit-vhd-filter on every case (--filter).
 
 Each run is started here and reaped with wait4(), which gives its maximum
 resident set size (the getrusage of /usr/bin/time -v), under a timeout
@@ -383,19 +384,22 @@ class Runner:
                 os.unlink(out)
 
     # --- the nbdkit plugin ---------------------------------------------------
+    def nbd_client(self, case, name):
+        """The output file (removed first) and the --run command reading the export."""
+        out = os.path.join(self.a.work, name)
+        if os.path.exists(out):
+            os.unlink(out)
+        if case['read_len']:
+            return out, 'nbdinfo "$uri" > %s' % shlex.quote(out)
+        return out, 'nbdcopy "$uri" %s' % shlex.quote(out)
+
     def nbd(self):
         nbdkit = shlex.split(self.a.nbdkit)
         for case in self.cases:
             if (case['heavy'] and self.small) or case['only']:
                 continue
             f = case['file']
-            out = os.path.join(self.a.work, 'nbd.out')
-            if os.path.exists(out):
-                os.unlink(out)
-            if case['read_len']:
-                client = 'nbdinfo "$uri" > %s' % shlex.quote(out)
-            else:
-                client = 'nbdcopy "$uri" %s' % shlex.quote(out)
+            out, client = self.nbd_client(case, 'nbd.out')
             argv = nbdkit + ['-U', '-', self.a.plugin, 'file=' + f, *case['nbd']['params'],
                              '--run', 'unset LD_PRELOAD; ' + client]
             # The client connects writable, so the plugin's read-write
@@ -442,6 +446,49 @@ class Runner:
             if os.path.exists(out):
                 os.unlink(out)
 
+    # --- the nbdkit filter over nbdkit file ------------------------------------
+    # The filter follows no locator (parents come only from parent= URIs),
+    # so the plugin's expectations do not carry over: every case must be
+    # served or refused (the first error line naming the export), never
+    # hang, crash, write without bound or show a byte of a file outside.
+    # What the filter refuses is refused when nbdkit starts serving, so the
+    # client's failure follows the filter's line.
+    def filter(self):
+        nbdkit = shlex.split(self.a.nbdkit)
+        for case in self.cases:
+            if (case['heavy'] and self.small) or case['only']:
+                continue
+            f = case['file']
+            out, client = self.nbd_client(case, 'filter.out')
+            argv = nbdkit + ['-U', '-', '--filter=' + self.a.filter, 'file', f,
+                             *case['nbd']['params'], '--run', 'unset LD_PRELOAD; ' + client]
+            r = run(argv, self.timeout(case))
+            refused = r.rc != 0
+            errs = [l for l in r.err.decode('utf-8', 'replace').splitlines() if 'error' in l]
+            self.runs += 1
+            probs = []
+            if r.timed_out:
+                probs.append('hung')
+            elif r.rc == -signal.SIGXFSZ:
+                probs.append('wrote more than %d MiB: unbounded' % (FSIZE_LIMIT >> 20))
+            elif any(s in r.err for s in SANITIZER) or r.rc < 0:
+                probs.append('crashed: %r' % r.err[:300])
+            elif refused and not (errs and ('nbdkit-vhd-filter' in errs[0] or
+                                            os.path.basename(f) in errs[0])):
+                # (the file plugin below refuses a FIFO itself, naming the file)
+                probs.append('refused, but the first error names neither the export nor '
+                             'the file: %r' % errs[:2])
+            secrets = [bytes.fromhex(s) for s in case['secrets']]
+            if file_has(out, secrets) or any(s in r.err for s in secrets):
+                probs.append('SECRET LEAKED through the export')
+            for p in probs:
+                self.fail(case, 'filter', p)
+            if not probs:
+                self.ok('%s filter (%s, exit %d)' % (case['name'],
+                                                    'refused' if refused else 'served', r.rc))
+            if os.path.exists(out):
+                os.unlink(out)
+
     def finish(self):
         if self.failures:
             print('\nFailures by case:')
@@ -454,12 +501,13 @@ class Runner:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('mode', choices=['cli', 'lib', 'nbd'])
+    ap.add_argument('mode', choices=['cli', 'lib', 'nbd', 'filter'])
     ap.add_argument('--manifest', required=True)
     ap.add_argument('--work', required=True)
     ap.add_argument('--vhdtool')
     ap.add_argument('--lib')
     ap.add_argument('--plugin')
+    ap.add_argument('--filter')
     ap.add_argument('--nbdkit', default='nbdkit')
     ap.add_argument('--small', action='store_true')
     ap.add_argument('--sanitized', action='store_true')

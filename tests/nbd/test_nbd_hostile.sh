@@ -5,9 +5,13 @@
 # parent): each case must either stop nbdkit at startup with one error
 # line naming the file, or serve an export whose every byte (nbdcopy) holds
 # nothing of a file outside the policy; never hang or crash.
+# HOSTILE_NBD_MODE=filter (test_nbd_filter_hostile.sh) runs the catalogue
+# through nbdkit-vhd-filter over nbdkit file instead (run_hostile.py says
+# what is judged there).
 . "$(dirname "$0")/../interop/common.sh"
 . "$(dirname "$0")/common.sh"
-need_nbd
+MODE=${HOSTILE_NBD_MODE:-nbd}
+if [ "$MODE" = filter ]; then need_filter; else need_nbd; fi
 HOSTILE_DIR=$(cd "$NBD_DIR/../hostile" && pwd)
 
 # nbdkit with the ASan runtime preloaded never exits after a startup error
@@ -24,6 +28,6 @@ if ! "$PYTHON" "$HOSTILE_DIR/gen_hostile.py" --vhdtool "$VHDTOOL" "$WORK/cat"; t
   exit 1
 fi
 mkdir -p "$WORK/run"
-"$PYTHON" "$HOSTILE_DIR/run_hostile.py" nbd --manifest "$WORK/cat/manifest.json" \
-  --work "$WORK/run" --plugin "$NBD_PLUGIN" --nbdkit "$(printf '%q ' "${NBDKIT[@]}")" \
+"$PYTHON" "$HOSTILE_DIR/run_hostile.py" "$MODE" --manifest "$WORK/cat/manifest.json" \
+  --work "$WORK/run" --plugin "$NBD_PLUGIN" --filter "$NBD_FILTER" --nbdkit "$(printf '%q ' "${NBDKIT[@]}")" \
   "${args[@]}"
