@@ -52,7 +52,7 @@ if [ -z "$SRC" ]; then
 fi
 WORK=$(mktemp -d "$BENCH_DIR/remote-bench.XXXXXX")
 LPID=
-trap '[ -n "$LPID" ] && kill "$LPID" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap '[ -z "$LPID" ] || kill "$LPID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 mkdir "$WORK/www"
 "$VHDTOOL" convert -O vhdx "$SRC" "$WORK/www/disk.vhdx"
@@ -80,7 +80,8 @@ start_http() {
 }
 stop_http() {
   kill "$LPID"; wait "$LPID" 2>/dev/null || true; LPID=
-  if [ -f "$WORK/access.log" ]; then wc -l < "$WORK/access.log"; else echo 0; fi
+  REQUESTS=0
+  [ ! -f "$WORK/access.log" ] || REQUESTS=$(wc -l < "$WORK/access.log")
 }
 
 job() {
@@ -106,7 +107,7 @@ for ((round = 0; round < ROUNDS; round++)); do
     cat "$WORK/www/disk.vhdx" > /dev/null
     [ "$name" = local ] || start_http
     "$TIMER" -o "$WORK/$name.times" -- "${CMD[@]}" > /dev/null || die "$name failed"
-    [ "$name" = local ] || REQS[$name]=$(stop_http)
+    [ "$name" = local ] || { stop_http; REQS[$name]=$REQUESTS; }
   done
 done
 

@@ -42,8 +42,8 @@ accesslog.filename = "$LOG"
 server.errorlog = "$WORK/error.log"
 EOF
 # start_http: a fresh lighttpd with an empty access log. lighttpd buffers
-# its log, so requests are counted once it has stopped (stop_http prints
-# the count).
+# its log, so requests are counted once it has stopped (stop_http sets
+# REQUESTS; not in a $(...) subshell, which would keep the pid set here).
 start_http() {
   rm -f "$LOG"
   lighttpd -D -f "$WORK/lighttpd.conf" &
@@ -61,7 +61,9 @@ stop_http() {
   wait "$LIGHTTPD_PID" 2>/dev/null
   LIGHTTPD_PID=
   # The probe connection above sent no request, so it is not logged.
-  if [ -f "$LOG" ]; then wc -l < "$LOG"; else echo 0; fi
+  REQUESTS=0
+  [ -f "$LOG" ] && REQUESTS=$(wc -l < "$LOG")
+  return 0
 }
 
 # 1000 random 4 KiB-aligned reads, as qemu-io commands.
@@ -80,7 +82,7 @@ for img in disk.vhdx disk.vhd; do
   start_http || { not_ok "lighttpd did not start: $(cat "$WORK/error.log")"; break; }
   filtered -r curl "$url" -- "nbdcopy \"\$uri\" '$WORK/out'" 2> "$WORK/err"
   rc=$?
-  full=$(stop_http)
+  stop_http; full=$REQUESTS
   [ $rc -eq 0 ] ||
     { not_ok "$img: full read through the filter over curl failed: $(head -c 300 "$WORK/err")"; continue; }
   same_file "$img: filter over curl = model" "$WORK/out" "$MODEL"
@@ -91,7 +93,7 @@ for img in disk.vhdx disk.vhd; do
   filtered -r curl "$url" -- "qemu-io -r -f raw $(cat "$WORK/reads") \"\$uri\" > /dev/null" \
     2> "$WORK/err"
   rc=$?
-  random=$(stop_http)
+  stop_http; random=$REQUESTS
   [ $rc -eq 0 ] || { not_ok "$img: random reads failed: $(head -c 300 "$WORK/err")"; continue; }
   echo "# $img: 1000 random 4 KiB reads: $random HTTP requests"
   check "$img: 1000 random reads in $random requests <= $bound" test "$random" -le "$bound"
@@ -106,7 +108,7 @@ start_http || { not_ok "lighttpd did not start"; finish; exit; }
 filtered -r curl "http://127.0.0.1:$PORT/disk.vhdx" cache-block=4K cache-size=8K -- \
   "qemu-io -r -f raw $(cat "$WORK/reads") \"\$uri\" > /dev/null" 2> "$WORK/err"
 rc=$?
-uncached=$(stop_http)
+stop_http; uncached=$REQUESTS
 echo "# disk.vhdx, cache of two 4 KiB blocks: 1000 random 4 KiB reads: $uncached HTTP requests"
 check "control: without a useful cache the reads cost $uncached > 400 requests" \
   test $rc -eq 0 -a "$uncached" -gt 400
