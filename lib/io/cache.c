@@ -123,7 +123,7 @@ static struct cache_stream *stream_for(struct io_cache *c, uint64_t index)
   return oldest;
 }
 
-/* How many blocks to fetch for a miss at `index`: the missing run the
+/* How many blocks to fetch for a miss at `index`: the missing blocks the
  * request covers, grown by its stream's read-ahead. A new stream starts
  * with two blocks, so one isolated miss costs little more than itself. */
 static unsigned fetch_blocks(struct io_cache *c, uint64_t index, uint64_t last, uint64_t size)
@@ -135,8 +135,10 @@ static unsigned fetch_blocks(struct io_cache *c, uint64_t index, uint64_t last, 
   s->last_use = ++c->clock;
   uint64_t want = max_u64(last - index + 1, s->readahead / c->block);
   unsigned n = 1;
+  /* Up to the first block already here: fetching it again costs bytes
+   * and evicts another block for nothing. */
   while (n < want && n < c->max_fetch / c->block && index + n < end_block &&
-         (index + n <= last || !find_slot(c, index + n)))
+         !find_slot(c, index + n))
     n++;
   s->next = index + n;
   vhd_mutex_unlock(&c->lock);
