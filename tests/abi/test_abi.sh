@@ -45,7 +45,12 @@ consumer_runs() {
     not_ok "$desc: it does not build: $(head -c 400 "$WORK/cc.err")"
   fi
 }
-consumer_runs "a vhd.h-only program linked with libvhd.a runs" "$INC" "$AR" -luuid -lz -lpthread
+# What a static link needs is what the build wrote into libvhd.pc's
+# Libs.private (libnbd too when it was built with it).
+PC=$(dirname "$SO")/../libvhd.pc
+read -r -a STATIC_LIBS <<< "$(sed -n 's/^Libs.private: *//p' "$PC" 2>/dev/null)"
+[ ${#STATIC_LIBS[@]} -gt 0 ] || STATIC_LIBS=(-luuid -lz -lpthread)
+consumer_runs "a vhd.h-only program linked with libvhd.a runs" "$INC" "$AR" "${STATIC_LIBS[@]}"
 consumer_runs "a vhd.h-only program linked with libvhd.so runs" "$INC" "$SO"
 
 SONAME=$(readelf -d "$SO" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
