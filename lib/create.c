@@ -63,8 +63,10 @@ int create_on_io(vhd_io *io, const struct vhd_create_params *in,
   /* A device's (an export's) size is fixed: VHD wants its footer at the very end and
    * VHDX grows its file, so only a raw image fits a device of any size. */
   if (r == 0 && io->fixed_size && drv != &vhd_driver_raw)
-    r = vhd_error(EINVAL, "%s: has a fixed size (a block device or an NBD export): only "
-                  "raw images are written onto it (use -O raw)", io->name);
+    r = vhd_error(EINVAL, "%s: is %s: only raw images are written onto %s (use -O raw)",
+                  io->name, vhd_is_nbd_uri(io->name) ? "an NBD export, of a fixed size"
+                                                     : "a block device",
+                  vhd_is_nbd_uri(io->name) ? "exports" : "devices");
   if (r == 0 && link && p.size == 0)
     p.size = link->image->virtual_size;
   if (r == 0 && p.size == 0)
