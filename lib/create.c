@@ -64,9 +64,8 @@ int create_on_io(vhd_io *io, const struct vhd_create_params *in,
    * VHDX grows its file, so only a raw image fits a device of any size. */
   if (r == 0 && io->fixed_size && drv != &vhd_driver_raw)
     r = vhd_error(EINVAL, "%s: is %s: only raw images are written onto %s (use -O raw)",
-                  io->name, vhd_is_nbd_uri(io->name) ? "an NBD export, of a fixed size"
-                                                     : "a block device",
-                  vhd_is_nbd_uri(io->name) ? "exports" : "devices");
+                  io->name, io->nbd_export ? "an NBD export, of a fixed size" : "a block device",
+                  io->nbd_export ? "exports" : "devices");
   if (r == 0 && link && p.size == 0)
     p.size = link->image->virtual_size;
   if (r == 0 && p.size == 0)

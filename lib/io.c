@@ -292,6 +292,7 @@ int io_wrap(vhd_io *inner, unsigned flags, const struct io_overrides *ov, void *
   }
   (*out)->real_path = inner->real_path ? wrap_real_path : NULL;
   (*out)->fixed_size = inner->fixed_size;
+  (*out)->nbd_export = inner->nbd_export;
   (*out)->logical_sector_size = inner->logical_sector_size;
   (*out)->physical_sector_size = inner->physical_sector_size;
   return 0;

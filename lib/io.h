@@ -26,6 +26,8 @@ struct vhd_io {
    * writes onto it), with the backend's own message, and only raw images
    * can be made on it. */
   bool fixed_size;
+  /* With fixed_size: an NBD export (io/nbd.c), not a device (messages). */
+  bool nbd_export;
   /* The device's sector sizes; 0 when unknown or not a device. */
   uint32_t logical_sector_size, physical_sector_size;
 };

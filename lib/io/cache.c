@@ -318,6 +318,7 @@ int io_cache_wrap(vhd_io *inner, const struct io_cache_params *p, vhd_io **out)
     return r;
   }
   (*out)->fixed_size = inner->fixed_size;
+  (*out)->nbd_export = inner->nbd_export;
   (*out)->logical_sector_size = inner->logical_sector_size;
   (*out)->physical_sector_size = inner->physical_sector_size;
   return 0;

@@ -297,6 +297,7 @@ int vhd_io_open_nbd(const char *uri, const char *const *parent_uris, unsigned fl
     return r;
   }
   raw->fixed_size = true;
+  raw->nbd_export = true;
   struct io_cache_params cp = { IO_CACHE_DEFAULT_CAPACITY, IO_CACHE_DEFAULT_BLOCK };
   r = io_cache_wrap(raw, &cp, out);
   if (r < 0)
