@@ -37,7 +37,8 @@ usage: $0 [options]
   -o "OPS"    among: randread randwrite (default both)
   -s FILE     raw source (default: \$BENCH_DIR/raw-2g.img, made by make-dataset)
 environment: BENCH_DIR ($BENCH_DIR), BUILD ($BUILD), VHDTOOL, NBD_PLUGIN,
-             BASE_PLUGIN (a second plugin build: adds rows base-vhd, base-vhdx)
+             ALT_PLUGIN (a second plugin build, A/B: adds rows alt-vhd, alt-vhdx),
+             ALT_VHDTOOL (creates alt-*'s empty images; reads share one image)
 EOF
 }
 
@@ -77,10 +78,11 @@ SERVER_PID=
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-# Servers: file-raw, plugin-vhd, plugin-vhdx (and base-* with BASE_PLUGIN).
+# Servers: file-raw, plugin-vhd, plugin-vhdx (and alt-* with ALT_PLUGIN).
 SERVERS=(file-raw plugin-vhd plugin-vhdx)
-[ -n "${BASE_PLUGIN:-}" ] && SERVERS+=(base-vhd base-vhdx)
-plugin_of() { case $1 in base-*) echo "$BASE_PLUGIN" ;; *) echo "$NBD_PLUGIN" ;; esac; }
+[ -n "${ALT_PLUGIN:-}" ] && SERVERS+=(alt-vhd alt-vhdx)
+plugin_of() { case $1 in alt-*) echo "$ALT_PLUGIN" ;; *) echo "$NBD_PLUGIN" ;; esac; }
+vhdtool_of() { case $1 in alt-*) echo "${ALT_VHDTOOL:-$VHDTOOL}" ;; *) echo "$VHDTOOL" ;; esac; }
 fmt_of() { echo "${1#*-}"; }
 
 for fmt in vhd vhdx; do
@@ -145,7 +147,7 @@ randwrite_round() {
   case $s in
     file-raw) img=$WORK/w.raw; rm -f "$img"; truncate -s "$SRC_SIZE" "$img" ;;
     *) img=$WORK/w.$(fmt_of "$s"); rm -f "$img"
-       "$VHDTOOL" create -f "$(fmt_of "$s")" -t dynamic -s "$SRC_SIZE" "$img" > /dev/null ;;
+       "$(vhdtool_of "$s")" create -f "$(fmt_of "$s")" -t dynamic -s "$SRC_SIZE" "$img" > /dev/null ;;
   esac
   serve "$s" "$img"
   fio_run "write.$s" randwrite 2
