@@ -31,7 +31,9 @@ if [ -n "$mib" ]; then
   echo 3 > /proc/sys/vm/drop_caches
   t2=$(up); dd if=/bench.bin of=/dev/null bs=1M 2> /dev/null; t3=$(up)
   rm -f /bench.bin; sync
-  echo "LINUXBOOT-BENCH: mib=$mib write_s=$(echo "$t0 $t1" | awk '{print $2-$1}') read_s=$(echo "$t2 $t3" | awk '{print $2-$1}')" > /dev/console
+  # The root's disk's queue: what read-ahead and request size it gets.
+  q=/sys/class/block/$(readlink -f "$(awk '$2=="/" {print $1}' /proc/mounts)" | sed 's,.*/,,')/../queue
+  echo "LINUXBOOT-BENCH: mib=$mib write_s=$(echo "$t0 $t1" | awk '{print $2-$1}') read_s=$(echo "$t2 $t3" | awk '{print $2-$1}') ra_kb=$(cat $q/read_ahead_kb) max_kb=$(cat $q/max_sectors_kb)" > /dev/console
 fi
 echo "LINUXBOOT-SYNCED $(up)" > /dev/console
 mount -o remount,ro / || echo "LINUXBOOT-WARN remount ro failed" > /dev/console
