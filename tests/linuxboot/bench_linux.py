@@ -26,6 +26,8 @@ def body(env, results):
     n = int(os.environ.get("LINUXBOOT_REPEAT", "3"))
     mib = int(os.environ.get("LINUXBOOT_BENCH_MIB", "32"))
     bench = f"vhdtest.bench={mib}"
+    if os.environ.get("LINUXBOOT_BENCH_MAXKB"):   # the root disk's max request, KiB
+        bench += f" vhdtest.maxkb={os.environ['LINUXBOOT_BENCH_MAXKB']}"
     figures = {}
     queues = {}
 
