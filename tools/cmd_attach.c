@@ -122,6 +122,8 @@ static int connect_client(const struct attachment *a, uint32_t sector_size)
   snprintf(pid, sizeof pid, "/sys/block/%s/pid", a->device);
   if (!nbd_wait_for(pid, 5000))
     return fail("%s: not connected 5 s after nbd-client", dev);
+  if (nbd_raise_request_size(a->device) < 0)
+    warn("%s: requests stay at the kernel's default size: %s", dev, strerror(errno));
   /* The kernel reads the partition table on the first open after the
    * size is set: done here, so /dev/nbdNp1 exists when attach returns. */
   int fd = open(dev, O_RDONLY | O_CLOEXEC);

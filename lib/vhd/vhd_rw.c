@@ -204,7 +204,8 @@ static int allocate_block(struct vhd_image *img, struct vhd_state *s, struct seg
 }
 
 /* Under the shared lock: can the segment be written without touching
- * metadata? (1 = yes, 0 = skip it, WRITE_NEEDS_EXCLUSIVE, or -errno) */
+ * metadata? (0 = yes, or nothing to write; WRITE_NEEDS_EXCLUSIVE, which is
+ * 1; or -errno) */
 static int plain_write_ok(struct vhd_image *img, struct vhd_state *s, struct seg g,
                           const uint8_t *p)
 {
@@ -227,7 +228,7 @@ static int plain_write_ok(struct vhd_image *img, struct vhd_state *s, struct seg
                      g.inblk / SECTOR, count, &set, &run);
   if (r < 0)
     return r;
-  return set && run == count ? 1 : WRITE_NEEDS_EXCLUSIVE;
+  return set && run == count ? 0 : WRITE_NEEDS_EXCLUSIVE;
 }
 
 /* Exclusive lock held: write one segment, allocating or marking sectors. */

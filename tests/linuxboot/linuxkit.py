@@ -429,6 +429,12 @@ def expect_root(b, problems, server, done="LINUXBOOT-ROOT-DONE"):
         problems.append(f"server: {marker}")
     if not b.has(done):
         problems.append(f"the boot did not finish ({done!r} missing)")
+    queue = b.value("LINUXBOOT-QUEUE")
+    if server == "@nbdkit" and queue:
+        kb = dict(kv.split("=", 1) for kv in queue.split()).get("max_kb", "")
+        if not kb.isdigit() or int(kb) < 1024:
+            problems.append(f"the NBD root takes requests of at most {kb or '?'} KiB "
+                            "(vhdboot-attach raises the kernel's 128 KiB to 1280)")
     warns = [l for l in b.lines if "LINUXBOOT-WARN" in l]
     if warns:
         problems.append(" | ".join(warns))

@@ -10,6 +10,10 @@ pid=$(cat /run/vhdboot/nbdkit.pid 2>/dev/null)
 name=
 [ -n "$pid" ] && name=$(tr '\0' ' ' < /proc/$pid/cmdline | cut -d' ' -f1)
 echo "LINUXBOOT-ROOT-MARKER $(up) root=$(awk '$2=="/" {print $1}' /proc/mounts) server=${name:-none}" > /dev/console
+# The root disk's request limits: the NBD path must not cut a 1 MiB read
+# into 128 KiB requests (linuxkit.expect_root checks).
+q=/sys/class/block/$(readlink -f "$(awk '$2=="/" {print $1}' /proc/mounts)" | sed 's,.*/,,')/../queue
+echo "LINUXBOOT-QUEUE: max_kb=$(cat $q/max_sectors_kb 2>/dev/null) ra_kb=$(cat $q/read_ahead_kb 2>/dev/null)" > /dev/console
 echo "written by the guest, boot $(cat /proc/sys/kernel/random/boot_id)" > /written.txt
 # vhdtest.bigmib=N: N MiB of random data instead of 8 (test_linux_bigdisk.py).
 big=8
@@ -27,11 +31,17 @@ for a in $(cat /proc/cmdline); do
   case "$a" in vhdtest.bench=*) mib=${a#*=} ;; esac
 done
 if [ -n "$mib" ]; then
+  # vhdtest.maxkb=N: the root disk's max request size for the run (what
+  # the NBD device's 128 KiB default costs, bench_linux.py).
+  for a in $(cat /proc/cmdline); do
+    case "$a" in vhdtest.maxkb=*) echo "${a#*=}" > $q/max_sectors_kb ;; esac
+  done
   t0=$(up); dd if=/dev/zero of=/bench.bin bs=1M count="$mib" conv=fsync 2> /dev/null; t1=$(up)
   echo 3 > /proc/sys/vm/drop_caches
   t2=$(up); dd if=/bench.bin of=/dev/null bs=1M 2> /dev/null; t3=$(up)
   rm -f /bench.bin; sync
-  echo "LINUXBOOT-BENCH: mib=$mib write_s=$(echo "$t0 $t1" | awk '{print $2-$1}') read_s=$(echo "$t2 $t3" | awk '{print $2-$1}')" > /dev/console
+  # The root's disk's queue: what read-ahead and request size it got.
+  echo "LINUXBOOT-BENCH: mib=$mib write_s=$(echo "$t0 $t1" | awk '{print $2-$1}') read_s=$(echo "$t2 $t3" | awk '{print $2-$1}') ra_kb=$(cat $q/read_ahead_kb) max_kb=$(cat $q/max_sectors_kb)" > /dev/console
 fi
 echo "LINUXBOOT-SYNCED $(up)" > /dev/console
 mount -o remount,ro / || echo "LINUXBOOT-WARN remount ro failed" > /dev/console

@@ -18,6 +18,8 @@
 
 #include "vhd.h"
 #include "scratch.h"
+#include "driver.h"
+#include "image.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
@@ -691,4 +693,33 @@ Test(vhd_rw, damaged_footer_copy)
   free(after);
   free(data);
   free(pat);
+}
+
+/* Under the shared lock the driver writes into blocks already allocated
+ * and asks for the exclusive lock only to allocate. It used to answer
+ * "exclusive" for every write (its "can write here" was the same value as
+ * WRITE_NEEDS_EXCLUSIVE), so every write of a dynamic VHD through the
+ * nbdkit plugin was serialized behind the image's write lock. */
+Test(vhd_rw, shared_lock_writes_in_place)
+{
+  struct vhd_create_params p;
+  vhd_create_params_init(&p);
+  p.format = VHD_FORMAT_VHD;
+  p.size = 16u << 20;
+  vhd_io *io;
+  vhd_image *img;
+  cr_assert_eq(vhd_io_new_memory(NULL, 0, "shared.vhd", VHD_IO_RDWR, &io), 0);
+  cr_assert_eq(vhd_create_io(io, &p, &img), 0, "%s", vhd_last_error());
+  uint8_t buf[4096], rb[4096];
+  memset(buf, 0x42, sizeof buf);
+  cr_assert_eq(img->drv->write(img, buf, sizeof buf, 0, false), WRITE_NEEDS_EXCLUSIVE,
+               "an allocating write went ahead under the shared lock");
+  cr_assert_eq(vhd_pwrite(img, buf, sizeof buf, 0), 0);
+  memset(buf, 0x43, sizeof buf);
+  cr_assert_eq(img->drv->write(img, buf, sizeof buf, 8192, false), 0,
+               "a write into an allocated block needed the exclusive lock");
+  cr_assert_eq(vhd_pread(img, rb, sizeof rb, 8192), 0);
+  cr_assert_eq(rb[0], 0x43);
+  cr_assert_eq(img->drv->write(img, buf, sizeof buf, 4u << 20, false), WRITE_NEEDS_EXCLUSIVE);
+  cr_assert_eq(vhd_close(img), 0);
 }

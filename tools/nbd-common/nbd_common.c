@@ -168,3 +168,40 @@ int nbd_stop_server(pid_t pid, int ms)
   errno = ETIMEDOUT;
   return -1;
 }
+
+/* What a virtio disk gets by default (BLK_DEF_MAX_SECTORS). */
+#define REQUEST_KB 1280u
+
+static int read_kb(const char *path, unsigned *kb)
+{
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return -1;
+  int n = fscanf(f, "%u", kb);
+  fclose(f);
+  if (n != 1) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+int nbd_raise_request_size(const char *name)
+{
+  char hw_path[96], path[96];
+  unsigned hw, now;
+  snprintf(hw_path, sizeof hw_path, "/sys/block/%s/queue/max_hw_sectors_kb", name);
+  snprintf(path, sizeof path, "/sys/block/%s/queue/max_sectors_kb", name);
+  if (read_kb(hw_path, &hw) < 0 || read_kb(path, &now) < 0)
+    return -1;
+  unsigned want = hw < REQUEST_KB ? hw : REQUEST_KB;
+  if (now >= want)
+    return 0;
+  FILE *f = fopen(path, "we");
+  if (!f)
+    return -1;
+  int ok = fprintf(f, "%u\n", want) > 0;
+  if (fclose(f) != 0 || !ok)
+    return -1;
+  return 0;
+}

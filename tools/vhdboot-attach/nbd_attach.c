@@ -132,6 +132,8 @@ int nbd_attach(const struct request *rq, const char *file, const char *run_dir,
   int rc = spawn_wait(prog, argv, NULL);
   if (rc != 0)
     return fail("nbd-client could not connect %s to nbdkit (exit %d)", dev, rc);
+  if (nbd_raise_request_size(out->disk) < 0)
+    note("%s: requests stay at the kernel's default size: %s", dev, strerror(errno));
   note("%s: served by nbdkit (%s) on %s, block size %s, %s connection%s", file,
        mode_name(rq->mode), dev, bs, conns, strcmp(conns, "1") ? "s" : "");
   return partitions(out->disk, rq->block_size ? rq->block_size : 512, out);
