@@ -106,7 +106,7 @@ int vhdx_bat_make_room(struct vhdx *s, uint64_t entries)
                                       VHDX_MIB);
   uint64_t first = in_place ? old_length / 8 : 0;
   if ((r = vhdx_begin_change(s)) < 0 || (r = write_region(s, dest, first, length)) < 0 ||
-      (r = io_flush(s->io)) < 0)
+      (r = vhdx_sync(s)) < 0)
     return r;
   /* Blocks allocated from now on go behind the new region, and the log
    * entry's last_file_offset covers it. */

@@ -44,7 +44,7 @@ int vhdx_cut_tail(struct vhdx *s)
     return 0;
   int r = io_set_size(s->io, end);
   if (r == 0)
-    r = io_flush(s->io);
+    r = vhdx_sync(s);
   if (r < 0)
     return r;
   s->file_size = end;

@@ -182,6 +182,14 @@ int vhdx_load_headers(struct vhdx *s, struct vhd_diag *d)
   return 0;
 }
 
+int vhdx_sync(struct vhdx *s)
+{
+  int r = io_flush(s->io);
+  if (r == 0)
+    s->hdr_refresh_unflushed = false;
+  return r;
+}
+
 int vhdx_header_update(struct vhdx *s, unsigned what, const uint8_t *log_guid)
 {
   if (s->hdr.sequence > UINT64_MAX - 2)
@@ -196,21 +204,28 @@ int vhdx_header_update(struct vhdx *s, unsigned what, const uint8_t *log_guid)
     memcpy(h.log_guid, log_guid, 16);
   h.log_version = 0;
   /* Never overwrite the current header in place: write the other slot,
-   * make it durable (it is now current), then refresh the old one. */
+   * make it durable (it is now current), then refresh the old one with
+   * the same contents. The refresh needs no flush of its own: lost or
+   * torn, it leaves the first copy current, which says the same. It must
+   * be durable only before the next update overwrites that first copy. */
   uint8_t raw[VHDX_HEADER_SIZE];
-  for (int i = 0; i < 2; i++) {
+  int r = s->hdr_refresh_unflushed ? vhdx_sync(s) : 0;
+  for (int i = 0; r == 0 && i < 2; i++) {
     int slot = 1 - s->hdr_slot;
     h.sequence++;
     vhdx_header_encode(&h, raw);
-    int r = io_pwrite(s->io, raw, sizeof raw, slot ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET);
-    if (r == 0)
-      r = io_flush(s->io);
-    if (r < 0) {
-      s->broken = true;
-      return r;
+    r = io_pwrite(s->io, raw, sizeof raw, slot ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET);
+    if (r == 0 && i == 0)
+      r = vhdx_sync(s);
+    if (r == 0) {
+      s->hdr = h;
+      s->hdr_slot = slot;
     }
-    s->hdr = h;
-    s->hdr_slot = slot;
   }
+  if (r < 0) {
+    s->broken = true;
+    return r;
+  }
+  s->hdr_refresh_unflushed = true;
   return 0;
 }

@@ -317,7 +317,7 @@ int vhdx_log_apply(struct vhdx *s, struct vhd_diag *d)
   if (r == 0 && size < s->log_last_file_offset)
     r = io_set_size(s->io, s->log_last_file_offset);
   if (r == 0)
-    r = io_flush(s->io);
+    r = vhdx_sync(s);
   if (r == 0)
     r = io_get_size(s->io, &s->file_size);
   if (r < 0) {

@@ -106,7 +106,7 @@ static int write_entry(struct vhdx *s, size_t n, const uint64_t *offsets,
                        n, offsets, data);
   int r = io_pwrite(s->io, buf, len, s->hdr.log_offset + s->log_pos);
   if (r == 0)
-    r = io_flush(s->io);
+    r = vhdx_sync(s);
   if (r == 0 && !s->log_guid_in_header) {
     r = vhdx_header_update(s, 0, s->session_log_guid);
     if (r == 0)
@@ -115,7 +115,7 @@ static int write_entry(struct vhdx *s, size_t n, const uint64_t *offsets,
   for (size_t i = 0; r == 0 && i < n; i++)
     r = io_pwrite(s->io, data + i * VHDX_SECTOR, VHDX_SECTOR, offsets[i]);
   if (r == 0)
-    r = io_flush(s->io);
+    r = vhdx_sync(s);
   s->log_pos = (uint32_t)(((uint64_t)s->log_pos + len) % s->hdr.log_length);
   return r;
 }
@@ -131,7 +131,7 @@ int vhdx_log_commit(struct vhdx *s)
     return vhd_error(ENOTSUP, "%s: the file has no usable log, so its metadata cannot be "
                      "changed", s->path);
   /* The BAT must only ever point at durable data. */
-  int r = io_flush(s->io);
+  int r = vhdx_sync(s);
   if (r < 0)
     return r;
   struct change_list c;

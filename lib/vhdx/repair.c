@@ -75,7 +75,7 @@ static int repair_regions(struct vhdx *s, struct vhd_diag *d)
     r = io_pwrite(s->io, raw + (size_t)from * VHDX_REGION_SIZE, VHDX_REGION_SIZE,
                   to ? VHDX_REGION2_OFFSET : VHDX_REGION1_OFFSET);
     if (r == 0)
-      r = io_flush(s->io);
+      r = vhdx_sync(s);
     if (r == 0)
       diag_repaired(d, "%s: region table %d rewritten from region table %d (%s)", s->path,
                     to + 1, from + 1, why[0] ? why : "the copies differed");
@@ -141,7 +141,7 @@ static int repair_tail(struct vhdx *s, struct vhd_diag *d)
   uint64_t was = s->file_size;
   int r = io_set_size(s->io, end);
   if (r == 0)
-    r = io_flush(s->io);
+    r = vhdx_sync(s);
   if (r < 0)
     return r;
   s->file_size = end;

@@ -142,7 +142,7 @@ static int trim_tail(struct vhdx *s)
   int r = io_get_size(s->io, &size);
   if (r < 0 || size <= end)
     return r;
-  if ((r = io_set_size(s->io, end)) < 0 || (r = io_flush(s->io)) < 0)
+  if ((r = io_set_size(s->io, end)) < 0 || (r = vhdx_sync(s)) < 0)
     return r;
   /* Punched space remembered for reuse may lie past the cut. */
   slots_drop_from(&s->slots, end);

@@ -461,7 +461,7 @@ int vhdx_flush(struct vhd_image *img)
 {
   struct vhdx *s = vhdx_of(img);
   if (!s->meta_dirty)
-    return io_flush(s->io);
+    return vhdx_sync(s);
   /* Blocks freed at the end leave space that belongs to nothing once the
    * commit is durable: cut it, as compact does, rather than leak it. */
   bool freed = s->slots.freed.count > 0;

@@ -220,6 +220,8 @@ struct vhdx {
 
   struct vhdx_header hdr;      /* the current header */
   int hdr_slot;                /* 0: header 1 at 64 KiB is current; 1: header 2 */
+  bool hdr_refresh_unflushed;  /* the last update's second copy may not be
+                                  durable yet (vhdx_header_update) */
 
   struct vhdx_regions reg;
 
@@ -290,6 +292,9 @@ int vhdx_load_headers(struct vhdx *s, struct vhd_diag *d);
 #define VHDX_NEW_FILE_GUID 0x1u
 #define VHDX_NEW_DATA_GUID 0x2u
 int vhdx_header_update(struct vhdx *s, unsigned what, const uint8_t *log_guid);
+/* io_flush for the driver: it also knows that every header copy is now
+ * durable. */
+int vhdx_sync(struct vhdx *s);
 /* A fresh random GUID in the on-disk layout. */
 void vhdx_new_guid(uint8_t guid[16]);
 /* Report a problem that stops the open even when collecting findings:
