@@ -38,14 +38,6 @@ static bool firmware_can_grow(const struct host_volume *vol)
           vol->map.kind == FSMAP_FAT32);
 }
 
-/* Bytes one new block takes in the file: the block, its VHD sector bitmap
- * or the VHDX alignment of the next block. */
-static uint64_t one_block(const struct vhd_info *in)
-{
-  uint64_t bs = in->block_size;
-  return in->format == VHD_FORMAT_VHDX ? bs + (1u << 20) : bs + (bs / 4096 + 511) / 512 * 512;
-}
-
 /* rw on a host where the file cannot grow: the file system must have been
  * shut down cleanly (fsmap.h, unclean), every byte of the file must be
  * written data (the loader writes through the disk, and the host file
@@ -72,11 +64,11 @@ static int prepared_room(struct boot_image *out, uint64_t want, const struct hos
                      "and the loader cannot grow files on %s; run 'vhdtool boot-prepare' on "
                      "it from the running system first (or set reserve=0: writes into "
                      "allocated blocks only)", path, vol->name);
-  if (rs.free_bytes < one_block(&out->info))
+  if (rs.free_bytes < reserve_block_bytes(&out->info))
     return vhd_error(ENOSPC, "%s: mode=rw: the prepared reserve is used up (%llu KiB free, "
                      "a new block needs %llu KiB); run 'vhdtool boot-prepare' on it from the "
                      "running system", path, (unsigned long long)(rs.free_bytes >> 10),
-                     (unsigned long long)(one_block(&out->info) >> 10));
+                     (unsigned long long)(reserve_block_bytes(&out->info) >> 10));
   if (rs.free_bytes < want)
     con_printf("vhdboot: note: %s: %llu MiB of prepared reserve, less than the %llu MiB "
                "wanted\n", path, (unsigned long long)(rs.free_bytes >> 20),

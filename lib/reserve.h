@@ -50,6 +50,12 @@ void reserve_record_encode(uint8_t rec[RESERVE_RECORD_SIZE], const struct reserv
  * whole disk. The one rule for vhdboot.efi and vhd_boot_prepare. */
 uint64_t reserve_default_bytes(const struct vhd_info *info);
 
+/* Bytes one new block of such an image takes in the file: the block and
+ * its VHD sector bitmap with the padding that puts its data on 4 KiB, or
+ * for VHDX the block and the 1 MiB a sector bitmap block or alignment may
+ * add. */
+uint64_t reserve_block_bytes(const struct vhd_info *info);
+
 /* Looks for a valid record at the end of io (size bytes long) for a file
  * of the given format: the magic, version and CRC, P == size, T as the
  * format wants it (VHD 512, VHDX 0), 512 <= L <= the record's offset, and

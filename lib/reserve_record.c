@@ -18,11 +18,23 @@ void reserve_record_encode(uint8_t rec[RESERVE_RECORD_SIZE], const struct reserv
   put_le32(rec + 32, crc32_of(rec, 32));
 }
 
+uint64_t reserve_block_bytes(const struct vhd_info *in)
+{
+  uint64_t bs = in->block_size ? in->block_size : (2u << 20);
+  if (in->format == VHD_FORMAT_VHDX)
+    return bs + (1u << 20);   /* a sector bitmap block, or the next block's 1 MiB alignment */
+  /* VHD: a bit per sector, padded so that the data starts on a 4 KiB
+   * boundary, as libvhd lays out every new block. */
+  uint64_t bitmap = (bs / 4096 + 511) / 512 * 512;
+  return (bs + bitmap + 4095) / 4096 * 4096;
+}
+
 uint64_t reserve_default_bytes(const struct vhd_info *in)
 {
   /* Four blocks or 64 MiB, whichever is larger, and never more than the
-   * blocks the disk could still need; VHDX adds 1 MiB for a sector bitmap
-   * block and the alignment of the next block. */
+   * blocks the disk could still need. VHD adds the first block's
+   * alignment; VHDX 2 MiB for a sector bitmap block and the alignment of
+   * the next block. */
   uint64_t bs = in->block_size ? in->block_size : (2u << 20);
   uint64_t free_blocks =
       in->total_blocks > in->allocated_blocks ? in->total_blocks - in->allocated_blocks : 0;
@@ -31,11 +43,11 @@ uint64_t reserve_default_bytes(const struct vhd_info *in)
     blocks = 4;
   if (blocks > free_blocks)
     blocks = free_blocks;
-  uint64_t bitmap = (bs / 4096 + 511) / 512 * 512;   /* VHD: a bit per sector */
-  uint64_t r = blocks * (bs + bitmap) + 512;
-  if (in->format == VHD_FORMAT_VHDX)
-    r += 2u << 20;
-  return r;
+  if (in->format == VHD_FORMAT_VHDX) {
+    uint64_t bitmap = (bs / 4096 + 511) / 512 * 512;
+    return blocks * (bs + bitmap) + 512 + (2u << 20);
+  }
+  return blocks * reserve_block_bytes(in) + 4096;
 }
 
 static bool decode(const uint8_t *rec, struct reserve_record *r)

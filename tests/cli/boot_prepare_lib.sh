@@ -35,8 +35,10 @@ print(r["free"] if r else 0)'
 
 # default_reserve IMG: the default rule as docs/efi-loader.md states it
 # (reserve=auto): 4 blocks or 64 MiB, whichever is larger, at most the
-# blocks the disk could still allocate; each block with its VHD sector
-# bitmap, plus a sector, plus 2 MiB for VHDX (a bitmap block, alignment).
+# blocks the disk could still allocate. VHD: each block with its sector
+# bitmap, padded to 4 KiB (the data's alignment), plus 4 KiB; VHDX: each
+# block with a VHD-sized bitmap, plus a sector and 2 MiB (a bitmap block,
+# alignment).
 default_reserve() {
   "$VHDTOOL" info --json "$1" | "$PYTHON" -c '
 import json, sys
@@ -44,7 +46,10 @@ i = json.load(sys.stdin)
 bs = i["block-size"]
 blocks = min(max(4, (64 << 20) // bs), max(0, i["total-blocks"] - i["allocated-blocks"]))
 bitmap = (bs // 4096 + 511) // 512 * 512
-print(blocks * (bs + bitmap) + 512 + ((2 << 20) if i["format"] == "vhdx" else 0))'
+if i["format"] == "vhdx":
+    print(blocks * (bs + bitmap) + 512 + (2 << 20))
+else:
+    print(blocks * ((bs + bitmap + 4095) // 4096 * 4096) + 4096)'
 }
 
 vhdtool_clean() { "$VHDTOOL" check "$1" > check.out 2>&1; }
