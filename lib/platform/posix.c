@@ -3,9 +3,12 @@
 /* The platform shim on a hosted POSIX system: libc, libuuid, pthreads. */
 #include "platform.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 void *vhd_malloc(size_t size) { return malloc(size ? size : 1); }
@@ -25,8 +28,33 @@ void vhd_aligned_free(void *p) { free(p); }
 
 uint64_t vhd_time_now(void) { return (uint64_t)time(NULL); }
 
+/* 16 random bytes that never wait for the kernel's entropy pool: these
+ * GUIDs name an image and its changes, they guard no secret. Early in a
+ * boot, where vhdboot-attach serves a VHDX root, the pool is not ready;
+ * libuuid's uuid_generate_random then retries for up to a second per
+ * GUID, and a VHDX header update (two GUIDs) held the root's first write
+ * for 2 s. */
+static bool random_bytes_now(uint8_t *buf, size_t n)
+{
+#ifdef GRND_INSECURE
+  if (getrandom(buf, n, GRND_INSECURE) == (ssize_t)n)
+    return true;   /* Linux >= 5.6 */
+#endif
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  bool ok = read(fd, buf, n) == (ssize_t)n;
+  close(fd);
+  return ok;
+}
+
 void vhd_uuid_generate(uint8_t uuid[16])
 {
+  if (random_bytes_now(uuid, 16)) {
+    uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);   /* RFC 4122 version 4 */
+    uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+    return;
+  }
   uuid_t u;
   uuid_generate_random(u);
   memcpy(uuid, u, 16);
