@@ -13,10 +13,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-compact-bench}
+BENCH_NAME=compact-bench
+. "$HERE/common.sh"
 ROUNDS=${ROUNDS:-3}
 SIZE_MIB=${SIZE_MIB:-2048}
 FORMATS=${FORMATS:-"vhd vhdx"}

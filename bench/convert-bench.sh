@@ -14,11 +14,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}
-VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
-TIMER=${TIMER:-$BUILD/bench/bench-timer}
+BENCH_NAME=convert-bench
+. "$HERE/common.sh"
 NOSYNC=${NOSYNC:-$BUILD/bench/nosync.so}
 QEMU_IMG=${QEMU_IMG:-qemu-img}
 ROUNDS=5
@@ -70,9 +67,6 @@ while getopts "r:w:o:q:i:s:nx:h" opt; do
 done
 case $QEMU_SYNC in no|yes|both) ;; *) echo "-q takes no, yes or both" >&2; exit 2 ;; esac
 case $FROM_INPUT in vhdtool|qemu) ;; *) echo "-i takes vhdtool or qemu" >&2; exit 2 ;; esac
-
-die() { echo "convert-bench: $*" >&2; exit 1; }
-note() { echo "convert-bench: $*" >&2; }
 
 [ -x "$VHDTOOL" ] || die "no vhdtool at $VHDTOOL (cmake -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench -j2)"
 [ -x "$TIMER" ] || die "no bench-timer at $TIMER (build the bench directory)"

@@ -15,10 +15,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}/merge
-VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
+BENCH_NAME=merge-bench
+. "$HERE/common.sh"
+BENCH_DIR=$BENCH_DIR/merge
 ROUNDS=${ROUNDS:-3}
 FORMATS=${FORMATS:-"vhd vhdx"}
 SIZE_MIB=2048

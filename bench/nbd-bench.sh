@@ -18,10 +18,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}
-VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
+BENCH_NAME=nbd-bench
+. "$HERE/common.sh"
 NBD_PLUGIN=${NBD_PLUGIN:-$BUILD/nbd-plugin/nbdkit-vhd-plugin.so}
 ROUNDS=5
 FIO_ROUNDS=3
@@ -58,10 +56,6 @@ while getopts "r:R:t:o:f:s:h" opt; do
     *) usage >&2; exit 2 ;;
   esac
 done
-
-die() { echo "nbd-bench: $*" >&2; exit 1; }
-note() { echo "nbd-bench: $*" >&2; }
-has_op() { case " $OPS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 [ -x "$VHDTOOL" ] || die "no vhdtool at $VHDTOOL (cmake -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench -j2)"
 [ -f "$NBD_PLUGIN" ] || die "no plugin at $NBD_PLUGIN"
@@ -117,10 +111,6 @@ stop() {
   wait "${!var}" 2>/dev/null || true
 }
 
-# cpu_ticks PID: user+system clock ticks the process has used.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-TICK=$(getconf CLK_TCK)
-
 uri() { echo "nbd+unix:///?socket=$WORK/$1.sock"; }
 
 # The servers. Read-only ones stay up for every read round.
@@ -172,14 +162,6 @@ verify_exports() {
     [ "$got" = "$SRC_SHA" ] || die "$s does not serve the source disk (sha256 $got)"
     note "$s serves the source disk (sha256 ${got:0:12}...)"
   done
-}
-
-# rotate N ITEMS...: the items rotated left by N.
-rotate() {
-  local n=$1; shift
-  local a=("$@") k=${#a[@]}
-  local i
-  for ((i = 0; i < k; i++)); do echo "${a[$(((i + n) % k))]}"; done
 }
 
 # --- runs ---------------------------------------------------------------------------
@@ -267,7 +249,6 @@ statmax() {
     { v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%g %g\n", m, v[NR] }'
 }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "nan"; else printf "%.4f", a / b }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 summary() {
   echo

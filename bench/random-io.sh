@@ -17,10 +17,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}
-VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
+BENCH_NAME=random-io
+. "$HERE/common.sh"
 NBD_PLUGIN=${NBD_PLUGIN:-$BUILD/nbd-plugin/nbdkit-vhd-plugin.so}
 ROUNDS=3
 SECONDS_PER_RUN=5
@@ -53,10 +51,6 @@ while getopts "r:t:c:o:s:h" opt; do
     *) usage >&2; exit 2 ;;
   esac
 done
-
-die() { echo "random-io: $*" >&2; exit 1; }
-note() { echo "random-io: $*" >&2; }
-has_op() { case " $OPS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 [ -x "$VHDTOOL" ] || die "no vhdtool at $VHDTOOL (set BUILD)"
 [ -f "$NBD_PLUGIN" ] || die "no plugin at $NBD_PLUGIN"
@@ -110,9 +104,6 @@ serve() {
 }
 unserve() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=; }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-TICK=$(getconf CLK_TCK)
-
 # fio_run RESULT RW JOBS: one run against $SOCK; records "iops us_cpu_per_request".
 fio_run() {
   local f=$1 rw=$2 jobs=$3 c0 c1
@@ -159,12 +150,6 @@ randwrite_round() {
   rm -f "$img"
 }
 
-rotate() {
-  local n=$1; shift
-  local a=("$@") k=$# i
-  for ((i = 0; i < k; i++)); do echo "${a[$(((i + n) % k))]}"; done
-}
-
 for ((r = 0; r < ROUNDS; r++)); do
   note "round $((r + 1)) of $ROUNDS"
   for s in $(rotate "$r" "${SERVERS[@]}"); do
@@ -179,7 +164,6 @@ median() {
   awk -v c="$2" '{ print $c }' "$RESULTS/$1" | sort -g | awk '
     { v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 summary() {
   echo "## random-io $(date -u '+%Y-%m-%d %H:%M UTC')"

@@ -10,11 +10,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}
+BENCH_NAME=random-write-bench
+. "$HERE/common.sh"
 RWB=${RWB:-$BUILD/bench/random-write-bench}
-TIMER=${TIMER:-$BUILD/bench/bench-timer}
 COUNT=5000
 ROUNDS=3
 SEED=20240601
@@ -39,7 +37,6 @@ while getopts "n:r:S:f:c:h" opt; do
     h) usage; exit 0 ;; *) usage >&2; exit 2 ;;
   esac
 done
-die() { echo "random-write-bench: $*" >&2; exit 1; }
 [ -x "$RWB" ] || die "no $RWB (build the bench directory in $BUILD)"
 [ -x "$TIMER" ] || die "no $TIMER"
 

@@ -17,11 +17,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}
-VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
-TIMER=${TIMER:-$BUILD/bench/bench-timer}
+BENCH_NAME=remote-bench
+. "$HERE/common.sh"
 PLUGIN=${PLUGIN:-$BUILD/nbd-plugin/nbdkit-vhd-plugin.so}
 FILTER=${FILTER:-$BUILD/nbd-plugin/nbdkit-vhd-filter.so}
 ROUNDS=3
@@ -37,7 +34,6 @@ while getopts "r:s:p:h" opt; do
        exit 2 ;;
   esac
 done
-die() { echo "remote-bench: $*" >&2; exit 1; }
 for f in "$VHDTOOL" "$TIMER"; do [ -x "$f" ] || die "no $f"; done
 for f in "$PLUGIN" "$FILTER"; do [ -f "$f" ] || die "no $f"; done
 command -v lighttpd > /dev/null || die "no lighttpd"

@@ -13,11 +13,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-BENCH_DIR=${BENCH_DIR:-/var/tmp/libvhd-bench}
-VHDTOOL=${VHDTOOL:-$BUILD/tools/vhdtool}
-TIMER=${TIMER:-$BUILD/bench/bench-timer}
+BENCH_NAME=source-bench
+. "$HERE/common.sh"
 ROUNDS=5
 SRC=
 
@@ -28,7 +25,6 @@ while getopts "r:s:h" opt; do
     *) echo "usage: $0 [-r ROUNDS] [-s RAW]  (env BUILD, BENCH_DIR, VHDTOOL, TIMER)" >&2; exit 2 ;;
   esac
 done
-die() { echo "source-bench: $*" >&2; exit 1; }
 [ -x "$VHDTOOL" ] || die "no vhdtool at $VHDTOOL"
 [ -x "$TIMER" ] || die "no bench-timer at $TIMER"
 command -v qemu-img > /dev/null || die "no qemu-img"
