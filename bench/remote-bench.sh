@@ -47,38 +47,13 @@ if [ -z "$SRC" ]; then
   "$HERE/make-dataset" "$SRC" > /dev/null || die "make-dataset failed"
 fi
 WORK=$(mktemp -d "$BENCH_DIR/remote-bench.XXXXXX")
-LPID=
-trap '[ -z "$LPID" ] || kill "$LPID" 2>/dev/null; rm -rf "$WORK"' EXIT
+. "$ROOT/tests/nbd/http_server.sh"
+trap '[ -z "$HTTP_PID" ] || kill "$HTTP_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
-mkdir "$WORK/www"
+http_setup "$WORK"
 "$VHDTOOL" convert -O vhdx "$SRC" "$WORK/www/disk.vhdx"
 SIZE=$(stat -c %s "$SRC")
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-URL=http://127.0.0.1:$PORT/disk.vhdx
-cat > "$WORK/lighttpd.conf" <<EOF
-server.document-root = "$WORK/www"
-server.bind = "127.0.0.1"
-server.port = $PORT
-server.modules = ("mod_accesslog")
-accesslog.filename = "$WORK/access.log"
-server.errorlog = "$WORK/error.log"
-EOF
-# lighttpd buffers its log: one server per run, counted after it stops.
-start_http() {
-  rm -f "$WORK/access.log"
-  lighttpd -D -f "$WORK/lighttpd.conf" &
-  LPID=$!
-  for _ in $(seq 50); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null && return
-    sleep 0.1
-  done
-  die "lighttpd did not start"
-}
-stop_http() {
-  kill "$LPID"; wait "$LPID" 2>/dev/null || true; LPID=
-  REQUESTS=0
-  [ ! -f "$WORK/access.log" ] || REQUESTS=$(wc -l < "$WORK/access.log")
-}
+URL=http://127.0.0.1:$HTTP_PORT/disk.vhdx
 
 job() {
   case $1 in
@@ -101,7 +76,7 @@ for ((round = 0; round < ROUNDS; round++)); do
   for name in "${order[@]}"; do
     job "$name"
     cat "$WORK/www/disk.vhdx" > /dev/null
-    [ "$name" = local ] || start_http
+    [ "$name" = local ] || start_http || die "lighttpd did not start: $(cat "$WORK/error.log")"
     "$TIMER" -o "$WORK/$name.times" -- "${CMD[@]}" > /dev/null || die "$name failed"
     [ "$name" = local ] || { stop_http; REQS[$name]=$REQUESTS; }
   done

@@ -14,57 +14,22 @@
 # with the cache cut to nothing, one per read of data (the control).
 . "$(dirname "$0")/../interop/common.sh"
 . "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/http_server.sh"
 need_filter
 need_cmd lighttpd qemu-io
 nbdkit curl --dump-plugin >/dev/null 2>&1 || skip_all "nbdkit's curl plugin is not installed (nbdkit-plugin-curl)"
 
-LIGHTTPD_PID=
-trap '[ -n "$LIGHTTPD_PID" ] && kill "$LIGHTTPD_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap '[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 SIZE=$((64 * 1024 * 1024))
 MODEL="$WORK/model.raw"
 # Half data: random bytes in the first 32 MiB, zeros after.
 head -c $((SIZE / 2)) /dev/urandom > "$MODEL"
 truncate -s "$SIZE" "$MODEL"
-mkdir -p "$WORK/www"
+http_setup "$WORK"
 "$VHDTOOL" convert -O vhdx -t dynamic "$MODEL" "$WORK/www/disk.vhdx" &&
 "$VHDTOOL" convert -O vhd -t fixed "$MODEL" "$WORK/www/disk.vhd" ||
   { not_ok "making the images"; finish; exit; }
-
-PORT=$($PYTHON -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-LOG="$WORK/access.log"
-cat > "$WORK/lighttpd.conf" <<EOF
-server.document-root = "$WORK/www"
-server.bind = "127.0.0.1"
-server.port = $PORT
-server.modules = ("mod_accesslog")
-accesslog.filename = "$LOG"
-server.errorlog = "$WORK/error.log"
-EOF
-# start_http: a fresh lighttpd with an empty access log. lighttpd buffers
-# its log, so requests are counted once it has stopped (stop_http sets
-# REQUESTS; not in a $(...) subshell, which would keep the pid set here).
-start_http() {
-  rm -f "$LOG"
-  lighttpd -D -f "$WORK/lighttpd.conf" &
-  LIGHTTPD_PID=$!
-  local i
-  for i in $(seq 50); do
-    $PYTHON -c "import socket; socket.create_connection(('127.0.0.1', $PORT))" 2>/dev/null &&
-      return 0
-    sleep 0.1
-  done
-  return 1
-}
-stop_http() {
-  kill "$LIGHTTPD_PID" 2>/dev/null
-  wait "$LIGHTTPD_PID" 2>/dev/null
-  LIGHTTPD_PID=
-  # The probe connection above sent no request, so it is not logged.
-  REQUESTS=0
-  [ -f "$LOG" ] && REQUESTS=$(wc -l < "$LOG")
-  return 0
-}
 
 # 1000 random 4 KiB-aligned reads, as qemu-io commands.
 $PYTHON -c "
@@ -74,7 +39,7 @@ print(' '.join(\"-c 'read %d 4096'\" % (random.randrange($SIZE // 4096) * 4096) 
 " > "$WORK/reads"
 
 for img in disk.vhdx disk.vhd; do
-  url="http://127.0.0.1:$PORT/$img"
+  url="http://127.0.0.1:$HTTP_PORT/$img"
   container=$(stat -c %s "$WORK/www/$img")
   bound=$(( (container + 1048575) / 1048576 + 16 ))
 
@@ -105,7 +70,7 @@ done
 # unallocated blocks, which cost nothing) costs a request. Shows that the
 # counting sees the requests (a count of 0 would pass every bound above).
 start_http || { not_ok "lighttpd did not start"; finish; exit; }
-filtered -r curl "http://127.0.0.1:$PORT/disk.vhdx" cache-block=4K cache-size=8K -- \
+filtered -r curl "http://127.0.0.1:$HTTP_PORT/disk.vhdx" cache-block=4K cache-size=8K -- \
   "qemu-io -r -f raw $(cat "$WORK/reads") \"\$uri\" > /dev/null" 2> "$WORK/err"
 rc=$?
 stop_http; uncached=$REQUESTS
