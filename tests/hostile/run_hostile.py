@@ -97,6 +97,18 @@ def run(argv, timeout, stdin=b'', env=None, out_path=None):
     return Result(rc, out, size, out_path, err, ru.ru_maxrss, time.monotonic() - start,
                   timed_out)
 
+def server_trouble(r):
+    """What went wrong with an nbdkit run as a process, or None: it hung,
+    wrote without bound, or crashed (a signal or a sanitizer's report)."""
+    if r.timed_out:
+        return 'hung'
+    if r.rc == -signal.SIGXFSZ:
+        return 'wrote more than %d MiB: unbounded' % (FSIZE_LIMIT >> 20)
+    if any(s in r.err for s in SANITIZER) or r.rc < 0:
+        return 'crashed: %r' % r.err[:300]
+    return None
+
+
 def file_has(path, needles, limit=1 << 31):
     """Does the file contain any needle? Reads in pieces (holes are cheap
     on tmpfs); files past limit are scanned over their first limit bytes."""
@@ -417,12 +429,9 @@ class Runner:
             # Sizes first: a file grown by a TiB of holes is not worth hashing.
             if before and (os.path.getsize(f) != before[0] or sha256(f) != before[1]):
                 probs.append('a refused log replay changed the file')
-            if r.timed_out:
-                probs.append('hung')
-            elif r.rc == -signal.SIGXFSZ:
-                probs.append('wrote more than %d MiB: unbounded' % (FSIZE_LIMIT >> 20))
-            elif any(s in r.err for s in SANITIZER) or r.rc < 0:
-                probs.append('crashed: %r' % r.err[:300])
+            trouble = server_trouble(r)
+            if trouble:
+                probs.append(trouble)
             elif exp == 'refuse' and not refused:
                 probs.append('served (expected a refusal at startup), exit %d' % r.rc)
             elif exp == 'serve' and r.rc != 0:
@@ -467,12 +476,9 @@ class Runner:
             errs = [l for l in r.err.decode('utf-8', 'replace').splitlines() if 'error' in l]
             self.runs += 1
             probs = []
-            if r.timed_out:
-                probs.append('hung')
-            elif r.rc == -signal.SIGXFSZ:
-                probs.append('wrote more than %d MiB: unbounded' % (FSIZE_LIMIT >> 20))
-            elif any(s in r.err for s in SANITIZER) or r.rc < 0:
-                probs.append('crashed: %r' % r.err[:300])
+            trouble = server_trouble(r)
+            if trouble:
+                probs.append(trouble)
             elif refused and not (errs and ('nbdkit-vhd-filter' in errs[0] or
                                             os.path.basename(f) in errs[0])):
                 # (the file plugin below refuses a FIFO itself, naming the file)
