@@ -28,3 +28,11 @@ rotate() {
 
 # ratio A B: A / B to two places, "-" when either is missing or B is 0.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
+# timer_stats FILE: of bench-timer's lines ("wall_ms user_ms sys_ms" per
+# run), the median and minimum wall time and the median CPU time, in ms.
+median_of_lines() { sort -n | awk '{ v[NR] = $1 } END { printf "%.0f", v[int((NR + 1) / 2)] }'; }
+timer_stats() {
+  echo "$(cut -d' ' -f1 "$1" | median_of_lines) $(cut -d' ' -f1 "$1" | sort -n | head -1 | cut -d. -f1)" \
+       "$(awk '{ print $2 + $3 }' "$1" | median_of_lines)"
+}

@@ -82,18 +82,13 @@ for ((round = 0; round < ROUNDS; round++)); do
   done
 done
 
-median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.0f", v[int((NR + 1) / 2)] }'; }
-stats() {
-  echo "$(cut -d' ' -f1 "$1" | median) $(cut -d' ' -f1 "$1" | sort -n | head -1 | cut -d. -f1)" \
-       "$(awk '{ print $2 + $3 }' "$1" | median)"
-}
 echo "image: dynamic VHDX of $SRC ($SIZE bytes virtual, $(stat -c %s "$WORK/www/disk.vhdx") bytes file), $ROUNDS rounds"
 echo "filter parameters: ${FILTER_PARAMS[*]:-(defaults)}; $(qemu-img --version | head -1)"
 [ -n "$QEMU" ] || echo "qemu-img has no curl driver (install qemu-block-extra): qemu job skipped"
-read -r lm _ _ <<< "$(stats "$WORK/local.times")"
+read -r lm _ _ <<< "$(timer_stats "$WORK/local.times")"
 printf '%-8s %10s %10s %10s %10s %8s\n' job "median ms" "min ms" "cpu ms" "requests" "ratio"
 for name in "${JOBS[@]}"; do
-  read -r m mn c <<< "$(stats "$WORK/$name.times")"
+  read -r m mn c <<< "$(timer_stats "$WORK/$name.times")"
   printf '%-8s %10s %10s %10s %10s %8s\n' "$name" "$m" "$mn" "$c" "${REQS[$name]:--}" \
     "$(awk -v a="$m" -v b="$lm" 'BEGIN { printf "%.2f", a / b }')"
 done

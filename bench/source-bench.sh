@@ -73,18 +73,12 @@ for name in vmdk-vhdx qcow2-vhd; do
   done
 done
 
-# median and minimum of column 1 (wall ms), median of columns 2+3 (CPU ms).
-median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.0f", v[int((NR + 1) / 2)] }'; }
-stats() {
-  echo "$(cut -d' ' -f1 "$1" | median) $(cut -d' ' -f1 "$1" | sort -n | head -1 | cut -d. -f1)" \
-       "$(awk '{ print $2 + $3 }' "$1" | median)"
-}
 echo "source: $SRC ($(stat -c %s "$SRC") bytes), $ROUNDS rounds, $(qemu-img --version | head -1)"
 printf '%-10s %-8s %10s %10s %10s %8s\n' job tool "median ms" "min ms" "cpu ms" ratio
 for name in vmdk-vhdx qcow2-vhd; do
-  read -r qm qmin qc <<< "$(stats "$WORK/$name-qemu.times")"
+  read -r qm qmin qc <<< "$(timer_stats "$WORK/$name-qemu.times")"
   for tool in vhdtool qemu; do
-    read -r m mn c <<< "$(stats "$WORK/$name-$tool.times")"
+    read -r m mn c <<< "$(timer_stats "$WORK/$name-$tool.times")"
     printf '%-10s %-8s %10s %10s %10s %8s\n' "$name" "$tool" "$m" "$mn" "$c" \
       "$(awk -v a="$m" -v b="$qm" 'BEGIN { printf "%.2f", a / b }')"
   done
